@@ -1,0 +1,49 @@
+"""The one error type of :mod:`derive`, raised through one helper."""
+
+__all__ = ["DeriveError", "check_argument"]
+
+
+class DeriveError(ValueError):
+    """Bad input to :mod:`derive`: the message names the bad value and what is allowed."""
+
+
+def check_argument(condition, message, *args):
+    """Raise :class:`DeriveError` with ``message.format(*args)`` unless ``condition`` holds.
+
+    Examples
+    ========
+
+    >>> check_argument(2 >= 1, "order must be >= 1, got {}", 2)
+    >>> check_argument(0 >= 1, "order must be >= 1, got {}", 0)
+    Traceback (most recent call last):
+    ...
+    derive._errors.DeriveError: order must be >= 1, got 0
+    """
+    if not condition:
+        raise DeriveError(message.format(*args))
+
+
+def check_order(order, *, name="order"):
+    """Validate a number of terms: an integer >= 1 (bools are refused)."""
+    check_argument(
+        isinstance(order, int) and not isinstance(order, bool) and order >= 1,
+        "{} must be an integer >= 1, got {!r}", name, order,
+    )
+    return order
+
+
+def check_classes(classes):
+    """Validate a number of classes: ``None`` (symbolic N) or an integer >= 2."""
+    check_argument(
+        classes is None
+        or (isinstance(classes, int) and not isinstance(classes, bool) and classes >= 2),
+        "classes must be an integer >= 2 (or None for a symbolic N), got {!r}", classes,
+    )
+    return classes
+
+
+def check_choice(value, allowed, *, name):
+    """Validate that ``value`` is one of ``allowed``."""
+    check_argument(value in allowed, "{} must be one of {}, got {!r}",
+                   name, ", ".join(map(str, allowed)), value)
+    return value
