@@ -1,0 +1,36 @@
+r"""Symbolic expansion of knowledge distillation in 1/T, with proofs and LaTeX.
+
+The expansion engine (:mod:`derive.series`) turns any objective written as a sympy expression
+(:mod:`derive.objectives`) into its power series in :math:`1/T`, for a symbolic number of
+classes, by arithmetic on class moments. :data:`STATEMENTS` is the registry of THEORY.md's
+statements, each with its symbolic proof; :mod:`verify` checks them numerically.
+
+This package never imports torch.
+
+Examples
+========
+
+>>> import derive
+>>> derive.expand("gradient", order=1).terms[0].latex
+'\\frac{1}{N} \\left(z_{i} - v_{i} - \\left\\langle z \\right\\rangle + \\left\\langle v \\right\\rangle\\right)'
+>>> derive.STATEMENTS["infinite-temperature"].prove().verdict
+'holds'
+"""
+
+from ._errors import DeriveError
+from .expansion import QUANTITIES, Expansion, Term, expand, leading_pieces
+from .latex import expression_latex, term_latex
+from .notation import (COMPONENTS, N, T, ClassMean, canonical, class_sum, concrete, epsilon,
+                       logit_symbols, moment, parse, v_i, z_i)
+from .objectives import OBJECTIVES, Objective
+from .report import report_document, write_report
+from .series import power_series
+from .statements import STATEMENTS, ProofResult, Statement, prove_all
+
+__all__ = [
+    "DeriveError", "QUANTITIES", "Expansion", "Term", "expand", "leading_pieces",
+    "expression_latex", "term_latex", "COMPONENTS", "N", "T", "ClassMean", "canonical",
+    "class_sum", "concrete", "epsilon", "logit_symbols", "moment", "parse", "v_i", "z_i",
+    "OBJECTIVES", "Objective", "report_document", "write_report", "power_series",
+    "STATEMENTS", "ProofResult", "Statement", "prove_all",
+]

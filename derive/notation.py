@@ -40,7 +40,8 @@ from sympy import Add, Function, Mul, Symbol
 from ._errors import check_argument, check_classes
 
 __all__ = [
-    "T", "epsilon", "N", "z_i", "v_i", "COMPONENTS", "ClassMean", "moment",
+    "T", "epsilon", "N", "z_i", "v_i", "t_i", "w_i", "b_i", "u_i", "c_i", "m_i",
+    "COMPONENTS", "PER_CLASS", "ClassMean", "moment", "canonical",
     "is_class_constant", "class_sum", "concrete", "logit_symbols", "parse",
 ]
 
@@ -54,10 +55,20 @@ N = Symbol("N", positive=True, integer=True)
 z_i = Symbol("z_i", real=True)
 #: Teacher logit of a generic class ``i``.
 v_i = Symbol("v_i", real=True)
-#: The per-class symbols: everything else is the same for every class.
+#: The per-class logits, which the expansion engine knows.
 COMPONENTS = (z_i, v_i)
+#: Target probability of class ``i`` (hard labels, label smoothing, soft targets).
+t_i = Symbol("t_i", real=True)
+#: Student output layer of class ``i``: its weight on one hidden feature ``h``, and its bias.
+w_i, b_i = Symbol("w_i", real=True), Symbol("b_i", real=True)
+#: Teacher output layer of class ``i``: weight on its hidden feature ``h_t``, and bias.
+u_i, c_i = Symbol("u_i", real=True), Symbol("c_i", real=True)
+#: An optimizer's per-class state (a momentum buffer).
+m_i = Symbol("m_i", real=True)
+#: Every per-class symbol: a mean of anything else is the thing itself.
+PER_CLASS = COMPONENTS + (t_i, w_i, b_i, u_i, c_i, m_i)
 
-_PLAIN = {z_i: Symbol("z", real=True), v_i: Symbol("v", real=True)}
+_PLAIN = {s: Symbol(s.name[0], real=True) for s in PER_CLASS}
 
 
 @lru_cache(maxsize=None)
@@ -65,7 +76,7 @@ def is_class_constant(expr):
     """True if ``expr`` is the same for every class: per-class symbols only inside means."""
     if isinstance(expr, ClassMean):
         return True
-    if expr in COMPONENTS:
+    if expr in PER_CLASS:
         return False
     return all(is_class_constant(arg) for arg in expr.args)
 
@@ -99,7 +110,7 @@ class ClassMean(Function):
 
     def _eval_derivative(self, symbol):
         (arg,) = self.args
-        if symbol not in COMPONENTS:
+        if symbol not in PER_CLASS:
             # Differentiating under the mean is exact for a symbol shared by every class.
             return ClassMean(arg.diff(symbol))
         # d/dz_i (1/N) sum_j f(z_j; C) = (1/N) f_z(z_i; C) + <f_C(z_j; C)> dC/dz_i, for every
@@ -117,7 +128,14 @@ class ClassMean(Function):
         return self.args[0].is_real
 
     def _latex(self, printer, exp=None):
-        body = r"\left\langle %s \right\rangle" % printer._print(self.args[0].xreplace(_PLAIN))
+        (arg,) = self.args
+        powers = arg.as_powers_dict()
+        if arg == Mul(*[s**powers.get(s, 0) for s in PER_CLASS]):
+            # A moment: print z before v, whatever sympy's alphabetical order says.
+            inner = " ".join(printer._print(_PLAIN[s] ** powers[s]) for s in PER_CLASS if s in powers)
+        else:
+            inner = printer._print(arg.xreplace(_PLAIN))
+        body = r"\left\langle %s \right\rangle" % inner
         return body if exp is None else "%s^{%s}" % (body, exp)
 
     def _sympystr(self, printer):
@@ -133,6 +151,19 @@ class ClassMean(Function):
 def moment(student_power, teacher_power):
     r"""The class moment :math:`\langle z^a v^b\rangle` (``1`` when both powers are 0)."""
     return ClassMean(z_i**student_power * v_i**teacher_power)
+
+
+def canonical(expr):
+    """A normal form for residuals: means linearised, their arguments in one normal form,
+    logarithms of products split, then cancelled. Equal expressions give equal results;
+    a residual that is zero comes out as exactly ``0``."""
+    def normal_mean(node):
+        return ClassMean(sympy.factor(sympy.cancel(sympy.expand(node.args[0]))))
+
+    expr = sympy.expand(sympy.sympify(expr))
+    expr = expr.replace(lambda node: isinstance(node, ClassMean), normal_mean)
+    expr = sympy.expand_log(sympy.expand(expr), force=True)
+    return sympy.cancel(sympy.expand(expr))
 
 
 def class_sum(expr):
@@ -175,5 +206,6 @@ def concrete(expr, *, classes, component=1):
 
 def parse(text):
     """Parse a term printed in this notation (``mean(z_i**2*v_i)/N`` and the like)."""
-    names = {"mean": ClassMean, "z_i": z_i, "v_i": v_i, "N": N, "T": T, "epsilon": epsilon}
+    names = {"mean": ClassMean, "N": N, "T": T, "epsilon": epsilon}
+    names.update({symbol.name: symbol for symbol in PER_CLASS})
     return sympy.sympify(text, locals=names)

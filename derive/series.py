@@ -28,7 +28,7 @@ from sympy import QQ, Symbol
 from sympy.polys.rings import PolyRing
 
 from ._errors import DeriveError, check_argument, check_order
-from .notation import COMPONENTS, N, T, ClassMean, epsilon, moment, v_i, z_i
+from .notation import N, T, ClassMean, epsilon, moment, v_i, z_i
 
 __all__ = ["MomentAlgebra", "Series", "power_series", "series_of"]
 
@@ -68,7 +68,6 @@ class MomentAlgebra:
             raise _NeedHigherDegree
         return self.ring.gens[slot]
 
-    # -- the two class operations --------------------------------------------------------
     def mean(self, element):
         r"""The class mean of a coefficient: :math:`z_i^a v_i^b \mapsto \langle z^a v^b\rangle`."""
         terms = {}
@@ -84,23 +83,6 @@ class MomentAlgebra:
             key = tuple(new) if a or b else monom
             terms[key] = terms.get(key, QQ.zero) + coeff
         return self.ring.from_dict({k: c for k, c in terms.items() if c})
-
-    def derivative(self, element, symbol):
-        r""":math:`\partial/\partial z_i` or :math:`\partial/\partial v_i` of a coefficient, with
-        :math:`\partial\langle z^a v^b\rangle/\partial z_i = \frac{a}{N} z_i^{a-1} v_i^b`."""
-        check_argument(symbol in COMPONENTS, "can only differentiate in {}, got {}", COMPONENTS, symbol)
-        index = 1 if symbol == z_i else 2
-        gens = self.ring.gens
-        result = element.diff(gens[index])
-        for (a, b), slot in self._moment_slot.items():
-            power = a if index == 1 else b
-            if power == 0:
-                continue
-            partial = element.diff(gens[slot])
-            if partial:
-                da, db = (a - 1, b) if index == 1 else (a, b - 1)
-                result += partial * power * self.inverse_n * self.z**da * self.v**db
-        return result
 
 
 class Series:
