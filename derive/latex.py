@@ -21,7 +21,7 @@ from sympy import Poly
 
 from .notation import PER_CLASS, N, ClassMean
 
-__all__ = ["term_latex", "term_latex_parts", "expression_latex"]
+__all__ = ["term_latex", "term_latex_parts", "join_terms", "expression_latex"]
 
 
 def _moment_key(mean):
@@ -78,9 +78,10 @@ def term_latex_parts(expr):
     return prefix, parts
 
 
-def _join(parts):
+def join_terms(parts):
+    """Join signed terms (``'+ a'``, ``'- b'``) into ``'a - b'``."""
     text = " ".join(parts)
-    return text[2:] if text.startswith("+ ") else "-" + text[1:]
+    return text[2:] if text.startswith("+ ") else "-" + text[2:]
 
 
 def term_latex(expr):
@@ -88,7 +89,7 @@ def term_latex(expr):
     prefix, parts = term_latex_parts(expr)
     if not parts:
         return "0"
-    body = _join(parts)
+    body = join_terms(parts)
     if not prefix:
         return body
     if len(parts) == 1 and not body.startswith("-"):

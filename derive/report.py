@@ -19,7 +19,7 @@ import sympy
 
 from ._errors import DeriveError, check_order
 from .expansion import expand, leading_pieces
-from .latex import term_latex_parts
+from .latex import join_terms, term_latex_parts
 from .statements import STATEMENTS
 
 __all__ = ["report_document", "write_report"]
@@ -62,8 +62,7 @@ def _display(name, expr):
     if not parts:
         return f"\\[ {name} = 0 \\]\n"
     chunks = [" ".join(parts[i:i + _TERMS_PER_LINE]) for i in range(0, len(parts), _TERMS_PER_LINE)]
-    first = chunks[0][2:] if chunks[0].startswith("+ ") else "-" + chunks[0][1:]
-    lines = [first] + chunks[1:]
+    lines = [join_terms(parts[:_TERMS_PER_LINE])] + chunks[1:]
     if prefix:
         lines[0] = prefix + r" \Big(" + lines[0]
         lines[-1] = lines[-1] + r" \Big)"

@@ -1,0 +1,18 @@
+"""Package hygiene: public names import, and derive never imports torch."""
+
+import subprocess
+import sys
+
+import derive
+
+
+def test_every_public_name_is_importable():
+    for name in derive.__all__:
+        assert getattr(derive, name) is not None, name
+
+
+def test_importing_derive_does_not_import_torch():
+    code = ("import sys, derive; derive.expand('gradient', order=2); derive.prove_all(order=1); "
+            "print('torch' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "False"
