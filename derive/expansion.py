@@ -27,7 +27,7 @@ import sympy
 
 from ._errors import check_choice, check_classes, check_order
 from .latex import expression_latex, term_latex
-from .notation import concrete
+from .notation import concrete, concrete_text
 from .objectives import (OBJECTIVES, logits_matching_gradient, logits_matching_loss,
                          regularizer_gradient, regularizer_loss)
 from .series import power_series
@@ -40,23 +40,49 @@ QUANTITIES = ("loss", "gradient")
 
 @dataclass(frozen=True)
 class Term:
-    """The coefficient of :math:`T^{-power}`: a sympy expression, or a tuple of them (one per
-    class) for a gradient with a concrete number of classes."""
+    """The coefficient of :math:`T^{-power}` of ``quantity``.
+
+    ``symbolic`` is the symbolic-N term (for a gradient, the generic component ``i``).
+    With ``classes=n``, :attr:`expr` is that term in ``z1..zn, v1..vn``: an expression for the
+    loss, a tuple of ``n`` expressions (component ``c`` is the derivative in ``z_c``) for the
+    gradient.
+    """
 
     power: int
-    expr: object
-    symbolic: bool = True
+    symbolic: object
+    quantity: str = "loss"
+    classes: object = None
+
+    @property
+    def expr(self):
+        if self.classes is None:
+            return self.symbolic
+        if self.quantity == "loss":
+            return concrete(self.symbolic, classes=self.classes)
+        return tuple(concrete(self.symbolic, classes=self.classes, component=c)
+                     for c in range(1, self.classes + 1))
+
+    def _printed(self, printer):
+        if self.classes is None:
+            return printer(self.symbolic)
+        if self.quantity == "loss":
+            return concrete_text(self.symbolic, classes=self.classes, printer=printer)
+        return [concrete_text(self.symbolic, classes=self.classes, component=c, printer=printer)
+                for c in range(1, self.classes + 1)]
 
     @property
     def latex(self):
-        """LaTeX: pinned term order for symbolic N, sympy's lex order for concrete N."""
-        if isinstance(self.expr, tuple):
-            return [expression_latex(component) for component in self.expr]
-        return term_latex(self.expr) if self.symbolic else expression_latex(self.expr)
+        """LaTeX: the pinned term order for symbolic N; for concrete N, the symbolic term's
+        order with each mean written out as its explicit sum."""
+        return self._printed(term_latex if self.classes is None else expression_latex)
+
+    @property
+    def text(self):
+        """Plain text that ``sympy.sympify`` parses (in ``z1..zn, v1..vn`` for concrete N)."""
+        return self._printed(str)
 
     def to_json(self):
-        expr = [str(c) for c in self.expr] if isinstance(self.expr, tuple) else str(self.expr)
-        return {"power": self.power, "expr": expr, "latex": self.latex}
+        return {"power": self.power, "expr": self.text, "latex": self.latex}
 
 
 @dataclass(frozen=True)
@@ -115,16 +141,9 @@ def expand(quantity="loss", *, order, classes=None, objective="kl"):
     check_order(order)
     check_classes(classes)
     check_choice(objective, tuple(OBJECTIVES), name="objective")
-    symbolic = _symbolic_terms(objective, quantity, order)
-    if classes is None:
-        terms = [Term(k, expr) for k, expr in enumerate(symbolic)]
-    elif quantity == "loss":
-        terms = [Term(k, concrete(expr, classes=classes), symbolic=False) for k, expr in enumerate(symbolic)]
-    else:
-        terms = [Term(k, tuple(concrete(expr, classes=classes, component=c)
-                               for c in range(1, classes + 1)), symbolic=False)
-                 for k, expr in enumerate(symbolic)]
-    return Expansion(objective, quantity, order, classes, tuple(terms))
+    terms = tuple(Term(k, expr, quantity, classes)
+                  for k, expr in enumerate(_symbolic_terms(objective, quantity, order)))
+    return Expansion(objective, quantity, order, classes, terms)
 
 
 def leading_pieces(quantity):

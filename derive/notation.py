@@ -42,7 +42,7 @@ from ._errors import check_argument, check_classes
 __all__ = [
     "T", "epsilon", "N", "z_i", "v_i", "t_i", "w_i", "b_i", "u_i", "c_i", "m_i",
     "COMPONENTS", "PER_CLASS", "ClassMean", "moment", "canonical",
-    "is_class_constant", "class_sum", "concrete", "logit_symbols", "parse",
+    "is_class_constant", "class_sum", "concrete", "concrete_text", "logit_symbols", "parse",
 ]
 
 #: Temperature.
@@ -202,6 +202,39 @@ def concrete(expr, *, classes, component=1):
 
     return rewrite(sympy.sympify(expr)).xreplace(
         {z_i: student[component - 1], v_i: teacher[component - 1], N: classes})
+
+
+_SENTINELS = {z_i: Symbol("ZQXCOMPONENT", real=True), v_i: Symbol("VQXCOMPONENT", real=True)}
+
+
+def concrete_text(expr, *, classes, component=1, printer=str):
+    """``printer(concrete(expr, ...))`` up to term order, fast: ``expr`` is printed once, with
+    each mean replaced by its printed explicit sum and ``z_i, v_i`` by those of ``component``.
+
+    Printing the concrete expression directly repeats every sum at every occurrence; this
+    prints each distinct mean once per expression, and the expression once for all
+    components. The result parses (str) or renders (LaTeX) to :func:`concrete`'s expression.
+    """
+    check_argument(isinstance(component, int) and 1 <= component <= classes,
+                   "component must be in 1..{}, got {!r}", classes, component)
+    template = _concrete_template(expr, classes, printer)
+    student, teacher = logit_symbols(classes)
+    for symbol, value in ((z_i, student[component - 1]), (v_i, teacher[component - 1])):
+        template = template.replace(printer(_SENTINELS[symbol]), printer(value))
+    return template
+
+
+@lru_cache(maxsize=256)
+def _concrete_template(expr, classes, printer):
+    means = sorted(expr.atoms(ClassMean), key=sympy.default_sort_key)
+    placeholders = {mean: Symbol(f"MEANQX{k}QX", real=True) for k, mean in enumerate(means)}
+    template = printer(expr.xreplace(placeholders).xreplace(_SENTINELS).xreplace({N: sympy.Integer(classes)}))
+    # Longest names first, so that MEANQX1QX never clobbers part of MEANQX12QX.
+    for mean, placeholder in sorted(placeholders.items(), key=lambda item: -len(item[1].name)):
+        text = printer(concrete(mean, classes=classes))
+        text = f"({text})" if printer is str else rf"\left({text}\right)"
+        template = template.replace(printer(placeholder), text)
+    return template
 
 
 def parse(text):
