@@ -145,23 +145,30 @@ class Series:
                        operation, self.algebra.to_expr(leading))
         return a, leading.LC
 
+    def _recurrence(self, first, length, weight, offset=0):
+        """Coefficients ``g_0 = first``, ``g_n = sum_{k=1..n} weight(n, k) * s_{offset+k} * g_{n-k}``
+        for ``n < length``: the shape shared by the reciprocal, power and exp recurrences."""
+        g = [first]
+        for n in range(1, int(length)):
+            acc = self.algebra.ring.zero
+            for k in range(1, n + 1):
+                s = self.coefficients.get(offset + k)
+                if s:
+                    acc += s * g[n - k] * weight(n, k)
+            g.append(acc)
+        return g
+
     def reciprocal(self, precision):
         a, c = self._unit_part("1/x")
         inverse_c = QQ.one / c
-        length = min(self.precision - a, precision + a)   # relative terms needed and known
-        b = [self.algebra.ground(inverse_c)]
-        for n in range(1, int(min(length, 10**6))):
-            acc = self.algebra.ring.zero
-            for k in range(1, n + 1):
-                s = self.coefficients.get(a + k)
-                if s:
-                    acc += s * b[n - k]
-            b.append(acc * (-inverse_c))
+        # Relative terms: as many as the series knows, and as the caller needs.
+        length = min(self.precision - a, precision + a)
+        b = self._recurrence(self.algebra.ground(inverse_c), length, lambda n, k: -inverse_c, offset=a)
         return Series(self.algebra, {n - a: c_n for n, c_n in enumerate(b)},
                       min(self.precision - 2 * a, precision))
 
     def power(self, exponent, precision):
-        """``self**exponent`` for a rational exponent; leading coefficient 1, valuation 0."""
+        """``self**exponent`` for a rational exponent (a fractional one needs a leading 1)."""
         if exponent == int(exponent) and exponent >= 0:
             result = Series(self.algebra, {0: self.algebra.ring.one}, INF)
             base, n = self, int(exponent)
@@ -178,30 +185,18 @@ class Series:
         check_argument(a == 0 and c == 1, "a fractional power needs a series starting at 1, "
                        "got leading term {}*epsilon**{}", c, a)
         alpha = QQ.convert(exponent)
-        length = int(min(self.precision, precision))
-        g = [self.algebra.ring.one]
-        for n in range(1, length):
-            acc = self.algebra.ring.zero
-            for k in range(1, n + 1):
-                s = self.coefficients.get(k)
-                if s:
-                    acc += s * g[n - k] * ((alpha + 1) * k - n)
-            g.append(acc * (QQ.one / n))
+        # J. C. P. Miller's recurrence for f**alpha.
+        g = self._recurrence(self.algebra.ring.one, min(self.precision, precision),
+                             lambda n, k: ((alpha + 1) * k - n) / n)
         return Series(self.algebra, dict(enumerate(g)), min(self.precision, precision))
 
     def exp(self, precision):
         check_argument(self.valuation >= 0, "exp of a series with negative powers of epsilon")
         check_argument(not self[0], "exp needs a series vanishing at epsilon = 0, got constant {}",
                        self.algebra.to_expr(self[0]))
-        length = int(min(self.precision, precision))
-        g = [self.algebra.ring.one]
-        for n in range(1, length):
-            acc = self.algebra.ring.zero
-            for k in range(1, n + 1):
-                s = self.coefficients.get(k)
-                if s:
-                    acc += s * g[n - k] * k
-            g.append(acc * (QQ.one / n))
+        # g = exp(f) solves g' = f' g.
+        g = self._recurrence(self.algebra.ring.one, min(self.precision, precision),
+                             lambda n, k: QQ(k, n))
         return Series(self.algebra, dict(enumerate(g)), min(self.precision, precision))
 
     def log(self, precision):
