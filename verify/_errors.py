@@ -1,0 +1,37 @@
+"""The one error type of :mod:`verify`, raised through one helper."""
+
+__all__ = ["VerifyError", "check_argument"]
+
+
+class VerifyError(ValueError):
+    """Bad input to :mod:`verify`: the message names the bad value and what is allowed."""
+
+
+def check_argument(condition, message, *args):
+    """Raise :class:`VerifyError` with ``message.format(*args)`` unless ``condition`` holds.
+
+    Examples
+    ========
+
+    >>> check_argument(3 >= 1, "examples must be an integer >= 1, got {!r}", 3)
+    >>> check_argument(0 >= 1, "examples must be an integer >= 1, got {!r}", 0)
+    Traceback (most recent call last):
+    ...
+    verify._errors.VerifyError: examples must be an integer >= 1, got 0
+    """
+    if not condition:
+        raise VerifyError(message.format(*args))
+
+
+def check_positive_integer(value, *, name):
+    """Validate an integer >= 1 (bools are refused) and return it."""
+    check_argument(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+                   "{} must be an integer >= 1, got {!r}", name, value)
+    return value
+
+
+def check_integer(value, *, name):
+    """Validate an integer (bools are refused) and return it."""
+    check_argument(isinstance(value, int) and not isinstance(value, bool),
+                   "{} must be an integer, got {!r}", name, value)
+    return value

@@ -1,0 +1,96 @@
+"""Running the numeric checks of :data:`derive.STATEMENTS`.
+
+Each registry entry names its check as ``"module:function"``; :func:`resolve_check` imports
+it, and :func:`run_checks` runs them in registry order. Nothing is listed twice: the ids,
+titles and expectations come from the registry.
+
+Examples
+========
+
+>>> resolve_check("expansion").__name__
+'check_expansion'
+>>> resolve_check("no-such-statement")
+Traceback (most recent call last):
+...
+verify._errors.VerifyError: unknown statement id 'no-such-statement'; known: zero-mean-gradient, ...
+"""
+
+import importlib
+
+import torch
+
+from ._errors import check_argument, check_positive_integer
+from .checks._common import SEARCH_EXAMPLES, THOROUGH_SEARCH_EXAMPLES
+from .devices import resolve_device, resolve_dtype
+
+__all__ = ["THOROUGH_FACTOR", "statements", "resolve_check", "run_check", "run_checks"]
+
+#: ``--thorough`` multiplies every check's default number of examples by this.
+THOROUGH_FACTOR = 16
+
+
+def statements():
+    """The registry :data:`derive.STATEMENTS` (id -> statement), in its order."""
+    from derive import STATEMENTS
+
+    return STATEMENTS
+
+
+def resolve_check(statement_id):
+    """The check function named by the registry entry ``statement_id``."""
+    registry = statements()
+    known = ", ".join(registry)
+    if len(known) > 40:
+        known = known[:known.index(",", 20)] + ", ..."
+    check_argument(statement_id in registry, "unknown statement id {!r}; known: {}",
+                   statement_id, known)
+    module_name, _, function_name = registry[statement_id].numeric_check.partition(":")
+    check = getattr(importlib.import_module(module_name), function_name, None)
+    check_argument(callable(check), "statement {!r} names check {!r}, which does not exist",
+                   statement_id, registry[statement_id].numeric_check)
+    return check
+
+
+def run_check(statement_id, **options):
+    """Run the check of one statement; ``options`` are the check's own (``device``, ``dtype``,
+    ``examples``, ``seed``, ``search_examples``).
+
+    >>> run_check("zero-mean-gradient/logits-matching", examples=16).verdict
+    'refuted'
+    """
+    return resolve_check(statement_id)(**options)
+
+
+def _default_examples(check):
+    return check.__kwdefaults__["examples"]
+
+
+def run_checks(*, device="cpu", dtype=torch.float64, examples=None, seed=0, thorough=False,
+               ids=None, on_result=None):
+    """Run the checks of ``ids`` (default: every statement) and return their results.
+
+    Parameters
+    ==========
+
+    examples : int, optional
+        Examples per check; by default each check's own default (times
+        :data:`THOROUGH_FACTOR` with ``thorough``).
+    thorough : bool
+        More examples, and a ten times longer counterexample search (sized for a GPU).
+    on_result : callable, optional
+        Called with each result as soon as it is ready.
+    """
+    device, dtype = resolve_device(device), resolve_dtype(dtype)
+    if examples is not None:
+        check_positive_integer(examples, name="examples")
+    ids = list(statements()) if ids is None else list(ids)
+    checks = [resolve_check(statement_id) for statement_id in ids]
+    results = []
+    for check in checks:
+        count = examples or _default_examples(check) * (THOROUGH_FACTOR if thorough else 1)
+        result = check(device=device, dtype=dtype, examples=count, seed=seed,
+                       search_examples=THOROUGH_SEARCH_EXAMPLES if thorough else SEARCH_EXAMPLES)
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return results
