@@ -1,0 +1,197 @@
+"""``python -m verify``: the command line, one subcommand per job.
+
+``python -m verify check [--device auto|cpu|cuda] [--dtype float64|float32] [--examples N]
+[--seed S] [--json] [--thorough]`` runs the numeric check of every statement in
+:data:`derive.STATEMENTS` and prints a table (statement, expected, verdict, worst error,
+tolerance, examples, device), then the counterexamples and findings; ``--json`` prints
+``{"device", "dtype", "seed", "results": [{"id", "expected", "verdict", "examples",
+"worst_error", "tolerance", "counterexample"}, ...]}`` instead. The exit code is 0 iff every
+verdict equals its expectation, else 1. The same seed gives the same output.
+
+Bad input exits with code 2 and one line on stderr that names the bad value and what is
+allowed, without a traceback, whether argparse or the library finds it.
+
+Subcommands register in :data:`SUBCOMMANDS` (name -> ``(help, add_arguments, run)``);
+``run(arguments)`` returns the exit code: ``check``, ``audit`` and ``figures``.
+
+Examples
+========
+
+>>> main(["check", "--examples", "0"])
+2
+"""
+
+import argparse
+import json
+import sys
+
+from ._errors import VerifyError
+from .devices import DEVICES, DTYPES, dtype_name, resolve_device, resolve_dtype
+
+__all__ = ["SUBCOMMANDS", "build_parser", "main"]
+
+_PROG = "python -m verify"
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (and exit code 2)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _positive_integer(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value
+
+
+# -- check -------------------------------------------------------------------------------------
+
+def _add_check_arguments(parser):
+    parser.add_argument("--device", default="auto", choices=DEVICES,
+                        help="where to run: auto (CUDA if present), cpu or cuda (default auto)")
+    parser.add_argument("--dtype", default="float64", choices=tuple(DTYPES),
+                        help="floating point type (default float64)")
+    parser.add_argument("--examples", type=_positive_integer, default=None, metavar="N",
+                        help="random cases per check (default: each check's own)")
+    parser.add_argument("--seed", type=_seed, default=0, metavar="S",
+                        help="seed of every random draw (default 0)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--thorough", action="store_true",
+                        help=f"16x the examples and a 10x longer counterexample search "
+                             f"(sized for a GPU)")
+
+
+def _format_number(value):
+    return "-" if value != value or value in (float("inf"),) else f"{value:.2e}"
+
+
+def _table(rows, headers):
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(headers, widths)).rstrip()]
+    lines.append("  ".join("-" * width for width in widths))
+    lines += ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
+              for row in rows]
+    return "\n".join(lines)
+
+
+def _report(results, device, dtype, seed):
+    headers = ("statement", "expected", "verdict", "worst error", "tolerance", "examples",
+               "device")
+    rows = [(r.id, r.expected, r.verdict if r.as_expected else f"{r.verdict} (!)",
+             _format_number(r.worst_error), _format_number(r.tolerance), r.examples, r.device)
+            for r in results]
+    failed = [r.id for r in results if not r.as_expected]
+    lines = [f"verify check: dtype {dtype_name(dtype)}, device {device}, seed {seed}", "",
+             _table(rows, headers), ""]
+    counterexamples = [r for r in results if r.counterexample]
+    if counterexamples:
+        lines.append("Counterexamples (hypothesis-shrunk):")
+        lines += [f"  {r.id}: {r.counterexample}" for r in counterexamples]
+        lines.append("")
+    findings = [r for r in results if r.notes]
+    if findings:
+        lines.append("Findings:")
+        for r in findings:
+            lines.append(f"  {r.id}:")
+            lines += [f"    {note}" for note in r.notes]
+        lines.append("")
+    lines.append(f"{len(results) - len(failed)} of {len(results)} verdicts as expected"
+                 + (f"; unexpected: {', '.join(failed)}" if failed else ""))
+    return "\n".join(lines)
+
+
+def _run_check(arguments):
+    from .registry import run_checks
+
+    device = resolve_device(arguments.device)
+    dtype = resolve_dtype(arguments.dtype)
+    results = run_checks(device=device, dtype=dtype, examples=arguments.examples,
+                         seed=arguments.seed, thorough=arguments.thorough)
+    if arguments.json:
+        print(json.dumps({"device": str(device), "dtype": dtype_name(dtype),
+                          "seed": arguments.seed,
+                          "results": [r.to_json() for r in results]}, indent=2))
+    else:
+        print(_report(results, device, dtype, arguments.seed))
+    return 0 if all(r.as_expected for r in results) else 1
+
+
+def _add_audit_arguments(parser):
+    from . import audit
+
+    audit.add_arguments(parser)
+
+
+def _run_audit(arguments):
+    from . import audit
+
+    return audit.run(arguments)
+
+
+def _add_figures_arguments(parser):
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="directory for the PNG files (created if missing)")
+    parser.add_argument("--seed", type=_seed, default=0, help="seed (default 0)")
+
+
+def _run_figures(arguments):
+    from .figures import write_figures
+
+    for path in write_figures(arguments.out, seed=arguments.seed):
+        print(f"wrote {path}")
+    return 0
+
+
+#: Subcommands: name -> (help, add_arguments(parser), run(arguments) -> exit code).
+SUBCOMMANDS = {
+    "check": ("check every statement of THEORY.md numerically", _add_check_arguments,
+              _run_check),
+    "audit": ("audit a KD loss MODULE:FUNCTION against the high-temperature theory",
+              _add_audit_arguments, _run_audit),
+    "figures": ("write the figures of notebooks 03 and 04 as PNG", _add_figures_arguments,
+                _run_figures),
+}
+
+
+def build_parser():
+    """The argument parser, one subparser per entry of :data:`SUBCOMMANDS`."""
+    parser = _ArgumentParser(prog=_PROG, description="Numeric verification of the theory of "
+                             "knowledge distillation at high temperature.")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND",
+                                       parser_class=_ArgumentParser)
+    subparsers.required = True
+    for name, (help_text, add_arguments, run) in SUBCOMMANDS.items():
+        subparser = subparsers.add_parser(name, help=help_text, description=help_text)
+        add_arguments(subparser)
+        subparser.set_defaults(run=run)
+    return parser
+
+
+def main(argv=None):
+    """Run the command line; returns the exit code (usage errors exit through argparse)."""
+    parser = build_parser()
+    try:
+        arguments = parser.parse_args(argv)
+    except SystemExit as stop:
+        return stop.code
+    try:
+        return arguments.run(arguments)
+    except VerifyError as error:
+        print(f"{_PROG} {arguments.command}: error: {error}", file=sys.stderr)
+        return 2
