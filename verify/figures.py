@@ -1,0 +1,205 @@
+r"""The figures of notebooks 03 and 04, as data and as PNG files.
+
+* :func:`mean_gap_trajectories` distils a teacher MLP into student MLPs and records
+  :math:`\max_x |\langle z(x)\rangle - \langle v(x)\rangle|` on fixed held-out inputs after
+  every step: equal-mean against default initialization, SGD against Adam
+  ([equal-mean], [mean-preservation]).
+* :func:`remainder_curves` measures the remainder of the KD gradient after ``K`` terms of
+  derive's expansion, against ``T``, in float64 and float32 ([expansion]), with the fitted
+  slopes and the float32 floor.
+* :func:`write_figures` writes both as PNG (``python -m verify figures --out DIR``).
+
+The numbers come from the same functions as the checks (:mod:`verify.checks`); this module
+only chooses one readable setting and draws it.
+"""
+
+import os
+
+import numpy
+import torch
+
+from ._errors import check_argument
+from .convergence import measure_convergence
+from .losses import OBJECTIVES, DistillationProblem
+from .networks import NetworkSpec, StackedNetworks
+from .optimizers import OptimizerSpec
+
+__all__ = ["mean_gap_trajectories", "remainder_curves", "plot_mean_gaps", "plot_remainders",
+           "write_figures", "FIGURES"]
+
+#: The file names :func:`write_figures` writes.
+FIGURES = ("03_mean_gap.png", "04_remainders.png")
+
+_SPEC = NetworkSpec(kind="mlp", input_shape=(8,), widths=(32, 32), activation="tanh", bias=True,
+                    normalization="none", classes=10)
+_OPTIMIZERS = {
+    "SGD (momentum 0.9)": OptimizerSpec("sgd", (("lr", 0.05), ("momentum", 0.9))),
+    "Adam": OptimizerSpec("adam", (("lr", 1e-3),)),
+}
+
+
+def _centre_output_rows(networks):
+    with torch.no_grad():
+        weight = networks.output_weight
+        weight.sub_(weight.mean(1, keepdim=True))
+
+
+def mean_gap_trajectories(*, steps=50, temperature=4.0, seed=0, dtype=torch.float64):
+    r"""``{label: array [steps + 1]}`` of :math:`\max_x|\langle z(x)\rangle - \langle v(x)\rangle|`.
+
+    One teacher and one student architecture (an MLP 8-32-32-10, tanh); the student learns
+    :math:`L_{KD}` at ``temperature`` from the teacher's logits on fresh random inputs.
+    Equal-mean initialization centres both output layers' rows (:math:`\bar w = 0`) and gives
+    the student the teacher's :math:`\bar b`; default initialization is PyTorch's.
+    """
+    check_argument(isinstance(steps, int) and steps >= 1, "steps must be an integer >= 1, got {!r}", steps)
+    generator = torch.Generator().manual_seed(seed)
+    batches = [torch.randn(1, 32, 8, generator=generator, dtype=torch.float64).to(dtype)
+               for _ in range(steps)]
+    held_out = torch.randn(1, 256, 8, generator=generator, dtype=torch.float64).to(dtype)
+    teacher = StackedNetworks.build(_SPEC, count=1, seed=seed + 1000, dtype=dtype)
+    kd = OBJECTIVES["kd"]
+    curves = {}
+    for initialization in ("equal-mean", "default"):
+        for label, optimizer_spec in _OPTIMIZERS.items():
+            student = StackedNetworks.build(_SPEC, count=1, seed=seed, dtype=dtype)
+            if initialization == "equal-mean":
+                _centre_output_rows(student)
+                _centre_output_rows(teacher_copy := StackedNetworks.build(
+                    _SPEC, count=1, seed=seed + 1000, dtype=dtype))
+                with torch.no_grad():
+                    student.output_bias.sub_(student.output_bias.mean(1, keepdim=True)
+                                             - teacher_copy.output_bias.mean(1, keepdim=True))
+                reference = teacher_copy
+            else:
+                reference = teacher
+            curves[f"{initialization} init, {label}"] = _distil(
+                student, reference, optimizer_spec, kd, temperature, batches, held_out)
+    return curves
+
+
+def _distil(student, teacher, optimizer_spec, objective, temperature, batches, held_out):
+    optimizer = optimizer_spec.build(student.leaves())
+
+    def gap():
+        with torch.no_grad():
+            return float((student.forward(held_out)[1].mean(-1)
+                          - teacher.forward(held_out)[1].mean(-1)).abs().max())
+
+    gaps = [gap()]
+    for inputs in batches:
+        with torch.no_grad():
+            _, teacher_logits = teacher.forward(inputs)
+        _, logits = student.forward(inputs)
+        temperatures = torch.full(logits.shape[:-1], temperature, dtype=logits.dtype)
+        labels = torch.zeros(logits.shape[:-1], dtype=torch.long)
+        problem = DistillationProblem(logits, teacher_logits, labels, teacher_logits.softmax(-1),
+                                      temperatures)
+        optimizer.zero_grad(set_to_none=True)
+        objective(problem).mean().backward()
+        optimizer.step()
+        gaps.append(gap())
+    return numpy.array(gaps)
+
+
+def remainder_curves(*, classes=5, seed=0, orders=(1, 2, 3, 4)):
+    r"""Remainders of the KD gradient after ``K`` terms, against ``T``, in float64 and float32.
+
+    Returns ``{"temperatures": array, (dtype_name, K): {"remainder": array, "roundoff": array,
+    "convergence": Convergence}}``: the remainder's norm over one logit vector, the round-off
+    measured against a 40-digit mpmath reference, and the fitted slope with the dtype's floor.
+    """
+    from .checks.expansion import expansion_terms, remainders
+
+    generator = torch.Generator().manual_seed(seed)
+    student = torch.randn(1, classes, generator=generator, dtype=torch.float64)
+    teacher = torch.randn(1, classes, generator=generator, dtype=torch.float64)
+    temperatures = numpy.logspace(1, 8, 29)
+    gradient_terms, loss_terms = expansion_terms(max(orders))
+    curves = {"temperatures": temperatures}
+    for dtype in (torch.float64, torch.float32):
+        measured = remainders(student.to(dtype), teacher.to(dtype), temperatures,
+                              gradient_terms, loss_terms)
+        for order in orders:
+            size, roundoff = measured["gradient", order]
+            curves[str(dtype).removeprefix("torch."), order] = {
+                "remainder": size, "roundoff": roundoff,
+                "convergence": measure_convergence(temperatures, size, roundoff, order=order)}
+    return curves
+
+
+def plot_mean_gaps(curves, ax=None):
+    """Draw :func:`mean_gap_trajectories` on ``ax`` (log scale: round-off level is visible)."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.figure(figsize=(7, 4.5)).gca()
+    styles = {"SGD": "-", "Adam": "--"}
+    for label, gaps in curves.items():
+        style = styles["Adam" if "Adam" in label else "SGD"]
+        color = "tab:blue" if label.startswith("equal-mean") else "tab:red"
+        ax.semilogy(numpy.arange(len(gaps)), numpy.maximum(gaps, 1e-18), style, color=color,
+                    label=label, linewidth=2)
+    ax.axhline(float(torch.finfo(torch.float64).eps), color="grey", linewidth=0.8, linestyle=":")
+    ax.text(0.5, float(torch.finfo(torch.float64).eps) * 1.6, "float64 machine epsilon",
+            color="grey", fontsize=8)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel(r"$\max_x |\langle z(x)\rangle - \langle v(x)\rangle|$ (logit units)")
+    ax.set_title("Student-teacher logit-mean gap during KD (T = 4)")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    ax.grid(True, which="major", alpha=0.3)
+    return ax
+
+
+def plot_remainders(curves, ax=None):
+    """Draw :func:`remainder_curves`: one line per K and dtype, slopes annotated, floor marked."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.figure(figsize=(7, 5)).gca()
+    temperatures = curves["temperatures"]
+    colors = ["tab:blue", "tab:orange", "tab:green", "tab:purple"]
+    orders = sorted({key[1] for key in curves if isinstance(key, tuple)})
+    for color, order in zip(colors, orders):
+        for dtype, style in (("float64", "-"), ("float32", ":")):
+            data = curves[dtype, order]
+            convergence = data["convergence"]
+            slope = f"slope {convergence.slope:.2f}" if convergence.resolved else "unresolved"
+            ax.loglog(temperatures, data["remainder"], style, color=color,
+                      linewidth=2 if dtype == "float64" else 1.5, label=f"K={order}, {dtype}: {slope}")
+    ax.loglog(temperatures, curves["float64", orders[0]]["roundoff"], color="grey", linewidth=0.8,
+              label="float64 round-off (vs 40-digit mpmath)")
+    floor = curves["float32", orders[0]]["convergence"].floor
+    if floor:
+        # Past this T, float32 round-off hides even the first-order remainder.
+        ax.axvline(floor, color="black", linestyle="--", linewidth=1)
+        ax.text(floor * 1.3, ax.get_ylim()[1] / 1e3, f"float32 floor of\nthe T^-1 term:\nT = {floor:.3g}",
+                fontsize=8)
+    ax.set_xlabel("temperature T")
+    ax.set_ylabel(r"$\|\nabla L_{KD}(T) - \sum_{k<K} T^{-k} G_k\|$ (logit-gradient units)")
+    ax.set_title("Remainder after K terms of the expansion: slope -K")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    ax.grid(True, which="major", alpha=0.3)
+    return ax
+
+
+def write_figures(out, *, seed=0):
+    """Write :data:`FIGURES` into the directory ``out`` (created if missing); their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    check_argument(not os.path.exists(out) or os.path.isdir(out),
+                   "--out must be a directory, got the file {}", out)
+    os.makedirs(out, exist_ok=True)
+    paths = []
+    for name, data, plot in ((FIGURES[0], mean_gap_trajectories(seed=seed), plot_mean_gaps),
+                             (FIGURES[1], remainder_curves(seed=seed), plot_remainders)):
+        figure = plt.figure(figsize=(10, 5))
+        plot(data, figure.gca())
+        figure.tight_layout()
+        path = os.path.join(out, name)
+        figure.savefig(path + ".partial.png", dpi=130)
+        os.replace(path + ".partial.png", path)
+        plt.close(figure)
+        paths.append(path)
+    return paths
