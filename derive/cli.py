@@ -6,6 +6,7 @@ code 2; never a traceback, never a half-written file.
 
 import argparse
 import json
+import re
 import sys
 
 from ._errors import DeriveError
@@ -20,10 +21,7 @@ FORMATS = ("text", "latex", "json")
 
 def _integer(minimum, what):
     def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
+        value = int(text) if re.fullmatch(r"[+-]?[0-9]+", text.strip()) else None
         if value is None or value < minimum:
             raise argparse.ArgumentTypeError(f"must be an integer >= {minimum} ({what}), got {text!r}")
         return value

@@ -132,6 +132,8 @@ def write_report(path, *, order=4):
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise DeriveError(f"--out directory does not exist: {directory}")
+    if os.path.isdir(path):
+        raise DeriveError(f"--out must be a file path (FILE.tex), got the directory {path}")
     handle, temporary = tempfile.mkstemp(dir=directory, suffix=".tex.partial")
     try:
         with os.fdopen(handle, "w") as stream:

@@ -201,12 +201,19 @@ def _adaptive(normaliser, label):
     return proof
 
 
-_beta2, _alpha = Rational(999, 1000), Rational(99, 100)
-# First steps from a zero state, bias-corrected where the optimizer corrects, eps -> 0:
-# Adam/AdamW: m_hat = g, v_hat = g^2; RMSprop: v = (1 - alpha) g^2; Adagrad: sum = g^2.
-_ADAM = lambda g: sympy.sqrt(g**2)                 # noqa: E731
-_RMSPROP = lambda g: sympy.sqrt((1 - _alpha) * g**2)  # noqa: E731
-_ADAGRAD = lambda g: sympy.sqrt(g**2)              # noqa: E731
+#: RMSprop's default smoothing constant.
+_ALPHA = Rational(99, 100)
+
+
+def _gradient_size(gradient):
+    """First step of Adam, AdamW (bias-corrected: m_hat = g, v_hat = g^2) and Adagrad
+    (sum = g^2) from a zero state, with their eps -> 0: the step is g / |g|."""
+    return sympy.sqrt(gradient**2)
+
+
+def _rmsprop_size(gradient):
+    """RMSprop's first step: v = (1 - alpha) g^2."""
+    return sympy.sqrt((1 - _ALPHA) * gradient**2)
 
 
 def _equal_mean(order):
@@ -284,8 +291,9 @@ STATEMENTS = {s.id: s for s in [
     *[Statement(
         f"mean-preservation/{name}", f"{label} breaks mean preservation",
         rf"\bar w_{{t+1}} = \bar w_t \text{{ under {label}}}", "refuted", _adaptive(normaliser, label))
-      for name, label, normaliser in [("adam", "Adam", _ADAM), ("adamw", "AdamW", _ADAM),
-                                      ("rmsprop", "RMSprop", _RMSPROP), ("adagrad", "Adagrad", _ADAGRAD)]],
+      for name, label, normaliser in [("adam", "Adam", _gradient_size), ("adamw", "AdamW", _gradient_size),
+                                      ("rmsprop", "RMSprop", _rmsprop_size),
+                                      ("adagrad", "Adagrad", _gradient_size)]],
     Statement(
         "equal-mean", "Equal-mean initialization keeps student and teacher logit means equal",
         r"\bar w = 0 \Rightarrow " + _MEAN + r"(x) = \bar b \text{ for every } x",

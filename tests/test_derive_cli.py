@@ -76,3 +76,17 @@ def test_bad_input_in_a_real_process_has_no_traceback(tmp_path):
                           str(tmp_path / "r.tex")], capture_output=True, text=True)
     assert run.returncode == 2 and "Traceback" not in run.stderr and run.stderr.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_report_into_a_directory_is_a_clean_error(tmp_path, capsys):
+    code, out, err = _run(capsys, "report", "--out", str(tmp_path))
+    assert code == 2 and "--out must be a file path" in err and list(tmp_path.iterdir()) == []
+
+
+def test_order_must_be_plain_digits(capsys):
+    for text in ("1_0", "1e1", " "):
+        try:
+            code = main(["expand", "--quantity", "loss", "--order", text])
+        except SystemExit as exit_:
+            code = exit_.code
+        assert code == 2 and "must be an integer >= 1" in capsys.readouterr().err

@@ -23,6 +23,7 @@ Examples
 
 import argparse
 import json
+import re
 import sys
 
 from ._errors import VerifyError
@@ -40,24 +41,18 @@ class _ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _positive_integer(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
-    return value
+def _integer(minimum):
+    """An argparse type: plain decimal digits, at least ``minimum`` (no '1_0', no '1e3')."""
+    def parse(text):
+        value = int(text) if re.fullmatch(r"[+-]?[0-9]+", text.strip()) else None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
+        return value
+    return parse
 
 
-def _seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
-    return value
+_positive_integer = _integer(1)
+_seed = _integer(0)
 
 
 # -- check -------------------------------------------------------------------------------------
