@@ -255,8 +255,8 @@ def run_equal_mean_check(statement_id, initialization, context, *, objectives=No
                     tolerances=torch.cat(tolerances),
                     search=lambda: _search(objectives, initialization, context),
                     examples=per_group * len(cases), setup=setup,
-                       notes=[f"{per_group * len(cases)} student/teacher pairs in {len(cases)} groups, "
-                              f"{steps} steps each"])
+                    notes=[f"{per_group * len(cases)} student/teacher pairs in {len(cases)} groups, "
+                           f"{steps} steps each"])
 
 
 def check_equal_mean(*, device="cpu", dtype=torch.float64, examples=64, seed=0,

@@ -169,8 +169,8 @@ def run_mean_preservation_check(statement_id, optimizers, context, *, objectives
                     tolerances=torch.cat(tolerances),
                     search=lambda: _search(optimizers, objectives, context),
                     examples=per_group * len(cases), setup=setup,
-                       notes=[f"{per_group * len(cases)} networks in {len(cases)} groups, "
-                              f"{steps} steps each"])
+                    notes=[f"{per_group * len(cases)} networks in {len(cases)} groups, "
+                           f"{steps} steps each"])
 
 
 def check_mean_preservation(*, device="cpu", dtype=torch.float64, examples=64, seed=0,
