@@ -11,6 +11,7 @@ import sys
 
 from ._errors import DeriveError
 from .expansion import QUANTITIES, expand, leading_pieces
+from .notation import readable
 from .objectives import OBJECTIVES
 from .statements import STATEMENTS
 
@@ -59,18 +60,19 @@ def _expand_text(expansion):
     lines = [f"{OBJECTIVES[expansion.objective].title}: {expansion.quantity}, "
              f"{expansion.order} term(s), classes = {classes}"]
     if expansion.classes is None:
-        lines.append("notation: mean(f) = (1/N) sum_j f(z_j, v_j); z_i, v_i = logits of class i")
+        lines.append("notation: ⟨f⟩ = (1/N) sum_j f(z_j, v_j), the class mean; z_i, v_i = logits "
+                     "of class i")
     name = "L" if expansion.quantity == "loss" else "G"
     for term in expansion.terms:
         lines.append(f"T^-{term.power}: {name}_{term.power} =")
         if isinstance(term.expr, tuple):
             lines += [f"    [{c}] {component}" for c, component in enumerate(term.expr, start=1)]
         else:
-            lines.append(f"    {term.expr}")
+            lines.append(f"    {readable(term.expr) if expansion.classes is None else term.expr}")
     if expansion.objective == "kl":
-        lines.append(f"named pieces of {name}_0 (T -> infinity), with mean() as above:")
+        lines.append(f"named pieces of {name}_0 (T -> infinity), in the notation above:")
         for piece, expr in leading_pieces(expansion.quantity).items():
-            lines.append(f"    {piece}: {expr}")
+            lines.append(f"    {piece}: {readable(expr)}")
     return "\n".join(lines)
 
 

@@ -42,7 +42,8 @@ from ._errors import check_argument, check_classes
 __all__ = [
     "T", "epsilon", "N", "z_i", "v_i", "t_i", "w_i", "b_i", "u_i", "c_i", "m_i",
     "COMPONENTS", "PER_CLASS", "ClassMean", "moment", "canonical",
-    "is_class_constant", "class_sum", "concrete", "concrete_text", "logit_symbols", "parse",
+    "is_class_constant", "class_sum", "concrete", "concrete_text", "logit_symbols", "readable",
+    "parse",
 ]
 
 #: Temperature.
@@ -235,6 +236,24 @@ def _concrete_template(expr, classes, printer):
         text = f"({text})" if printer is str else rf"\left({text}\right)"
         template = template.replace(printer(placeholder), text)
     return template
+
+
+class _ReadablePrinter(sympy.printing.str.StrPrinter):
+    """Plain text for people: class means as ``⟨z**2*v⟩`` (index dropped), the rest as sympy."""
+
+    printmethod = "_readable_text"   # not ClassMean's _sympystr, which prints mean(...)
+
+    def _print_ClassMean(self, expr):
+        return "⟨%s⟩" % self._print(expr.args[0].xreplace(_PLAIN))
+
+
+def readable(expr):
+    """``expr`` as plain text with means written ``⟨...⟩``: for reading, not for parsing.
+
+    >>> readable(moment(2, 1) / N - z_i * ClassMean(v_i))
+    '-z_i*⟨v⟩ + ⟨v*z**2⟩/N'
+    """
+    return _ReadablePrinter({"order": "lex"}).doprint(expr)
 
 
 def parse(text):
