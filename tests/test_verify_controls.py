@@ -24,6 +24,7 @@ from verify.checks.zero_mean import run_zero_mean_check
 from verify.losses import OBJECTIVES, Objective, logits_matching_loss
 from verify.optimizers import OptimizerSpec
 from verify.strategies import sgd_optimizers
+from planted import PerClassScaledSGD
 
 
 def _context(examples=4, dtype=torch.float64):
@@ -56,19 +57,6 @@ KD_PLUS_CONSTANT = Objective(
 def test_zero_mean_flags_a_gradient_with_a_constant_added():
     result = run_zero_mean_check("zero-mean-gradient", [KD_PLUS_CONSTANT], _context(64))
     _assert_flagged(result, "kd+1e-6*sum(z)", "sum of the logit gradient")
-
-
-class PerClassScaledSGD(torch.optim.SGD):
-    """SGD that rescales the class rows of every stacked gradient (dimension 1) first."""
-
-    def step(self, closure=None):
-        for group in self.param_groups:
-            for parameter in group["params"]:
-                if parameter.grad is not None and parameter.ndim >= 2:
-                    rows = parameter.shape[1]
-                    scale = torch.linspace(0.5, 1.5, rows, dtype=parameter.dtype)
-                    parameter.grad.mul_(scale.view(1, rows, *([1] * (parameter.ndim - 2))))
-        return super().step(closure)
 
 
 PLANTED_SGD = OptimizerSpec("sgd", (("lr", 0.05),), factory=PerClassScaledSGD,

@@ -23,6 +23,7 @@ from verify.losses import (DistillationProblem, Objective, infinite_temperature_
 from verify.networks import StackedNetworks
 from verify.optimizers import OptimizerSpec
 from verify.tolerances import SLOPE_TOLERANCE
+from planted import PerClassScaledSGD
 
 DTYPES = st.sampled_from([torch.float64, torch.float32])
 
@@ -99,21 +100,10 @@ def test_sgd_keeps_the_class_means_on_their_prediction(spec, optimizer, objectiv
     assert bool((errors <= tolerances).all())
 
 
-class _PerClassScaledSGD(torch.optim.SGD):
-    def step(self, closure=None):
-        for group in self.param_groups:
-            for parameter in group["params"]:
-                if parameter.grad is not None and parameter.ndim >= 2:
-                    rows = parameter.shape[1]
-                    scale = torch.linspace(0.5, 1.5, rows, dtype=parameter.dtype)
-                    parameter.grad.mul_(scale.view(1, rows, *([1] * (parameter.ndim - 2))))
-        return super().step(closure)
-
-
 @given(strategies.network_specs(max_depth=3, max_width=8).filter(lambda spec: spec.bias),
        strategies.objectives(), strategies.temperatures(min_value=0.5, max_value=50.0))
 def test_a_per_class_rescaled_update_is_flagged(spec, objective, temperature):
-    planted = OptimizerSpec("sgd", (("lr", 0.1),), factory=_PerClassScaledSGD)
+    planted = OptimizerSpec("sgd", (("lr", 0.1),), factory=PerClassScaledSGD)
     networks = StackedNetworks.build(spec, count=2, seed=4)
     trajectory = train(networks, planted, objective, _batches(spec, 2, temperature), steps=2)
     errors, tolerances = mean_drifts(trajectory, planted.predicted_mean_factors(2))
