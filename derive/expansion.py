@@ -5,10 +5,12 @@ for ``k = 0 .. order-1``, of the loss :math:`L = \sum_k T^{-k} L_k` or of its gr
 w.r.t. the student logits, :math:`\partial L/\partial z_i = \sum_k T^{-k} G_{k,i}`.
 
 With a symbolic number of classes (``classes=None``) a term is a polynomial in
-``z_i, v_i, 1/N`` and class moments (see :mod:`derive.notation`); a gradient term is the one
-expression for the generic class ``i``. With ``classes=n`` the same terms are written in the
-explicit symbols ``z1..zn, v1..vn``, a gradient term being the list of its ``n`` components.
-The concrete form is *obtained from* the symbolic one, never expanded again.
+``z_i, v_i, 1/N``, class moments and the objective's parameters (see
+:mod:`derive.notation`); a gradient term is the one expression for the generic class ``i``
+(for an objective with a label, two: the label's component ``"g"`` and a generic other
+class's, ``"i"``). With ``classes=n`` the same terms are written in the explicit symbols
+``z1..zn, v1..vn``, a gradient term being the list of its ``n`` components (the label is
+class 1). The concrete form is *obtained from* the symbolic one, never expanded again.
 
 Examples
 ========
@@ -16,21 +18,21 @@ Examples
 >>> expansion = expand("gradient", order=1)
 >>> expansion.terms[0].expr
 -v_i/N + z_i/N + mean(v_i)/N - mean(z_i)/N
->>> expand("loss", order=1, classes=2).terms[0].expr
-v1**2/4 - v1*z1/2 + v2**2/4 - v2*z2/2 + z1**2/4 + z2**2/4 - (v1/2 + v2/2)**2/2 + (v1/2 + v2/2)*(z1/2 + z2/2) - (z1/2 + z2/2)**2/2
+>>> expand("loss", order=1, classes=2).terms[0].text
+'(z1**2/2 + z2**2/2)/2 - (v1*z1/2 + v2*z2/2) + (v1**2/2 + v2**2/2)/2 - (z1/2 + z2/2)**2/2 + (z1/2 + z2/2)*(v1/2 + v2/2) - (v1/2 + v2/2)**2/2'
+>>> expand("loss", order=1, objective="jsd", parameters={"beta": "1/4"}).terms[0].readable
+'3*⟨z**2⟩/32 - 3*⟨z*v⟩/16 + 3*⟨v**2⟩/32 - 3*⟨z⟩**2/32 + 3*⟨z⟩*⟨v⟩/16 - 3*⟨v⟩**2/32'
 """
 
 from dataclasses import dataclass
 from functools import lru_cache
 
-import sympy
-
-from ._errors import check_choice, check_classes, check_order
-from .latex import expression_latex, term_latex
-from .notation import concrete, concrete_text
+from ._errors import check_argument, check_choice, check_classes, check_order
+from .notation import concrete
 from .objectives import (OBJECTIVES, logits_matching_gradient, logits_matching_loss,
                          regularizer_gradient, regularizer_loss)
-from .series import power_series
+from .polynomial import Polynomial
+from .series import Algebra, series_of
 
 __all__ = ["QUANTITIES", "Term", "Expansion", "expand", "leading_pieces"]
 
@@ -42,44 +44,73 @@ QUANTITIES = ("loss", "gradient")
 class Term:
     """The coefficient of :math:`T^{-power}` of ``quantity``.
 
-    ``symbolic`` is the symbolic-N term (for a gradient, the generic component ``i``).
-    With ``classes=n``, :attr:`expr` is that term in ``z1..zn, v1..vn``: an expression for the
-    loss, a tuple of ``n`` expressions (component ``c`` is the derivative in ``z_c``) for the
-    gradient.
+    ``components`` holds the symbolic-N term as :class:`~derive.polynomial.Polynomial`s, by
+    name: ``"loss"``; or, for a gradient, ``"i"`` (a generic class), and ``"g"`` (the label)
+    first for an objective with a label. :attr:`symbolic` is the sympy expression (a dict
+    ``{"g": ..., "i": ...}`` for a labelled gradient). With ``classes=n``, :attr:`expr` is the
+    term in ``z1..zn, v1..vn``: an expression for the loss, a tuple of ``n`` expressions
+    (component ``c`` is the derivative in ``z_c``) for the gradient.
     """
 
     power: int
-    symbolic: object
+    components: tuple
     quantity: str = "loss"
     classes: object = None
+
+    @property
+    def labelled(self):
+        return len(self.components) == 2
+
+    def _polynomial(self, name=None):
+        return dict(self.components)[name or self.components[-1][0]]
+
+    @property
+    def symbolic(self):
+        if self.labelled:
+            return {name: polynomial.expr for name, polynomial in self.components}
+        return self.components[0][1].expr
+
+    def _for_class(self, component):
+        """The component that applies to explicit class ``component`` (the label is class 1)."""
+        return self._polynomial("g" if self.labelled and component == 1 else None)
 
     @property
     def expr(self):
         if self.classes is None:
             return self.symbolic
         if self.quantity == "loss":
-            return concrete(self.symbolic, classes=self.classes)
-        return tuple(concrete(self.symbolic, classes=self.classes, component=c)
+            return concrete(self._polynomial().expr, classes=self.classes)
+        return tuple(concrete(self._for_class(c).expr, classes=self.classes, component=c)
                      for c in range(1, self.classes + 1))
 
-    def _printed(self, printer):
+    def _printed(self, symbolic, explicit):
         if self.classes is None:
-            return printer(self.symbolic)
+            if self.labelled:
+                return {name: symbolic(polynomial) for name, polynomial in self.components}
+            return symbolic(self.components[0][1])
         if self.quantity == "loss":
-            return concrete_text(self.symbolic, classes=self.classes, printer=printer)
-        return [concrete_text(self.symbolic, classes=self.classes, component=c, printer=printer)
-                for c in range(1, self.classes + 1)]
+            return explicit(self._polynomial(), 1)
+        return [explicit(self._for_class(c), c) for c in range(1, self.classes + 1)]
 
     @property
     def latex(self):
         """LaTeX: the pinned term order for symbolic N; for concrete N, the symbolic term's
         order with each mean written out as its explicit sum."""
-        return self._printed(term_latex if self.classes is None else expression_latex)
+        return self._printed(Polynomial.latex, lambda p, c: p.concrete_latex(
+            classes=self.classes, component=c))
 
     @property
     def text(self):
-        """Plain text that ``sympy.sympify`` parses (in ``z1..zn, v1..vn`` for concrete N)."""
-        return self._printed(str)
+        """Plain text that :func:`derive.parse` (symbolic N) or ``sympy.sympify`` (in
+        ``z1..zn, v1..vn``) reads back."""
+        return self._printed(Polynomial.text, lambda p, c: p.concrete_text(
+            classes=self.classes, component=c))
+
+    @property
+    def readable(self):
+        """Text for people, class means written ``⟨...⟩`` (symbolic N)."""
+        return self._printed(lambda p: p.text(readable=True), lambda p, c: p.concrete_text(
+            classes=self.classes, component=c))
 
     def to_json(self):
         return {"power": self.power, "expr": self.text, "latex": self.latex}
@@ -87,14 +118,15 @@ class Term:
 
 @dataclass(frozen=True)
 class Expansion:
-    """The first ``order`` terms of ``quantity`` of ``objective``, for ``classes`` classes
-    (``None``: symbolic N)."""
+    """The first ``order`` terms of ``quantity`` of ``objective`` with ``parameters``, for
+    ``classes`` classes (``None``: symbolic N)."""
 
     objective: str
     quantity: str
     order: int
     classes: object
     terms: tuple
+    parameters: tuple = ()
 
     def to_json(self):
         """The stable JSON form (see README, CLI contract)."""
@@ -103,31 +135,48 @@ class Expansion:
             "quantity": self.quantity,
             "classes": "N" if self.classes is None else self.classes,
             "order": self.order,
+            "parameters": {name: str(value) for name, value in self.parameters},
             "terms": [term.to_json() for term in self.terms],
         }
 
 
-@lru_cache(maxsize=None)
-def _symbolic_terms(objective, quantity, order):
+@lru_cache(maxsize=64)
+def _symbolic_terms(objective, resolved, quantity, order):
+    """``[(name, [Polynomial per power])]`` per component, sharing one algebra."""
     definition = OBJECTIVES[objective]
-    expr = definition.loss if quantity == "loss" else definition.gradient
-    return tuple(power_series(expr, order=order))
+    values = dict(resolved)
+    parts = ({"loss": definition.loss(**values)} if quantity == "loss"
+             else definition.gradient(**values))
+    algebra = Algebra()
+    components = []
+    for name, expr in parts.items():
+        series = series_of(expr, precision=order, algebra=algebra)
+        check_argument(series.valuation >= 0, "the {} of {} has a pole of order {} at "
+                       "T = infinity: it has no expansion in 1/T", quantity, objective,
+                       -series.valuation)
+        check_argument(series.precision >= order, "internal: expansion reached precision {} < {}",
+                       series.precision, order)
+        components.append((name, [series[k] for k in range(order)]))
+    return algebra, components
 
 
-def expand(quantity="loss", *, order, classes=None, objective="kl"):
+def expand(quantity="loss", *, order, classes=None, objective="kl", parameters=None):
     r"""Expand ``quantity`` of ``objective`` in :math:`1/T` to ``order`` terms.
 
     Parameters
     ==========
 
     quantity : "loss" or "gradient"
-        The loss :math:`T^2\,\mathrm{KL}(p\|q)` or its gradient w.r.t. the student logits.
+        The loss, or its gradient w.r.t. the student logits.
     order : int >= 1
         Number of terms, the powers :math:`T^0 .. T^{-(order-1)}`.
     classes : None or int >= 2
         ``None`` for a symbolic number of classes ``N``; else explicit classes.
     objective : str
         A key of :data:`derive.objectives.OBJECTIVES` (``"kl"`` is knowledge distillation).
+    parameters : dict, optional
+        The objective's parameters by name: rationals (``"3/10"``, ``Fraction``, ``int``) or
+        symbol names; the rest take their defaults (a symbol, for most).
 
     Examples
     ========
@@ -141,13 +190,19 @@ def expand(quantity="loss", *, order, classes=None, objective="kl"):
     check_order(order)
     check_classes(classes)
     check_choice(objective, tuple(OBJECTIVES), name="objective")
-    terms = tuple(Term(k, expr, quantity, classes)
-                  for k, expr in enumerate(_symbolic_terms(objective, quantity, order)))
-    return Expansion(objective, quantity, order, classes, terms)
+    check_argument(parameters is None or isinstance(parameters, dict),
+                   "parameters must be a dict of name -> value, got {!r}", parameters)
+    resolved = OBJECTIVES[objective].resolve(parameters)
+    algebra, components = _symbolic_terms(objective, resolved, quantity, order)
+    terms = tuple(
+        Term(k, tuple((name, Polynomial(algebra, coefficients[k]))
+                      for name, coefficients in components), quantity, classes)
+        for k in range(order))
+    return Expansion(objective, quantity, order, classes, terms, resolved)
 
 
 def leading_pieces(quantity):
-    r"""The named pieces of the :math:`T^0` term (Chen et al.), as THEORY.md states them.
+    r"""The named pieces of the :math:`T^0` term of KD (Chen et al.), as the theory states them.
 
     Returns ``{"logits-matching": ..., "regularizer": ...}``; for the loss,
     :math:`L_{LM}` and :math:`-\frac12(\langle z\rangle - \langle v\rangle)^2`; for the gradient,

@@ -1,7 +1,7 @@
 r"""Symbols and notation shared by every part of :mod:`derive`.
 
-Notation (THEORY.md)
-====================
+Notation
+========
 
 ``N`` classes; student logits ``z``, teacher logits ``v``; temperature ``T`` and its
 inverse :math:`\epsilon = 1/T`, in which everything is expanded.
@@ -15,10 +15,18 @@ A *symbolic* number of classes is handled without writing one symbol per class:
   A mean is the same for every class, and depends on every logit: its derivative is
   :math:`\partial\langle f\rangle/\partial z_i = \frac1N\,\partial f/\partial z_i`.
 
-Expanded terms are polynomials in ``z_i``, ``v_i``, ``1/N`` and the class moments
-:math:`\langle z^a v^b\rangle`. Their text form, ``mean(z_i**a*v_i**b)``, parses back with
-:func:`parse`. With a concrete number of classes, :func:`concrete` writes everything in the
-explicit symbols ``z1..zN, v1..vN``.
+Objectives that know a label (the target class ``g``) write the label's logits ``z_g, v_g``
+apart and average over the other :math:`N - 1` classes with :class:`OtherMean`,
+:math:`\langle f\rangle_{\neg g} = \frac{1}{N-1}\sum_{j\ne g} f(z_j, v_j)`; their generic class
+``i`` is then one of those others. Normalized objectives use the standardized logits
+:math:`\hat z = (z - \langle z\rangle)/\sigma_z` (``zh_i``, ``vh_i``, with ``sigma_z``,
+``sigma_v`` the population standard deviations), whose means obey
+:math:`\langle \hat z\rangle = 0` and :math:`\langle \hat z^2\rangle = 1`.
+
+Expanded terms are polynomials in these symbols, ``1/N`` and class moments. Their text form,
+``mean(z_i**a*v_i**b)``, parses back with :func:`parse`, which accepts this notation and
+nothing else. With a concrete number of classes, :func:`concrete` writes everything in the
+explicit symbols ``z1..zN, v1..vN`` (the label is class 1).
 
 Examples
 ========
@@ -30,20 +38,25 @@ Examples
 2*z_i/N
 >>> concrete(ClassMean(z_i*v_i), classes=2)
 v1*z1/2 + v2*z2/2
+>>> ClassMean(zh_i**2), ClassMean(zh_i)
+(1, 0)
 """
 
+import ast
 from functools import lru_cache
 
 import sympy
 from sympy import Add, Function, Mul, Symbol
 
-from ._errors import check_argument, check_classes
+from ._errors import DeriveError, check_argument, check_classes
 
 __all__ = [
     "T", "epsilon", "N", "z_i", "v_i", "t_i", "w_i", "b_i", "u_i", "c_i", "m_i",
-    "COMPONENTS", "PER_CLASS", "ClassMean", "moment", "canonical",
-    "is_class_constant", "class_sum", "concrete", "concrete_text", "logit_symbols", "readable",
-    "parse",
+    "z_g", "v_g", "zh_i", "vh_i", "sigma_z", "sigma_v",
+    "COMPONENTS", "PER_CLASS", "ClassMean", "OtherMean", "FDerivative", "AmariAlpha",
+    "f_derivative",
+    "moment", "canonical", "is_class_constant", "class_sum", "class_total", "concrete",
+    "concrete_text", "logit_symbols", "readable", "parse", "PARSE_MAX_LENGTH",
 ]
 
 #: Temperature.
@@ -66,40 +79,54 @@ w_i, b_i = Symbol("w_i", real=True), Symbol("b_i", real=True)
 u_i, c_i = Symbol("u_i", real=True), Symbol("c_i", real=True)
 #: An optimizer's per-class state (a momentum buffer).
 m_i = Symbol("m_i", real=True)
+#: Student and teacher logits of the label ``g`` (the target class): class constants.
+z_g, v_g = Symbol("z_g", real=True), Symbol("v_g", real=True)
+#: Standardized logits of class ``i``: :math:`(z_i - \langle z\rangle)/\sigma_z`, likewise ``v``.
+zh_i, vh_i = Symbol("zh_i", real=True), Symbol("vh_i", real=True)
+#: Population standard deviations of the logits over the classes.
+sigma_z, sigma_v = Symbol("sigma_z", positive=True), Symbol("sigma_v", positive=True)
 #: Every per-class symbol: a mean of anything else is the thing itself.
-PER_CLASS = COMPONENTS + (t_i, w_i, b_i, u_i, c_i, m_i)
+PER_CLASS = COMPONENTS + (zh_i, vh_i, t_i, w_i, b_i, u_i, c_i, m_i)
 
-_PLAIN = {s: Symbol(s.name[0], real=True) for s in PER_CLASS}
+#: How a per-class symbol prints inside a mean, where its index is a bound dummy.
+_BARE_TEXT = {z_i: "z", v_i: "v", zh_i: "zh", vh_i: "vh", t_i: "t", w_i: "w", b_i: "b",
+              u_i: "u", c_i: "c", m_i: "m"}
+_BARE_LATEX = {z_i: "z", v_i: "v", zh_i: r"\hat{z}", vh_i: r"\hat{v}", t_i: "t", w_i: "w",
+               b_i: "b", u_i: "u", c_i: "c", m_i: "m"}
+#: The per-class symbol each bare name stands for (printing ranks bare symbols like them).
+BARE_SYMBOLS = {name: symbol for table in (_BARE_TEXT, _BARE_LATEX) for symbol, name in table.items()}
+#: LaTeX names of the other symbols (outside means).
+SYMBOL_LATEX = {zh_i: r"\hat{z}_{i}", vh_i: r"\hat{v}_{i}", sigma_z: r"\sigma_{z}",
+                sigma_v: r"\sigma_{v}", epsilon: r"\epsilon"}
+
+#: Means the standardized logits obey, whatever the logits: applied when a mean is formed.
+_STANDARDIZED_MOMENTS = {zh_i: 0, zh_i**2: 1, vh_i: 0, vh_i**2: 1}
 
 
 @lru_cache(maxsize=None)
 def is_class_constant(expr):
     """True if ``expr`` is the same for every class: per-class symbols only inside means."""
-    if isinstance(expr, ClassMean):
+    if isinstance(expr, _Mean):
         return True
     if expr in PER_CLASS:
         return False
     return all(is_class_constant(arg) for arg in expr.args)
 
 
-class ClassMean(Function):
-    r"""The class-uniform mean :math:`\langle f\rangle = \frac1N \sum_j f(z_j, v_j)`.
-
-    It is linear and evaluates class constants out of itself, so expressions stay canonical:
-
-    >>> from derive.notation import ClassMean, z_i, v_i, epsilon
-    >>> ClassMean(epsilon*z_i - v_i)
-    epsilon*mean(z_i) - mean(v_i)
-    >>> ClassMean(ClassMean(z_i)*v_i)
-    mean(v_i)*mean(z_i)
-    """
+class _Mean(Function):
+    """What :class:`ClassMean` and :class:`OtherMean` share: linearity and the chain rule."""
 
     nargs = 1
+    #: How many classes the mean runs over.
+    _count = N
+    _relations = {}
 
     @classmethod
     def eval(cls, arg):
         if is_class_constant(arg):
             return arg
+        if arg in cls._relations:
+            return sympy.sympify(cls._relations[arg])
         if arg.is_Add:
             return Add(*[cls(term) for term in arg.args])
         if arg.is_Mul:
@@ -113,40 +140,229 @@ class ClassMean(Function):
         (arg,) = self.args
         if symbol not in PER_CLASS:
             # Differentiating under the mean is exact for a symbol shared by every class.
-            return ClassMean(arg.diff(symbol))
-        # d/dz_i (1/N) sum_j f(z_j; C) = (1/N) f_z(z_i; C) + <f_C(z_j; C)> dC/dz_i, for every
+            return type(self)(arg.diff(symbol))
+        # d/dz_i (1/n) sum_j f(z_j; C) = (1/n) f_z(z_i; C) + <f_C(z_j; C)> dC/dz_i, for every
         # nested mean C: the inner means are frozen as dummies, then chained.
-        nested = sorted(arg.atoms(ClassMean), key=sympy.default_sort_key)
+        nested = sorted(arg.atoms(_Mean), key=sympy.default_sort_key)
         frozen = {mean: sympy.Dummy() for mean in nested}
         thawed = {dummy: mean for mean, dummy in frozen.items()}
         body = arg.xreplace(frozen)
-        result = body.diff(symbol).xreplace(thawed) / N
+        result = body.diff(symbol).xreplace(thawed) / self._count
         for mean, dummy in frozen.items():
-            result += ClassMean(body.diff(dummy).xreplace(thawed)) * mean.diff(symbol)
+            result += type(self)(body.diff(dummy).xreplace(thawed)) * mean.diff(symbol)
         return result
 
     def _eval_is_real(self):
         return self.args[0].is_real
 
+    # -- printing: the argument is printed as it is, with the dummy index dropped -----------
+    _text_name = "mean"
+    _latex_suffix = ""
+    _pretty_suffix = ""
+
     def _latex(self, printer, exp=None):
-        (arg,) = self.args
-        powers = arg.as_powers_dict()
-        if arg == Mul(*[s**powers.get(s, 0) for s in PER_CLASS]):
-            # A moment: print z before v, whatever sympy's alphabetical order says.
-            inner = " ".join(printer._print(_PLAIN[s] ** powers[s]) for s in PER_CLASS if s in powers)
-        else:
-            inner = printer._print(arg.xreplace(_PLAIN))
-        body = r"\left\langle %s \right\rangle" % inner
+        inner = _bare_latex(self.args[0], printer)
+        body = r"\left\langle %s \right\rangle%s" % (inner, self._latex_suffix)
         return body if exp is None else "%s^{%s}" % (body, exp)
 
     def _sympystr(self, printer):
-        return "mean(%s)" % printer._print(self.args[0])
+        return "%s(%s)" % (self._text_name, printer._print(self.args[0]))
 
     def _pretty(self, printer):
         from sympy.printing.pretty.stringpict import prettyForm
 
-        inner = printer._print(self.args[0].xreplace(_PLAIN))
-        return prettyForm(*inner.parens("⟨", "⟩"))
+        inner = printer._print(_bare_tree(self.args[0], "pretty"))
+        form = prettyForm(*inner.left("⟨"))
+        form = prettyForm(*form.right("⟩" + self._pretty_suffix))
+        return form
+
+
+class ClassMean(_Mean):
+    r"""The class-uniform mean :math:`\langle f\rangle = \frac1N \sum_j f(z_j, v_j)`.
+
+    It is linear and evaluates class constants out of itself, so expressions stay canonical:
+
+    >>> from derive.notation import ClassMean, z_i, v_i, epsilon
+    >>> ClassMean(epsilon*z_i - v_i)
+    epsilon*mean(z_i) - mean(v_i)
+    >>> ClassMean(ClassMean(z_i)*v_i)
+    mean(v_i)*mean(z_i)
+    """
+
+    _relations = _STANDARDIZED_MOMENTS
+
+
+class OtherMean(_Mean):
+    r"""The mean over the classes other than the label ``g``,
+    :math:`\langle f\rangle_{\neg g} = \frac{1}{N-1}\sum_{j \ne g} f(z_j, v_j)
+    = \frac{N\langle f\rangle - f_g}{N - 1}`. Its generic class ``i`` is one of those classes,
+    so :math:`\partial\langle f\rangle_{\neg g}/\partial z_i = \frac{1}{N-1}\partial f/\partial z_i`.
+
+    >>> from derive.notation import OtherMean, z_i, z_g
+    >>> OtherMean(z_g * z_i).diff(z_i)
+    z_g/(N - 1)
+    """
+
+    _count = N - 1
+    _text_name = "mean_other"
+    _latex_suffix = r"_{\neg g}"
+    _pretty_suffix = "₋g"
+
+
+class FDerivative(Function):
+    r"""The ``n``-th derivative :math:`f^{(n)}(t)` of the generator ``f`` of an f-divergence,
+    an undefined smooth function with :math:`f(1) = 0`: ``FDerivative(n, t)``.
+
+    The expansion engine knows it only through its Taylor series at 1, whose coefficients
+    :meth:`taylor_coefficient` gives: the symbols ``f1, f2, ...`` (:func:`f_derivative`:
+    :math:`f'(1), f''(1), \dots`). A subclass with a ``formula`` is a concrete generator
+    (:class:`AmariAlpha`): the same machinery then expands it with its own coefficients.
+
+    >>> from sympy import Symbol
+    >>> t = Symbol("t")
+    >>> FDerivative(0, t).diff(t)
+    fd(1, t)
+    >>> FDerivative.taylor_coefficient(3)
+    f3
+    """
+
+    nargs = 2
+    #: How many arguments after ``(n, t)`` parametrize the generator.
+    _parameters = 0
+
+    @classmethod
+    def formula(cls, t, *parameters):
+        """The generator :math:`f(t)` itself, or ``None`` for the undefined ``f``."""
+        return None
+
+    @classmethod
+    def taylor_coefficient(cls, order, *parameters):
+        r""":math:`f^{(order)}(1)`: ``0`` for ``order = 0``."""
+        if order == 0:
+            return sympy.Integer(0)
+        formula = cls.formula(_TAYLOR_VARIABLE, *parameters)
+        if formula is None:
+            return f_derivative(order)
+        value = sympy.diff(formula, _TAYLOR_VARIABLE, order).subs(_TAYLOR_VARIABLE, 1)
+        return sympy.factor(sympy.cancel(sympy.expand_power_base(value, force=True)))
+
+    def fdiff(self, argindex=2):
+        check_argument(argindex == 2, "f^(n)(t) is differentiated in t only")
+        order, argument, *parameters = self.args
+        return type(self)(order + 1, argument, *parameters)
+
+    def _sympystr(self, printer):
+        return "%s(%s)" % (self._text_name, ", ".join(printer._print(a) for a in self.args))
+
+    _text_name = "fd"
+    _latex_name = "f"
+
+    def _latex(self, printer, exp=None):
+        order, argument, *parameters = self.args
+        name = self._latex_name
+        if parameters:
+            name = "%s_{%s}" % (name, ", ".join(printer._print(p) for p in parameters))
+        if order != 0:
+            name = "%s^{(%s)}" % (name, printer._print(order))
+        body = r"%s\left(%s\right)" % (name, printer._print(argument))
+        return body if exp is None else r"\left(%s\right)^{%s}" % (body, exp)
+
+
+class AmariAlpha(FDerivative):
+    r"""The generator of Amari's alpha-divergence,
+    :math:`f_\alpha(t) = \frac{t^\alpha - \alpha t + \alpha - 1}{\alpha(\alpha - 1)}`
+    (``AmariAlpha(n, t, alpha)`` is its ``n``-th derivative), so that
+    :math:`D_{f_\alpha}(p\|q) = \frac{\sum_i p_i^\alpha q_i^{1-\alpha} - 1}{\alpha(\alpha-1)}`:
+    KL(p||q) at alpha = 1, KL(q||p) at alpha = 0.
+
+    >>> from sympy import Symbol
+    >>> alpha = Symbol("alpha")
+    >>> AmariAlpha.taylor_coefficient(4, alpha)
+    (alpha - 3)*(alpha - 2)
+    """
+
+    nargs = 3
+    _parameters = 1
+    _text_name = "fd_alpha"
+    _latex_name = "f"
+
+    @classmethod
+    def formula(cls, t, alpha):
+        return (t**alpha - alpha * t + alpha - 1) / (alpha * (alpha - 1))
+
+    @classmethod
+    def taylor_coefficient(cls, order, alpha):
+        # f^(k)(1) = alpha (alpha-1) ... (alpha-k+1) / (alpha (alpha-1)) for k >= 2.
+        if order < 2:
+            return sympy.Integer(0)
+        return sympy.Mul(*[alpha - j for j in range(2, order)])
+
+
+_TAYLOR_VARIABLE = Symbol("t_taylor", positive=True)
+
+
+@lru_cache(maxsize=None)
+def f_derivative(order):
+    r"""The symbol ``f{order}`` for :math:`f^{(order)}(1)` (``order >= 1``; :math:`f(1) = 0`)."""
+    check_argument(isinstance(order, int) and order >= 1, "f derivatives are numbered from 1, "
+                   "got {!r}", order)
+    return Symbol(f"f{order}", real=True)
+
+
+# -- printing means: the argument, as it is, with per-class symbols shown without the index ----
+
+class _InertMean(Function):
+    """A mean for display only: no evaluation, so printing never changes the mathematics."""
+
+    nargs = 2   # (argument, suffix flag)
+
+    def _latex(self, printer, exp=None):
+        suffix = r"_{\neg g}" if self.args[1] else ""
+        body = r"\left\langle %s \right\rangle%s" % (printer._print(self.args[0]), suffix)
+        return body if exp is None else "%s^{%s}" % (body, exp)
+
+    def _pretty(self, printer):
+        from sympy.printing.pretty.stringpict import prettyForm
+
+        inner = printer._print(self.args[0])
+        form = prettyForm(*inner.left("⟨"))
+        return prettyForm(*form.right("⟩" + ("₋g" if self.args[1] else "")))
+
+    def _sympystr(self, printer):
+        return "⟨%s⟩%s" % (printer._print(self.args[0]), "_¬g" if self.args[1] else "")
+
+    _readable_text = _sympystr
+
+
+def _bare_tree(expr, style):
+    """``expr`` with every mean made inert and, inside means, per-class symbols replaced by
+    bare symbols named as the index-free notation prints them."""
+    names = _BARE_LATEX if style == "latex" else _BARE_TEXT
+    bare = {s: Symbol(names[s]) for s in PER_CLASS}
+
+    def walk(node, inside):
+        if isinstance(node, _Mean):
+            return _InertMean(walk(node.args[0], True), sympy.Integer(isinstance(node, OtherMean)))
+        if inside and node in bare:
+            return bare[node]
+        if not node.args:
+            return node
+        return node.func(*[walk(arg, inside) for arg in node.args], evaluate=False) \
+            if isinstance(node, (Add, Mul, sympy.Pow)) else node.func(*[walk(a, inside)
+                                                                         for a in node.args])
+
+    return walk(expr, True)
+
+
+def _bare_latex(arg, printer):
+    """LaTeX of a mean's argument: a moment prints z before v; anything else as printed by
+    ``printer`` with the dummy index dropped."""
+    powers = arg.as_powers_dict()
+    if arg == Mul(*[s**powers.get(s, 0) for s in PER_CLASS]):
+        parts = [_BARE_LATEX[s] if powers[s] == 1 else "%s^{%s}" % (_BARE_LATEX[s], powers[s])
+                 for s in PER_CLASS if s in powers]
+        return " ".join(parts)
+    return printer._print(_bare_tree(arg, "latex"))
 
 
 def moment(student_power, teacher_power):
@@ -159,10 +375,10 @@ def canonical(expr):
     logarithms of products split, then cancelled. Equal expressions give equal results;
     a residual that is zero comes out as exactly ``0``."""
     def normal_mean(node):
-        return ClassMean(sympy.factor(sympy.cancel(sympy.expand(node.args[0]))))
+        return node.func(sympy.factor(sympy.cancel(sympy.expand(node.args[0]))))
 
     expr = sympy.expand(sympy.sympify(expr))
-    expr = expr.replace(lambda node: isinstance(node, ClassMean), normal_mean)
+    expr = expr.replace(lambda node: isinstance(node, _Mean), normal_mean)
     expr = sympy.expand_log(sympy.expand(expr), force=True)
     return sympy.cancel(sympy.expand(expr))
 
@@ -170,6 +386,14 @@ def canonical(expr):
 def class_sum(expr):
     r""":math:`\sum_i f_i` for a per-class expression ``f_i``: ``N * mean(f)``, linearised."""
     return sympy.expand(N * ClassMean(sympy.expand(expr)))
+
+
+def class_total(expr, *, labelled=False):
+    r""":math:`\sum_j f_j` over every class: ``N * mean(f)``, or with a label,
+    :math:`f_g + (N - 1)\langle f\rangle_{\neg g}` (``f`` evaluated at ``z_g, v_g`` plus the others)."""
+    if not labelled:
+        return N * ClassMean(expr)
+    return expr.xreplace({z_i: z_g, v_i: v_g}) + (N - 1) * OtherMean(expr)
 
 
 def logit_symbols(classes):
@@ -181,28 +405,42 @@ def logit_symbols(classes):
     return student, teacher
 
 
+def _standardized(values, classes):
+    """``(standardized values, population std)`` of explicit per-class values."""
+    mean = Add(*values) / classes
+    std = sympy.sqrt(Add(*[(x - mean) ** 2 for x in values]) / classes)
+    return [(x - mean) / std for x in values], std
+
+
 def concrete(expr, *, classes, component=1):
     """Write ``expr`` for ``classes`` explicit classes; ``z_i, v_i`` become those of ``component``.
 
     Means become explicit sums over ``z1..zN, v1..vN`` (not expanded, so sizes stay linear
-    in N) and ``N`` becomes the number.
+    in N) and ``N`` becomes the number. The label is class 1: ``z_g, v_g`` become ``z1, v1``
+    and ``mean_other`` runs over classes 2..N. Standardized logits are written out.
     """
     student, teacher = logit_symbols(classes)
     check_argument(isinstance(component, int) and 1 <= component <= classes,
                    "component must be in 1..{}, got {!r}", classes, component)
+    student_hat, std_z = _standardized(student, classes)
+    teacher_hat, std_v = _standardized(teacher, classes)
+    columns = list(zip(student, teacher, student_hat, teacher_hat))
+
+    def at(node, column):
+        zj, vj, zhj, vhj = column
+        return node.xreplace({z_i: zj, v_i: vj, zh_i: zhj, vh_i: vhj})
 
     def rewrite(node):
-        if isinstance(node, ClassMean):
-            (arg,) = node.args
-            arg = rewrite(arg)
-            total = Add(*[arg.xreplace({z_i: zj, v_i: vj}) for zj, vj in zip(student, teacher)])
-            return total / classes
+        if isinstance(node, _Mean):
+            arg = rewrite(node.args[0])
+            chosen = columns[1:] if isinstance(node, OtherMean) else columns
+            return Add(*[at(arg, column) for column in chosen]) / len(chosen)
         if not node.args:
             return node
         return node.func(*[rewrite(a) for a in node.args])
 
-    return rewrite(sympy.sympify(expr)).xreplace(
-        {z_i: student[component - 1], v_i: teacher[component - 1], N: classes})
+    return at(rewrite(sympy.sympify(expr)), columns[component - 1]).xreplace(
+        {N: classes, z_g: student[0], v_g: teacher[0], sigma_z: std_z, sigma_v: std_v})
 
 
 _SENTINELS = {z_i: Symbol("ZQXCOMPONENT", real=True), v_i: Symbol("VQXCOMPONENT", real=True)}
@@ -215,9 +453,12 @@ def concrete_text(expr, *, classes, component=1, printer=str):
     Printing the concrete expression directly repeats every sum at every occurrence; this
     prints each distinct mean once per expression, and the expression once for all
     components. The result parses (str) or renders (LaTeX) to :func:`concrete`'s expression.
+    Expressions in standardized logits are printed from :func:`concrete` directly.
     """
     check_argument(isinstance(component, int) and 1 <= component <= classes,
                    "component must be in 1..{}, got {!r}", classes, component)
+    if expr.has(zh_i, vh_i, sigma_z, sigma_v):
+        return printer(concrete(expr, classes=classes, component=component))
     template = _concrete_template(expr, classes, printer)
     student, teacher = logit_symbols(classes)
     for symbol, value in ((z_i, student[component - 1]), (v_i, teacher[component - 1])):
@@ -227,9 +468,11 @@ def concrete_text(expr, *, classes, component=1, printer=str):
 
 @lru_cache(maxsize=256)
 def _concrete_template(expr, classes, printer):
-    means = sorted(expr.atoms(ClassMean), key=sympy.default_sort_key)
+    means = sorted(expr.atoms(_Mean), key=sympy.default_sort_key)
     placeholders = {mean: Symbol(f"MEANQX{k}QX", real=True) for k, mean in enumerate(means)}
-    template = printer(expr.xreplace(placeholders).xreplace(_SENTINELS).xreplace({N: sympy.Integer(classes)}))
+    student, teacher = logit_symbols(classes)
+    template = printer(expr.xreplace(placeholders).xreplace(_SENTINELS).xreplace(
+        {N: sympy.Integer(classes), z_g: student[0], v_g: teacher[0]}))
     # Longest names first, so that MEANQX1QX never clobbers part of MEANQX12QX.
     for mean, placeholder in sorted(placeholders.items(), key=lambda item: -len(item[1].name)):
         text = printer(concrete(mean, classes=classes))
@@ -241,23 +484,135 @@ def _concrete_template(expr, classes, printer):
 class _ReadablePrinter(sympy.printing.str.StrPrinter):
     """Plain text for people: class means as ``⟨z**2*v⟩`` (index dropped), the rest as sympy."""
 
-    printmethod = "_readable_text"   # not ClassMean's _sympystr, which prints mean(...)
+    printmethod = "_readable_text"   # not the means' _sympystr, which prints mean(...)
 
     def _print_ClassMean(self, expr):
-        return "⟨%s⟩" % self._print(expr.args[0].xreplace(_PLAIN))
+        arg = expr.args[0]
+        powers = arg.as_powers_dict()
+        if arg == Mul(*[s**powers.get(s, 0) for s in PER_CLASS]):
+            # A moment: z before v, whatever sympy's alphabetical order says.
+            inner = "*".join(_BARE_TEXT[s] + ("" if powers[s] == 1 else "**%s" % powers[s])
+                             for s in PER_CLASS if s in powers)
+            suffix = "_¬g" if isinstance(expr, OtherMean) else ""
+            return "⟨%s⟩%s" % (inner, suffix)
+        return self._print(_bare_tree(expr, "text"))
+
+    _print_OtherMean = _print_ClassMean
 
 
 def readable(expr):
     """``expr`` as plain text with means written ``⟨...⟩``: for reading, not for parsing.
 
     >>> readable(moment(2, 1) / N - z_i * ClassMean(v_i))
-    '-z_i*⟨v⟩ + ⟨v*z**2⟩/N'
+    '-z_i*⟨v⟩ + ⟨z**2*v⟩/N'
     """
     return _ReadablePrinter({"order": "lex"}).doprint(expr)
 
 
-def parse(text):
-    """Parse a term printed in this notation (``mean(z_i**2*v_i)/N`` and the like)."""
-    names = {"mean": ClassMean, "N": N, "T": T, "epsilon": epsilon}
+# -- parsing: exactly the notation, never eval ---------------------------------------------------
+
+#: Longest text :func:`parse` reads.
+PARSE_MAX_LENGTH = 100_000
+
+_FUNCTIONS = {"mean": ClassMean, "mean_other": OtherMean, "exp": sympy.exp, "log": sympy.log,
+              "sqrt": sympy.sqrt, "fd": FDerivative, "fd_alpha": AmariAlpha}
+_CONSTANTS = {"E": sympy.E}
+_NAME_PATTERN = None
+
+
+def _known_names():
+    names = {"N": N, "T": T, "epsilon": epsilon, "z_g": z_g, "v_g": v_g, "sigma_z": sigma_z,
+             "sigma_v": sigma_v}
     names.update({symbol.name: symbol for symbol in PER_CLASS})
-    return sympy.sympify(text, locals=names)
+    return names
+
+
+def _parameter_symbol(name):
+    """Parameters of the objectives (``beta``, ``alpha``, ...) and ``f1, f2, ...``."""
+    import re
+
+    if re.fullmatch(r"f[1-9][0-9]{0,2}", name):
+        return f_derivative(int(name[1:]))
+    from .objectives import parameter_symbols
+
+    return parameter_symbols().get(name)
+
+
+def parse(text):
+    """Parse a term printed in this notation (``mean(z_i**2*v_i)/N`` and the like).
+
+    Only this notation is accepted: its symbols (``z_i, v_i, N, T, epsilon, z_g, ...``, the
+    objectives' parameters and ``f1, f2, ...``), integers, ``+ - * / **``, parentheses and the
+    functions ``mean, mean_other, exp, log, sqrt, fd, fd_alpha``. Nothing is evaluated as Python: the
+    text is read with :mod:`ast` and each node is translated. Anything else raises
+    :class:`~derive.DeriveError`.
+
+    >>> parse("mean(z_i**2*v_i)/N - z_i*mean(v_i)")
+    -z_i*mean(v_i) + mean(v_i*z_i**2)/N
+    >>> parse("__import__('os').system('true')")
+    Traceback (most recent call last):
+    ...
+    derive._errors.DeriveError: parse: unknown function "__import__('os').system" at column 1; allowed: mean, mean_other, exp, log, sqrt, fd, fd_alpha
+    """
+    check_argument(isinstance(text, str), "parse needs a string, got {}", type(text).__name__)
+    check_argument(text.strip() != "", "parse needs a nonempty string")
+    check_argument(len(text) <= PARSE_MAX_LENGTH, "parse reads at most {} characters, got {}",
+                   PARSE_MAX_LENGTH, len(text))
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
+        raise DeriveError(f"parse: not an expression in the notation ({type(error).__name__})") \
+            from None
+    try:
+        return _translate(tree.body, _known_names())
+    except RecursionError:
+        raise DeriveError("parse: expression nested too deeply") from None
+
+
+def _where(node):
+    return f"at column {getattr(node, 'col_offset', 0) + 1}"
+
+
+_BINARY = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b,
+           ast.Mult: lambda a, b: a * b, ast.Div: lambda a, b: a / b}
+
+
+def _translate(node, names):
+    if isinstance(node, ast.BinOp):
+        left, right = _translate(node.left, names), _translate(node.right, names)
+        if isinstance(node.op, ast.Pow):
+            check_argument(right.is_Rational and abs(right) <= 10_000,
+                           "parse: exponents must be rational numbers of size <= 10000, "
+                           "got {} {}", right, _where(node))
+            return left**right
+        operation = _BINARY.get(type(node.op))
+        check_argument(operation is not None, "parse: operator {} is not allowed {}; allowed: "
+                       "+ - * / **", type(node.op).__name__, _where(node))
+        return operation(left, right)
+    if isinstance(node, ast.UnaryOp):
+        check_argument(isinstance(node.op, (ast.UAdd, ast.USub)), "parse: operator {} is not "
+                       "allowed {}", type(node.op).__name__, _where(node))
+        value = _translate(node.operand, names)
+        return -value if isinstance(node.op, ast.USub) else value
+    if isinstance(node, ast.Constant):
+        check_argument(isinstance(node.value, int) and not isinstance(node.value, bool)
+                       and len(str(node.value)) <= 1000,
+                       "parse: only integer literals are allowed (write 1/2, not 0.5), got {!r} {}",
+                       node.value, _where(node))
+        return sympy.Integer(node.value)
+    if isinstance(node, ast.Name):
+        symbol = names.get(node.id) or _CONSTANTS.get(node.id) or _parameter_symbol(node.id)
+        check_argument(symbol is not None, "parse: unknown name {!r} {}", node.id, _where(node))
+        return symbol
+    if isinstance(node, ast.Call):
+        name = node.func.id if isinstance(node.func, ast.Name) else None
+        check_argument(name in _FUNCTIONS, "parse: unknown function {!r} {}; allowed: {}",
+                       name or ast.unparse(node.func)[:40], _where(node), ", ".join(_FUNCTIONS))
+        check_argument(not node.keywords, "parse: keyword arguments are not allowed {}",
+                       _where(node))
+        arguments = [_translate(arg, names) for arg in node.args]
+        expected = {"fd": 2, "fd_alpha": 3}.get(name, 1)
+        check_argument(len(arguments) == expected, "parse: {} takes {} argument(s), got {} {}",
+                       name, expected, len(arguments), _where(node))
+        return _FUNCTIONS[name](*arguments)
+    raise DeriveError(f"parse: {type(node).__name__} is not part of the notation {_where(node)}")

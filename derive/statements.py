@@ -107,8 +107,8 @@ def _shift_invariant_losses():
     return {
         "kd": kd_loss(),
         "kd-cross-entropy": kd_cross_entropy_loss(),
-        "reverse-kl": OBJECTIVES["reverse-kl"].loss,
-        "jensen-shannon": OBJECTIVES["js"].loss,
+        "reverse-kl": OBJECTIVES["reverse-kl"].loss(),
+        "jensen-shannon": OBJECTIVES["js"].loss(),
         # Hard labels, label smoothing and soft targets are targets t with sum_i t_i = 1.
         "target-cross-entropy": target_cross_entropy,
     }

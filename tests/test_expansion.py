@@ -145,7 +145,10 @@ def test_symbolic_json_strings_parse_back_in_the_documented_notation():
     (lambda: expand("loss", order=2, objective="dkd"), "objective must be one of"),
     (lambda: derive.power_series(derive.z_i / derive.epsilon, order=2), "pole of order 1"),
     (lambda: derive.power_series(sympy.sin(derive.epsilon), order=2), "cannot expand sin(epsilon)"),
-    (lambda: derive.power_series(sympy.log(2 + derive.epsilon), order=2), "log needs a series starting at 1"),
+    (lambda: derive.power_series(sympy.log(derive.epsilon), order=2), "its expansion has log(T) terms"),
+    (lambda: derive.power_series(sympy.log(derive.z_i + derive.epsilon), order=2),
+     "log needs a leading coefficient that is one product of class constants, got z_i"),
+    (lambda: derive.power_series(None, order=2), "power_series needs a sympy expression"),
 ])
 def test_bad_input_raises_the_package_error(call, message):
     with pytest.raises(DeriveError, match=message.replace("(", r"\(").replace(")", r"\)")):

@@ -1,0 +1,327 @@
+r"""A derived term as the engine holds it: a Laurent polynomial in generators, printed directly.
+
+An expansion term is a polynomial in per-class symbols (``z_i, v_i``), the label's logits,
+class means, ``1/N`` and parameters. :class:`Polynomial` keeps it in the engine's packed form
+(:class:`derive.series.Algebra`) and prints it as text (``mean(...)``, parseable by
+:func:`derive.parse`), readable text (``⟨...⟩``), pinned-order LaTeX, or written out for a
+concrete number of classes, without building a sympy expression first: printing stays linear
+in the size of the term. :attr:`Polynomial.expr` builds the sympy expression when it is asked
+for.
+
+The pinned order: generators ranked as per-class symbols (``z_i`` before ``v_i``), the label's
+logits, class means (moments by decreasing degree, ``z`` before ``v``; the means over the other
+classes after), then the rest; terms in decreasing lexicographic order of their exponents in
+that ranking; a common factor :math:`1/N` pulled out in front.
+
+Examples
+========
+
+>>> from derive.notation import ClassMean, N, z_i, v_i
+>>> p = Polynomial.from_expr((z_i - v_i - ClassMean(z_i) + ClassMean(v_i)) / N)
+>>> p.text()
+'(z_i - v_i - mean(z_i) + mean(v_i))/N'
+>>> p.concrete_text(classes=2, component=1)
+'z1/2 - v1/2 - (z1/2 + z2/2)/2 + (v1/2 + v2/2)/2'
+"""
+
+from functools import cached_property
+
+import sympy
+from sympy import QQ
+
+from .notation import (BARE_SYMBOLS, PER_CLASS, N, OtherMean, _Mean, logit_symbols, sigma_v, sigma_z, v_g,
+                       vh_i, z_g, zh_i)
+from .series import _BITS, _MASK, Algebra
+
+__all__ = ["Polynomial", "generator_rank"]
+
+_LABEL = (z_g, v_g)
+
+
+def generator_rank(expr):
+    """Sort key of a generator in the pinned order (see the module docstring)."""
+    if expr.is_Symbol and expr.name in BARE_SYMBOLS and expr not in PER_CLASS:
+        expr = BARE_SYMBOLS[expr.name]      # a per-class symbol printed inside a mean
+    if expr in PER_CLASS:
+        return (0, PER_CLASS.index(expr))
+    if expr in _LABEL:
+        return (1, _LABEL.index(expr))
+    if isinstance(expr, _Mean):
+        powers = expr.args[0].as_powers_dict()
+        degrees = [int(powers.get(symbol, 0)) for symbol in PER_CLASS]
+        simple = expr.args[0] == sympy.Mul(*[s**d for s, d in zip(PER_CLASS, degrees)])
+        return (2, 0 if simple else 1, isinstance(expr, OtherMean), -sum(degrees),
+                [-d for d in degrees], sympy.default_sort_key(expr))
+    return (3, sympy.default_sort_key(expr))
+
+
+class Polynomial:
+    """A term: ``terms`` (packed monomial -> rational) over the generators of ``algebra``."""
+
+    def __init__(self, algebra, terms):
+        self.algebra = algebra
+        self.terms = {m: c for m, c in terms.items() if c}
+
+    @classmethod
+    def from_expr(cls, expr):
+        """The polynomial of a sympy expression free of :math:`\\epsilon` (atoms where needed)."""
+        algebra = Algebra()
+        return cls(algebra, algebra.element(sympy.sympify(expr)))
+
+    def __bool__(self):
+        return bool(self.terms)
+
+    @cached_property
+    def expr(self):
+        """The sympy expression (built once, when asked for)."""
+        return self.algebra.to_expr(self.terms)
+
+    # -- generators -----------------------------------------------------------------------
+    @cached_property
+    def _slots(self):
+        """Slots used, with their expression and role, in the pinned order."""
+        used = 0
+        for m in self.terms:
+            used |= m
+        slots, slot = [], 0
+        while used:
+            if used & _MASK:
+                slots.append(slot)
+            used >>= _BITS
+            slot += 1
+        expressions = self.algebra.expressions
+        return sorted(slots, key=lambda s: generator_rank(_base(expressions[s])[0]))
+
+    def _exponents(self, monomial):
+        return [(monomial >> (_BITS * slot)) & _MASK for slot in self._slots]
+
+    @cached_property
+    def plain(self):
+        """Whether every generator prints as itself: symbols, means and their inverses (atoms
+        such as ``sqrt(N - 1)`` are printed through sympy, which simplifies their powers)."""
+        for slot in self._slots:
+            base, _ = _base(self.algebra.expressions[slot])
+            if not (base.is_Symbol or isinstance(base, _Mean)):
+                return False
+        return True
+
+    def _ordered(self):
+        """``[(coefficient, [(expr, signed exponent), ...])]`` in the pinned order."""
+        expressions = self.algebra.expressions
+        rows = []
+        for m, c in self.terms.items():
+            factors = []
+            for slot, exponent in zip(self._slots, self._exponents(m)):
+                if exponent:
+                    base, sign = _base(expressions[slot])
+                    factors.append((base, sign * exponent, slot))
+            rows.append((self._exponents(m), QQ.to_sympy(c), factors))
+        rows.sort(key=lambda row: [-e for e in row[0]])
+        return [(c, [(base, e) for base, e, _ in factors]) for _, c, factors in rows]
+
+    def _common_inverse_n(self):
+        """True if every term has exactly the factor ``1/N`` (and no other power of ``N``)."""
+        if not self.terms:
+            return False
+        for _, factors in self._ordered():
+            if [e for base, e in factors if base == N] != [-1]:
+                return False
+        return True
+
+    # -- text -----------------------------------------------------------------------------
+    def text(self, *, readable=False):
+        """Text that :func:`derive.parse` (and ``sympy.sympify``) reads back; ``readable``
+        writes means as ``⟨z**2*v⟩`` instead, for people."""
+        if not self.plain:
+            from .notation import readable as readable_text
+
+            return readable_text(self.expr) if readable else str(self.expr)
+        printer = _text_factor if not readable else _readable_factor
+        common = self._common_inverse_n()
+        parts = []
+        for coefficient, factors in self._ordered():
+            if common:
+                factors = [(b, e) for b, e in factors if b != N]
+            parts.append(_text_term(coefficient, factors, printer))
+        body = _join(parts) if parts else "0"
+        if common:
+            return f"({body})/N" if len(parts) > 1 else _divide_by_n(body)
+        return body
+
+    # -- LaTeX ----------------------------------------------------------------------------
+    def latex_parts(self):
+        r"""``(prefix, [signed terms])``: ``prefix`` is ``'\frac{1}{N}'`` when a common
+        :math:`1/N` was pulled out; each term starts with ``'+ '`` or ``'- '``."""
+        from .latex import expression_latex
+
+        if not self.plain:
+            text = expression_latex(self.expr)
+            return "", ([] if self.expr == 0 else [("- " + text[1:]) if text.startswith("-")
+                                                   else "+ " + text])
+        common = self._common_inverse_n()
+        parts = []
+        for coefficient, factors in self._ordered():
+            if common:
+                factors = [(b, e) for b, e in factors if b != N]
+            parts.append(_latex_term(coefficient, factors, expression_latex))
+        return (r"\frac{1}{N}" if common else ""), parts
+
+    def latex(self):
+        """LaTeX in the pinned order."""
+        prefix, parts = self.latex_parts()
+        if not parts:
+            return "0"
+        body = join_terms(parts)
+        if not prefix:
+            return body
+        if len(parts) == 1 and not body.startswith("-"):
+            return f"{prefix} {body}"
+        return f"{prefix} \\left({body}\\right)"
+
+    # -- concrete N ---------------------------------------------------------------------------
+    def _concrete_terms(self, classes, component):
+        """``[(coefficient, [(text factor, latex factor, exponent)])]`` with ``N`` replaced by
+        ``classes`` (terms that become alike are merged)."""
+        from .latex import expression_latex
+        from .notation import concrete
+
+        student, teacher = logit_symbols(classes)
+        merged = {}
+        for coefficient, factors in self._ordered():
+            key, kept = [], []
+            for base, exponent in factors:
+                if base == N:
+                    coefficient *= sympy.Integer(classes) ** exponent
+                    continue
+                value = concrete(base, classes=classes, component=component)
+                if value.is_Number:
+                    coefficient *= value**exponent
+                    continue
+                key.append((str(value), exponent))
+                kept.append((value, exponent))
+            signature = tuple(key)
+            if signature in merged:
+                merged[signature][0] += coefficient
+            else:
+                merged[signature] = [coefficient, kept]
+        del student, teacher
+        rows = []
+        for coefficient, kept in merged.values():
+            if coefficient:
+                rows.append((coefficient, [(_parenthesized_text(v), _parenthesized_latex(
+                    v, expression_latex), e) for v, e in kept]))
+        return rows
+
+    def concrete_text(self, *, classes, component=1):
+        """Text in ``z1..zN, v1..vN`` (``sympy.sympify`` reads it), ``z_i, v_i`` being those of
+        ``component`` and the label class 1."""
+        if not self.plain or self.expr.has(zh_i, vh_i, sigma_z, sigma_v):
+            from .notation import concrete
+
+            return str(concrete(self.expr, classes=classes, component=component))
+        parts = [_text_term(c, [(t, e) for t, _, e in factors], _text_raw)
+                 for c, factors in self._concrete_terms(classes, component)]
+        return _join(parts) if parts else "0"
+
+    def concrete_latex(self, *, classes, component=1):
+        """LaTeX in ``z_1..z_N, v_1..v_N``, in the symbolic term's order."""
+        from .latex import expression_latex
+
+        if not self.plain or self.expr.has(zh_i, vh_i, sigma_z, sigma_v):
+            from .notation import concrete
+
+            return expression_latex(concrete(self.expr, classes=classes, component=component))
+        parts = [_latex_term(c, [(t, e) for _, t, e in factors], None)
+                 for c, factors in self._concrete_terms(classes, component)]
+        return join_terms(parts) if parts else "0"
+
+
+def _base(expr):
+    """``(base, sign)``: a generator ``1/x`` is ``x`` to the power -1."""
+    if expr.is_Pow and expr.args[1] == -1:
+        return expr.args[0], -1
+    return expr, 1
+
+
+def _join(parts):
+    text = " ".join(parts)
+    return text[2:] if text.startswith("+ ") else "-" + text[2:]
+
+
+def join_terms(parts):
+    """Join signed terms (``'+ a'``, ``'- b'``) into ``'a - b'``."""
+    return _join(parts)
+
+
+def _divide_by_n(body):
+    return f"{body}/N"
+
+
+# -- text factors ----------------------------------------------------------------------------
+
+def _text_factor(base, exponent):
+    return _power_text(str(base), exponent, atomic=base.is_Symbol or isinstance(base, _Mean))
+
+
+def _readable_factor(base, exponent):
+    from .notation import readable
+
+    return _power_text(readable(base), exponent, atomic=base.is_Symbol or isinstance(base, _Mean))
+
+
+def _text_raw(text, exponent):
+    return _power_text(text, exponent, atomic=True)
+
+
+def _power_text(text, exponent, *, atomic):
+    if not atomic:
+        text = f"({text})"
+    return text if abs(exponent) == 1 else f"{text}**{abs(exponent)}"
+
+
+def _text_term(coefficient, factors, printer):
+    """``'+ 3/2*z_i**2*mean(v_i)/mean(v_i**2)'``: sign, magnitude, numerator, denominator."""
+    sign = "-" if coefficient < 0 else "+"
+    magnitude = abs(coefficient)
+    numerator = [printer(b, e) for b, e in factors if e > 0]
+    denominator = [printer(b, e) for b, e in factors if e < 0]
+    head = [] if magnitude.p == 1 and numerator else [str(magnitude.p)]
+    text = "*".join(head + numerator)
+    below = ([str(magnitude.q)] if magnitude.q != 1 else []) + denominator
+    if below:
+        text += "/" + (below[0] if len(below) == 1 else "(" + "*".join(below) + ")")
+    return f"{sign} {text}"
+
+
+# -- LaTeX factors ---------------------------------------------------------------------------
+
+def _latex_term(coefficient, factors, printer):
+    """``'+ \\frac{3}{2} z_{i}^{2} ...'``; ``printer`` renders a base (``None``: already text)."""
+    sign = "-" if coefficient < 0 else "+"
+    magnitude = abs(coefficient)
+    rendered = []
+    for base, exponent in factors:
+        text = base if printer is None else _latex_base(base, printer)
+        rendered.append(text if exponent == 1 else f"{text}^{{{exponent}}}")
+    if magnitude.q == 1:
+        head = "" if magnitude.p == 1 and rendered else f"{magnitude.p}"
+    else:
+        head = f"\\frac{{{magnitude.p}}}{{{magnitude.q}}}"
+    return f"{sign} " + " ".join(filter(None, [head, *rendered]))
+
+
+def _latex_base(base, printer):
+    text = printer(base)
+    if base.is_Symbol or isinstance(base, _Mean):
+        return text
+    return f"\\left({text}\\right)"
+
+
+def _parenthesized_text(value):
+    text = str(value)
+    return text if value.is_Symbol else f"({text})"
+
+
+def _parenthesized_latex(value, printer):
+    text = printer(value)
+    return text if value.is_Symbol else f"\\left({text}\\right)"
