@@ -20,17 +20,19 @@ Examples
 from ._errors import DeriveError
 from .expansion import QUANTITIES, Expansion, Term, expand, leading_pieces
 from .latex import expression_latex, term_latex
-from .notation import (COMPONENTS, N, T, ClassMean, canonical, class_sum, concrete, epsilon,
-                       logit_symbols, moment, parse, v_i, z_i)
-from .objectives import OBJECTIVES, Objective
+from .notation import (COMPONENTS, N, T, ClassMean, OtherMean, canonical, class_sum, concrete,
+                       epsilon, f_derivative, logit_symbols, moment, parse, sigma_v, sigma_z, v_g,
+                       v_i, vh_i, z_g, z_i, zh_i)
+from .objectives import FAMILIES, OBJECTIVES, Objective, Parameter
 from .report import report_document, write_report
 from .series import power_series
 from .statements import STATEMENTS, ProofResult, Statement, prove_all
 
 __all__ = [
     "DeriveError", "QUANTITIES", "Expansion", "Term", "expand", "leading_pieces",
-    "expression_latex", "term_latex", "COMPONENTS", "N", "T", "ClassMean", "canonical",
-    "class_sum", "concrete", "epsilon", "logit_symbols", "moment", "parse", "v_i", "z_i",
-    "OBJECTIVES", "Objective", "report_document", "write_report", "power_series",
+    "expression_latex", "term_latex", "COMPONENTS", "N", "T", "ClassMean", "OtherMean",
+    "canonical", "class_sum", "concrete", "epsilon", "f_derivative", "logit_symbols", "moment",
+    "parse", "sigma_v", "sigma_z", "v_g", "v_i", "vh_i", "z_g", "z_i", "zh_i",
+    "FAMILIES", "OBJECTIVES", "Objective", "Parameter", "report_document", "write_report", "power_series",
     "STATEMENTS", "ProofResult", "Statement", "prove_all",
 ]

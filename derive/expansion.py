@@ -19,7 +19,7 @@ Examples
 >>> expansion.terms[0].expr
 -v_i/N + z_i/N + mean(v_i)/N - mean(z_i)/N
 >>> expand("loss", order=1, classes=2).terms[0].text
-'(z1**2/2 + z2**2/2)/2 - (v1*z1/2 + v2*z2/2) + (v1**2/2 + v2**2/2)/2 - (z1/2 + z2/2)**2/2 + (z1/2 + z2/2)*(v1/2 + v2/2) - (v1/2 + v2/2)**2/2'
+'((z1**2 + z2**2)/2)/2 - ((z1*v1 + z2*v2)/2) + ((v1**2 + v2**2)/2)/2 - ((z1 + z2)/2)**2/2 + ((z1 + z2)/2)*((v1 + v2)/2) - ((v1 + v2)/2)**2/2'
 >>> expand("loss", order=1, objective="jsd", parameters={"beta": "1/4"}).terms[0].readable
 '3*⟨z**2⟩/32 - 3*⟨z*v⟩/16 + 3*⟨v**2⟩/32 - 3*⟨z⟩**2/32 + 3*⟨z⟩*⟨v⟩/16 - 3*⟨v⟩**2/32'
 """

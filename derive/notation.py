@@ -55,7 +55,7 @@ __all__ = [
     "z_g", "v_g", "zh_i", "vh_i", "sigma_z", "sigma_v",
     "COMPONENTS", "PER_CLASS", "ClassMean", "OtherMean", "FDerivative", "AmariAlpha",
     "f_derivative",
-    "moment", "canonical", "is_class_constant", "class_sum", "class_total", "concrete",
+    "moment", "canonical", "is_class_constant", "class_sum", "class_total", "at_label", "concrete",
     "concrete_text", "logit_symbols", "readable", "parse", "PARSE_MAX_LENGTH",
 ]
 
@@ -388,18 +388,38 @@ def class_sum(expr):
     return sympy.expand(N * ClassMean(sympy.expand(expr)))
 
 
+def at_label(expr):
+    """A per-class expression evaluated at the label: ``z_i, v_i`` outside means become
+    ``z_g, v_g`` (inside a mean the index is a dummy and stays)."""
+    expr = sympy.sympify(expr)
+    if isinstance(expr, _Mean):
+        return expr
+    if expr == z_i:
+        return z_g
+    if expr == v_i:
+        return v_g
+    if not expr.args:
+        return expr
+    return expr.func(*[at_label(arg) for arg in expr.args])
+
+
 def class_total(expr, *, labelled=False):
     r""":math:`\sum_j f_j` over every class: ``N * mean(f)``, or with a label,
     :math:`f_g + (N - 1)\langle f\rangle_{\neg g}` (``f`` evaluated at ``z_g, v_g`` plus the others)."""
     if not labelled:
         return N * ClassMean(expr)
-    return expr.xreplace({z_i: z_g, v_i: v_g}) + (N - 1) * OtherMean(expr)
+    return at_label(expr) + (N - 1) * OtherMean(expr)
 
 
 def logit_symbols(classes):
     """The explicit symbols ``(z1..zN), (v1..vN)`` for a concrete number of classes."""
     check_classes(classes)
     check_argument(classes is not None, "logit_symbols needs a concrete number of classes")
+    return _logit_symbols(classes)
+
+
+@lru_cache(maxsize=64)
+def _logit_symbols(classes):
     student = sympy.symbols(f"z1:{classes + 1}", real=True)
     teacher = sympy.symbols(f"v1:{classes + 1}", real=True)
     return student, teacher
@@ -422,9 +442,14 @@ def concrete(expr, *, classes, component=1):
     student, teacher = logit_symbols(classes)
     check_argument(isinstance(component, int) and 1 <= component <= classes,
                    "component must be in 1..{}, got {!r}", classes, component)
-    student_hat, std_z = _standardized(student, classes)
-    teacher_hat, std_v = _standardized(teacher, classes)
-    columns = list(zip(student, teacher, student_hat, teacher_hat))
+    expr = sympy.sympify(expr)
+    standardized = expr.has(zh_i, vh_i, sigma_z, sigma_v)
+    if standardized:
+        student_hat, std_z = _standardized(student, classes)
+        teacher_hat, std_v = _standardized(teacher, classes)
+        columns = list(zip(student, teacher, student_hat, teacher_hat))
+    else:
+        columns = [(zj, vj, zh_i, vh_i) for zj, vj in zip(student, teacher)]
 
     def at(node, column):
         zj, vj, zhj, vhj = column
@@ -439,8 +464,10 @@ def concrete(expr, *, classes, component=1):
             return node
         return node.func(*[rewrite(a) for a in node.args])
 
-    return at(rewrite(sympy.sympify(expr)), columns[component - 1]).xreplace(
-        {N: classes, z_g: student[0], v_g: teacher[0], sigma_z: std_z, sigma_v: std_v})
+    replacements = {N: sympy.Integer(classes), z_g: student[0], v_g: teacher[0]}
+    if standardized:
+        replacements.update({sigma_z: std_z, sigma_v: std_v})
+    return at(rewrite(expr), columns[component - 1]).xreplace(replacements)
 
 
 _SENTINELS = {z_i: Symbol("ZQXCOMPONENT", real=True), v_i: Symbol("VQXCOMPONENT", real=True)}

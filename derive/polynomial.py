@@ -21,7 +21,7 @@ Examples
 >>> p.text()
 '(z_i - v_i - mean(z_i) + mean(v_i))/N'
 >>> p.concrete_text(classes=2, component=1)
-'z1/2 - v1/2 - (z1/2 + z2/2)/2 + (v1/2 + v2/2)/2'
+'z1/2 - v1/2 - ((z1 + z2)/2)/2 + ((v1 + v2)/2)/2'
 """
 
 from functools import cached_property
@@ -106,46 +106,71 @@ class Polynomial:
         return True
 
     def _ordered(self):
-        """``[(coefficient, [(expr, signed exponent), ...])]`` in the pinned order."""
-        expressions = self.algebra.expressions
+        """``[(coefficient, [(slot, signed exponent), ...])]`` in the pinned order."""
+        cached = self.__dict__.get("_ordered_rows")
+        if cached is not None:
+            return cached
+        signs = [_base(self.algebra.expressions[slot])[1] for slot in self._slots]
         rows = []
         for m, c in self.terms.items():
-            factors = []
-            for slot, exponent in zip(self._slots, self._exponents(m)):
-                if exponent:
-                    base, sign = _base(expressions[slot])
-                    factors.append((base, sign * exponent, slot))
-            rows.append((self._exponents(m), QQ.to_sympy(c), factors))
+            exponents = self._exponents(m)
+            factors = [(slot, sign * e) for slot, sign, e in zip(self._slots, signs, exponents)
+                       if e]
+            rows.append((exponents, QQ.to_sympy(c), factors))
         rows.sort(key=lambda row: [-e for e in row[0]])
-        return [(c, [(base, e) for base, e, _ in factors]) for _, c, factors in rows]
+        self.__dict__["_ordered_rows"] = [(c, factors) for _, c, factors in rows]
+        return self.__dict__["_ordered_rows"]
+
+    def _printed(self, slot, style):
+        """The printed base of generator ``slot`` (its inverse prints as the base)."""
+        cache = self.__dict__.setdefault("_printed_slots", {})
+        key = (slot, style)
+        if key not in cache:
+            base, _ = _base(self.algebra.expressions[slot])
+            if style == "latex":
+                from .latex import expression_latex
+
+                cache[key] = _latex_base(base, expression_latex)
+            else:
+                text = _readable(base) if style == "readable" else str(base)
+                atomic = base.is_Symbol or isinstance(base, _Mean)
+                cache[key] = text if atomic else f"({text})"
+        return cache[key]
+
+    def _is_n(self, slot):
+        return slot in self._n_slots
+
+    @cached_property
+    def _n_slots(self):
+        return {slot for slot in self._slots if _base(self.algebra.expressions[slot])[0] == N}
 
     def _common_inverse_n(self):
         """True if every term has exactly the factor ``1/N`` (and no other power of ``N``)."""
         if not self.terms:
             return False
         for _, factors in self._ordered():
-            if [e for base, e in factors if base == N] != [-1]:
+            if [e for slot, e in factors if self._is_n(slot)] != [-1]:
                 return False
         return True
+
+    def _rows(self, style):
+        """``[(coefficient, [(printed base, exponent)])]``, a common ``1/N`` left out."""
+        common = self._common_inverse_n()
+        return common, [(c, [(self._printed(slot, style), e) for slot, e in factors
+                             if not (common and self._is_n(slot))])
+                        for c, factors in self._ordered()]
 
     # -- text -----------------------------------------------------------------------------
     def text(self, *, readable=False):
         """Text that :func:`derive.parse` (and ``sympy.sympify``) reads back; ``readable``
         writes means as ``⟨z**2*v⟩`` instead, for people."""
         if not self.plain:
-            from .notation import readable as readable_text
-
-            return readable_text(self.expr) if readable else str(self.expr)
-        printer = _text_factor if not readable else _readable_factor
-        common = self._common_inverse_n()
-        parts = []
-        for coefficient, factors in self._ordered():
-            if common:
-                factors = [(b, e) for b, e in factors if b != N]
-            parts.append(_text_term(coefficient, factors, printer))
+            return _readable(self.expr) if readable else str(self.expr)
+        common, rows = self._rows("readable" if readable else "text")
+        parts = [_text_term(c, factors) for c, factors in rows]
         body = _join(parts) if parts else "0"
         if common:
-            return f"({body})/N" if len(parts) > 1 else _divide_by_n(body)
+            return f"({body})/N" if len(parts) > 1 else f"{body}/N"
         return body
 
     # -- LaTeX ----------------------------------------------------------------------------
@@ -158,13 +183,8 @@ class Polynomial:
             text = expression_latex(self.expr)
             return "", ([] if self.expr == 0 else [("- " + text[1:]) if text.startswith("-")
                                                    else "+ " + text])
-        common = self._common_inverse_n()
-        parts = []
-        for coefficient, factors in self._ordered():
-            if common:
-                factors = [(b, e) for b, e in factors if b != N]
-            parts.append(_latex_term(coefficient, factors, expression_latex))
-        return (r"\frac{1}{N}" if common else ""), parts
+        common, rows = self._rows("latex")
+        return (r"\frac{1}{N}" if common else ""), [_latex_term(c, factors) for c, factors in rows]
 
     def latex(self):
         """LaTeX in the pinned order."""
@@ -179,38 +199,46 @@ class Polynomial:
         return f"{prefix} \\left({body}\\right)"
 
     # -- concrete N ---------------------------------------------------------------------------
-    def _concrete_terms(self, classes, component):
-        """``[(coefficient, [(text factor, latex factor, exponent)])]`` with ``N`` replaced by
-        ``classes`` (terms that become alike are merged)."""
-        from .latex import expression_latex
+    def _concrete_printed(self, slot, classes, component, style):
+        """``(number or None, printed or None)`` of generator ``slot`` written for ``classes``
+        classes (``z_i`` as class ``component``): a number folds into the coefficient."""
         from .notation import concrete
 
-        student, teacher = logit_symbols(classes)
+        cache = self.__dict__.setdefault("_concrete_cache", {})
+        per_class = bool(self.algebra.per_class_mask & (_MASK << (_BITS * slot)))
+        key = (slot, classes, component if per_class else None, style)
+        if key not in cache:
+            base, _ = _base(self.algebra.expressions[slot])
+            explicit = _explicit_moment(base, classes, style)
+            if explicit is not None:
+                cache[key] = (None, explicit)
+            else:
+                value = sympy.sympify(concrete(base, classes=classes, component=component))
+                if value.is_Number:
+                    cache[key] = (value, None)
+                elif style == "latex":
+                    from .latex import expression_latex
+
+                    cache[key] = (None, _parenthesized_latex(value, expression_latex))
+                else:
+                    cache[key] = (None, _parenthesized_text(value))
+        return cache[key]
+
+    def _concrete_rows(self, classes, component, style):
+        """``[(coefficient, [(printed factor, exponent)])]`` with ``N`` replaced by ``classes``
+        (terms that become alike are merged)."""
         merged = {}
         for coefficient, factors in self._ordered():
-            key, kept = [], []
-            for base, exponent in factors:
-                if base == N:
-                    coefficient *= sympy.Integer(classes) ** exponent
-                    continue
-                value = concrete(base, classes=classes, component=component)
-                if value.is_Number:
+            key = []
+            for slot, exponent in factors:
+                value, printed = self._concrete_printed(slot, classes, component, style)
+                if printed is None:
                     coefficient *= value**exponent
-                    continue
-                key.append((str(value), exponent))
-                kept.append((value, exponent))
+                else:
+                    key.append((printed, exponent))
             signature = tuple(key)
-            if signature in merged:
-                merged[signature][0] += coefficient
-            else:
-                merged[signature] = [coefficient, kept]
-        del student, teacher
-        rows = []
-        for coefficient, kept in merged.values():
-            if coefficient:
-                rows.append((coefficient, [(_parenthesized_text(v), _parenthesized_latex(
-                    v, expression_latex), e) for v, e in kept]))
-        return rows
+            merged[signature] = merged.get(signature, 0) + coefficient
+        return [(c, list(key)) for key, c in merged.items() if c]
 
     def concrete_text(self, *, classes, component=1):
         """Text in ``z1..zN, v1..vN`` (``sympy.sympify`` reads it), ``z_i, v_i`` being those of
@@ -219,8 +247,8 @@ class Polynomial:
             from .notation import concrete
 
             return str(concrete(self.expr, classes=classes, component=component))
-        parts = [_text_term(c, [(t, e) for t, _, e in factors], _text_raw)
-                 for c, factors in self._concrete_terms(classes, component)]
+        parts = [_text_term(c, factors) for c, factors in
+                 self._concrete_rows(classes, component, "text")]
         return _join(parts) if parts else "0"
 
     def concrete_latex(self, *, classes, component=1):
@@ -231,9 +259,38 @@ class Polynomial:
             from .notation import concrete
 
             return expression_latex(concrete(self.expr, classes=classes, component=component))
-        parts = [_latex_term(c, [(t, e) for _, t, e in factors], None)
-                 for c, factors in self._concrete_terms(classes, component)]
+        parts = [_latex_term(c, factors) for c, factors in
+                 self._concrete_rows(classes, component, "latex")]
         return join_terms(parts) if parts else "0"
+
+
+def _explicit_moment(mean, classes, style):
+    r"""A moment :math:`\langle z^a v^b\rangle` (or over the other classes) written out as its
+    explicit sum, fast; ``None`` for anything else."""
+    from .notation import ClassMean, v_i, z_i
+
+    if not isinstance(mean, (ClassMean, OtherMean)):
+        return None
+    powers = mean.args[0].as_powers_dict()
+    if mean.args[0] != sympy.Mul(*[s**powers.get(s, 0) for s in (z_i, v_i)]):
+        return None
+    first = 2 if isinstance(mean, OtherMean) else 1
+    count = classes - first + 1
+    parts = []
+    for j in range(first, classes + 1):
+        factors = []
+        for name, symbol in (("z", z_i), ("v", v_i)):
+            power = powers.get(symbol, 0)
+            if power:
+                base = f"{name}{j}" if style == "text" else f"{name}_{{{j}}}"
+                factors.append(base if power == 1 else (f"{base}**{power}" if style == "text"
+                                                        else f"{base}^{{{power}}}"))
+        parts.append(("*" if style == "text" else " ").join(factors))
+    if style == "text":
+        return f"(({' + '.join(parts)})/{count})" if count > 1 else f"({parts[0]})"
+    body = " + ".join(parts)
+    return (rf"\left(\frac{{{body}}}{{{count}}}\right)" if count > 1
+            else rf"\left({body}\right)")
 
 
 def _base(expr):
@@ -253,38 +310,23 @@ def join_terms(parts):
     return _join(parts)
 
 
-def _divide_by_n(body):
-    return f"{body}/N"
-
-
-# -- text factors ----------------------------------------------------------------------------
-
-def _text_factor(base, exponent):
-    return _power_text(str(base), exponent, atomic=base.is_Symbol or isinstance(base, _Mean))
-
-
-def _readable_factor(base, exponent):
+def _readable(expr):
     from .notation import readable
 
-    return _power_text(readable(base), exponent, atomic=base.is_Symbol or isinstance(base, _Mean))
+    return readable(expr)
 
 
-def _text_raw(text, exponent):
-    return _power_text(text, exponent, atomic=True)
-
-
-def _power_text(text, exponent, *, atomic):
-    if not atomic:
-        text = f"({text})"
+def _power_text(text, exponent):
     return text if abs(exponent) == 1 else f"{text}**{abs(exponent)}"
 
 
-def _text_term(coefficient, factors, printer):
-    """``'+ 3/2*z_i**2*mean(v_i)/mean(v_i**2)'``: sign, magnitude, numerator, denominator."""
+def _text_term(coefficient, factors):
+    """``'+ 3/2*z_i**2*mean(v_i)/mean(v_i**2)'``: sign, magnitude, numerator, denominator;
+    ``factors`` are ``(printed base, signed exponent)``."""
     sign = "-" if coefficient < 0 else "+"
     magnitude = abs(coefficient)
-    numerator = [printer(b, e) for b, e in factors if e > 0]
-    denominator = [printer(b, e) for b, e in factors if e < 0]
+    numerator = [_power_text(b, e) for b, e in factors if e > 0]
+    denominator = [_power_text(b, e) for b, e in factors if e < 0]
     head = [] if magnitude.p == 1 and numerator else [str(magnitude.p)]
     text = "*".join(head + numerator)
     below = ([str(magnitude.q)] if magnitude.q != 1 else []) + denominator
@@ -293,16 +335,11 @@ def _text_term(coefficient, factors, printer):
     return f"{sign} {text}"
 
 
-# -- LaTeX factors ---------------------------------------------------------------------------
-
-def _latex_term(coefficient, factors, printer):
-    """``'+ \\frac{3}{2} z_{i}^{2} ...'``; ``printer`` renders a base (``None``: already text)."""
+def _latex_term(coefficient, factors):
+    """``'+ \\frac{3}{2} z_{i}^{2} ...'`` from ``(printed base, signed exponent)`` factors."""
     sign = "-" if coefficient < 0 else "+"
     magnitude = abs(coefficient)
-    rendered = []
-    for base, exponent in factors:
-        text = base if printer is None else _latex_base(base, printer)
-        rendered.append(text if exponent == 1 else f"{text}^{{{exponent}}}")
+    rendered = [text if exponent == 1 else f"{text}^{{{exponent}}}" for text, exponent in factors]
     if magnitude.q == 1:
         head = "" if magnitude.p == 1 and rendered else f"{magnitude.p}"
     else:

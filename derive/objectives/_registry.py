@@ -17,7 +17,7 @@ from typing import Callable
 import sympy
 
 from .._errors import DeriveError, check_argument
-from ..notation import N, ClassMean, sigma_z, z_g, z_i, zh_i
+from ..notation import N, ClassMean, OtherMean, at_label, sigma_z, z_g, z_i, zh_i
 
 __all__ = ["Parameter", "Objective", "OBJECTIVES", "objective", "parameter_symbols", "FAMILIES"]
 
@@ -238,8 +238,21 @@ def _gradient(name, resolved):
     if definition.coordinates == "standardized":
         return {"i": standardized_chain_rule(loss)}
     if definition.labelled:
-        return {"g": loss.diff(z_g), "i": loss.diff(z_i)}
+        return {"g": label_derivative(loss), "i": loss.diff(z_i)}
     return {"i": loss.diff(z_i)}
+
+
+def label_derivative(loss):
+    r""":math:`\partial L/\partial z_g` of a loss written with the label's logits ``z_g, v_g``,
+    class means (over every class, the label's included) and means over the other classes:
+    the explicit dependence on ``z_g``, plus each class mean's term for class ``g``, which is
+    the derivative w.r.t. a generic ``z_i`` with the other-class means held fixed, taken at
+    :math:`i = g`."""
+    others = sorted(loss.atoms(OtherMean), key=sympy.default_sort_key)
+    frozen = {mean: sympy.Dummy() for mean in others}
+    through_means = loss.xreplace(frozen).diff(z_i).xreplace(
+        {dummy: mean for mean, dummy in frozen.items()})
+    return loss.diff(z_g) + at_label(through_means)
 
 
 def standardized_chain_rule(loss):

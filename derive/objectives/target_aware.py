@@ -15,8 +15,9 @@ True
 
 from sympy import exp, log
 
-from ..notation import N, class_total, epsilon, v_i, z_g, z_i
+from ..notation import N, ClassMean, class_total, epsilon, v_i, z_g, z_i
 from ._registry import Parameter, objective
+from .divergences import half_variance, kd_loss
 from .softmax import labelled_expectation, labelled_normalizer
 
 __all__ = ["labelled_kd_loss", "labelled_half_variance", "hard_label_cross_entropy",
@@ -40,8 +41,8 @@ def labelled_half_variance(difference):
 
 def hard_label_cross_entropy():
     r""":math:`\mathrm{CE}(y, \mathrm{softmax}(z)) = -\log\mathrm{softmax}(z)_g
-    = -z_g + \log\sum_j e^{z_j}`, at temperature 1 (no :math:`1/T` in it)."""
-    return -z_g + log(class_total(exp(z_i), labelled=True))
+    = -z_g + \log N + \log\langle e^{z}\rangle`, at temperature 1 (no :math:`1/T` in it)."""
+    return -z_g + log(N) + log(ClassMean(exp(z_i)))
 
 
 @objective("ce-mixture", "Hard-label CE mixed with KD: alpha CE(y, softmax(z)) + (1 - alpha) L_KD",
@@ -52,9 +53,9 @@ def hard_label_cross_entropy():
                                  "temperature 1)", low=0, high=1)],
            reference="Hinton, Vinyals, Dean (2015), arXiv:1503.02531",
            limit=lambda alpha: alpha * hard_label_cross_entropy()
-           + (1 - alpha) * labelled_half_variance(z_i - v_i))
+           + (1 - alpha) * half_variance(z_i - v_i))
 def ce_mixture_loss(alpha):
     r""":math:`\alpha\,\mathrm{CE}(y, \mathrm{softmax}(z)) + (1 - \alpha) T^2\,\mathrm{KL}(p\|q)`, the
     hard label ``y`` being class ``g``. The cross-entropy is at temperature 1, so it is the
     same at every order; KD brings the rest."""
-    return alpha * hard_label_cross_entropy() + (1 - alpha) * labelled_kd_loss()
+    return alpha * hard_label_cross_entropy() + (1 - alpha) * kd_loss()

@@ -1,0 +1,131 @@
+r"""The registry of statements: one entry per theory id, each with its symbolic proof.
+
+Every entry carries its statement in LaTeX, whether it is expected to hold or to be refuted,
+and a proof. A proof computes named *residuals* that must simplify to exactly 0; the verdict
+is ``"holds"`` iff every residual is 0, and a failed proof shows its residuals. Its numeric
+check is registered under the same id in :data:`verify.CHECKS` (resolved there: :mod:`derive`
+never imports torch).
+
+Statements register where their proofs are defined, with :func:`statement`:
+:mod:`~derive.statements.core` (KD at high temperature), :mod:`~derive.statements.families`
+(f-divergences and temperatures), :mod:`~derive.statements.target_aware` (DKD, standardized
+KD, DIST) and :mod:`~derive.statements.radius` (convergence of the series).
+
+Refutations (ids with a ``/``) are statements the theory expects to be false; their proofs
+exhibit a nonzero residual, a counterexample.
+
+Examples
+========
+
+>>> result = STATEMENTS["hinton-zero-mean"].prove(order=1)
+>>> result.verdict, result.as_expected
+('holds', True)
+>>> STATEMENTS["zero-mean-gradient/logits-matching"].prove().residual
+-mean(v_i) + mean(z_i)
+"""
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import sympy
+
+from .._errors import check_argument, check_order
+from ..notation import canonical
+
+__all__ = ["Label", "label", "ProofResult", "Statement", "STATEMENTS", "statement", "prove_all"]
+
+
+class Label(str):
+    """A residual's name: plain text (the dict key, the JSON key), with its LaTeX beside."""
+
+    latex: str
+
+    def __new__(cls, text, latex=None):
+        value = super().__new__(cls, text)
+        value.latex = latex
+        return value
+
+
+def label(text, latex):
+    """A residual name with its LaTeX form (what the report typesets)."""
+    return Label(text, latex)
+
+
+@dataclass(frozen=True)
+class ProofResult:
+    """What a proof found: each named residual after simplification, and the verdict."""
+
+    statement_id: str
+    expected: str
+    residuals: dict
+    order: int
+
+    @property
+    def verdict(self):
+        return "holds" if all(r == 0 for r in self.residuals.values()) else "refuted"
+
+    @property
+    def as_expected(self):
+        return self.verdict == self.expected
+
+    @property
+    def residual(self):
+        """The first nonzero residual, or 0."""
+        return next((r for r in self.residuals.values() if r != 0), sympy.Integer(0))
+
+    def __str__(self):
+        lines = [f"{self.statement_id}: {self.verdict} (expected {self.expected}); "
+                 f"{len(self.residuals)} residual(s) checked"]
+        lines += [f"  {name}: residual {residual}" for name, residual in self.residuals.items()
+                  if residual != 0]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One statement of the theory (or a refuted variant), with its proof."""
+
+    id: str
+    title: str
+    statement: str
+    expected: str
+    proof: Callable = field(repr=False)
+
+    @property
+    def numeric_check(self):
+        """Where its numeric check lives: ``verify.CHECKS[id]``."""
+        return f"verify.CHECKS[{self.id!r}]"
+
+    def prove(self, *, order=4):
+        """Run the symbolic proof (to ``order`` terms of the expansion where relevant)."""
+        check_order(order)
+        residuals = {name: canonical(r) for name, r in self.proof(order).items()}
+        return ProofResult(self.id, self.expected, residuals, order)
+
+
+#: Every statement, by id, in the order they were registered.
+STATEMENTS = {}
+
+
+def statement(statement_id, title, latex, *, expected="holds"):
+    """Register the decorated proof ``proof(order) -> {name: residual}`` as ``statement_id``."""
+    check_argument(expected in ("holds", "refuted"), "expected must be holds or refuted, got {!r}",
+                   expected)
+    check_argument(("/" in statement_id) == (expected == "refuted"),
+                   "refutations (and only they) have a '/' in their id: {!r} expected {}",
+                   statement_id, expected)
+
+    def register(proof):
+        check_argument(statement_id not in STATEMENTS, "statement {!r} is registered twice",
+                       statement_id)
+        STATEMENTS[statement_id] = Statement(statement_id, title, latex, expected, proof)
+        return proof
+    return register
+
+
+def prove_all(*, order=4):
+    """Prove every registered statement; a list of :class:`ProofResult` in registry order."""
+    return [s.prove(order=order) for s in STATEMENTS.values()]
+
+
+from . import core, families  # noqa: E402,F401  (they register their statements)
