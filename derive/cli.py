@@ -1,76 +1,100 @@
-"""``python -m derive``: expand, prove and report from the command line.
+"""``python -m derive``: expand, list objectives, prove and report from the command line.
 
 Bad input ends with one line on stderr naming the bad value and what is allowed, and exit
-code 2; never a traceback, never a half-written file.
+code 2; never a traceback, never a half-written file. Sizes are checked before any work
+(:data:`derive.limits`). Output to a closed pipe (``| head``) ends quietly.
 """
 
 import argparse
 import json
+import os
 import re
 import sys
 
-from ._errors import DeriveError
+from ._errors import MAX_CLASSES, MAX_PROOF_ORDER, DeriveError
 from .expansion import QUANTITIES, expand, leading_pieces
-from .notation import readable
-from .objectives import OBJECTIVES
+from .objectives import FAMILIES, OBJECTIVES
 from .statements import STATEMENTS
 
-__all__ = ["main"]
+__all__ = ["main", "SUBCOMMANDS"]
 
 FORMATS = ("text", "latex", "json")
 
 
-def _integer(minimum, what):
+def _integer(minimum, what, maximum=None):
     def parse(text):
-        value = int(text) if re.fullmatch(r"[+-]?[0-9]+", text.strip()) else None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum} ({what}), got {text!r}")
+        value = int(text) if re.fullmatch(r"[+-]?[0-9]{1,18}", text.strip()) else None
+        if value is None or value < minimum or (maximum is not None and value > maximum):
+            bounds = f">= {minimum}" if maximum is None else f"in {minimum}..{maximum}"
+            raise argparse.ArgumentTypeError(f"must be an integer {bounds} ({what}), got {text!r}")
         return value
     return parse
 
 
+def _parameter(text):
+    key, separator, value = text.partition("=")
+    if not separator or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key.strip()) or not value.strip():
+        raise argparse.ArgumentTypeError(f"must be KEY=VALUE (e.g. beta=3/10), got {text!r}")
+    return key.strip(), value.strip()
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
 
 
-def _parser():
-    parser = _Parser(prog="python -m derive", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+def _add_expand(parser):
+    parser.add_argument("--quantity", choices=QUANTITIES, required=True)
+    parser.add_argument("--order", type=_integer(1, "number of terms"), required=True)
+    parser.add_argument("--classes", type=_integer(2, "number of classes; omit for symbolic N",
+                                                   MAX_CLASSES))
+    parser.add_argument("--format", choices=FORMATS, default="text")
+    parser.add_argument("--objective", choices=tuple(OBJECTIVES), default="kl",
+                        metavar="NAME", help="one of: " + ", ".join(OBJECTIVES))
+    parser.add_argument("--param", type=_parameter, action="append", default=[],
+                        metavar="KEY=VALUE", help="a parameter of the objective: a rational "
+                        "(3/10) or a symbol name; repeat for several")
 
-    ex = commands.add_parser("expand", help="the expansion of the loss or its gradient in 1/T")
-    ex.add_argument("--quantity", choices=QUANTITIES, required=True)
-    ex.add_argument("--order", type=_integer(1, "number of terms"), required=True)
-    ex.add_argument("--classes", type=_integer(2, "number of classes; omit for symbolic N"))
-    ex.add_argument("--format", choices=FORMATS, default="text")
-    ex.add_argument("--objective", choices=tuple(OBJECTIVES), default="kl")
 
-    pr = commands.add_parser("prove", help="run every symbolic proof; exit 1 if any is not as expected")
-    pr.add_argument("--order", type=_integer(1, "number of terms"), default=4)
-    pr.add_argument("--json", action="store_true")
+def _add_objectives(parser):
+    parser.add_argument("--json", action="store_true")
 
-    rp = commands.add_parser("report", help="write the LaTeX derivation report")
-    rp.add_argument("--order", type=_integer(1, "number of terms"), default=4)
-    rp.add_argument("--out", required=True, metavar="FILE.tex")
-    return parser
+
+def _add_prove(parser):
+    parser.add_argument("--order", type=_integer(1, "number of terms", MAX_PROOF_ORDER), default=4)
+    parser.add_argument("--json", action="store_true")
+
+
+def _add_report(parser):
+    parser.add_argument("--order", type=_integer(1, "number of terms", MAX_PROOF_ORDER), default=4)
+    parser.add_argument("--out", required=True, metavar="FILE.tex")
 
 
 def _expand_text(expansion):
     classes = "N (symbolic)" if expansion.classes is None else str(expansion.classes)
-    lines = [f"{OBJECTIVES[expansion.objective].title}: {expansion.quantity}, "
-             f"{expansion.order} term(s), classes = {classes}"]
+    definition = OBJECTIVES[expansion.objective]
+    parameters = ", ".join(f"{name} = {value}" for name, value in expansion.parameters)
+    lines = [f"{definition.title}: {expansion.quantity}, {expansion.order} term(s), classes = "
+             f"{classes}" + (f", {parameters}" if parameters else "")]
     if expansion.classes is None:
         lines.append("notation: ⟨f⟩ = (1/N) sum_j f(z_j, v_j), the class mean; z_i, v_i = logits "
-                     "of class i")
+                     "of class i" + ("; label g: z_g, v_g, ⟨f⟩_¬g = mean over the other classes"
+                                     if definition.labelled else ""))
     name = "L" if expansion.quantity == "loss" else "G"
     for term in expansion.terms:
         lines.append(f"T^-{term.power}: {name}_{term.power} =")
-        if isinstance(term.expr, tuple):
-            lines += [f"    [{c}] {component}" for c, component in enumerate(term.expr, start=1)]
+        text = term.readable
+        if isinstance(text, list):
+            lines += [f"    [{c}] {component}" for c, component in enumerate(text, start=1)]
+        elif isinstance(text, dict):
+            lines += [f"    [{'label g' if c == 'g' else 'other i'}] {component}"
+                      for c, component in text.items()]
         else:
-            lines.append(f"    {readable(term.expr) if expansion.classes is None else term.expr}")
+            lines.append(f"    {text}")
     if expansion.objective == "kl":
         lines.append(f"named pieces of {name}_0 (T -> infinity), in the notation above:")
+        from .notation import readable
+
         for piece, expr in leading_pieces(expansion.quantity).items():
             lines.append(f"    {piece}: {readable(expr)}")
     return "\n".join(lines)
@@ -80,41 +104,128 @@ def _expand_latex(expansion):
     name = "L_{%d}" if expansion.quantity == "loss" else "G_{%d}"
     lines = []
     for term in expansion.terms:
-        if isinstance(term.latex, list):
-            lines += [f"{name % term.power}[{c}] = {text}" for c, text in enumerate(term.latex, start=1)]
+        latex = term.latex
+        if isinstance(latex, list):
+            lines += [f"{name % term.power}[{c}] = {text}" for c, text in enumerate(latex, start=1)]
+        elif isinstance(latex, dict):
+            lines += [f"{name % term.power}[{c}] = {text}" for c, text in latex.items()]
         else:
-            lines.append(f"{name % term.power} = {term.latex}")
+            lines.append(f"{name % term.power} = {latex}")
     return "\n".join(lines)
 
 
-def _run(args):
-    if args.command == "expand":
-        expansion = expand(args.quantity, order=args.order, classes=args.classes,
-                           objective=args.objective)
-        if args.format == "json":
-            return json.dumps(expansion.to_json(), indent=1), 0
-        return (_expand_latex(expansion) if args.format == "latex" else _expand_text(expansion)), 0
-    if args.command == "prove":
-        results = [s.prove(order=args.order) for s in STATEMENTS.values()]
-        code = 0 if all(r.as_expected for r in results) else 1
-        if args.json:
-            return json.dumps({"order": args.order, "results": [
-                {"id": r.statement_id, "expected": r.expected, "verdict": r.verdict,
-                 "residuals": {k: str(v) for k, v in r.residuals.items()}} for r in results]},
-                indent=1), code
-        return "\n".join(str(r) for r in results), code
-    from .report import write_report
+def _run_expand(args):
+    expansion = expand(args.quantity, order=args.order, classes=args.classes,
+                       objective=args.objective, parameters=_parameters(args.param),
+                       progress=_progress())
+    if args.format == "json":
+        return json.dumps(expansion.to_json(), indent=1), 0
+    return (_expand_latex(expansion) if args.format == "latex" else _expand_text(expansion)), 0
+
+
+def _parameters(pairs):
+    values = {}
+    for key, value in pairs:
+        if key in values:
+            raise DeriveError(f"--param {key} is given twice ({values[key]} and {value})")
+        values[key] = value
+    return values
+
+
+def _progress():
+    """A progress callback writing to stderr when it is a terminal, else ``None``."""
+    if not sys.stderr.isatty():
+        return None
+
+    def report(message):
+        print(f"\r{message}\033[K", end="", file=sys.stderr, flush=True)
+    return report
+
+
+def _run_objectives(args):
+    if args.json:
+        return json.dumps({"objectives": [o.to_json() for o in OBJECTIVES.values()]}, indent=1), 0
+    lines = []
+    for family, title in FAMILIES.items():
+        members = [o for o in OBJECTIVES.values() if o.family == family]
+        if not members:
+            continue
+        lines.append(f"{title}:")
+        for objective in members:
+            lines.append(f"  {objective.name:<18} {objective.title}")
+            for parameter in objective.parameters:
+                default = "" if parameter.default is None else f"; default {parameter.default}"
+                lines.append(f"  {'':<18}   --param {parameter.name}=...: {parameter.allowed}"
+                             f"{default}")
+    return "\n".join(lines), 0
+
+
+def _run_prove(args):
+    results = [s.prove(order=args.order) for s in STATEMENTS.values()]
+    code = 0 if all(r.as_expected for r in results) else 1
+    if args.json:
+        return json.dumps({"order": args.order, "results": [
+            {"id": r.statement_id, "expected": r.expected, "verdict": r.verdict,
+             "residuals": {k: str(v) for k, v in r.residuals.items()}} for r in results]},
+            indent=1), code
+    return "\n".join(str(r) for r in results), code
+
+
+def _run_report(args):
+    from .report import check_output_path, write_report
+
+    check_output_path(args.out)
     path = write_report(args.out, order=args.order)
     return f"wrote {path}", 0
 
 
+#: Subcommands: name -> (help, add_arguments(parser), run(args) -> (text, exit code)).
+SUBCOMMANDS = {
+    "expand": ("the expansion of an objective's loss or gradient in 1/T", _add_expand,
+               _run_expand),
+    "objectives": ("list every objective: name, title, parameters", _add_objectives,
+                   _run_objectives),
+    "prove": ("run every symbolic proof; exit 1 if any is not as expected", _add_prove,
+              _run_prove),
+    "report": ("write the LaTeX derivation report", _add_report, _run_report),
+}
+
+
+def _parser():
+    parser = _Parser(prog="python -m derive", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name, (help_text, add_arguments, run) in SUBCOMMANDS.items():
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        add_arguments(sub)
+        sub.set_defaults(run=run)
+    return parser
+
+
 def main(argv=None):
     """Entry point; returns the exit code."""
-    args = _parser().parse_args(argv)
     try:
-        text, code = _run(args)
+        args = _parser().parse_args(argv)
+    except SystemExit as stop:
+        return stop.code
+    try:
+        text, code = args.run(args)
     except DeriveError as error:
-        print(f"python -m derive: error: {error}", file=sys.stderr)
+        print(f"python -m derive: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
-    print(text)
+    except KeyboardInterrupt:
+        print("python -m derive: interrupted", file=sys.stderr)
+        return 130
+    return _emit(text, code)
+
+
+def _emit(text, code):
+    """Print ``text``; a closed pipe (``| head``) ends quietly with the exit code."""
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python flushes stdout again at exit; point it at devnull so that this is quiet too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return code
     return code

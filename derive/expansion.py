@@ -160,7 +160,8 @@ def _symbolic_terms(objective, resolved, quantity, order):
     return algebra, components
 
 
-def expand(quantity="loss", *, order, classes=None, objective="kl", parameters=None):
+def expand(quantity="loss", *, order, classes=None, objective="kl", parameters=None,
+           progress=None):
     r"""Expand ``quantity`` of ``objective`` in :math:`1/T` to ``order`` terms.
 
     Parameters
@@ -177,6 +178,9 @@ def expand(quantity="loss", *, order, classes=None, objective="kl", parameters=N
     parameters : dict, optional
         The objective's parameters by name: rationals (``"3/10"``, ``Fraction``, ``int``) or
         symbol names; the rest take their defaults (a symbol, for most).
+    progress : callable, optional
+        Called with a message before each component is expanded (the CLI shows it on a
+        terminal).
 
     Examples
     ========
@@ -185,15 +189,26 @@ def expand(quantity="loss", *, order, classes=None, objective="kl", parameters=N
     Traceback (most recent call last):
     ...
     derive._errors.DeriveError: order must be an integer >= 1, got 0
+    >>> expand("loss", order=1000)
+    Traceback (most recent call last):
+    ...
+    derive._errors.DeriveError: order must be at most 30 for kl (about a minute on 2 cores; ask for fewer terms), got 1000
     """
     check_choice(quantity, QUANTITIES, name="quantity")
-    check_order(order)
+    check_argument(isinstance(objective, str) and objective in OBJECTIVES,
+                   "objective must be one of {}, got {!r}", ", ".join(OBJECTIVES), objective)
+    definition = OBJECTIVES[objective]
+    check_order(order, maximum=definition.max_order,
+                why=f" for {objective} (about a minute on 2 cores; ask for fewer terms)")
     check_classes(classes)
-    check_choice(objective, tuple(OBJECTIVES), name="objective")
     check_argument(parameters is None or isinstance(parameters, dict),
                    "parameters must be a dict of name -> value, got {!r}", parameters)
-    resolved = OBJECTIVES[objective].resolve(parameters)
+    resolved = definition.resolve(parameters)
+    if progress is not None:
+        progress(f"expanding the {quantity} of {objective} to {order} terms ...")
     algebra, components = _symbolic_terms(objective, resolved, quantity, order)
+    if progress is not None:
+        progress("")
     terms = tuple(
         Term(k, tuple((name, Polynomial(algebra, coefficients[k]))
                       for name, coefficients in components), quantity, classes)

@@ -1,6 +1,9 @@
-r"""The derivation report: one LaTeX document with the statements, each proof's status and
-the derived terms. ``python -m derive report --out FILE.tex`` writes it; it compiles with
-pdflatex (``amsmath`` and ``geometry`` only).
+r"""The derivation report: one LaTeX document with the statements, each proof's status, the
+derived terms of KD and the limits of every objective family. ``python -m derive report --out
+FILE.tex`` writes it; it compiles with pdflatex (``amsmath``, ``amssymb`` and ``geometry``).
+
+Every formula is typeset as mathematics: statements, residual names (:class:`derive.statements.Label`),
+residuals, terms (in the pinned order of :func:`derive.term_latex`) and limits.
 
 Examples
 ========
@@ -12,20 +15,21 @@ True
 True
 """
 
-import os
-import tempfile
-
 import sympy
 
-from ._errors import DeriveError, check_order
+from ._errors import MAX_PROOF_ORDER, check_order
+from ._files import check_output_path, write_atomically
 from .expansion import expand, leading_pieces
-from .latex import join_terms, term_latex_parts
+from .latex import expression_latex, join_terms, term_latex_parts
+from .objectives import FAMILIES, OBJECTIVES
 from .statements import STATEMENTS
 
-__all__ = ["report_document", "write_report"]
+__all__ = ["report_document", "write_report", "check_output_path"]
 
 #: Terms per displayed line: keeps the lines inside an A4 text width.
 _TERMS_PER_LINE = 4
+#: Residuals longer than this (LaTeX characters) are summarised by their number of terms.
+_LONGEST_RESIDUAL = 400
 
 _PREAMBLE = r"""\documentclass[11pt]{article}
 \usepackage[a4paper,margin=2cm]{geometry}
@@ -41,11 +45,13 @@ _PREAMBLE = r"""\documentclass[11pt]{article}
 """
 
 _NOTATION = r"""\section*{Notation}
-$N$ classes, student logits $z$, teacher logits $v$, temperature $T$,
-$p = \mathrm{softmax}(v/T)$, $q = \mathrm{softmax}(z/T)$.
+$N$ classes, student logits $z$, teacher logits $v$, temperature $T$, $\epsilon = 1/T$,
+$p = \mathrm{softmax}(v/T)$, $q = \mathrm{softmax}(z/T)$, $d = z - v$.
 The class mean is $\langle f\rangle = \frac1N \sum_j f(z_j, v_j)$; inside a mean the class
-index is dropped, so $\langle z^2 v\rangle = \frac1N\sum_j z_j^2 v_j$.
-The objective is $L_{KD} = T^2\,\mathrm{KL}(p\,\|\,q)$, expanded as
+index is dropped, so $\langle z^2 v\rangle = \frac1N\sum_j z_j^2 v_j$. A hat is a centred
+quantity, $\hat d = d - \langle d\rangle$. Objectives with a label $g$ write its logits $z_g, v_g$
+apart and average the others with $\langle f\rangle_{\neg g} = \frac{1}{N-1}\sum_{j\ne g} f_j$.
+The objective of Hinton et al.\ is $L_{KD} = T^2\,\mathrm{KL}(p\,\|\,q)$, expanded as
 $L_{KD} = \sum_k T^{-k} L_k$ and $\partial L_{KD}/\partial z_i = \sum_k T^{-k} G_{k,i}$.
 Logits matching is $L_{LM} = \frac{1}{2N}\lVert z - v\rVert^2$.
 Every term below is computed for a symbolic $N$, by power-series arithmetic on class moments.
@@ -53,7 +59,12 @@ Every term below is computed for a symbolic $N$, by power-series arithmetic on c
 
 
 def _escape(text):
-    return text.replace("_", r"\_").replace("&", r"\&").replace("%", r"\%")
+    for character, replacement in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("&", r"\&"),
+                                   ("%", r"\%"), ("#", r"\#"), ("$", r"\$"), ("{", r"\{"),
+                                   ("}", r"\}"), ("^", r"\^{}"), ("~", r"\~{}"), ("<", r"$<$"),
+                                   (">", r"$>$"), ("|", r"$|$")):
+        text = text.replace(character, replacement)
+    return text
 
 
 def _display(name, expr):
@@ -73,17 +84,22 @@ def _display(name, expr):
 
 
 def _residual_latex(expr):
-    text = sympy.latex(expr)
-    if len(text) > 400:
+    text = expression_latex(sympy.simplify(expr))
+    if len(text) > _LONGEST_RESIDUAL:
         return r"\text{(a nonzero expression of " + str(len(sympy.Add.make_args(expr))) + r" terms)}"
     return text
+
+
+def _name_latex(name):
+    latex = getattr(name, "latex", None)
+    return latex if latex else r"\text{" + _escape(str(name)) + "}"
 
 
 def _statements_section(order):
     out = [r"\section{Statements and their symbolic proofs}",
            "Each proof reduces named residuals to a normal form; a statement holds when every "
            "residual is exactly $0$. Refutations (ids with a slash) are expected to fail, and "
-           "their nonzero residual is the counterexample.\n"]
+           "their nonzero residuals are the counterexample.\n"]
     for statement in STATEMENTS.values():
         result = statement.prove(order=order)
         status = "as expected" if result.as_expected else r"\textbf{NOT as expected}"
@@ -95,51 +111,91 @@ def _statements_section(order):
         if nonzero:
             out.append(r"\begin{itemize}")
             for name, residual in nonzero:
-                out.append(f"\\item {_escape(name)}: $\\displaystyle {_residual_latex(residual)}$")
+                out.append(f"\\item $\\displaystyle {_name_latex(name)} = {_residual_latex(residual)}$")
             out.append(r"\end{itemize}")
         out.append("")
     return "\n".join(out)
 
 
+def _signed_pieces(first, second):
+    """``\\underbrace{a}_{...} \\pm \\underbrace{|b|}_{...}``: the sign between the two pieces."""
+    if _leads_with_minus(second):
+        candidates = [expression_latex(-second),
+                      expression_latex(sympy.factor_terms(sympy.expand(-second)))]
+        return first, "-", min((c for c in candidates if not c.startswith("-")), key=len)
+    return first, "+", expression_latex(second)
+
+
+def _leads_with_minus(expr):
+    """Whether the first term, in the pinned order, of the expanded ``expr`` is negative."""
+    from .latex import _term_rank
+
+    terms = sympy.Add.make_args(sympy.expand(expr))
+    first = min(terms, key=_term_rank)
+    return first.could_extract_minus_sign()
+
+
 def _terms_section(order):
     out = [r"\section{The expansion of $L_{KD}$ in $1/T$}",
            r"\subsection*{The leading term: logits matching and the regularizer}"]
-    loss, gradient = leading_pieces("loss"), leading_pieces("gradient")
-    out.append(r"\[ L_0 = \underbrace{" + sympy.latex(loss["logits-matching"])
-               + r"}_{L_{LM}} \underbrace{" + sympy.latex(loss["regularizer"])
-               + r"}_{\text{regularizer}} \]")
-    out.append(r"\[ G_{0,i} = \underbrace{" + sympy.latex(gradient["logits-matching"])
-               + r"}_{\partial L_{LM}/\partial z_i} \underbrace{"
-               + sympy.latex(gradient["regularizer"]) + r"}_{\text{regularizer}} \]")
+    for symbol, quantity, below in (("L_0", "loss", "L_{LM}"),
+                                     ("G_{0,i}", "gradient", r"\partial L_{LM}/\partial z_i")):
+        pieces = leading_pieces(quantity)
+        _, sign, second = _signed_pieces(None, pieces["regularizer"])
+        out.append(rf"\[ {symbol} = \underbrace{{{expression_latex(pieces['logits-matching'])}}}"
+                   rf"_{{{below}}} {sign} \underbrace{{{second}}}_{{\text{{regularizer}}}} \]")
     for quantity, symbol in (("loss", "L_{%d}"), ("gradient", "G_{%d,i}")):
         title = "Loss terms" if quantity == "loss" else "Gradient terms (class $i$)"
         out.append(f"\\subsection*{{{title}}}")
         for term in expand(quantity, order=order).terms:
-            out.append(_display(symbol % term.power, term.expr))
+            out.append(_display(symbol % term.power, term.components[0][1]))
+    return "\n".join(out)
+
+
+def _families_section():
+    from .statements.families import f_divergence_coefficients
+
+    out = [r"\section{Objective families: their limits at high temperature}",
+           r"Each objective at its default parameters (symbols where it has none). The "
+           r"$T^0$ limit is the closed form its statement proves; for an f-divergence the "
+           r"$T^{-1}$ term is $\frac{f''(1)}{2}\langle\hat v\hat d^2\rangle - "
+           r"\frac{f'''(1)}{6}\langle\hat d^3\rangle$, so the table gives $f''(1)$ and "
+           r"$f'''(1)$; for the others the $T^{-1}$ term follows the table."]
+    for family, title in FAMILIES.items():
+        members = [o for o in OBJECTIVES.values() if o.family == family]
+        if not members:
+            continue
+        out.append(f"\\subsection{{{_escape(title[0].upper() + title[1:])}}}")
+        if family == "f-divergence":
+            out.append(r"\begin{center}\begin{tabular}{lll}")
+            out.append(r"objective & $f''(1)$ & $f'''(1)$ \\ \hline")
+            for objective in members:
+                second, third = f_divergence_coefficients(objective.name)
+                out.append(f"\\texttt{{{_escape(objective.name)}}} & ${expression_latex(second)}$ & "
+                           f"${expression_latex(third)}$ \\\\")
+            out.append(r"\end{tabular}\end{center}")
+        for objective in members:
+            out.append(f"\\paragraph{{\\texttt{{{_escape(objective.name)}}}}} "
+                       f"{_escape(objective.title)}:")
+            out.append(f"\\[ {objective.definition} \\]")
+            limit = objective.closed_form_limit()
+            if limit is not None:
+                out.append(f"\\[ \\lim_{{T\\to\\infty}} L = {expression_latex(limit)} \\]")
+            if family != "f-divergence":
+                first = expand("loss", order=2, objective=objective.name).terms[1]
+                out.append(_display("L_1", first.components[0][1]))
     return "\n".join(out)
 
 
 def report_document(*, order=4):
     """The whole report as LaTeX source, with ``order`` terms of each expansion."""
-    check_order(order)
+    check_order(order, maximum=MAX_PROOF_ORDER)
     return "\n".join([_PREAMBLE, _NOTATION, _statements_section(order), _terms_section(order),
-                      r"\end{document}", ""])
+                      _families_section(), r"\end{document}", ""])
 
 
 def write_report(path, *, order=4):
-    """Write the report to ``path`` atomically: a failure leaves no half-written file."""
-    text = report_document(order=order)
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise DeriveError(f"--out directory does not exist: {directory}")
-    if os.path.isdir(path):
-        raise DeriveError(f"--out must be a file path (FILE.tex), got the directory {path}")
-    handle, temporary = tempfile.mkstemp(dir=directory, suffix=".tex.partial")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-    return path
+    """Write the report to ``path`` atomically (checked first: nothing is computed for a path
+    that cannot be written, and a failure leaves no file)."""
+    check_output_path(path, suffix=".tex")
+    return write_atomically(path, report_document(order=order))

@@ -1,17 +1,19 @@
 """Every statement is a test: its symbolic proof must come out as the registry expects,
 and a planted violation must make the proof fail."""
 
-import pathlib
-
 import pytest
 import sympy
 
 import derive
 from derive import STATEMENTS, N, ClassMean, v_i, z_i
-from derive import statements as statements_module
+from derive.notation import f_derivative
+from derive.objectives import half_variance
+from derive.statements import core, families
 
-THEORY_IDS = ["zero-mean-gradient", "mean-preservation", "equal-mean", "infinite-temperature",
-              "hinton-zero-mean", "equal-mean-suffices", "expansion"]
+CORE_IDS = ["zero-mean-gradient", "mean-preservation", "equal-mean", "infinite-temperature",
+            "hinton-zero-mean", "equal-mean-suffices", "expansion"]
+FAMILY_IDS = ["f-divergence-limit", "f-divergence-first-correction", "jsd-limit", "skew-limit",
+              "two-temperature-limit", "hot-teacher-label-smoothing"]
 
 
 @pytest.mark.parametrize("statement_id", list(STATEMENTS))
@@ -25,22 +27,15 @@ def test_each_proof_comes_out_as_expected(statement_id):
         assert result.residual != 0
 
 
-def test_registry_has_every_theory_id_and_refutations_name_their_parent():
-    assert [i for i in STATEMENTS if "/" not in i] == THEORY_IDS
+def test_registry_holds_the_theory_ids_in_order_and_refutations_name_their_parent():
+    theory = [i for i in STATEMENTS if "/" not in i]
+    assert theory[:len(CORE_IDS)] == CORE_IDS
+    assert theory[len(CORE_IDS):len(CORE_IDS) + len(FAMILY_IDS)] == FAMILY_IDS
     for statement_id, statement in STATEMENTS.items():
         assert (statement.expected == "refuted") == ("/" in statement_id)
-        assert statement.numeric_check.startswith("verify.checks:check_")
+        assert statement.numeric_check == f"verify.CHECKS[{statement_id!r}]"
         if "/" in statement_id:
-            assert statement_id.split("/")[0] in THEORY_IDS
-
-
-def test_theory_file_ids_are_the_registry_ids():
-    theory = pathlib.Path(__file__).resolve().parents[2] / "shared" / "THEORY.md"
-    if not theory.exists():
-        pytest.skip(f"{theory} is not beside this checkout")
-    import re
-    ids = re.findall(r"\*\*\[([a-z-]+)\]\*\*", theory.read_text())
-    assert ids == THEORY_IDS
+            assert statement_id.split("/")[0] in theory
 
 
 def test_zero_mean_gradient_holds_at_every_order_up_to_eight():
@@ -49,19 +44,57 @@ def test_zero_mean_gradient_holds_at_every_order_up_to_eight():
     assert result.verdict == "holds"
 
 
+def test_zero_mean_gradient_covers_every_objective():
+    names = set(STATEMENTS["zero-mean-gradient"].prove(order=1).residuals)
+    for objective in derive.OBJECTIVES:
+        assert f"sum_i dL/dz_i, {objective}" in names and f"L(z + c) - L(z), {objective}" in names
+
+
+def test_expansion_covers_every_objective_and_component():
+    names = set(STATEMENTS["expansion"].prove(order=2).residuals)
+    for objective, definition in derive.OBJECTIVES.items():
+        assert f"sum_i G_1,i, {objective}" in names
+        assert f"G_1,i - dL_1/dzi, {objective}" in names
+        assert (f"G_1,g - dL_1/dzg, {objective}" in names) == definition.labelled
+
+
 def test_adaptive_refutations_give_the_exact_mean_change():
     # One Adam step at z = 0, v = (1, 0, 0), T = 1: signs of g are (-, +, +), so the mean row
     # weight moves by -eta * (1/3) * (-1 + 1 + 1) = -eta/3.
-    eta = statements_module.learning_rate
-    assert STATEMENTS["mean-preservation/adam"].prove().residual == -eta / 3
+    assert STATEMENTS["mean-preservation/adam"].prove().residual == -core.learning_rate / 3
+
+
+def test_momentum_counterexample_has_its_numbers():
+    # SGD(lr=0.1, momentum=0.9, weight_decay=0.1): wbar_2 = 0.9711 wbar_0, not 0.9801 wbar_0.
+    after_two = core.means_after(2)[2].subs(core.MOMENTUM_DECAY_POINT)
+    assert after_two == sympy.Rational(9711, 10000)
+    result = STATEMENTS["mean-preservation/momentum-decay-factor"].prove()
+    residual = result.residuals["wbar_2/wbar_0 - (1 - eta lambda)^2"]
+    undamped = sympy.expand(residual.subs(core.dampening, 0))
+    assert sympy.expand(undamped + core.learning_rate * core.weight_decay * core.momentum) == 0
+    assert any("0.9711 - 0.9801" in name for name in result.residuals)
+
+
+def test_mean_recursion_without_momentum_is_the_power_law():
+    eta, lam = core.learning_rate, core.weight_decay
+    # Without momentum PyTorch keeps no buffer, so dampening does not apply.
+    trajectory = [w.subs({core.momentum: 0, core.dampening: 0}) for w in core.means_after(3)]
+    assert all(sympy.expand(w - (1 - eta * lam) ** t) == 0 for t, w in enumerate(trajectory))
+
+
+def test_f_divergence_coefficients_of_the_members():
+    beta = derive.OBJECTIVES["jsd"].parameters[0].symbol
+    assert families.f_divergence_coefficients("kl") == (1, -1)
+    assert families.f_divergence_coefficients("reverse-kl") == (1, -2)
+    second, third = families.f_divergence_coefficients("jsd")
+    assert sympy.factor(third / second) == -(1 + beta)
 
 
 # -- negative controls: planted violations make the proofs fail ----------------------------
 
 def test_infinite_temperature_proof_fails_without_the_regularizer(monkeypatch):
-    real = statements_module.leading_pieces
-    monkeypatch.setattr(statements_module, "leading_pieces",
-                        lambda q: {**real(q), "regularizer": 0})
+    real = core.leading_pieces
+    monkeypatch.setattr(core, "leading_pieces", lambda q: {**real(q), "regularizer": 0})
     result = STATEMENTS["infinite-temperature"].prove(order=1)
     assert result.verdict == "refuted"
     residual = result.residuals["L_0 - (L_LM + regularizer)"]
@@ -69,56 +102,106 @@ def test_infinite_temperature_proof_fails_without_the_regularizer(monkeypatch):
 
 
 def test_hinton_proof_fails_when_only_one_mean_is_zero():
-    proof = statements_module._with_means({ClassMean(z_i): 0})
+    proof = core._with_means({ClassMean(z_i): 0})
     result = derive.Statement("planted", "planted", "", "holds", proof).prove(order=1)
     assert result.verdict == "refuted"
 
 
 def test_zero_mean_proof_catches_a_gradient_with_a_constant_added(monkeypatch):
-    real_terms = statements_module._terms
+    real_terms = core.terms
 
-    def planted(quantity, order):
-        terms = real_terms(quantity, order)
-        return terms[:-1] + [terms[-1] + ClassMean(z_i) / N] if quantity == "gradient" else terms
+    def planted(quantity, order, objective="kl", **parameters):
+        terms = real_terms(quantity, order, objective, **parameters)
+        if quantity == "gradient" and objective == "kl":
+            return terms[:-1] + [terms[-1] + ClassMean(z_i) / N]
+        return terms
 
-    monkeypatch.setattr(statements_module, "_terms", planted)
+    monkeypatch.setattr(core, "terms", planted)
     result = STATEMENTS["zero-mean-gradient"].prove(order=2)
     assert result.verdict == "refuted"
     assert result.residuals["sum_i G_1,i"] == ClassMean(z_i)
 
 
 def test_expansion_proof_catches_an_inconsistent_loss_term(monkeypatch):
-    real_terms = statements_module._terms
+    real_terms = core.terms
 
-    def planted(quantity, order):
-        terms = real_terms(quantity, order)
-        return [terms[0] + ClassMean(z_i**2 * v_i)] + terms[1:] if quantity == "loss" else terms
+    def planted(quantity, order, objective="kl", **parameters):
+        terms = real_terms(quantity, order, objective, **parameters)
+        if quantity == "loss" and objective == "jsd":
+            return [terms[0] + ClassMean(z_i**2 * v_i)] + terms[1:]
+        return terms
 
-    monkeypatch.setattr(statements_module, "_terms", planted)
+    monkeypatch.setattr(core, "terms", planted)
     result = STATEMENTS["expansion"].prove(order=2)
     assert result.verdict == "refuted"
-    assert "G_0 - dL_0/dz_i" in {k for k, r in result.residuals.items() if r != 0}
+    assert {k for k, r in result.residuals.items() if r != 0} == {"G_0,i - dL_0/dzi, jsd"}
 
 
 def test_mean_preservation_proof_catches_a_per_class_rescaled_step(monkeypatch):
-    real_step = statements_module._sgd_step
+    real_step = core._sgd_step
 
     # A per-class rescale: step_i multiplied by (1 + v_i), which has nonzero class mean weight.
-    def rescaled(*, nesterov):
-        weight, buffer = real_step(nesterov=nesterov)
+    def rescaled(*, nesterov, first):
+        weight, buffer = real_step(nesterov=nesterov, first=first)
         step = (derive.notation.w_i - weight)
         return derive.notation.w_i - step * (1 + v_i), buffer
 
-    monkeypatch.setattr(statements_module, "_sgd_step", rescaled)
+    monkeypatch.setattr(core, "_sgd_step", rescaled)
+    assert STATEMENTS["mean-preservation"].prove().verdict == "refuted"
+
+
+def test_mean_preservation_proof_catches_a_first_step_without_the_buffer_start(monkeypatch):
+    real = core.scalar_recursion
+
+    def planted(weight_mean, buffer_mean, *, nesterov, first):
+        # The claim "(1 - eta lambda) per step with momentum": ignore the buffer.
+        return real(weight_mean, buffer_mean, nesterov=nesterov, first=True)
+
+    monkeypatch.setattr(core, "scalar_recursion", planted)
     assert STATEMENTS["mean-preservation"].prove().verdict == "refuted"
 
 
 def test_shift_invariance_proof_catches_a_loss_with_a_logit_penalty(monkeypatch):
-    real = statements_module._shift_invariant_losses
-    monkeypatch.setattr(statements_module, "_shift_invariant_losses",
-                        lambda: {**real(), "kd + mean logit": real()["kd"] + ClassMean(z_i)})
+    real = core._shift_invariant_losses
+    monkeypatch.setattr(core, "_shift_invariant_losses",
+                        lambda: {**real(), "kd + mean logit": real()["kl"] + ClassMean(z_i)})
     result = STATEMENTS["zero-mean-gradient"].prove(order=1)
     assert result.residuals["sum_i dL/dz_i, kd + mean logit"] == 1
+
+
+def test_f_divergence_limit_catches_a_wrong_generator_derivative(monkeypatch):
+    real = families._derivatives
+
+    def planted(generator, order):
+        values = real(generator, order)
+        if generator == families.KL_GENERATOR:
+            values[f_derivative(3)] += sympy.Rational(1, 100)
+        return values
+
+    monkeypatch.setattr(families, "_derivatives", planted)
+    result = STATEMENTS["f-divergence-limit"].prove(order=2)
+    wrong = {k for k, r in result.residuals.items() if r != 0}
+    assert result.verdict == "refuted" and wrong == {"L_1: f = t*log(t) vs kl",
+                                                     "G_1: f = t*log(t) vs kl"}
+
+
+def test_first_correction_catches_a_wrong_closed_form(monkeypatch):
+    real = families.first_correction
+    monkeypatch.setattr(families, "first_correction",
+                        lambda second, third: real(second, third * sympy.Rational(101, 100)))
+    assert STATEMENTS["f-divergence-first-correction"].prove(order=2).verdict == "refuted"
+
+
+def test_jsd_limit_catches_a_wrong_weight(monkeypatch):
+    monkeypatch.setattr(families, "half_variance",
+                        lambda x: half_variance(x) + ClassMean(x) ** 2 / 10**6)
+    assert STATEMENTS["jsd-limit"].prove(order=1).verdict == "refuted"
+
+
+def test_hot_teacher_catches_a_wrong_uniform_cross_entropy(monkeypatch):
+    real = families.student_log_softmax
+    monkeypatch.setattr(families, "student_log_softmax", lambda t: real(t) + z_i / 10**6)
+    assert STATEMENTS["hot-teacher-label-smoothing"].prove(order=2).verdict == "refuted"
 
 
 def test_prove_rejects_a_bad_order():

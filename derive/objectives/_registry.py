@@ -16,7 +16,7 @@ from typing import Callable
 
 import sympy
 
-from .._errors import DeriveError, check_argument
+from .._errors import MAX_ORDER, DeriveError, check_argument
 from ..notation import N, ClassMean, OtherMean, at_label, sigma_z, z_g, z_i, zh_i
 
 __all__ = ["Parameter", "Objective", "OBJECTIVES", "objective", "parameter_symbols", "FAMILIES"]
@@ -154,6 +154,8 @@ class Objective:
     coordinates: str = "logits"
     reference: str = ""
     limit: Callable = field(default=None, repr=False)
+    #: The most terms served within about a minute on 2 cores, parameters symbolic.
+    max_order: int = MAX_ORDER
 
     def resolve(self, values=None):
         """Validated parameter values (defaults filled in), as a tuple of ``(name, value)``."""
@@ -196,7 +198,7 @@ class Objective:
 
     def to_json(self):
         return {"name": self.name, "title": self.title, "family": self.family,
-                "definition": self.definition,
+                "definition": self.definition, "max_order": self.max_order,
                 "parameters": [parameter.to_json() for parameter in self.parameters],
                 "labelled": self.labelled, "reference": self.reference}
 
@@ -206,7 +208,7 @@ OBJECTIVES = {}
 
 
 def objective(name, title, *, definition, family, parameters=(), labelled=False,
-              coordinates="logits", reference="", limit=None):
+              coordinates="logits", reference="", limit=None, max_order=MAX_ORDER):
     """Register the decorated function ``build(**parameters) -> loss`` as objective ``name``."""
     check_argument(family in FAMILIES, "family must be one of {}, got {!r}", ", ".join(FAMILIES),
                    family)
@@ -214,7 +216,7 @@ def objective(name, title, *, definition, family, parameters=(), labelled=False,
     def register(build):
         check_argument(name not in OBJECTIVES, "objective {!r} is registered twice", name)
         OBJECTIVES[name] = Objective(name, title, definition, family, build, tuple(parameters),
-                                     labelled, coordinates, reference, limit)
+                                     labelled, coordinates, reference, limit, max_order)
         return build
     return register
 

@@ -43,7 +43,7 @@ _KL = r"T^2\,\mathrm{KL}(p\,\|\,q) = T^2 \sum_i p_i \log\frac{p_i}{q_i}"
 
 @objective("kl", "Knowledge distillation, T^2 KL(p || q)", definition=_KL,
            family="f-divergence", reference="Hinton, Vinyals, Dean (2015), arXiv:1503.02531",
-           limit=_f_limit(lambda: 1))
+           limit=_f_limit(lambda: 1), max_order=24)
 def kd_loss():
     r""":math:`L_{KD} = T^2\,\mathrm{KL}(p\,\|\,q)`, :math:`p = \mathrm{softmax}(v/T)`,
     :math:`q = \mathrm{softmax}(z/T)`: the f-divergence of :math:`f(t) = t \log t`."""
@@ -53,7 +53,7 @@ def kd_loss():
 @objective("reverse-kl", "Reverse KL distillation, T^2 KL(q || p)",
            definition=r"T^2\,\mathrm{KL}(q\,\|\,p) = T^2 \sum_i q_i \log\frac{q_i}{p_i}",
            family="f-divergence", reference="MiniLLM, Gu et al. (2024), arXiv:2306.08543",
-           limit=_f_limit(lambda: 1))
+           limit=_f_limit(lambda: 1), max_order=24)
 def reverse_kd_loss():
     r""":math:`T^2\,\mathrm{KL}(q\,\|\,p)`, the reverse (mode-seeking) direction:
     :math:`f(t) = -\log t`."""
@@ -63,7 +63,7 @@ def reverse_kd_loss():
 @objective("js", "Jensen-Shannon distillation, T^2 JS(p, q)",
            definition=r"\frac{T^2}{2}\left[\mathrm{KL}(p\,\|\,m) + \mathrm{KL}(q\,\|\,m)\right],"
                       r"\ m = \tfrac12(p + q)",
-           family="f-divergence", limit=_f_limit(lambda: Rational(1, 4)))
+           family="f-divergence", limit=_f_limit(lambda: Rational(1, 4)), max_order=14)
 def jensen_shannon_loss():
     r""":math:`T^2\,\mathrm{JS}(p, q) = \frac{T^2}{2}[\mathrm{KL}(p\|m) + \mathrm{KL}(q\|m)]`,
     :math:`m = (p+q)/2`: ``jsd`` at :math:`\beta = 1/2`.
@@ -81,7 +81,7 @@ def jensen_shannon_loss():
            definition=r"T^2 D_f(p\,\|\,q) = T^2 \sum_i q_i\, f\!\left(\frac{p_i}{q_i}\right),"
                       r"\ f(1) = 0",
            family="f-divergence", reference="Csiszar (1967); Ali and Silvey (1966)",
-           limit=_f_limit(lambda: FDerivative.taylor_coefficient(2)))
+           limit=_f_limit(lambda: FDerivative.taylor_coefficient(2)), max_order=11)
 def f_divergence_loss():
     r""":math:`L_f = T^2 \sum_i q_i f(p_i/q_i)` with :math:`f` undefined: its derivatives at 1
     are the symbols ``f1, f2, ...``."""
@@ -98,7 +98,7 @@ _UNIT = dict(low=0, high=1)
            parameters=[Parameter("beta", "weight of the teacher in the mixture m = beta p + "
                                  "(1 - beta) q; beta = 0 and 1 give identically 0", **_UNIT)],
            reference="GKD, Agarwal et al. (2024), arXiv:2306.13649",
-           limit=_f_limit(lambda beta: beta * (1 - beta)))
+           limit=_f_limit(lambda beta: beta * (1 - beta)), max_order=11)
 def jsd_loss(beta):
     r""":math:`T^2\,\mathrm{JSD}_\beta(p, q) = T^2[\beta\,\mathrm{KL}(p\|m) + (1-\beta)\,\mathrm{KL}(q\|m)]`,
     :math:`m = \beta p + (1 - \beta) q`: GKD's convention (Agarwal et al. 2024), where
@@ -117,7 +117,7 @@ def jsd_loss(beta):
            parameters=[Parameter("alpha", "skew: the share of the teacher p in the second "
                                  "argument; alpha = 0 is KL(p || q), alpha = 1 is 0", **_UNIT)],
            reference="DistiLLM, Ko et al. (2024), arXiv:2402.03898",
-           limit=_f_limit(lambda alpha: (1 - alpha) ** 2))
+           limit=_f_limit(lambda alpha: (1 - alpha) ** 2), max_order=11)
 def skew_kl_loss(alpha):
     r""":math:`T^2\,\mathrm{KL}(p\,\|\,\alpha p + (1 - \alpha) q)`, the skew KL of DistiLLM
     (Ko et al. 2024, its :math:`\mathrm{SKL}^{(\alpha)}`)."""
@@ -130,7 +130,7 @@ def skew_kl_loss(alpha):
            parameters=[Parameter("alpha", "skew: the share of the student q in the second "
                                  "argument; alpha = 0 is KL(q || p), alpha = 1 is 0", **_UNIT)],
            reference="DistiLLM, Ko et al. (2024), arXiv:2402.03898",
-           limit=_f_limit(lambda alpha: (1 - alpha) ** 2))
+           limit=_f_limit(lambda alpha: (1 - alpha) ** 2), max_order=11)
 def skew_reverse_kl_loss(alpha):
     r""":math:`T^2\,\mathrm{KL}(q\,\|\,(1 - \alpha) p + \alpha q)`, DistiLLM's skew reverse KL
     (its :math:`\mathrm{SRKL}^{(\alpha)}`)."""
@@ -144,7 +144,7 @@ def skew_reverse_kl_loss(alpha):
                                  "KL(q || p) (both excluded: use kl, reverse-kl)",
                                  excluded=(0, 1))],
            reference="Amari (1985); Cichocki and Amari (2010)",
-           limit=_f_limit(lambda alpha: 1))
+           limit=_f_limit(lambda alpha: 1), max_order=11)
 def alpha_divergence_loss(alpha):
     r""":math:`\frac{T^2}{\alpha(\alpha-1)}\left(\sum_i p_i^\alpha q_i^{1-\alpha} - 1\right)`, the
     f-divergence of :math:`f_\alpha(t) = (t^\alpha - \alpha t + \alpha - 1)/(\alpha(\alpha-1))`

@@ -53,7 +53,7 @@ def hard_label_cross_entropy():
                                  "temperature 1)", low=0, high=1)],
            reference="Hinton, Vinyals, Dean (2015), arXiv:1503.02531",
            limit=lambda alpha: alpha * hard_label_cross_entropy()
-           + (1 - alpha) * half_variance(z_i - v_i))
+           + (1 - alpha) * half_variance(z_i - v_i), max_order=24)
 def ce_mixture_loss(alpha):
     r""":math:`\alpha\,\mathrm{CE}(y, \mathrm{softmax}(z)) + (1 - \alpha) T^2\,\mathrm{KL}(p\|q)`, the
     hard label ``y`` being class ``g``. The cross-entropy is at temperature 1, so it is the

@@ -24,7 +24,7 @@ __all__ = ["two_temperature_loss", "hot_teacher_loss", "student_log_softmax"]
            family="temperature",
            parameters=[Parameter("r", "ratio of the student's temperature to the teacher's "
                                  "(r = 1 is kl)", low=0, open=("low",), positive=True)],
-           limit=lambda r: half_variance(z_i / r - v_i))
+           limit=lambda r: half_variance(z_i / r - v_i), max_order=24)
 def two_temperature_loss(r):
     r""":math:`T^2\,\mathrm{KL}(\mathrm{softmax}(v/T)\,\|\,\mathrm{softmax}(z/(rT)))`: the teacher
     at :math:`T`, the student at :math:`T_s = rT` with a fixed ratio :math:`r`."""

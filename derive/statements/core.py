@@ -120,9 +120,8 @@ def scalar_recursion(weight_mean, buffer_mean, *, nesterov, first):
 @statement("mean-preservation",
            "SGD (momentum, dampening, Nesterov, weight decay) moves the output layer's class "
            "means only by its own recursion without the gradient",
-           r"\bar w_{t+1} = \bar w_t - \eta\,\bar s_t,\ \bar s_t \text{ the SGD step of the "
-           r"weight-decay term } \lambda \bar w \text{ alone; without weight decay } "
-           r"\bar w_{t+1} = \bar w_t,\ \bar b_{t+1} = \bar b_t")
+           r"\bar w_{t+1} = \bar w_t - \eta\,\bar s_t,\quad \bar s_t = \text{the SGD step of "
+           r"} \lambda\bar w \text{ alone}")
 def _mean_preservation(order):
     # Class means of weight and buffer, and the recursion they must follow: the same optimizer
     # on the weight-decay term alone, since the logit loss adds zero to the mean.

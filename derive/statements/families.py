@@ -42,6 +42,43 @@ def first_correction(second, third):
     return second * ClassMean(v * d**2) / 2 - third * ClassMean(d**3) / 6
 
 
+def f_divergence_coefficients(objective, **parameters):
+    r"""``(f''(1), f'''(1))`` of an f-divergence objective, read off its first two terms:
+    :math:`L_0 = f''(1)\,\tfrac12\mathrm{Var}(d)` and :math:`L_1` = :func:`first_correction`.
+    A :class:`~derive.DeriveError` if the terms have another form.
+
+    >>> f_divergence_coefficients("jsd")
+    (-beta**2 + beta, beta**3 - beta)
+    """
+    from .._errors import check_argument
+    from ..notation import canonical
+
+    loss = terms("loss", 2, objective, **parameters)
+    second, third = sympy.symbols("second third")
+    residual = sympy.expand(canonical(loss[1] - first_correction(second, third)))
+    means = sorted(residual.atoms(ClassMean), key=sympy.default_sort_key)
+    solutions = sympy.solve(sympy.Poly(residual, *means).coeffs(), [second, third], dict=True)
+    check_argument(len(solutions) == 1 and set(solutions[0]) == {second, third},
+                   "{} has no f-divergence form at order T^-1", objective)
+    value = solutions[0][second], solutions[0][third]
+    check_argument(canonical(loss[0] - value[0] * half_variance(z_i - v_i)) == 0,
+                   "{} has no f-divergence form at order T^0", objective)
+    return tuple(sympy.expand(v) for v in value)
+
+
+#: f''(1) and f'''(1) of the named members, in closed form (the first-correction statement
+#: proves each against the terms).
+MEMBER_COEFFICIENTS = {
+    "kl": lambda: (1, -1),
+    "reverse-kl": lambda: (1, -2),
+    "js": lambda: (Rational(1, 4), Rational(-3, 8)),
+    "jsd": lambda beta: (beta * (1 - beta), -beta * (1 - beta) * (1 + beta)),
+    "skew-kl": lambda alpha: ((1 - alpha) ** 2, -(1 - alpha) ** 2 * (1 + 2 * alpha)),
+    "skew-reverse-kl": lambda alpha: ((1 - alpha) ** 2, -2 * (1 - alpha) ** 3),
+    "alpha-divergence": lambda alpha: (1, alpha - 2),
+}
+
+
 def _derivatives(generator, order):
     """``{f_k: f^(k)(1)}`` for k = 1 .. order + 2 of a concrete generator."""
     return {f_derivative(k): sympy.diff(generator, _t, k).subs(_t, 1) for k in range(1, order + 3)}
@@ -113,7 +150,7 @@ def _f_divergence_first_correction(order):
     second = terms("loss", 2, "f-divergence")[1]
     forward, reverse = terms("loss", 2, "kl"), terms("loss", 2, "reverse-kl")
     d = _centred(z_i - v_i)
-    return {
+    residuals = {
         label("L_1 - closed form in f''(1), f'''(1)",
               r"L_1 - \left(\tfrac{f''(1)}{2}\langle\hat v\hat d^2\rangle - "
               r"\tfrac{f'''(1)}{6}\langle\hat d^3\rangle\right)"):
@@ -124,6 +161,17 @@ def _f_divergence_first_correction(order):
               r"L_1^{KL(p\|q)} - L_1^{KL(q\|p)} + \tfrac16\langle\hat d^3\rangle"):
             forward[1] - reverse[1] + ClassMean(d**3) / 6,
     }
+    for name, coefficients in MEMBER_COEFFICIENTS.items():
+        symbols = [p.symbol for p in OBJECTIVES[name].parameters]
+        member_second, member_third = coefficients(*symbols)
+        loss = terms("loss", 2, name)
+        residuals[label(f"L_0 - f''(1) Var(d)/2, {name}",
+                        rf"L_0 - f''(1)\tfrac12\mathrm{{Var}}(d),\ \text{{{name}}}")] = \
+            loss[0] - member_second * half_variance(z_i - v_i)
+        residuals[label(f"L_1 - closed form, {name}",
+                        rf"L_1 - \text{{closed form}},\ \text{{{name}}}")] = \
+            loss[1] - first_correction(member_second, member_third)
+    return residuals
 
 
 @statement("f-divergence-first-correction/forward-equals-reverse",
