@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from verify.checks.temperature import TEMPERATURES, parameter_gradient_differences  # noqa: E402
 from verify.checks.zero_mean import logit_gradient_sums  # noqa: E402
 from verify.devices import dtype_name, resolve_device, resolve_dtype  # noqa: E402
-from verify.losses import OBJECTIVES, DistillationProblem  # noqa: E402
+from verify.losses import LOSSES, DistillationProblem  # noqa: E402
 from verify.networks import NetworkSpec, StackedNetworks  # noqa: E402
 from verify.optimizers import OptimizerSpec  # noqa: E402
 
@@ -70,7 +70,7 @@ def zero_mean_logits(device, dtype, repeats, vectors, classes=100):
     rows = [DistillationProblem(problem.student[i:i + 1], problem.teacher[i:i + 1],
                                 problem.labels[i:i + 1], problem.targets[i:i + 1],
                                 problem.temperature[i:i + 1]) for i in range(vectors)]
-    kd = OBJECTIVES["kd"]
+    kd = LOSSES["kl"]
 
     def batched():
         errors, tolerances = logit_gradient_sums(kd, problem)
@@ -98,7 +98,7 @@ def _batches(count, dtype, device, steps=20, batch=16):
 
 def sgd_training(device, dtype, repeats, networks, steps=20):
     optimizer = OptimizerSpec("sgd", (("lr", 0.05), ("momentum", 0.9)))
-    kd = OBJECTIVES["kd"]
+    kd = LOSSES["kl"]
     inputs, teacher = _batches(networks, dtype, device, steps)
     temperature = torch.full(teacher.shape[1:3], 4.0, dtype=dtype, device=device)
     labels = torch.zeros(teacher.shape[1:3], dtype=torch.long, device=device)

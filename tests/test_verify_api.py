@@ -28,11 +28,15 @@ def test_checks_are_keyed_like_the_registry():
     assert list(checks.CHECKS) == list(derive.STATEMENTS)
 
 
+def test_every_twin_is_an_objective_and_every_objective_has_a_twin():
+    assert sorted(verify.TWINS) == sorted(derive.OBJECTIVES)
+
+
 @pytest.mark.parametrize("statement_id", list(derive.STATEMENTS))
-def test_registry_names_each_check(statement_id):
-    module_name, _, function_name = derive.STATEMENTS[statement_id].numeric_check.partition(":")
-    check = getattr(importlib.import_module(module_name), function_name)
-    assert check is checks.CHECKS[statement_id] is verify.resolve_check(statement_id)
+def test_each_statement_has_one_registered_check(statement_id):
+    check = checks.CHECKS[statement_id]
+    assert check is verify.resolve_check(statement_id)
+    assert derive.STATEMENTS[statement_id].numeric_check == f"verify.CHECKS[{statement_id!r}]"
     assert check.__doc__
     keywords = set(check.__kwdefaults__)
     assert {"device", "dtype", "examples", "seed"} <= keywords

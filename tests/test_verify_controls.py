@@ -21,7 +21,7 @@ from verify.checks.mean_preservation import run_mean_preservation_check
 from verify.checks.temperature import (default_initialization, run_infinite_temperature_check,
                                        run_trajectory_check, zero_mean_logits_matching)
 from verify.checks.zero_mean import run_zero_mean_check
-from verify.losses import OBJECTIVES, Objective, logits_matching_loss
+from verify.losses import LOSSES, Loss, logits_matching_loss
 from verify.optimizers import OptimizerSpec
 from verify.strategies import sgd_optimizers
 from planted import PerClassScaledSGD
@@ -48,10 +48,10 @@ def _assert_not_flagged(result):
 
 # -- planted violations -------------------------------------------------------------------------
 
-KD = OBJECTIVES["kd"]
-KD_PLUS_CONSTANT = Objective(
+KD = LOSSES["kl"]
+KD_PLUS_CONSTANT = Loss(
     "kd+1e-6*sum(z)", True, lambda p: KD(p) + 1e-6 * p.student.sum(-1),
-    KD.gradient_magnitude, KD.argument_magnitude)
+    lambda p: KD.magnitudes(p)[0], lambda p: KD.magnitudes(p)[1])
 
 
 def test_zero_mean_flags_a_gradient_with_a_constant_added():

@@ -18,7 +18,7 @@ from verify.checks.equal_mean import equal_mean_initialization, mean_gaps
 from verify.checks.mean_preservation import mean_drifts
 from verify.checks.zero_mean import logit_gradient_sums, output_layer_gradient_sums
 from verify.convergence import leading_order, measure_convergence
-from verify.losses import (DistillationProblem, Objective, infinite_temperature_limit, kd_loss,
+from verify.losses import (DistillationProblem, Loss, infinite_temperature_limit, kd_loss,
                            logits_matching_loss)
 from verify.networks import StackedNetworks
 from verify.optimizers import OptimizerSpec
@@ -35,24 +35,24 @@ def _problems(dtype, **bounds):
 
 # -- [zero-mean-gradient] -----------------------------------------------------------------------
 
-@given(st.data(), DTYPES, strategies.objectives())
+@given(st.data(), DTYPES, strategies.losses())
 def test_softmax_losses_have_zero_sum_logit_gradients(data, dtype, objective):
     problem = data.draw(_problems(dtype))
     errors, tolerances = logit_gradient_sums(objective, problem)
     assert bool((errors <= tolerances).all()), (objective, problem.describe(), errors, tolerances)
 
 
-@given(st.data(), DTYPES, strategies.objectives(), st.floats(1e-5, 1.0))
+@given(st.data(), DTYPES, strategies.losses(), st.floats(1e-5, 1.0))
 def test_a_planted_constant_gradient_is_flagged_in_every_example(data, dtype, objective, constant):
     problem = data.draw(_problems(dtype, max_scale=10.0, max_offset=10.0, max_temperature=100.0))
-    planted = Objective(objective.name + "+c", True,
-                        lambda p: objective(p) + constant * p.student.sum(-1),
-                        objective.gradient_magnitude, objective.argument_magnitude)
+    planted = Loss(objective.name + "+c", True,
+                   lambda p: objective(p) + constant * p.student.sum(-1),
+                   lambda p: objective.magnitudes(p)[0], lambda p: objective.magnitudes(p)[1])
     errors, tolerances = logit_gradient_sums(planted, problem)
     assert bool((errors > tolerances).all())
 
 
-@given(st.data(), strategies.objectives(shift_invariant=False))
+@given(st.data(), strategies.losses(shift_invariant=False))
 def test_controls_are_not_shift_invariant(data, objective):
     problem = data.draw(_problems(torch.float64, max_scale=10.0, max_offset=0.0,
                                   min_temperature=0.5, max_temperature=10.0))
@@ -60,7 +60,7 @@ def test_controls_are_not_shift_invariant(data, objective):
     assert not torch.allclose(objective(shifted), objective(problem))
 
 
-@given(strategies.network_specs(max_depth=3, max_width=8), strategies.objectives(),
+@given(strategies.network_specs(max_depth=3, max_width=8), strategies.losses(),
        strategies.temperatures(min_value=0.5, max_value=100.0))
 def test_output_layer_gradients_are_zero_sum(spec, objective, temperature):
     networks = StackedNetworks.build(spec, count=3, seed=1)
@@ -91,7 +91,7 @@ def _batches(spec, count, temperature, seed=3, batch=4):
 
 
 @given(strategies.network_specs(max_depth=3, max_width=8), strategies.sgd_optimizers(),
-       strategies.objectives(), strategies.temperatures(min_value=0.5, max_value=50.0))
+       strategies.losses(), strategies.temperatures(min_value=0.5, max_value=50.0))
 def test_sgd_keeps_the_class_means_on_their_prediction(spec, optimizer, objective, temperature):
     networks = StackedNetworks.build(spec, count=2, seed=4)
     steps = 4
@@ -101,7 +101,7 @@ def test_sgd_keeps_the_class_means_on_their_prediction(spec, optimizer, objectiv
 
 
 @given(strategies.network_specs(max_depth=3, max_width=8).filter(lambda spec: spec.bias),
-       strategies.objectives(), strategies.temperatures(min_value=0.5, max_value=50.0))
+       strategies.losses(), strategies.temperatures(min_value=0.5, max_value=50.0))
 def test_a_per_class_rescaled_update_is_flagged(spec, objective, temperature):
     planted = OptimizerSpec("sgd", (("lr", 0.1),), factory=PerClassScaledSGD)
     networks = StackedNetworks.build(spec, count=2, seed=4)
@@ -123,7 +123,7 @@ def test_weight_decay_alone_is_the_plain_sgd_factor(optimizer):
 # -- [equal-mean] -------------------------------------------------------------------------------
 
 @given(strategies.network_specs(max_depth=3, max_width=8), strategies.sgd_optimizers(),
-       strategies.objectives())
+       strategies.losses())
 def test_equal_mean_initialization_keeps_logit_means_equal(spec, optimizer, objective):
     student = StackedNetworks.build(spec, count=2, seed=5)
     teacher = StackedNetworks.build(spec, count=2, seed=6)

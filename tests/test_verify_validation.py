@@ -7,7 +7,9 @@ import torch
 
 from verify import VerifyError, check_argument
 from verify import strategies
-from verify.checks import check_expansion, check_mean_preservation, check_zero_mean_gradient
+from verify.checks.expansion import check_expansion
+from verify.checks.mean_preservation import check_mean_preservation
+from verify.checks.zero_mean import check_zero_mean_gradient
 from verify.convergence import measure_convergence
 from verify.devices import resolve_device, resolve_dtype
 from verify.networks import NetworkSpec, StackedNetworks
@@ -48,7 +50,7 @@ BAD_CALLS = [
     (lambda: strategies.sgd_optimizers(min_learning_rate=0.0),
      "min_learning_rate must be a positive number, got 0.0"),
     (lambda: strategies.logits(batch_size=2, classes=3, salt=2), "salt must be 0 or 1, got 2"),
-    (lambda: strategies.objectives(shift_invariant="yes"),
+    (lambda: strategies.losses(shift_invariant="yes"),
      "shift_invariant must be True, False or None, got 'yes'"),
     (lambda: strategies.network_specs(kinds=("rnn",)), "kinds must be a nonempty subset of"),
     (lambda: strategies.network_specs(min_depth=0), "min_depth must be an integer >= 1, got 0"),

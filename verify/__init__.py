@@ -22,13 +22,13 @@ Examples
 >>> result.verdict, result.expected
 ('refuted', 'refuted')
 >>> print(result.counterexample)  # doctest: +ELLIPSIS
-Adam(lr=0.1), kd at T=1, Linear(1->3) ... after 1 step the mean bias is off the prediction by 0.0333 ...
+Adam(lr=0.1), kl at T=1, Linear(1->3) ... after 1 step the mean bias is off the prediction by 0.0333 ...
 """
 
 from ._errors import VerifyError, check_argument
 from .checks import CHECKS
 from .devices import DEVICES, DTYPES, resolve_device, resolve_dtype
-from .losses import DistillationProblem, Objective
+from .losses import LOSSES, TWINS, DistillationProblem, Loss
 from .networks import NetworkSpec, StackedNetworks
 from .optimizers import OptimizerSpec
 from .registry import resolve_check, run_check, run_checks
@@ -37,6 +37,7 @@ from .symbolic import SymbolicFunction
 
 __all__ = [
     "VerifyError", "check_argument", "CHECKS", "DEVICES", "DTYPES", "resolve_device",
-    "resolve_dtype", "DistillationProblem", "Objective", "NetworkSpec", "StackedNetworks",
+    "resolve_dtype", "DistillationProblem", "Loss", "LOSSES", "TWINS", "NetworkSpec",
+    "StackedNetworks",
     "OptimizerSpec", "resolve_check", "run_check", "run_checks", "CheckResult", "SymbolicFunction",
 ]

@@ -20,7 +20,7 @@ import torch
 
 from ._errors import check_argument
 from .convergence import measure_convergence
-from .losses import OBJECTIVES, DistillationProblem
+from .losses import LOSSES, DistillationProblem
 from .networks import NetworkSpec, StackedNetworks
 from .optimizers import OptimizerSpec
 
@@ -58,7 +58,7 @@ def mean_gap_trajectories(*, steps=50, temperature=4.0, seed=0, dtype=torch.floa
                for _ in range(steps)]
     held_out = torch.randn(1, 256, 8, generator=generator, dtype=torch.float64).to(dtype)
     teacher = StackedNetworks.build(_SPEC, count=1, seed=seed + 1000, dtype=dtype)
-    kd = OBJECTIVES["kd"]
+    kd = LOSSES["kl"]
     curves = {}
     for initialization in ("equal-mean", "default"):
         for label, optimizer_spec in _OPTIMIZERS.items():

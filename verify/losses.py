@@ -3,14 +3,19 @@ r"""The losses the checks train with, written directly in torch (independent of 
 Every function takes logits of shape ``[..., N]`` and returns one value per example, shape
 ``[...]``; ``temperature`` is a number or a tensor of shape ``[...]`` (one per example).
 
-* :func:`kd_loss`, :math:`L_{KD} = T^2\,\mathrm{KL}(p\,\|\,q)` with :math:`q = \mathrm{softmax}(z/T)`,
-  :math:`p = \mathrm{softmax}(v/T)`, and its shift invariant relatives (:func:`hard_cross_entropy`,
-  :func:`soft_cross_entropy`, :func:`label_smoothing_cross_entropy`, :func:`kd_mixture`);
+* :data:`TWINS`: one torch *twin* of every objective of :data:`derive.OBJECTIVES`, under the
+  same name, registered where it is written (:func:`twin`). The twins are the check: they
+  share no code with the sympy definitions their terms come from.
+* :func:`kd_loss`, :math:`L_{KD} = T^2\,\mathrm{KL}(p\,\|\,q)`, and the other shift invariant
+  losses the zero-mean checks use (:func:`hard_cross_entropy`, :func:`soft_cross_entropy`,
+  :func:`label_smoothing_cross_entropy`);
 * :func:`logits_matching_loss`, :math:`L_{LM} = \frac{1}{2N}\|z - v\|^2`, and
   :func:`infinite_temperature_limit`, :math:`L_{LM} - \frac12(\langle z\rangle - \langle v\rangle)^2`;
 * the control :func:`sigmoid_bce_distillation_loss`, which is not shift invariant.
 
-:class:`Objective` wraps one of them with what the tolerances need to know about it.
+:class:`Loss` wraps one of them with what the tolerances need to know about it: the size of
+the intermediates of its logit gradient, which :func:`probed_magnitudes` measures for any loss
+that sees the student through :func:`student_log_softmax`.
 
 Examples
 ========
@@ -24,9 +29,13 @@ Examples
 >>> kd = kd_loss(student, teacher, temperature=1e4)
 >>> bool(abs(kd - limit) < 1e-3)
 True
+>>> sorted(TWINS) == sorted(__import__("derive").OBJECTIVES)
+True
 """
 
-from dataclasses import dataclass
+import contextlib
+from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Callable
 
 import torch
@@ -35,8 +44,8 @@ import torch.nn.functional as F
 __all__ = [
     "kd_loss", "hard_cross_entropy", "soft_cross_entropy", "label_smoothing_cross_entropy",
     "kd_mixture", "logits_matching_loss", "infinite_temperature_limit",
-    "sigmoid_bce_distillation_loss", "DistillationProblem", "Objective", "OBJECTIVES",
-    "CONTROL_OBJECTIVES",
+    "sigmoid_bce_distillation_loss", "DistillationProblem", "Loss", "LOSSES", "CONTROL_LOSSES",
+    "Twin", "TWINS", "twin", "student_log_softmax", "probed_magnitudes", "HELLINGER",
 ]
 
 
@@ -46,26 +55,79 @@ def _per_example(temperature, like):
     return temperature.unsqueeze(-1) if temperature.ndim else temperature
 
 
+# -- the student's softmax, where the magnitudes of a gradient are measured -------------------
+
+_PROBES = []
+
+
+def student_log_softmax(student_logits, temperature):
+    r""":math:`\log\mathrm{softmax}(z/T)`, the one place a shift invariant loss sees the student.
+
+    Inside :func:`probed_magnitudes` the result is recorded (with its temperature), so that the
+    gradient w.r.t. it, :math:`w`, can be read: the intermediates of
+    :math:`\partial L/\partial z_i = (w_i - q_i\sum_j w_j)/T` have size
+    :math:`(\sum_i |w_i| + |\sum_i w_i|)/T`.
+    """
+    temperature = _per_example(temperature, student_logits)
+    result = F.log_softmax(student_logits / temperature, dim=-1)
+    if _PROBES:
+        _PROBES[-1].append((result, temperature, student_logits))
+    return result
+
+
+@contextlib.contextmanager
+def _probe():
+    _PROBES.append([])
+    try:
+        yield _PROBES[-1]
+    finally:
+        _PROBES.pop()
+
+
+def probed_magnitudes(function, student, *rest):
+    r"""``(gradient_magnitude, argument_magnitude)`` per example of ``function(student, *rest)``
+    (a per-example loss): the summed size of the intermediates of its logit gradient,
+    :math:`\sum_{\text{probes}} (\sum_i |w_i| + |\sum_i w_i|)/T`, and the largest softmax
+    argument :math:`\max_i |z_i|/T`, for :func:`verify.tolerances.class_sum_tolerance`."""
+    leaf = student.detach().requires_grad_(True)
+    with torch.enable_grad(), _probe() as probes:
+        loss = function(leaf, *rest)
+        probes = [(result, temperature) for result, temperature, logits in probes
+                  if logits is leaf]
+        if not probes:
+            return None
+        gradients = torch.autograd.grad(loss.sum(), [result for result, _ in probes],
+                                        allow_unused=True)
+    magnitude = torch.zeros(student.shape[:-1], dtype=student.dtype, device=student.device)
+    argument = torch.zeros_like(magnitude)
+    largest = student.detach().abs().amax(-1)
+    for (_, temperature), w in zip(probes, gradients):
+        if w is not None:
+            scale = temperature.squeeze(-1).expand(magnitude.shape)
+            magnitude = magnitude + (w.abs().sum(-1) + w.sum(-1).abs()) / scale
+            argument = torch.maximum(argument, largest / scale)
+    return magnitude.detach(), argument.detach()
+
+
+# -- the shift invariant losses of the zero-mean checks -------------------------------------
+
 def kd_loss(student_logits, teacher_logits, *, temperature):
     r""":math:`T^2\,\mathrm{KL}(\mathrm{softmax}(v/T)\,\|\,\mathrm{softmax}(z/T))` per example."""
-    temperature = _per_example(temperature, student_logits)
-    student_log_probabilities = F.log_softmax(student_logits / temperature, dim=-1)
-    teacher_log_probabilities = F.log_softmax(teacher_logits / temperature, dim=-1)
+    student_log_probabilities = student_log_softmax(student_logits, temperature)
+    teacher_log_probabilities = _teacher_log_softmax(teacher_logits, temperature)
     divergence = F.kl_div(student_log_probabilities, teacher_log_probabilities,
                           reduction="none", log_target=True).sum(-1)
-    return temperature.squeeze(-1) ** 2 * divergence
+    return _squared(temperature, student_logits) * divergence
 
 
 def soft_cross_entropy(student_logits, targets, *, temperature=1.0):
     r""":math:`-\sum_i t_i \log \mathrm{softmax}(z/T)_i` per example, for soft targets ``t``."""
-    temperature = _per_example(temperature, student_logits)
-    return -(targets * F.log_softmax(student_logits / temperature, dim=-1)).sum(-1)
+    return -(targets * student_log_softmax(student_logits, temperature)).sum(-1)
 
 
 def hard_cross_entropy(student_logits, labels, *, temperature=1.0):
     r""":math:`-\log \mathrm{softmax}(z/T)_y` per example, for integer labels ``y``."""
-    temperature = _per_example(temperature, student_logits)
-    log_probabilities = F.log_softmax(student_logits / temperature, dim=-1)
+    log_probabilities = student_log_softmax(student_logits, temperature)
     return -log_probabilities.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
 
 
@@ -106,6 +168,179 @@ def sigmoid_bce_distillation_loss(student_logits, teacher_logits, *, temperature
     return temperature.squeeze(-1) ** 2 * elementwise.sum(-1)
 
 
+# -- twins of derive's objectives ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class Twin:
+    """The torch twin of one objective of :data:`derive.OBJECTIVES`.
+
+    ``function(student, teacher, temperature, labels, **parameters)`` returns the loss per
+    example; ``parameters`` are the values the checks use (exact rationals, as text, so that
+    :func:`derive.expand` gets the very same ones); ``substitution`` maps symbols the terms keep
+    (the generic ``f``'s derivatives) to values, for the generic f-divergence.
+    """
+
+    name: str
+    function: Callable
+    parameters: tuple = ()
+    substitution: tuple = ()
+    scaled: bool = True
+
+    def __call__(self, student, teacher, temperature, labels=None):
+        values = {key: float(Fraction(value)) for key, value in self.parameters}
+        return self.function(student, teacher, temperature, labels, **values)
+
+    @property
+    def derive_parameters(self):
+        """The parameters as :func:`derive.expand` takes them."""
+        return dict(self.parameters)
+
+
+#: Every objective's twin, by the name :data:`derive.OBJECTIVES` gives it.
+TWINS = {}
+
+
+def twin(name, *, scaled=True, **parameters):
+    """Register the decorated torch function as the twin of objective ``name``, checked at
+    ``parameters`` (exact values, e.g. ``beta="3/10"``)."""
+    def register(function):
+        TWINS[name] = Twin(name, function, tuple(parameters.items()), scaled=scaled)
+        return function
+    return register
+
+
+def _teacher_log_softmax(teacher_logits, temperature):
+    return F.log_softmax(teacher_logits / _per_example(temperature, teacher_logits), dim=-1)
+
+
+def _divergence(log_first, log_second):
+    """:math:`\\mathrm{KL}(a\\|b) = \\sum a (\\log a - \\log b)` from log-probabilities."""
+    return (log_first.exp() * (log_first - log_second)).sum(-1)
+
+
+def _squared(temperature, like):
+    return _per_example(temperature, like).squeeze(-1) ** 2
+
+
+@twin("kl")
+def _kl_twin(student, teacher, temperature, labels):
+    log_q = student_log_softmax(student, temperature)
+    log_p = _teacher_log_softmax(teacher, temperature)
+    return _squared(temperature, student) * _divergence(log_p, log_q)
+
+
+@twin("reverse-kl")
+def _reverse_kl_twin(student, teacher, temperature, labels):
+    log_q = student_log_softmax(student, temperature)
+    log_p = _teacher_log_softmax(teacher, temperature)
+    return _squared(temperature, student) * _divergence(log_q, log_p)
+
+
+def _log_mixture(log_p, log_q, weight):
+    """:math:`\\log(w p + (1 - w) q)`, stably."""
+    if weight == 0:
+        return log_q
+    if weight == 1:
+        return log_p
+    weight = torch.as_tensor(weight, dtype=log_p.dtype, device=log_p.device)
+    return torch.logsumexp(torch.stack([log_p + torch.log(weight),
+                                        log_q + torch.log1p(-weight)]), dim=0)
+
+
+def _jsd_value(student, teacher, temperature, beta):
+    log_q = student_log_softmax(student, temperature)
+    log_p = _teacher_log_softmax(teacher, temperature)
+    log_m = _log_mixture(log_p, log_q, beta)
+    terms = torch.zeros_like(log_q[..., 0])
+    if beta:
+        terms = terms + beta * _divergence(log_p, log_m)
+    if 1 - beta:
+        terms = terms + (1 - beta) * _divergence(log_q, log_m)
+    return _squared(temperature, student) * terms
+
+
+@twin("js")
+def _js_twin(student, teacher, temperature, labels):
+    return _jsd_value(student, teacher, temperature, 0.5)
+
+
+@twin("jsd", beta="3/10")
+def _jsd_twin(student, teacher, temperature, labels, *, beta):
+    return _jsd_value(student, teacher, temperature, beta)
+
+
+@twin("skew-kl", alpha="1/5")
+def _skew_kl_twin(student, teacher, temperature, labels, *, alpha):
+    log_q = student_log_softmax(student, temperature)
+    log_p = _teacher_log_softmax(teacher, temperature)
+    return _squared(temperature, student) * _divergence(log_p, _log_mixture(log_p, log_q, alpha))
+
+
+@twin("skew-reverse-kl", alpha="1/3")
+def _skew_reverse_kl_twin(student, teacher, temperature, labels, *, alpha):
+    log_q = student_log_softmax(student, temperature)
+    log_p = _teacher_log_softmax(teacher, temperature)
+    return _squared(temperature, student) * _divergence(log_q,
+                                                        _log_mixture(log_p, log_q, 1 - alpha))
+
+
+@twin("alpha-divergence", alpha="1/2")
+def _alpha_divergence_twin(student, teacher, temperature, labels, *, alpha):
+    log_q = student_log_softmax(student, temperature)
+    log_p = _teacher_log_softmax(teacher, temperature)
+    # sum_i p^a q^(1-a) - 1, with the sum's deviation from 1 kept exact: expm1 of the
+    # log-sum-exp of a log p + (1 - a) log q.
+    overlap = torch.logsumexp(alpha * log_p + (1 - alpha) * log_q, dim=-1)
+    return _squared(temperature, student) * torch.expm1(overlap) / (alpha * (alpha - 1))
+
+
+#: The generator of the squared Hellinger distance, the member the generic f-divergence is
+#: checked with: f(t) = (sqrt(t) - 1)^2, whose derivatives at 1 are f''(1) = 1/2 and
+#: f^(k)(1) = 2 (1/2)(-1/2)...(3/2 - k) for k >= 2.
+HELLINGER = {"f1": Fraction(0)}
+_coefficient = Fraction(1, 2)
+for _k in range(2, 40):
+    _coefficient *= Fraction(3, 2) - _k
+    HELLINGER[f"f{_k}"] = -2 * _coefficient
+del _coefficient, _k
+
+
+@twin("f-divergence")
+def _f_divergence_twin(student, teacher, temperature, labels):
+    log_q = student_log_softmax(student, temperature)
+    log_p = _teacher_log_softmax(teacher, temperature)
+    # D_f with f(t) = (sqrt t - 1)^2: sum_i (sqrt p_i - sqrt q_i)^2 = 2 - 2 sum sqrt(p q).
+    overlap = torch.logsumexp((log_p + log_q) / 2, dim=-1)
+    return _squared(temperature, student) * -2 * torch.expm1(overlap)
+
+
+TWINS["f-divergence"] = Twin("f-divergence", _f_divergence_twin,
+                             substitution=tuple(HELLINGER.items()))
+
+
+@twin("two-temperature", r="2")
+def _two_temperature_twin(student, teacher, temperature, labels, *, r):
+    log_q = student_log_softmax(student, temperature * r)
+    log_p = _teacher_log_softmax(teacher, temperature)
+    return _squared(temperature, student) * _divergence(log_p, log_q)
+
+
+@twin("hot-teacher", scaled=False, student_temperature="3/2")
+def _hot_teacher_twin(student, teacher, temperature, labels, *, student_temperature):
+    log_q = student_log_softmax(student, torch.full_like(student[..., 0], student_temperature))
+    log_p = _teacher_log_softmax(teacher, temperature)
+    return _divergence(log_p, log_q)
+
+
+@twin("ce-mixture", alpha="3/10")
+def _ce_mixture_twin(student, teacher, temperature, labels, *, alpha):
+    cross_entropy = -student_log_softmax(student, torch.ones_like(student[..., 0])).gather(
+        -1, labels.unsqueeze(-1)).squeeze(-1)
+    return alpha * cross_entropy + (1 - alpha) * _kl_twin(student, teacher, temperature, labels)
+
+
+# -- problems, and losses with what their tolerance needs ----------------------------------
+
 @dataclass(frozen=True)
 class DistillationProblem:
     """A batch of distillation inputs: logits ``[B, N]``, labels ``[B]``, soft targets ``[B, N]``,
@@ -136,26 +371,37 @@ class DistillationProblem:
 
 
 @dataclass(frozen=True)
-class Objective:
+class Loss:
     r"""A loss of a :class:`DistillationProblem`, with what its tolerance needs.
 
     ``gradient_magnitude(problem)`` is :math:`\sum_i m_i` per example, the summed size of the
     intermediates of its logit gradient (see :func:`verify.tolerances.class_sum_tolerance`);
     ``argument_magnitude(problem)`` the largest softmax (or sigmoid) argument size involved.
+    Both default to what :func:`probed_magnitudes` measures.
     """
 
     name: str
     shift_invariant: bool
     function: Callable
-    gradient_magnitude: Callable
-    argument_magnitude: Callable
+    gradient_magnitude: Callable = field(default=None, repr=False)
+    argument_magnitude: Callable = field(default=None, repr=False)
     uses_labels: bool = False
 
     def __call__(self, problem):
         return self.function(problem)
 
+    def magnitudes(self, problem):
+        """``(gradient magnitude, argument magnitude)`` per example."""
+        if self.gradient_magnitude is not None:
+            return self.gradient_magnitude(problem), self.argument_magnitude(problem)
+        measured = probed_magnitudes(lambda student: self.function(problem.with_student(student)),
+                                     problem.student)
+        if measured is None:
+            raise ValueError(f"{self.name}: no student log-softmax to measure")
+        return measured
+
     def __repr__(self):
-        return f"Objective({self.name!r})"
+        return f"Loss({self.name!r})"
 
 
 def _max_abs(tensor):
@@ -166,48 +412,37 @@ def _arguments(problem, temperature):
     return (_max_abs(problem.student) + _max_abs(problem.teacher)) / temperature
 
 
-def _two_over(temperature):
-    return lambda problem: 2.0 / (problem.temperature if temperature is None else temperature)
+def _twin_loss(name):
+    entry = TWINS[name]
+    return Loss(name, True, lambda p: entry(p.student, p.teacher, p.temperature, p.labels),
+                uses_labels=name == "ce-mixture")
 
 
-_MIXTURE_WEIGHT = 0.3
 _SMOOTHING = 0.1
 
-#: The shift invariant objectives of [zero-mean-gradient], by name (L_KD first: searches for
-#: counterexamples shrink towards the first).
-OBJECTIVES = {
-    "kd": Objective(
-        "kd", True,
-        lambda p: kd_loss(p.student, p.teacher, temperature=p.temperature),
-        lambda p: 2.0 * p.temperature, lambda p: _arguments(p, p.temperature)),
-    "hard-ce": Objective(
-        "hard-ce", True,
-        lambda p: hard_cross_entropy(p.student, p.labels, temperature=p.temperature),
-        _two_over(None), lambda p: _arguments(p, p.temperature), uses_labels=True),
-    "soft-ce": Objective(
-        "soft-ce", True,
-        lambda p: soft_cross_entropy(p.student, p.targets, temperature=p.temperature),
-        _two_over(None), lambda p: _arguments(p, p.temperature)),
-    "kd-mixture": Objective(
-        "kd-mixture", True,
-        lambda p: kd_mixture(p.student, p.teacher, p.labels, temperature=p.temperature,
-                             weight=_MIXTURE_WEIGHT),
-        lambda p: 2.0 * (_MIXTURE_WEIGHT + (1 - _MIXTURE_WEIGHT) * p.temperature),
-        lambda p: _arguments(p, torch.clamp(p.temperature, max=1.0)), uses_labels=True),
-    "label-smoothing": Objective(
+#: The shift invariant losses of [zero-mean-gradient], by name: every objective's twin (KD
+#: first: searches for counterexamples shrink towards the first) and the cross-entropies.
+LOSSES = {
+    "kl": _twin_loss("kl"),
+    "hard-ce": Loss("hard-ce", True,
+                    lambda p: hard_cross_entropy(p.student, p.labels, temperature=p.temperature),
+                    uses_labels=True),
+    "soft-ce": Loss("soft-ce", True,
+                    lambda p: soft_cross_entropy(p.student, p.targets, temperature=p.temperature)),
+    "label-smoothing": Loss(
         "label-smoothing", True,
         lambda p: label_smoothing_cross_entropy(p.student, p.labels, smoothing=_SMOOTHING,
-                                                temperature=p.temperature),
-        _two_over(None), lambda p: _arguments(p, p.temperature), uses_labels=True),
+                                                temperature=p.temperature), uses_labels=True),
+    **{name: _twin_loss(name) for name in TWINS if name != "kl"},
 }
 
 #: The controls that are not shift invariant: [zero-mean-gradient] must fail for them.
-CONTROL_OBJECTIVES = {
-    "sigmoid-bce": Objective(
+CONTROL_LOSSES = {
+    "sigmoid-bce": Loss(
         "sigmoid-bce", False,
         lambda p: sigmoid_bce_distillation_loss(p.student, p.teacher, temperature=p.temperature),
         lambda p: 2.0 * p.temperature * p.classes, lambda p: _arguments(p, p.temperature)),
-    "logits-matching": Objective(
+    "logits-matching": Loss(
         "logits-matching", False,
         lambda p: logits_matching_loss(p.student, p.teacher),
         lambda p: (p.student.abs() + p.teacher.abs()).mean(-1) + 0 * p.temperature,

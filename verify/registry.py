@@ -1,8 +1,8 @@
 """Running the numeric checks of :data:`derive.STATEMENTS`.
 
-Each registry entry names its check as ``"module:function"``; :func:`resolve_check` imports
-it, and :func:`run_checks` runs them in registry order. Nothing is listed twice: the ids,
-titles and expectations come from the registry.
+Each check is registered under its statement id (:data:`verify.checks.CHECKS`);
+:func:`resolve_check` finds it, and :func:`run_checks` runs them in registry order. Nothing is
+listed twice: the ids, titles and expectations come from :data:`derive.STATEMENTS`.
 
 Examples
 ========
@@ -14,8 +14,6 @@ Traceback (most recent call last):
 ...
 verify._errors.VerifyError: unknown statement id 'no-such-statement'; known: zero-mean-gradient, ...
 """
-
-import importlib
 
 import torch
 
@@ -44,10 +42,10 @@ def resolve_check(statement_id):
         known = known[:known.index(",", 20)] + ", ..."
     check_argument(statement_id in registry, "unknown statement id {!r}; known: {}",
                    statement_id, known)
-    module_name, _, function_name = registry[statement_id].numeric_check.partition(":")
-    check = getattr(importlib.import_module(module_name), function_name, None)
-    check_argument(callable(check), "statement {!r} names check {!r}, which does not exist",
-                   statement_id, registry[statement_id].numeric_check)
+    from .checks import CHECKS
+
+    check = CHECKS.get(statement_id)
+    check_argument(callable(check), "statement {!r} has no numeric check registered", statement_id)
     return check
 
 

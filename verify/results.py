@@ -9,7 +9,7 @@ Examples
 >>> result.as_expected
 True
 >>> sorted(result.to_json())
-['counterexample', 'examples', 'expected', 'id', 'tolerance', 'verdict', 'worst_error']
+['counterexample', 'examples', 'expected', 'id', 'resolved', 'tolerance', 'unresolved', 'verdict', 'worst_error']
 """
 
 import math
@@ -48,6 +48,10 @@ class CheckResult:
         Findings worth printing (for instance fitted slopes and a dtype's round-off floor).
     setup : tuple of str
         What was run (architectures, optimizers, losses), for the record.
+    unresolved : tuple of str
+        Sub-claims that no example could test (for instance a slope below the dtype's
+        round-off floor). Empty when every sub-claim was tested: only then does "holds" stand
+        alone (:attr:`summary`).
     """
 
     id: str
@@ -61,6 +65,7 @@ class CheckResult:
     counterexample: str | None = None
     notes: tuple = field(default=())
     setup: tuple = field(default=())
+    unresolved: tuple = field(default=())
 
     def __post_init__(self):
         check_argument(self.expected in VERDICTS, "expected must be one of {}, got {!r}",
@@ -73,6 +78,21 @@ class CheckResult:
         """True if the verdict equals the expectation."""
         return self.verdict == self.expected
 
+    @property
+    def resolved(self):
+        """True if every sub-claim was tested (nothing hidden by round-off)."""
+        return not self.unresolved
+
+    @property
+    def summary(self):
+        """The verdict with its evidence: ``"holds"``, or ``"holds (2 sub-claims unresolved:
+        ...)"`` when some sub-claims could not be tested."""
+        if self.resolved:
+            return self.verdict
+        return (f"{self.verdict} ({len(self.unresolved)} sub-claim"
+                f"{'s' if len(self.unresolved) > 1 else ''} unresolved: "
+                f"{'; '.join(self.unresolved)})")
+
     def describe(self):
         """A few lines for people: the verdict against the expectation, the worst case, the
         counterexample and the findings.
@@ -84,7 +104,7 @@ class CheckResult:
           worst error 3.00e-03, tolerance 1.00e-01
           slope -1.000
         """
-        lines = [f"{self.id}: {self.verdict} (expected {self.expected}) on {self.examples} "
+        lines = [f"{self.id}: {self.summary} (expected {self.expected}) on {self.examples} "
                  f"examples, {self.dtype} on {self.device}",
                  f"  worst error {self.worst_error:.2e}, tolerance {self.tolerance:.2e}"]
         if self.counterexample:
@@ -102,6 +122,8 @@ class CheckResult:
             "worst_error": _finite_or_none(self.worst_error),
             "tolerance": _finite_or_none(self.tolerance),
             "counterexample": self.counterexample,
+            "resolved": self.resolved,
+            "unresolved": list(self.unresolved),
         }
 
 

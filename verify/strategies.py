@@ -35,13 +35,13 @@ from hypothesis import strategies as st
 
 from ._errors import check_argument
 from .devices import resolve_device, resolve_dtype
-from .losses import CONTROL_OBJECTIVES, OBJECTIVES, DistillationProblem
+from .losses import CONTROL_LOSSES, LOSSES, DistillationProblem
 from .networks import ACTIVATIONS, KINDS, NORMALIZATIONS, NetworkSpec
 from .optimizers import ADAPTIVE, OPTIMIZERS, OptimizerSpec
 
 __all__ = [
     "batch_sizes", "class_counts", "temperatures", "scales", "logit_vectors", "logits",
-    "hard_targets", "soft_targets", "distillation_problems", "objectives", "network_specs",
+    "hard_targets", "soft_targets", "distillation_problems", "losses", "network_specs",
     "sgd_optimizers", "adaptive_optimizers", "optimizers",
 ]
 
@@ -213,14 +213,15 @@ def distillation_problems(*, min_classes=2, max_classes=1000, min_batch_size=1,
 
 
 @lru_cache(maxsize=None)
-def objectives(*, shift_invariant=True):
-    """Losses of a :class:`~verify.losses.DistillationProblem`: the shift invariant ones (hard
-    CE, soft CE, L_KD, their mixture, label smoothing), or with ``shift_invariant=False`` the
-    controls (sigmoid/BCE distillation, logits matching), or with ``None`` all of them."""
+def losses(*, shift_invariant=True):
+    """Losses of a :class:`~verify.losses.DistillationProblem`: the shift invariant ones (the
+    twins of every objective, hard and soft CE, label smoothing), or with
+    ``shift_invariant=False`` the controls (sigmoid/BCE distillation, logits matching), or with
+    ``None`` all of them."""
     check_argument(shift_invariant in (True, False, None),
                    "shift_invariant must be True, False or None, got {!r}", shift_invariant)
-    chosen = {True: OBJECTIVES, False: CONTROL_OBJECTIVES,
-              None: {**OBJECTIVES, **CONTROL_OBJECTIVES}}[shift_invariant]
+    chosen = {True: LOSSES, False: CONTROL_LOSSES,
+              None: {**LOSSES, **CONTROL_LOSSES}}[shift_invariant]
     return st.sampled_from(list(chosen.values()))
 
 

@@ -34,9 +34,10 @@ tensor([[2.3333]], dtype=torch.float64)
 >>> SymbolicFunction(z_i * sympy.Symbol("w"))
 Traceback (most recent call last):
 ...
-verify._errors.VerifyError: cannot evaluate symbol w: expected only z_i, v_i, N, T, epsilon
+verify._errors.VerifyError: cannot evaluate symbol w: expected only z_i, v_i, N, T, epsilon, z_g, v_g, zh_i, vh_i, sigma_z, sigma_v (substitute parameters first)
 """
 
+import math
 from functools import lru_cache
 
 import mpmath
@@ -44,13 +45,15 @@ import numpy
 import sympy
 import torch
 
-from derive import ClassMean, N, T, epsilon, v_i, z_i
+from derive import (ClassMean, N, OtherMean, T, epsilon, sigma_v, sigma_z, v_g, v_i, vh_i,
+                    z_g, z_i, zh_i)
 
 from ._errors import check_argument
 
-__all__ = ["SymbolicFunction", "evaluate_mpmath"]
+__all__ = ["SymbolicFunction", "evaluate_mpmath", "gradient_values"]
 
-_KNOWN = (z_i, v_i, N, T, epsilon)
+_KNOWN = (z_i, v_i, N, T, epsilon, z_g, v_g, zh_i, vh_i, sigma_z, sigma_v)
+_LABELLED = (z_g, v_g)
 
 
 class _TorchBackend:
@@ -62,8 +65,20 @@ class _TorchBackend:
     def mean(values):
         return values.mean(-1, keepdim=True)
 
-    exp = staticmethod(torch.exp)
-    log = staticmethod(torch.log)
+    @staticmethod
+    def other_mean(values, label_mask):
+        """The mean over the classes other than the label (``label_mask`` is one-hot)."""
+        values = values.expand_as(label_mask) if values.shape != label_mask.shape else values
+        return ((values * (1 - label_mask)).sum(-1, keepdim=True)
+                / (label_mask.shape[-1] - 1))
+
+    @staticmethod
+    def exp(value):
+        return torch.exp(value) if isinstance(value, torch.Tensor) else math.exp(value)
+
+    @staticmethod
+    def log(value):
+        return torch.log(value) if isinstance(value, torch.Tensor) else math.log(value)
 
 
 class _MpmathBackend:
@@ -76,6 +91,12 @@ class _MpmathBackend:
     def mean(values):
         values = numpy.asarray(values, dtype=object)
         return values.sum(axis=-1, keepdims=True) / values.shape[-1]
+
+    @staticmethod
+    def other_mean(values, label_mask):
+        values = numpy.asarray(values, dtype=object)
+        values = numpy.broadcast_to(values, label_mask.shape)
+        return (values * (1 - label_mask)).sum(axis=-1, keepdims=True) / (label_mask.shape[-1] - 1)
 
     exp = staticmethod(numpy.vectorize(mpmath.exp, otypes=[object]))
     log = staticmethod(numpy.vectorize(mpmath.log, otypes=[object]))
@@ -101,6 +122,11 @@ def _evaluate(expr, environment, backend, memo):
             value = base_value ** backend.constant(exponent)
     elif isinstance(expr, ClassMean):
         value = backend.mean(_evaluate(expr.args[0], environment, backend, memo))
+    elif isinstance(expr, OtherMean):
+        check_argument("label_mask" in environment, "the term {} averages over the classes "
+                       "other than the label: give labels", expr)
+        value = backend.other_mean(_evaluate(expr.args[0], environment, backend, memo),
+                                   environment["label_mask"])
     elif isinstance(expr, sympy.exp):
         value = backend.exp(_evaluate(expr.args[0], environment, backend, memo))
     elif isinstance(expr, sympy.log):
@@ -130,21 +156,40 @@ def _product(values):
 @lru_cache(maxsize=None)
 def _validate(expr):
     for symbol in expr.free_symbols:
-        check_argument(symbol in _KNOWN, "cannot evaluate symbol {}: expected only {}", symbol,
-                       ", ".join(map(str, _KNOWN)))
+        check_argument(symbol in _KNOWN, "cannot evaluate symbol {}: expected only {} "
+                       "(substitute parameters first)", symbol, ", ".join(map(str, _KNOWN)))
     for node in sympy.preorder_traversal(expr):
         supported = (node.is_Symbol or node.is_Rational or node.is_Add or node.is_Mul
-                     or node.is_Pow or isinstance(node, (ClassMean, sympy.exp, sympy.log)))
+                     or node.is_Pow or isinstance(node, (ClassMean, OtherMean, sympy.exp,
+                                                         sympy.log)))
         check_argument(supported, "cannot evaluate {} (a {}): supported are rationals, z_i, v_i, "
                        "N, T, epsilon, +, *, rational powers, exp, log and mean(...)",
                        node, type(node).__name__)
 
 
-def _environment(student, teacher, temperature, classes):
+def _environment(student, teacher, temperature, classes, labels=None, *, torch_backend=True):
     environment = {z_i: student, v_i: teacher, N: classes}
     if temperature is not None:
         environment[T] = temperature
         environment[epsilon] = 1 / temperature
+    if torch_backend:
+        for symbol, logits, hat, std in ((z_i, student, zh_i, sigma_z),
+                                         (v_i, teacher, vh_i, sigma_v)):
+            centred = logits - logits.mean(-1, keepdim=True)
+            deviation = centred.pow(2).mean(-1, keepdim=True).sqrt()
+            environment[hat], environment[std] = centred / deviation, deviation
+        if labels is not None:
+            mask = torch.nn.functional.one_hot(labels, classes).to(student)
+            environment["label_mask"] = mask
+            environment[z_g] = (student * mask).sum(-1, keepdim=True)
+            environment[v_g] = (teacher * mask).sum(-1, keepdim=True)
+    elif labels is not None:
+        mask = numpy.zeros(student.shape, dtype=object)
+        for index, label in numpy.ndenumerate(numpy.asarray(labels)):
+            mask[index + (int(label),)] = 1
+        environment["label_mask"] = mask
+        environment[z_g] = (student * mask).sum(axis=-1, keepdims=True)
+        environment[v_g] = (teacher * mask).sum(axis=-1, keepdims=True)
     return environment
 
 
@@ -210,15 +255,17 @@ class SymbolicFunction:
         return self._absolute_function(student.abs(), teacher.abs(),
                                        None if temperature is None else abs(temperature))
 
-    def __call__(self, student, teacher, temperature=None):
+    def __call__(self, student, teacher, temperature=None, labels=None):
         check_argument(student.shape == teacher.shape and student.ndim >= 1,
                        "student and teacher logits must have the same shape [..., N], got {} "
                        "and {}", tuple(student.shape), tuple(teacher.shape))
         needs_temperature = bool(self.expr.free_symbols & {T, epsilon})
         check_argument(temperature is not None or not needs_temperature,
                        "the term {} needs a temperature", self.expr)
+        check_argument(labels is not None or not (self.expr.free_symbols & set(_LABELLED)),
+                       "the term {} has the label's logits: give labels", self.expr)
         classes = student.shape[-1]
-        environment = _environment(student, teacher, temperature, classes)
+        environment = _environment(student, teacher, temperature, classes, labels)
         value = _evaluate(self.expr, environment, _TorchBackend, {})
         if not isinstance(value, torch.Tensor):
             value = torch.full((*student.shape[:-1], 1), float(value), dtype=student.dtype,
@@ -226,7 +273,7 @@ class SymbolicFunction:
         return value
 
 
-def evaluate_mpmath(expr, student, teacher, temperature=None):
+def evaluate_mpmath(expr, student, teacher, temperature=None, labels=None):
     """Evaluate a term in high precision on nested lists (or object arrays) of numbers.
 
     Inputs are converted exactly to :class:`mpmath.mpf` (floats are binary, so exactly), and
@@ -245,8 +292,27 @@ def evaluate_mpmath(expr, student, teacher, temperature=None):
     teacher = to_mpf(numpy.asarray(teacher, dtype=object))
     if temperature is not None:
         temperature = to_mpf(numpy.asarray(temperature, dtype=object))
-    environment = _environment(student, teacher, temperature, student.shape[-1])
+    environment = _environment(student, teacher, temperature, student.shape[-1], labels,
+                               torch_backend=False)
     value = _evaluate(expr, environment, _MpmathBackend, {})
     if not isinstance(value, numpy.ndarray):
         value = numpy.full((*student.shape[:-1], 1), value, dtype=object)
     return value
+
+
+def gradient_values(term, student, teacher, temperature=None, labels=None):
+    """A gradient term of :func:`derive.expand` (an expression, or ``{"g": ..., "i": ...}``
+    for an objective with a label) evaluated on logits ``[..., N]``: shape ``[..., N]``, the
+    label's column from ``"g"`` and the others from ``"i"``."""
+    if not isinstance(term, dict):
+        return _function(term)(student, teacher, temperature, labels).expand_as(student)
+    check_argument(labels is not None, "a gradient with a label component needs labels")
+    mask = torch.nn.functional.one_hot(labels, student.shape[-1]).to(student)
+    other = _function(term["i"])(student, teacher, temperature, labels).expand_as(student)
+    label = _function(term["g"])(student, teacher, temperature, labels).expand_as(student)
+    return other * (1 - mask) + label * mask
+
+
+@lru_cache(maxsize=None)
+def _function(expr):
+    return SymbolicFunction(expr)

@@ -1,56 +1,39 @@
-"""The numeric checks, one per statement of THEORY.md (and per refuted variant).
+"""The numeric checks, one per statement of :data:`derive.STATEMENTS` (refuted variants
+included).
 
 Every check has the signature ``check(*, device="cpu", dtype=torch.float64, examples=...,
-seed=0, search_examples=None)`` and returns a :class:`~verify.results.CheckResult`.
-:data:`CHECKS` maps statement ids to checks, in the order of :data:`derive.STATEMENTS`, whose
-entries name their check as ``"verify.checks:check_..."``.
+seed=0, search_examples=None)`` and returns a :class:`~verify.results.CheckResult`. Each is
+registered where it is defined, under the statement id it checks (:func:`numeric_check`);
+:data:`CHECKS` lists them in the registry's order.
 
 One module per family: :mod:`.zero_mean`, :mod:`.mean_preservation`, :mod:`.equal_mean`,
-:mod:`.temperature` (the high-temperature limit) and :mod:`.expansion`.
+:mod:`.temperature` (the high-temperature limit of KD), :mod:`.expansion` and
+:mod:`.objectives` (the objective families).
 
 Examples
 ========
 
 >>> list(CHECKS)[:3]
 ['zero-mean-gradient', 'zero-mean-gradient/logits-matching', 'zero-mean-gradient/sigmoid-bce']
->>> result = check_zero_mean_gradient_logits_matching(examples=64)
+>>> result = CHECKS["zero-mean-gradient/logits-matching"](examples=64)
 >>> result.verdict, result.as_expected
 ('refuted', True)
 """
 
-from .equal_mean import check_equal_mean, check_equal_mean_nonzero_row_mean
-from .expansion import check_expansion
-from .mean_preservation import (check_mean_preservation, check_mean_preservation_adagrad,
-                                check_mean_preservation_adam, check_mean_preservation_adamw,
-                                check_mean_preservation_rmsprop)
-from .temperature import (check_equal_mean_suffices, check_hinton_zero_mean,
-                          check_infinite_temperature)
-from .zero_mean import (check_zero_mean_gradient, check_zero_mean_gradient_logits_matching,
-                        check_zero_mean_gradient_sigmoid_bce)
+from . import equal_mean, expansion, mean_preservation, objectives, temperature, zero_mean  # noqa: F401
+from ._common import REGISTERED, numeric_check
 
-__all__ = [
-    "CHECKS", "check_zero_mean_gradient", "check_zero_mean_gradient_logits_matching",
-    "check_zero_mean_gradient_sigmoid_bce", "check_mean_preservation",
-    "check_mean_preservation_adam", "check_mean_preservation_adamw",
-    "check_mean_preservation_rmsprop", "check_mean_preservation_adagrad", "check_equal_mean",
-    "check_equal_mean_nonzero_row_mean", "check_infinite_temperature", "check_hinton_zero_mean",
-    "check_equal_mean_suffices", "check_expansion",
-]
+__all__ = ["CHECKS", "numeric_check"]
+
+
+def _in_registry_order():
+    from derive import STATEMENTS
+
+    ordered = {statement_id: REGISTERED[statement_id] for statement_id in STATEMENTS
+               if statement_id in REGISTERED}
+    ordered.update({key: value for key, value in REGISTERED.items() if key not in ordered})
+    return ordered
+
 
 #: Statement id -> numeric check, in the registry's order.
-CHECKS = {
-    "zero-mean-gradient": check_zero_mean_gradient,
-    "zero-mean-gradient/logits-matching": check_zero_mean_gradient_logits_matching,
-    "zero-mean-gradient/sigmoid-bce": check_zero_mean_gradient_sigmoid_bce,
-    "mean-preservation": check_mean_preservation,
-    "mean-preservation/adam": check_mean_preservation_adam,
-    "mean-preservation/adamw": check_mean_preservation_adamw,
-    "mean-preservation/rmsprop": check_mean_preservation_rmsprop,
-    "mean-preservation/adagrad": check_mean_preservation_adagrad,
-    "equal-mean": check_equal_mean,
-    "equal-mean/nonzero-row-mean": check_equal_mean_nonzero_row_mean,
-    "infinite-temperature": check_infinite_temperature,
-    "hinton-zero-mean": check_hinton_zero_mean,
-    "equal-mean-suffices": check_equal_mean_suffices,
-    "expansion": check_expansion,
-}
+CHECKS = _in_registry_order()

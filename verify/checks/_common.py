@@ -10,7 +10,20 @@ from ..devices import dtype_name, resolve_device, resolve_dtype
 from ..results import CheckResult
 
 __all__ = ["CheckContext", "Counterexample", "group_sizes", "expectation", "worst_case", "ratios",
-           "violations", "result_from", "conclude", "vector"]
+           "violations", "result_from", "conclude", "vector", "REGISTERED", "numeric_check"]
+
+#: Every check, by the statement id it checks, as registered (:func:`numeric_check`).
+REGISTERED = {}
+
+
+def numeric_check(statement_id):
+    """Register the decorated check function as the numeric check of ``statement_id``."""
+    def register(function):
+        check_argument(statement_id not in REGISTERED, "check {!r} is registered twice",
+                       statement_id)
+        REGISTERED[statement_id] = function
+        return function
+    return register
 
 #: Hypothesis examples tried when searching a counterexample, by default and with --thorough.
 SEARCH_EXAMPLES = 100
@@ -112,14 +125,14 @@ def violations(errors, tolerances):
 
 
 def result_from(statement_id, context, *, error, tolerance, violated, examples,
-                counterexample=None, notes=(), setup=()):
+                counterexample=None, notes=(), setup=(), unresolved=()):
     """A :class:`~verify.results.CheckResult` for ``statement_id`` run in ``context``."""
     return CheckResult(
         id=statement_id, expected=expectation(statement_id),
         verdict="refuted" if violated else "holds", worst_error=float(error),
         tolerance=float(tolerance), examples=int(examples), device=str(context.device),
         dtype=dtype_name(context.dtype), counterexample=counterexample if violated else None,
-        notes=tuple(notes), setup=tuple(setup))
+        notes=tuple(notes), setup=tuple(setup), unresolved=tuple(unresolved))
 
 
 @dataclass(frozen=True)
@@ -132,12 +145,13 @@ class Counterexample:
 
 
 def conclude(statement_id, context, *, errors, tolerances, search, examples, violated=None,
-             notes=(), setup=()):
+             notes=(), setup=(), unresolved=()):
     """The result of a sweep (``errors``, ``tolerances``, and whether they violate the
     statement, by default if any error exceeds its tolerance) and of a hypothesis search
     over small explicit cases (``search()`` returns a :class:`Counterexample` or ``None``),
     which runs whatever the sweep found: for a refuted statement it yields the shrunk
     counterexample, for one that holds it is a second, independent attempt to break it.
+    ``unresolved`` names the sub-claims no example could test (round-off hid them).
     """
     errors = torch.as_tensor(errors, dtype=torch.float64).flatten().cpu()
     tolerances = torch.as_tensor(tolerances, dtype=torch.float64).flatten().cpu()
@@ -159,7 +173,8 @@ def conclude(statement_id, context, *, errors, tolerances, search, examples, vio
                            f"explicit cases: {'a counterexample' if found else 'none violated'}"]
     return result_from(statement_id, context, error=error, tolerance=tolerance,
                        violated=violated or found is not None, examples=examples,
-                       counterexample=counterexample, notes=notes, setup=setup)
+                       counterexample=counterexample, notes=notes, setup=setup,
+                       unresolved=unresolved)
 
 
 def vector(values, *, digits=4, limit=8):

@@ -79,7 +79,7 @@ def train(networks, optimizer_spec, objective, batches, *, steps, evaluate=None,
 
     networks : StackedNetworks
     optimizer_spec : OptimizerSpec
-    objective : Objective
+    objective : Loss
         The per-example loss; each network minimises its batch mean.
     batches : callable
         ``batches(step)`` returns ``(inputs [M, B, ...], problem)``, the problem holding the
@@ -129,8 +129,8 @@ def train(networks, optimizer_spec, objective, batches, *, steps, evaluate=None,
         with torch.no_grad():
             seen = problem.with_student(logits.detach())
             batch = logits.shape[1]
-            magnitude = objective.gradient_magnitude(seen)                       # [M, B]
-            arguments = objective.argument_magnitude(seen).amax(1)               # [M]
+            magnitude, arguments = objective.magnitudes(seen)                    # [M, B] each
+            arguments = arguments.amax(1)                                        # [M]
             operations = softmax_gradient_operations(classes=classes,
                                                      argument_magnitude=arguments) + batch
             weight_gradient = (torch.einsum("mb,mbj->mj", magnitude, features.detach().abs())

@@ -19,12 +19,13 @@ not work: the gap then depends on the input and moves as the features train.
 import torch
 from hypothesis import strategies as st
 
-from ..losses import OBJECTIVES, DistillationProblem
+from ..losses import LOSSES, DistillationProblem
 from ..networks import StackedNetworks
 from ..search import draw_examples, find_counterexample
 from ..strategies import logit_vectors, network_specs, sgd_optimizers, temperatures
 from ..tolerances import forward_mean_tolerance, rounding_bound
-from ._common import CheckContext, Counterexample, conclude, group_sizes, vector, violations
+from ._common import (CheckContext, Counterexample, conclude, group_sizes, numeric_check, vector,
+                      violations)
 from ._training import linear_networks, train
 
 __all__ = ["equal_mean_initialization", "equal_bias_initialization", "mean_gaps",
@@ -219,7 +220,7 @@ def run_equal_mean_check(statement_id, initialization, context, *, objectives=No
                          optimizers=None, steps=STEPS):
     """Distil ``context.examples`` drawn teachers into drawn students after ``initialization``
     and measure the logit-mean gap on fresh inputs after every step."""
-    objectives = list(objectives or OBJECTIVES.values())
+    objectives = list(objectives or LOSSES.values())
     optimizers = optimizers or sgd_optimizers()
     groups, per_group = group_sizes(context.examples, _GROUPS)
     cases = draw_examples(
@@ -259,6 +260,7 @@ def run_equal_mean_check(statement_id, initialization, context, *, objectives=No
                            f"{steps} steps each"])
 
 
+@numeric_check("equal-mean")
 def check_equal_mean(*, device="cpu", dtype=torch.float64, examples=64, seed=0,
                      search_examples=None):
     """[equal-mean] over ``examples`` student/teacher pairs trained for 20 SGD steps."""
@@ -267,6 +269,7 @@ def check_equal_mean(*, device="cpu", dtype=torch.float64, examples=64, seed=0,
     return run_equal_mean_check("equal-mean", equal_mean_initialization, context)
 
 
+@numeric_check("equal-mean/nonzero-row-mean")
 def check_equal_mean_nonzero_row_mean(*, device="cpu", dtype=torch.float64, examples=16,
                                       seed=0, search_examples=None):
     """Refutes [equal-mean] when only the biases' class means are equalised."""

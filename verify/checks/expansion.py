@@ -40,7 +40,8 @@ from ..search import draw_examples, find_counterexample
 from ..strategies import distillation_problems, logit_vectors
 from ..symbolic import SymbolicFunction, evaluate_mpmath
 from ..tolerances import SLOPE_TOLERANCE, rounding_bound
-from ._common import CheckContext, Counterexample, conclude, ratios, vector, violations
+from ._common import (CheckContext, Counterexample, conclude, numeric_check, ratios, vector,
+                      violations)
 from .temperature import too_slow
 
 __all__ = ["ORDERS", "expansion_terms", "temperature_grid", "remainders",
@@ -341,6 +342,7 @@ def _search(gradient_terms, loss_terms, context):
                           error, tolerance)
 
 
+@numeric_check("expansion")
 def check_expansion(*, device="cpu", dtype=torch.float64, examples=16, seed=0,
                     search_examples=None):
     """[expansion] on ``examples`` logit vectors, derive's terms to order 4."""

@@ -21,16 +21,19 @@ from dataclasses import replace
 import torch
 from hypothesis import strategies as st
 
-from ..losses import OBJECTIVES, DistillationProblem
+from ..losses import LOSSES, DistillationProblem
+from ..optimizers import OptimizerSpec
 from ..networks import StackedNetworks
 from ..search import draw_examples, find_counterexample
 from ..strategies import adaptive_optimizers, logit_vectors, network_specs, sgd_optimizers, temperatures
-from ._common import CheckContext, Counterexample, conclude, group_sizes, ratios, vector, violations
+from ._common import (CheckContext, Counterexample, conclude, group_sizes, numeric_check, ratios,
+                      vector, violations)
 from ._training import linear_networks, train
 
 __all__ = ["mean_drifts", "run_mean_preservation_check", "check_mean_preservation",
            "check_mean_preservation_adam", "check_mean_preservation_adamw",
-           "check_mean_preservation_rmsprop", "check_mean_preservation_adagrad"]
+           "check_mean_preservation_rmsprop", "check_mean_preservation_adagrad",
+           "check_mean_preservation_momentum_decay_factor", "power_law_prediction"]
 
 STEPS = 20
 #: Counterexample searches train for at most this many steps (each is one hypothesis example).
@@ -88,7 +91,19 @@ def _small_cases(draw, optimizers, objectives):
     return optimizer, objective, weight, bias, inputs, teacher, label, temperature, steps
 
 
-def _run_small_case(case, context):
+def _predicted(optimizer, steps):
+    """What [mean-preservation] predicts: the optimizer's own recursion on the means."""
+    return optimizer.predicted_mean_factors(steps)
+
+
+def power_law_prediction(optimizer, steps):
+    """The refuted claim: weight decay scales the means by (1 - eta lambda) per step, with
+    momentum too."""
+    decay = 1 - optimizer.learning_rate * optimizer.options.get("weight_decay", 0.0)
+    return [decay ** (t + 1) for t in range(steps)]
+
+
+def _run_small_case(case, context, predictor=_predicted):
     optimizer, objective, weight, bias, inputs, teacher, label, temperature, steps = case
     networks = linear_networks(weight, bias, dtype=context.dtype, device=context.device)
 
@@ -102,7 +117,7 @@ def _run_small_case(case, context):
         torch.full((1, 1), temperature, dtype=context.dtype, device=context.device))
     trajectory = train(networks, optimizer, objective, lambda step: (as_tensor(inputs), problem),
                        steps=steps)
-    errors, tolerances = mean_drifts(trajectory, optimizer.predicted_mean_factors(steps))
+    errors, tolerances = mean_drifts(trajectory, predictor(optimizer, steps))
     return errors[-1, 0], tolerances[-1, 0]
 
 
@@ -121,17 +136,17 @@ def _describe_small_case(case, errors, tolerances):
         float(errors[which]), float(tolerances[which]))
 
 
-def _search(optimizers, objectives, context):
+def _search(optimizers, objectives, context, predictor=_predicted):
     """A shrunk small case whose violation is real, not rounding that an adaptive optimizer
     blew up: it must also show, to within 1 %, in the other precision (float32 vs float64).
     (Adam turns a rounding-level gradient ``c * (1, ..., 1)`` into a step of size ``lr``.)"""
     other = replace(context, dtype=torch.float32 if context.dtype == torch.float64 else torch.float64)
 
     def violated(case):
-        errors, tolerances = _run_small_case(case, context)
+        errors, tolerances = _run_small_case(case, context, predictor)
         if not bool(violations(errors, tolerances).any()):
             return False
-        other_errors, _ = _run_small_case(case, other)
+        other_errors, _ = _run_small_case(case, other, predictor)
         return bool(((other_errors.to(errors) - errors).abs() <= 0.01 * errors).all())
 
     strategy = _small_cases(optimizers, objectives)
@@ -139,14 +154,15 @@ def _search(optimizers, objectives, context):
                                 max_examples=context.search_examples)
     if found is None:
         return None
-    return _describe_small_case(found, *_run_small_case(found, context))
+    return _describe_small_case(found, *_run_small_case(found, context, predictor))
 
 
 def run_mean_preservation_check(statement_id, optimizers, context, *, objectives=None,
+                                predictor=_predicted,
                                 steps=STEPS):
     """Train ``context.examples`` drawn networks with optimizers drawn from the strategy
     ``optimizers`` and compare the class means with the prediction after every step."""
-    objectives = list(objectives or OBJECTIVES.values())
+    objectives = list(objectives or LOSSES.values())
     groups, per_group = group_sizes(context.examples, _GROUPS)
     cases = draw_examples(
         st.tuples(network_specs(max_classes=10), optimizers, st.sampled_from(objectives),
@@ -160,19 +176,20 @@ def run_mean_preservation_check(statement_id, optimizers, context, *, objectives
                            _random_batches(spec, per_group, temperature, context, 2000 + group),
                            steps=steps)
         group_errors, group_tolerances = mean_drifts(trajectory,
-                                                     optimizer.predicted_mean_factors(steps))
+                                                     predictor(optimizer, steps))
         errors.append(group_errors.flatten())
         tolerances.append(group_tolerances.flatten())
         setup.append(f"{per_group} x {spec.describe()}; {optimizer.describe()}; "
                      f"{objective.name} at T={temperature:g}")
     return conclude(statement_id, context, errors=torch.cat(errors),
                     tolerances=torch.cat(tolerances),
-                    search=lambda: _search(optimizers, objectives, context),
+                    search=lambda: _search(optimizers, objectives, context, predictor),
                     examples=per_group * len(cases), setup=setup,
                     notes=[f"{per_group * len(cases)} networks in {len(cases)} groups, "
                            f"{steps} steps each"])
 
 
+@numeric_check("mean-preservation")
 def check_mean_preservation(*, device="cpu", dtype=torch.float64, examples=64, seed=0,
                             search_examples=None):
     """[mean-preservation] under SGD (momentum, dampening, Nesterov, weight decay), over
@@ -190,9 +207,25 @@ def _adaptive_check(name):
                                            adaptive_optimizers(names=(name,)), context)
     check.__name__ = f"check_mean_preservation_{name}"
     check.__qualname__ = check.__name__
+    numeric_check(f"mean-preservation/{name}")(check)
     check.__doc__ = (f"Refutes [mean-preservation] for {name}: ``examples`` networks trained "
                      f"for 20 steps, and a shrunk one-layer counterexample.")
     return check
+
+
+@numeric_check("mean-preservation/momentum-decay-factor")
+def check_mean_preservation_momentum_decay_factor(*, device="cpu", dtype=torch.float64,
+                                                  examples=16, seed=0, search_examples=None):
+    """Refutes "weight decay scales the means by (1 - eta lambda)^t" under SGD with momentum:
+    ``examples`` networks trained with momentum and weight decay against that prediction."""
+    context = CheckContext.create(device=device, dtype=dtype, examples=examples, seed=seed,
+                                  search_examples=search_examples)
+    optimizers = st.builds(
+        lambda lr, momentum, decay: OptimizerSpec("sgd", (("lr", lr), ("momentum", momentum),
+                                                          ("weight_decay", decay))),
+        st.sampled_from([0.05, 0.1]), st.sampled_from([0.5, 0.9]), st.sampled_from([0.05, 0.1]))
+    return run_mean_preservation_check("mean-preservation/momentum-decay-factor", optimizers,
+                                       context, predictor=power_law_prediction)
 
 
 check_mean_preservation_adam = _adaptive_check("adam")

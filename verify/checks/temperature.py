@@ -33,7 +33,8 @@ from ..optimizers import OptimizerSpec
 from ..search import draw_examples, find_counterexample
 from ..strategies import logit_vectors, network_specs, sgd_optimizers
 from ..tolerances import SLOPE_TOLERANCE
-from ._common import CheckContext, Counterexample, conclude, group_sizes, vector, worst_case
+from ._common import (CheckContext, Counterexample, conclude, group_sizes, numeric_check, vector,
+                      worst_case)
 from ._training import linear_networks
 from .equal_mean import equal_mean_initialization
 
@@ -307,6 +308,7 @@ def _describe_gradient_case(case, convergence):
             f"+- {SLOPE_TOLERANCE})")
 
 
+@numeric_check("infinite-temperature")
 def check_infinite_temperature(*, device="cpu", dtype=torch.float64, examples=32, seed=0,
                                search_examples=None):
     """[infinite-temperature] over ``examples`` drawn networks, T from 10 to 1e4."""
@@ -384,6 +386,7 @@ def _describe_trajectory_case(case, convergence):
             f"+- {SLOPE_TOLERANCE})")
 
 
+@numeric_check("hinton-zero-mean")
 def check_hinton_zero_mean(*, device="cpu", dtype=torch.float64, examples=16, seed=0,
                            search_examples=None):
     """[hinton-zero-mean]: KD at large T vs logits matching on zero-mean-normalized logits,
@@ -395,6 +398,7 @@ def check_hinton_zero_mean(*, device="cpu", dtype=torch.float64, examples=16, se
                                 initialization=default_initialization)
 
 
+@numeric_check("equal-mean-suffices")
 def check_equal_mean_suffices(*, device="cpu", dtype=torch.float64, examples=16, seed=0,
                               search_examples=None):
     """[equal-mean-suffices]: KD at large T vs plain logits matching after equal-mean

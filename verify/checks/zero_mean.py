@@ -19,12 +19,13 @@ refutes the statement for them, with a shrunk counterexample.
 import torch
 from hypothesis import strategies as st
 
-from ..losses import CONTROL_OBJECTIVES, OBJECTIVES, DistillationProblem
+from ..losses import CONTROL_LOSSES, LOSSES, DistillationProblem
 from ..networks import StackedNetworks
 from ..search import draw_examples, find_counterexample
 from ..strategies import distillation_problems, logit_vectors, network_specs, temperatures
 from ..tolerances import class_sum_tolerance, rounding_bound, softmax_gradient_operations
-from ._common import CheckContext, Counterexample, conclude, group_sizes, violations
+from ._common import (CheckContext, Counterexample, conclude, group_sizes, numeric_check,
+                      violations)
 
 __all__ = [
     "logit_gradient_sums", "output_layer_gradient_sums", "run_zero_mean_check",
@@ -44,10 +45,9 @@ def logit_gradient_sums(objective, problem):
     loss = objective(problem.with_student(student)).sum()
     (gradient,) = torch.autograd.grad(loss, student)
     errors = gradient.sum(-1).abs()
-    tolerances = class_sum_tolerance(
-        dtype=gradient.dtype, classes=problem.classes,
-        argument_magnitude=objective.argument_magnitude(problem),
-        gradient_magnitude=objective.gradient_magnitude(problem))
+    magnitude, arguments = objective.magnitudes(problem.with_student(problem.student.detach()))
+    tolerances = class_sum_tolerance(dtype=gradient.dtype, classes=problem.classes,
+                                     argument_magnitude=arguments, gradient_magnitude=magnitude)
     return errors.detach(), tolerances
 
 
@@ -77,8 +77,8 @@ def output_layer_gradient_sums(objective, networks, inputs, problem):
 
     detached = problem.with_student(logits.detach())
     batch = logits.shape[1]
-    magnitude = objective.gradient_magnitude(detached)                       # [M, B]
-    arguments = objective.argument_magnitude(detached).amax(1)               # [M]
+    magnitude, arguments = objective.magnitudes(detached)                   # [M, B] each
+    arguments = arguments.amax(1)                                            # [M]
     operations = softmax_gradient_operations(classes=problem.classes,
                                              argument_magnitude=arguments) + batch
     weighted = torch.einsum("mb,mbj->mj", magnitude, features.detach().abs()) / batch
@@ -188,6 +188,7 @@ def run_zero_mean_check(statement_id, objectives, context, *, networks=True):
                     examples=examples, notes=notes, setup=setup)
 
 
+@numeric_check("zero-mean-gradient")
 def check_zero_mean_gradient(*, device="cpu", dtype=torch.float64, examples=4096, seed=0,
                              search_examples=None):
     """[zero-mean-gradient] for hard and soft CE, L_KD, their mixture and label smoothing.
@@ -196,22 +197,24 @@ def check_zero_mean_gradient(*, device="cpu", dtype=torch.float64, examples=4096
     """
     context = CheckContext.create(device=device, dtype=dtype, examples=examples, seed=seed,
                                   search_examples=search_examples)
-    return run_zero_mean_check("zero-mean-gradient", OBJECTIVES.values(), context)
+    return run_zero_mean_check("zero-mean-gradient", LOSSES.values(), context)
 
 
+@numeric_check("zero-mean-gradient/logits-matching")
 def check_zero_mean_gradient_logits_matching(*, device="cpu", dtype=torch.float64,
                                              examples=1024, seed=0, search_examples=None):
     """Refutes [zero-mean-gradient] for logits matching, which is not shift invariant."""
     context = CheckContext.create(device=device, dtype=dtype, examples=examples, seed=seed,
                                   search_examples=search_examples)
     return run_zero_mean_check("zero-mean-gradient/logits-matching",
-                               [CONTROL_OBJECTIVES["logits-matching"]], context, networks=False)
+                               [CONTROL_LOSSES["logits-matching"]], context, networks=False)
 
 
+@numeric_check("zero-mean-gradient/sigmoid-bce")
 def check_zero_mean_gradient_sigmoid_bce(*, device="cpu", dtype=torch.float64, examples=1024,
                                          seed=0, search_examples=None):
     """Refutes [zero-mean-gradient] for sigmoid/BCE distillation, which is not shift invariant."""
     context = CheckContext.create(device=device, dtype=dtype, examples=examples, seed=seed,
                                   search_examples=search_examples)
     return run_zero_mean_check("zero-mean-gradient/sigmoid-bce",
-                               [CONTROL_OBJECTIVES["sigmoid-bce"]], context, networks=False)
+                               [CONTROL_LOSSES["sigmoid-bce"]], context, networks=False)

@@ -1,0 +1,322 @@
+r"""The objective families against autograd: limits, first corrections and their refutations.
+
+For an objective of :data:`derive.OBJECTIVES` and its torch twin (:data:`verify.losses.TWINS`)
+the check measures, on hypothesis-drawn logits, the remainders
+
+.. math::
+
+    \Big\|\nabla L(T) - \sum_{k<K} T^{-k} G_k\Big\|, \qquad \Big|L(T) - \sum_{k<K} T^{-k} L_k\Big|
+
+with derive's terms at the twin's parameters, at temperatures from :math:`10\times` the logits'
+spread to :math:`10^8`, all in one autograd call, and fits their log-log slope: it must be
+:math:`-K` (the next even order for two classes when the objective is symmetric in the
+classes) to within :data:`~verify.tolerances.SLOPE_TOLERANCE`. :math:`K = 1` checks the
+limit, :math:`K = 2` the first correction. Round-off is measured by running the same
+computation in float32 and float64 (:func:`~verify.checks.temperature.measured_with_roundoff`'s
+method); the temperature where it takes over is reported as the dtype's floor.
+
+Refutations plant the wrong claim and must fail: forward KL's gradient with reverse KL's
+:math:`T^{-1}` term decays only as :math:`T^{-1}`; JSD_β at β = 3/10 does not tend to the limit
+at β = 1/2.
+
+Examples
+========
+
+>>> from verify.checks.objectives import CASES
+>>> [case.objective for case in CASES["skew-limit"]]
+['skew-kl', 'skew-reverse-kl']
+"""
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import torch
+from hypothesis import strategies as st
+
+from ..convergence import leading_order, measure_convergence
+from ..losses import TWINS
+from ..search import draw_examples, find_counterexample
+from ..strategies import distillation_problems, logit_vectors
+from ..symbolic import SymbolicFunction, gradient_values
+from ..tolerances import SLOPE_TOLERANCE
+from ._common import CheckContext, Counterexample, conclude, numeric_check, vector
+from .expansion import temperature_grid
+
+__all__ = ["Case", "CASES", "objective_terms", "twin_remainders", "run_objective_check"]
+
+#: Slopes are fitted over the last decade of each resolved range (as for [expansion]).
+WINDOW_DECADES = 1.0
+_BATCH = 4
+_MAXIMUM_PROBLEMS = 64
+#: Objectives whose value is not symmetric under a relabelling of the classes: with two
+#: classes their odd orders need not vanish.
+_ASYMMETRIC = {"hot-teacher", "ce-mixture"}
+
+
+@lru_cache(maxsize=None)
+def objective_terms(name, quantity, order, parameters=(), substitution=()):
+    """derive's first ``order`` terms of ``quantity`` of objective ``name`` at ``parameters``
+    (``((key, "3/10"), ...)``), symbols in ``substitution`` replaced by their values."""
+    import sympy
+
+    import derive
+
+    values = {derive.f_derivative(int(key[1:])): sympy.Rational(str(value))
+              for key, value in substitution}
+    terms = []
+    for term in derive.expand(quantity, order=order, objective=name,
+                              parameters=dict(parameters) or None).terms:
+        expr = term.expr
+        if isinstance(expr, dict):
+            terms.append({k: sympy.expand(e.xreplace(values)) for k, e in expr.items()})
+        else:
+            terms.append(sympy.expand(expr.xreplace(values)))
+    return tuple(terms)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One measured remainder: the twin of ``objective`` minus ``terms`` (a function
+    ``order -> (gradient terms, loss terms)``, derive's own terms by default), fitted after
+    each of ``orders`` terms."""
+
+    objective: str
+    orders: tuple
+    terms: object = field(default=None, repr=False)
+    description: str = ""
+
+    @property
+    def twin(self):
+        return TWINS[self.objective]
+
+    def derived(self, order):
+        if self.terms is not None:
+            return self.terms(order)
+        twin = self.twin
+        key = (twin.parameters, twin.substitution)
+        return (objective_terms(self.objective, "gradient", order, *key),
+                objective_terms(self.objective, "loss", order, *key))
+
+    @property
+    def label(self):
+        return self.description or self.objective
+
+
+def twin_remainders(case, student, teacher, labels, temperatures, dtype):
+    """``{(quantity, K): (measured [T], roundoff [T])}``: norms over the batch of the
+    remainders after ``K`` terms, and their round-off (float32 against float64; float64 by
+    float32's, scaled by the ratio of the machine epsilons)."""
+    gradient_terms, loss_terms = case.derived(max(case.orders))
+
+    def compute(working):
+        z, v = student.to(working), teacher.to(working)
+        count, batch = len(temperatures), z.shape[0]
+        column = torch.tensor(temperatures, dtype=working, device=z.device).repeat_interleave(batch)
+        leaf = z.repeat(count, 1).detach().requires_grad_(True)
+        repeated_labels = labels.repeat(count)
+        losses = case.twin(leaf, v.repeat(count, 1), column, repeated_labels)
+        (gradients,) = torch.autograd.grad(losses.sum(), leaf)
+        results = {}
+        for quantity, terms, measured in (("gradient", gradient_terms, gradients.detach()),
+                                          ("loss", loss_terms, losses.detach())):
+            remainder = measured.view(count, batch, -1)
+            for k, term in enumerate(terms):
+                if quantity == "gradient":
+                    value = gradient_values(term, z, v, labels=labels)
+                else:
+                    value = SymbolicFunction(term)(z, v, labels=labels)
+                scale = column.view(count, batch, 1) ** -k
+                remainder = remainder - scale * value.view(1, batch, -1)
+                if k + 1 in case.orders:
+                    results[quantity, k + 1] = remainder.reshape(count, -1)
+        return results
+
+    measured = compute(dtype)
+    other = compute(torch.float32 if dtype == torch.float64 else torch.float64)
+    ratio = (torch.finfo(torch.float64).eps / torch.finfo(torch.float32).eps
+             if dtype == torch.float64 else 1.0)
+    out = {}
+    for key, value in measured.items():
+        roundoff = (other[key].to(torch.float64) - value.to(torch.float64)).norm(dim=-1) * ratio
+        out[key] = (value.to(torch.float64).norm(dim=-1).cpu().numpy(), roundoff.cpu().numpy())
+    return out
+
+
+def _fits(case, student, teacher, labels, dtype):
+    temperatures = temperature_grid(student, teacher)
+    classes = student.shape[-1]
+    symmetric = case.objective not in _ASYMMETRIC
+    return {key: measure_convergence(temperatures, size, roundoff,
+                                     order=leading_order(classes, key[1]) if symmetric else key[1],
+                                     window_decades=WINDOW_DECADES)
+            for key, (size, roundoff) in twin_remainders(case, student, teacher, labels,
+                                                         temperatures, dtype).items()}
+
+
+def _verdict(fits_per_example, dtype):
+    """``(violated, errors, tolerances)``: no resolved fit decays slower than its order (a
+    faster decay means the next term vanishes at those logits, which the statement allows,
+    e.g. even orders of a two-class softmax); in float64 the gradient's lowest order resolved
+    in every example."""
+    from .temperature import too_slow
+
+    errors, tolerances, violated = [], [], False
+    for case, fits in fits_per_example:
+        lowest = ("gradient", min(case.orders))
+        for key, fit in fits.items():
+            if fit.resolved:
+                errors.append(max(0.0, fit.slope + fit.order))
+                tolerances.append(SLOPE_TOLERANCE)
+                violated |= too_slow(fit)
+            elif key == lowest and dtype == torch.float64:
+                errors.append(math.inf)
+                tolerances.append(SLOPE_TOLERANCE)
+                violated = True
+    return violated, errors, tolerances
+
+
+def _summary(fits_per_example, context):
+    """Findings per case, remainder and order: slopes, how many fits round-off allowed, floors;
+    and the sub-claims no example resolved."""
+    name = str(context.dtype).replace("torch.", "")
+    groups = {}
+    for case, fits in fits_per_example:
+        for key, fit in fits.items():
+            groups.setdefault((case.label, key), []).append(fit)
+    notes, unresolved = [], []
+    for (label, (quantity, terms)), group in groups.items():
+        resolved = [f for f in group if f.resolved]
+        line = f"{label}: {quantity} after {terms} term{'s' if terms > 1 else ''}: "
+        if resolved:
+            slopes = [f.slope for f in resolved]
+            line += f"slope {min(slopes):.3f} .. {max(slopes):.3f}, "
+        line += f"{len(resolved)} of {len(group)} resolved"
+        floors = sorted(f.floor for f in group if f.floor is not None)
+        if floors:
+            line += f"; {name} floor at T={floors[0]:.3g} .. {floors[-1]:.3g}"
+        notes.append(line)
+        if not resolved:
+            unresolved.append(f"{label}: {quantity} after {terms} term(s) below the {name} floor")
+    return notes, unresolved
+
+
+@st.composite
+def _small_cases(draw, cases):
+    case = draw(st.sampled_from(cases))
+    classes = draw(st.integers(2, 4))
+    vectors = [draw(logit_vectors(min_size=classes, max_size=classes, min_value=-2, max_value=2))
+               for _ in range(2)]
+    label = draw(st.integers(0, classes - 1))
+    return case, vectors[0], vectors[1], label
+
+
+def _small_failure(found, context):
+    """``(description, error, tolerance)`` of the first fit of a small case that decays slower
+    than its order, or ``None``."""
+    from .temperature import too_slow
+
+    case, student, teacher, label = found
+    as_tensor = lambda values: torch.tensor([values], dtype=context.dtype,  # noqa: E731
+                                            device=context.device)
+    labels = torch.tensor([label], device=context.device)
+    for (quantity, order), fit in _fits(case, as_tensor(student), as_tensor(teacher), labels,
+                                        context.dtype).items():
+        if too_slow(fit):
+            return (f"{case.label}, student {vector(student)}, teacher {vector(teacher)}: the "
+                    f"{quantity} remainder after {order} term{'s' if order > 1 else ''} has slope "
+                    f"{fit.slope:.3f} over T in [{fit.low:.3g}, {fit.high:.3g}] (expected "
+                    f"-{fit.order} +- {SLOPE_TOLERANCE})", fit.error, SLOPE_TOLERANCE)
+    return None
+
+
+def run_objective_check(statement_id, cases, context):
+    """Fit the remainders of every case on drawn logits, then search small explicit logits."""
+    cases = list(cases)
+    problems = draw_examples(
+        distillation_problems(min_classes=2, max_classes=16, min_batch_size=_BATCH,
+                              max_batch_size=_BATCH, min_scale=0.3, max_scale=3.0,
+                              max_offset=0.0, dtype=context.dtype, device=context.device),
+        max(1, min(_MAXIMUM_PROBLEMS, context.examples // _BATCH)), seed=context.seed)
+    fits_per_example = []
+    for index, problem in enumerate(problems):
+        case = cases[index % len(cases)]
+        fits_per_example.append((case, _fits(case, problem.student, problem.teacher,
+                                             problem.labels, context.dtype)))
+    violated, errors, tolerances = _verdict(fits_per_example, context.dtype)
+    notes, unresolved = _summary(fits_per_example, context)
+
+    def search():
+        found = find_counterexample(_small_cases(cases),
+                                    lambda found: _small_failure(found, context) is not None,
+                                    seed=context.seed, max_examples=context.search_examples)
+        if found is None:
+            return None
+        return Counterexample(*_small_failure(found, context))
+
+    vectors = sum(problem.student.shape[0] for problem in problems)
+    return conclude(statement_id, context, errors=errors or [0.0],
+                    tolerances=tolerances or [SLOPE_TOLERANCE], violated=violated,
+                    examples=vectors, search=search, notes=notes, unresolved=unresolved,
+                    setup=[f"{vectors} logit vectors in {len(problems)} batches over "
+                           f"{', '.join(case.label for case in cases)}"])
+
+
+# -- the cases of each statement -----------------------------------------------------------
+
+_F_MEMBERS = ("kl", "reverse-kl", "js", "jsd", "skew-kl", "skew-reverse-kl", "alpha-divergence",
+              "f-divergence")
+
+
+def _forward_with_reverse_correction(order):
+    """KL's terms with reverse KL's T^-1 term in place of its own: the claim that the two
+    agree at T^-1."""
+    forward = [objective_terms("kl", q, order) for q in ("gradient", "loss")]
+    reverse = [objective_terms("reverse-kl", q, order) for q in ("gradient", "loss")]
+    return tuple(tuple(f[:1]) + tuple(r[1:2]) + tuple(f[2:]) for f, r in zip(forward, reverse))
+
+
+def _jsd_with_half_limit(order):
+    """JSD_β's limit at β = 1/2, for the twin at β = 3/10: the claim that β does not matter."""
+    key = (("beta", "1/2"),)
+    return (objective_terms("jsd", "gradient", order, key),
+            objective_terms("jsd", "loss", order, key))
+
+
+#: Statement id -> the cases its check measures.
+CASES = {
+    "f-divergence-limit": [Case(name, (1,)) for name in _F_MEMBERS],
+    "f-divergence-first-correction": [Case(name, (2,)) for name in _F_MEMBERS],
+    "f-divergence-first-correction/forward-equals-reverse": [
+        Case("kl", (2,), _forward_with_reverse_correction,
+             "kl with reverse-kl's T^-1 term")],
+    "jsd-limit": [Case("jsd", (1, 2))],
+    "jsd-limit/beta-free": [Case("jsd", (1,), _jsd_with_half_limit,
+                                 "jsd at beta = 3/10 against the limit at beta = 1/2")],
+    "skew-limit": [Case("skew-kl", (1, 2)), Case("skew-reverse-kl", (1, 2))],
+    "two-temperature-limit": [Case("two-temperature", (1, 2))],
+    "hot-teacher-label-smoothing": [Case("hot-teacher", (1, 2))],
+}
+
+#: Default examples (logit vectors) per check: a few batches per case.
+_EXAMPLES = {statement_id: 4 * _BATCH * len(cases) for statement_id, cases in CASES.items()}
+
+
+def _register(statement_id):
+    def check(*, device="cpu", dtype=torch.float64, examples=_EXAMPLES[statement_id], seed=0,
+              search_examples=None):
+        context = CheckContext.create(device=device, dtype=dtype, examples=examples, seed=seed,
+                                      search_examples=search_examples)
+        return run_objective_check(statement_id, CASES[statement_id], context)
+
+    check.__name__ = "check_" + statement_id.replace("-", "_").replace("/", "_")
+    check.__qualname__ = check.__name__
+    check.__doc__ = (f"[{statement_id}] against autograd: remainders of "
+                     f"{', '.join(case.label for case in CASES[statement_id])}.")
+    return numeric_check(statement_id)(check)
+
+
+for _statement_id in CASES:
+    _check = _register(_statement_id)
+    globals()[_check.__name__] = _check
+del _statement_id, _check
