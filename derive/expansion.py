@@ -192,7 +192,7 @@ def expand(quantity="loss", *, order, classes=None, objective="kl", parameters=N
     >>> expand("loss", order=1000)
     Traceback (most recent call last):
     ...
-    derive._errors.DeriveError: order must be at most 30 for kl (about a minute on 2 cores; ask for fewer terms), got 1000
+    derive._errors.DeriveError: order must be at most 24 for kl (about a minute on 2 cores; ask for fewer terms), got 1000
     """
     check_choice(quantity, QUANTITIES, name="quantity")
     check_argument(isinstance(objective, str) and objective in OBJECTIVES,

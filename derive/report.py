@@ -103,7 +103,8 @@ def _statements_section(order):
     for statement in STATEMENTS.values():
         result = statement.prove(order=order)
         status = "as expected" if result.as_expected else r"\textbf{NOT as expected}"
-        out.append(f"\\subsection*{{\\texttt{{{_escape(statement.id)}}}: {_escape(statement.title)}}}")
+        out.append(f"\\subsection*{{\\texttt{{{_escape(statement.id)}}}}}")
+        out.append(f"\\textit{{{_escape(statement.title)}.}}")
         out.append(f"\\[ {statement.statement} \\]")
         out.append(f"Expected: {result.expected}. Proof: \\textbf{{{result.verdict}}} ({status}); "
                    f"{len(result.residuals)} residual(s) checked.")
@@ -178,12 +179,16 @@ def _families_section():
             out.append(f"\\paragraph{{\\texttt{{{_escape(objective.name)}}}}} "
                        f"{_escape(objective.title)}:")
             out.append(f"\\[ {objective.definition} \\]")
-            limit = objective.closed_form_limit()
-            if limit is not None:
-                out.append(f"\\[ \\lim_{{T\\to\\infty}} L = {expression_latex(limit)} \\]")
-            if family != "f-divergence":
-                first = expand("loss", order=2, objective=objective.name).terms[1]
-                out.append(_display("L_1", first.components[0][1]))
+            for values in objective.variants():
+                where = ", ".join(f"{k} = {v}" for k, v in values.items())
+                limit = objective.closed_form_limit(**values)
+                if limit is not None:
+                    out.append((f"With {_escape(where)}: " if where else "")
+                               + f"\\[ \\lim_{{T\\to\\infty}} L = {expression_latex(limit)} \\]")
+                if family != "f-divergence":
+                    first = expand("loss", order=2, objective=objective.name,
+                                   parameters=values or None).terms[1]
+                    out.append(_display("L_1", first.components[0][1]))
     return "\n".join(out)
 
 

@@ -37,7 +37,7 @@ import sympy
 from sympy import QQ
 
 from ._errors import DeriveError, check_argument, check_order
-from .notation import PER_CLASS, T, ClassMean, FDerivative, _Mean, epsilon, is_class_constant
+from .notation import N, PER_CLASS, T, ClassMean, FDerivative, _Mean, epsilon, is_class_constant
 
 __all__ = ["Algebra", "Series", "power_series", "series_of"]
 
@@ -47,6 +47,8 @@ _BITS = 16
 _MASK = (1 << _BITS) - 1
 _ONE = QQ.one
 _ZERO = QQ.zero
+#: How many orders past the requested precision a base is expanded to find its leading term.
+_LOOKAHEAD = 12
 
 
 @lru_cache(maxsize=4096)
@@ -71,6 +73,8 @@ class Algebra:
         self._inverse = {}           # slot -> inverse slot
         self._moments = {}           # (mean type, per-class monomial) -> polynomial
         self._elements = {}          # sympy expression -> polynomial
+        self._reciprocal_n_minus_one = None   # slot of 1/(N - 1), if used
+        self._partial_fraction_mask = 0       # bits of N and 1/N, once 1/(N - 1) is in use
         self.one = {0: _ONE}
 
     # -- generators -----------------------------------------------------------------------
@@ -164,7 +168,8 @@ class Algebra:
         return out
 
     def normalize(self, out):
-        """Drop zero coefficients and cancel generators against their inverses."""
+        """Drop zero coefficients and cancel generators against their inverses (and bring
+        :math:`1/(N-1)` to partial fractions), so that equal polynomials have equal forms."""
         out = {m: c for m, c in out.items() if c}
         if self._pair_mask:
             present = reduce(or_, out, 0)
@@ -172,7 +177,53 @@ class Algebra:
                 pairs = [pair for pair in self._pairs if present & pair[2] and present & pair[3]]
                 if pairs:
                     out = self._cancel_inverses(out, pairs)
+            if self._partial_fraction_mask and present & self._partial_fraction_mask:
+                out = self._partial_fractions(out)
         return out
+
+    def _n_slots(self):
+        n = self.slots[N]
+        return n, self._inverse[n]
+
+    def _partial_fractions(self, poly):
+        r"""Rewrite monomials holding :math:`1/(N-1)` together with :math:`N` or :math:`1/N`:
+        :math:`N M = M + 1` and :math:`M/N = M - 1/N` for :math:`M = 1/(N-1)`. The result lies in
+        the basis :math:`\{N^k\} \cup \{M^j\}` of partial fractions, which is unique."""
+        m_slot = self._reciprocal_n_minus_one
+        n_slot, inverse_slot = self._n_slots()
+        m_shift, n_shift, i_shift = (_BITS * m_slot, _BITS * n_slot, _BITS * inverse_slot)
+        m_unit, n_unit, i_unit = 1 << m_shift, 1 << n_shift, 1 << i_shift
+        out, work = {}, list(poly.items())
+        while work:
+            monomial, coefficient = work.pop()
+            has_m = (monomial >> m_shift) & _MASK
+            if has_m and (monomial >> n_shift) & _MASK:
+                # N^a M^b = N^(a-1) M^b + N^(a-1) M^(b-1)
+                lowered = monomial - n_unit
+                work.append((lowered, coefficient))
+                work.append((lowered - m_unit, coefficient))
+            elif has_m and (monomial >> i_shift) & _MASK:
+                # N^-c M^b = N^-(c-1) M^b - N^-c M^(b-1)
+                work.append((monomial - i_unit, coefficient))
+                work.append((monomial - m_unit, -coefficient))
+            else:
+                value = out.get(monomial, _ZERO) + coefficient
+                if value:
+                    out[monomial] = value
+                else:
+                    out.pop(monomial, None)
+        return out
+
+    def reciprocal_n_minus_one(self, power):
+        r""":math:`(N - 1)^{-power}` as a power of the generator :math:`M = 1/(N-1)`."""
+        if self._reciprocal_n_minus_one is None:
+            self.generator(N, per_class=False)
+            self._inverse_slot(self.slots[N])
+            self._reciprocal_n_minus_one = self.generator(1 / (N - 1), per_class=False)
+            n_slot, inverse_slot = self._n_slots()
+            self._partial_fraction_mask = (_MASK << (_BITS * n_slot)) | (_MASK << (_BITS * inverse_slot))
+            self._pair_mask |= _MASK << (_BITS * self._reciprocal_n_minus_one)
+        return self.monomial(self._reciprocal_n_minus_one, power)
 
     def _cancel_inverses(self, poly, pairs):
         out = {}
@@ -213,12 +264,17 @@ class Algebra:
         return term is not None and not term[1] & self.per_class_mask
 
     def inverse(self, poly):
-        """The inverse of a one-term polynomial in class constants."""
+        """The inverse of a one-term polynomial in class constants (a factor
+        :math:`1/(N-1)` inverts to the polynomial :math:`N - 1`)."""
         check_argument(self.invertible(poly), "internal: cannot invert {}", self.to_expr(poly))
         coefficient, monomial = self.as_monomial(poly)
         result = {0: _ONE / coefficient}
         for slot, exponent in self.exponents(monomial).items():
-            result = self.mul(result, self.monomial(self._inverse_slot(slot), exponent))
+            if slot == self._reciprocal_n_minus_one:
+                n_minus_one = self.add(self.monomial(self.slots[N]), {0: -_ONE})
+                result = self.mul(result, self.power(n_minus_one, exponent))
+            else:
+                result = self.mul(result, self.monomial(self._inverse_slot(slot), exponent))
         return result
 
     def root(self, poly, exponent):
@@ -241,6 +297,46 @@ class Algebra:
             else:
                 result = self.mul(result, self.inverse(self.monomial(slot, int(-scaled))))
         return result
+
+    # -- derivatives ------------------------------------------------------------------------
+    def derivative(self, poly, symbol, *, frozen=()):
+        r""":math:`\partial/\partial` ``symbol`` of a polynomial, by the product rule over its
+        generators; each generator's own derivative is taken once, by sympy on its expression
+        (a class mean by the notation's rule, :math:`\partial\langle f\rangle/\partial z_i =
+        \frac1N f'(z_i)`). Generators of the types in ``frozen`` are held constant."""
+        out = {}
+        for monomial, coefficient in poly.items():
+            for slot, exponent in self.exponents(monomial).items():
+                if frozen and isinstance(self.expressions[slot], frozen):
+                    continue
+                change = self._generator_derivative(slot, symbol)
+                if change:
+                    lowered = monomial - (1 << (_BITS * slot))
+                    self.accumulate(out, {lowered: coefficient * exponent}, change)
+        return self.normalize(out)
+
+    def _generator_derivative(self, slot, symbol):
+        cache = self.__dict__.setdefault("_derivatives", {})
+        key = (slot, symbol)
+        if key not in cache:
+            cache[key] = self.element(sympy.diff(self.expressions[slot], symbol))
+        return cache[key]
+
+    def substitute(self, poly, replacement):
+        """``poly`` with each generator's expression ``x`` replaced by ``replacement(x)`` (a
+        sympy expression, or ``None`` to keep it)."""
+        values = {}
+        out = {}
+        for monomial, coefficient in poly.items():
+            term = {0: coefficient}
+            for slot, exponent in self.exponents(monomial).items():
+                if slot not in values:
+                    new = replacement(self.expressions[slot])
+                    values[slot] = (self.monomial(slot) if new is None
+                                    else self.element(sympy.sympify(new)))
+                term = self.mul(term, self.power(values[slot], exponent))
+            out = self.add(out, term)
+        return out
 
     # -- means ----------------------------------------------------------------------------
     def mean(self, poly, kind=ClassMean):
@@ -308,6 +404,8 @@ class Algebra:
             return reduce(self.mul, (self.element(arg) for arg in expr.args), self.one)
         if expr.is_Pow:
             base, exponent = expr.args
+            if base == N - 1 and exponent.is_Integer and exponent < 0:
+                return self.reciprocal_n_minus_one(int(-exponent))
             if exponent.is_Integer:
                 value = self.element(base)
                 if exponent >= 0:
@@ -606,6 +704,12 @@ class _Expander:
 
     def _power(self, base, exponent, precision):
         inner = self.series(base, precision)
+        if not (exponent.is_Integer and exponent >= 0):
+            # 1/x and roots need the leading term: look further while the base is zero so far.
+            looked = precision
+            while inner.valuation >= inner.precision and looked < precision + _LOOKAHEAD:
+                looked += 2
+                inner = self.series(base, looked)
         if exponent.is_Integer and exponent < 0:
             # 1/x loses 2*valuation of precision; ask the base for what that costs.
             a = inner.valuation

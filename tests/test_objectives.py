@@ -65,7 +65,41 @@ def _references():
         "ce-mixture": ({"alpha": "1/4"}, 2,
                        lambda z, v, e: _mp("1/4") * (-mpmath.log(p(z, 1)[0])) * e**2
                        + _mp("3/4") * _kl(p(v, e), p(z, e))),
+        # The label is class 1 (index 0).
+        "dkd-tckd": ({}, 2, lambda z, v, e: _tckd(p(v, e), p(z, e))),
+        "dkd-nckd": ({}, 2, lambda z, v, e: _nckd(p(v, e), p(z, e))),
+        "dkd": ({"alpha": "1/2", "beta": "8"}, 2,
+                lambda z, v, e: _tckd(p(v, e), p(z, e)) / 2 + 8 * _nckd(p(v, e), p(z, e))),
+        "standardized-kl": ({"std": "unbiased"}, 2,
+                            lambda z, v, e: _kl(p(_standardized(v, True), e),
+                                                p(_standardized(z, True), e))),
+        # 0/0 at T = infinity: its coefficients come from a contour around eps = 0 (below).
+        "dist": ({}, 0, lambda z, v, e: 1 - _pearson(p(z, e), p(v, e), scale=e)),
     }
+
+
+def _tckd(p, q):
+    return _kl([p[0], 1 - p[0]], [q[0], 1 - q[0]])
+
+
+def _nckd(p, q):
+    return _kl([x / (1 - p[0]) for x in p[1:]], [x / (1 - q[0]) for x in q[1:]])
+
+
+def _standardized(x, unbiased):
+    mean = mpmath.fsum(x) / len(x)
+    spread = mpmath.fsum((a - mean) ** 2 for a in x) / (len(x) - (1 if unbiased else 0))
+    return [(a - mean) / mpmath.sqrt(spread) for a in x]
+
+
+def _pearson(a, b, scale=1):
+    """Pearson's correlation, with the deviations divided by ``scale`` first (which changes
+    nothing, but keeps the square root's argument near a positive number for small complex
+    eps, so that the function stays analytic there)."""
+    mean_a, mean_b = mpmath.fsum(a) / len(a), mpmath.fsum(b) / len(b)
+    da, db = [(x - mean_a) / scale for x in a], [(y - mean_b) / scale for y in b]
+    covariance = mpmath.fsum(x * y for x, y in zip(da, db))
+    return covariance / mpmath.sqrt(mpmath.fsum(x * x for x in da) * mpmath.fsum(y * y for y in db))
 
 
 def _mix(first, second, weight):
@@ -96,7 +130,12 @@ def test_loss_terms_match_fifty_digit_taylor_coefficients(name, classes, order):
     parameters, offset, value = _references()[name]
     student, teacher = _logits(classes, seed=classes + len(name))
     z, v = [_mp(x) for x in student], [_mp(x) for x in teacher]
-    reference = mpmath.taylor(lambda e: value(z, v, e), 0, order + offset)
+    if name == "dist":
+        spread = max(max(z) - min(z), max(v) - min(v))
+        reference = mpmath.taylor(lambda e: value(z, v, e), 0, order + offset, method="quad",
+                                  radius=mpmath.mpf(1) / (4 * spread))
+    else:
+        reference = mpmath.taylor(lambda e: value(z, v, e), 0, order + offset)
     terms = expand("loss", order=order, classes=classes, objective=name,
                    parameters=parameters).terms
     for term in terms:

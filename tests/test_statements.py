@@ -8,12 +8,14 @@ import derive
 from derive import STATEMENTS, N, ClassMean, v_i, z_i
 from derive.notation import f_derivative
 from derive.objectives import half_variance
-from derive.statements import core, families
+from derive.statements import core, families, target_aware
 
 CORE_IDS = ["zero-mean-gradient", "mean-preservation", "equal-mean", "infinite-temperature",
             "hinton-zero-mean", "equal-mean-suffices", "expansion"]
 FAMILY_IDS = ["f-divergence-limit", "f-divergence-first-correction", "jsd-limit", "skew-limit",
               "two-temperature-limit", "hot-teacher-label-smoothing"]
+TARGET_IDS = ["dkd-identity", "dkd-limit", "dkd-binary", "standardized-limit", "scale-invariance",
+              "dist-limit", "standardized-equals-dist"]
 
 
 @pytest.mark.parametrize("statement_id", list(STATEMENTS))
@@ -31,6 +33,8 @@ def test_registry_holds_the_theory_ids_in_order_and_refutations_name_their_paren
     theory = [i for i in STATEMENTS if "/" not in i]
     assert theory[:len(CORE_IDS)] == CORE_IDS
     assert theory[len(CORE_IDS):len(CORE_IDS) + len(FAMILY_IDS)] == FAMILY_IDS
+    start = len(CORE_IDS) + len(FAMILY_IDS)
+    assert theory[start:start + len(TARGET_IDS)] == TARGET_IDS
     for statement_id, statement in STATEMENTS.items():
         assert (statement.expected == "refuted") == ("/" in statement_id)
         assert statement.numeric_check == f"verify.CHECKS[{statement_id!r}]"
@@ -44,18 +48,24 @@ def test_zero_mean_gradient_holds_at_every_order_up_to_eight():
     assert result.verdict == "holds"
 
 
+def _variants():
+    return [(definition, definition.variant_name(values))
+            for definition in derive.OBJECTIVES.values() for values in definition.variants()]
+
+
 def test_zero_mean_gradient_covers_every_objective():
     names = set(STATEMENTS["zero-mean-gradient"].prove(order=1).residuals)
-    for objective in derive.OBJECTIVES:
-        assert f"sum_i dL/dz_i, {objective}" in names and f"L(z + c) - L(z), {objective}" in names
+    for _, name in _variants():
+        assert f"sum_i dL/dz_i, {name}" in names and f"L(z + c) - L(z), {name}" in names
+    assert "sum_i dL/dz_i, standardized-kl (std=unbiased)" in names
 
 
 def test_expansion_covers_every_objective_and_component():
     names = set(STATEMENTS["expansion"].prove(order=2).residuals)
-    for objective, definition in derive.OBJECTIVES.items():
-        assert f"sum_i G_1,i, {objective}" in names
-        assert f"G_1,i - dL_1/dzi, {objective}" in names
-        assert (f"G_1,g - dL_1/dzg, {objective}" in names) == definition.labelled
+    for definition, name in _variants():
+        assert f"sum_i G_1,i, {name}" in names
+        assert f"G_1,i - dL_1/dzi, {name}" in names
+        assert (f"G_1,g - dL_1/dzg, {name}" in names) == definition.labelled
 
 
 def test_adaptive_refutations_give_the_exact_mean_change():
@@ -164,7 +174,8 @@ def test_mean_preservation_proof_catches_a_first_step_without_the_buffer_start(m
 def test_shift_invariance_proof_catches_a_loss_with_a_logit_penalty(monkeypatch):
     real = core._shift_invariant_losses
     monkeypatch.setattr(core, "_shift_invariant_losses",
-                        lambda: {**real(), "kd + mean logit": real()["kl"] + ClassMean(z_i)})
+                        lambda: {**real(), "kd + mean logit": derive.OBJECTIVES["kl"].loss()
+                                 + ClassMean(z_i)})
     result = STATEMENTS["zero-mean-gradient"].prove(order=1)
     assert result.residuals["sum_i dL/dz_i, kd + mean logit"] == 1
 
@@ -202,6 +213,39 @@ def test_hot_teacher_catches_a_wrong_uniform_cross_entropy(monkeypatch):
     real = families.student_log_softmax
     monkeypatch.setattr(families, "student_log_softmax", lambda t: real(t) + z_i / 10**6)
     assert STATEMENTS["hot-teacher-label-smoothing"].prove(order=2).verdict == "refuted"
+
+
+def test_dkd_limit_catches_a_wrong_denominator(monkeypatch):
+    real = target_aware.leading
+
+    def planted(quantity, objective="kl", **parameters):
+        value = real(quantity, objective, **parameters)
+        return value * (N - 1) / N if objective == "dkd-tckd" else value
+
+    monkeypatch.setattr(target_aware, "leading", planted)
+    result = STATEMENTS["dkd-limit"].prove(order=1)
+    assert [k for k, r in result.residuals.items() if r != 0] == [
+        "L_0(T^2 TCKD) - (d_g - <d>)^2/(2(N - 1))"]
+
+
+def test_dkd_identity_catches_a_planted_weight(monkeypatch):
+    real = target_aware.label_probability
+    monkeypatch.setattr(target_aware, "label_probability", lambda: real() * 2)
+    assert STATEMENTS["dkd-identity"].prove().verdict == "refuted"
+
+
+def test_scale_invariance_catches_a_gradient_without_the_projection(monkeypatch):
+    import derive.objectives._registry as registry
+
+    def unprojected(loss):
+        return loss.diff(derive.zh_i) / derive.sigma_z
+
+    monkeypatch.setattr(registry, "standardized_chain_rule", unprojected)
+    registry._gradient.cache_clear()
+    try:
+        assert STATEMENTS["scale-invariance"].prove(order=1).verdict == "refuted"
+    finally:
+        registry._gradient.cache_clear()
 
 
 def test_prove_rejects_a_bad_order():

@@ -34,7 +34,8 @@ from .divergences import (alpha_divergence_loss, f_divergence_loss, half_varianc
                           jensen_shannon_loss, jsd_loss, kd_loss, reverse_kd_loss, skew_kl_loss,
                           skew_reverse_kl_loss)
 from .temperature import hot_teacher_loss, two_temperature_loss
-from .target_aware import ce_mixture_loss
+from .target_aware import ce_mixture_loss, dkd_loss, nckd_loss, tckd_loss
+from .normalized import dist_loss, standardized_kl_loss
 
 __all__ = [
     "FAMILIES", "OBJECTIVES", "Objective", "Parameter", "objective", "parameter_symbols",
@@ -43,5 +44,6 @@ __all__ = [
     "logits_matching_gradient", "regularizer_loss", "regularizer_gradient",
     "sigmoid_distillation_loss", "half_variance", "f_divergence_loss", "jsd_loss",
     "skew_kl_loss", "skew_reverse_kl_loss", "alpha_divergence_loss", "two_temperature_loss",
-    "hot_teacher_loss", "ce_mixture_loss",
+    "hot_teacher_loss", "ce_mixture_loss", "tckd_loss", "nckd_loss", "dkd_loss",
+    "standardized_kl_loss", "dist_loss",
 ]

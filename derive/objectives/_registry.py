@@ -180,6 +180,22 @@ class Objective:
             resolved.append((parameter.name, value))
         return tuple(resolved)
 
+    def variants(self):
+        """Parameter dicts that cover the objective: one per choice of each categorical
+        parameter without a default (``[{}]`` when there is none)."""
+        variants = [{}]
+        for parameter in self.parameters:
+            if parameter.choices and parameter.default is None:
+                variants = [dict(v, **{parameter.name: c}) for v in variants
+                            for c in parameter.choices]
+        return variants
+
+    def variant_name(self, values):
+        """``"standardized-kl (std=unbiased)"``, or the bare name without values."""
+        if not values:
+            return self.name
+        return f"{self.name} (" + ", ".join(f"{k}={v}" for k, v in values.items()) + ")"
+
     def loss(self, **values):
         """The exact loss for these parameter values (defaults for the rest)."""
         return _loss(self.name, self.resolve(values))

@@ -15,13 +15,14 @@ True
 
 from sympy import exp, log
 
-from ..notation import N, ClassMean, class_total, epsilon, v_i, z_g, z_i
+from ..notation import N, ClassMean, OtherMean, class_total, epsilon, v_g, v_i, z_g, z_i
 from ._registry import Parameter, objective
 from .divergences import half_variance, kd_loss
 from .softmax import labelled_expectation, labelled_normalizer
 
 __all__ = ["labelled_kd_loss", "labelled_half_variance", "hard_label_cross_entropy",
-           "ce_mixture_loss"]
+           "ce_mixture_loss", "tckd", "nckd", "label_probability", "labelled_kl", "tckd_loss",
+           "nckd_loss", "dkd_loss"]
 
 
 def labelled_kd_loss():
@@ -59,3 +60,97 @@ def ce_mixture_loss(alpha):
     hard label ``y`` being class ``g``. The cross-entropy is at temperature 1, so it is the
     same at every order; KD brings the rest."""
     return alpha * hard_label_cross_entropy() + (1 - alpha) * kd_loss()
+
+
+# -- Decoupled KD (Zhao et al., CVPR 2022) ---------------------------------------------------
+
+def _other_normalizer(logits):
+    r""":math:`S_x = \langle e^{\epsilon x}\rangle_{\neg g}`: the other classes' exponential mean."""
+    return OtherMean(exp(epsilon * logits))
+
+
+def _full_normalizer(logits, label_logit):
+    r""":math:`D_x = e^{\epsilon x_g} + (N-1) S_x = \sum_j e^{\epsilon x_j}`."""
+    return exp(epsilon * label_logit) + (N - 1) * _other_normalizer(logits)
+
+
+def tckd():
+    r"""The target-class part :math:`\mathrm{KL}(b^p\,\|\,b^q)`, :math:`b = (p_g, 1 - p_g)`,
+    without :math:`T^2`:
+    :math:`p_g \log\frac{p_g}{q_g} + (1 - p_g)\log\frac{1 - p_g}{1 - q_g}` with
+    :math:`p_g/q_g = e^{\epsilon(v_g - z_g)} D_z/D_v` and
+    :math:`(1 - p_g)/(1 - q_g) = (S_v/D_v)(D_z/S_z)` (the factors :math:`N - 1` cancel)."""
+    teacher_total, student_total = _full_normalizer(v_i, v_g), _full_normalizer(z_i, z_g)
+    label_probability = exp(epsilon * v_g) / teacher_total
+    log_normalizers = log(student_total) - log(teacher_total)
+    label_part = label_probability * (epsilon * (v_g - z_g) + log_normalizers)
+    rest = (N - 1) * _other_normalizer(v_i) / teacher_total
+    rest_part = rest * (log(_other_normalizer(v_i)) - log(_other_normalizer(z_i))
+                        + log_normalizers)
+    return label_part + rest_part
+
+
+def nckd():
+    r"""The non-target part :math:`\mathrm{KL}(\hat p\,\|\,\hat q)` over the classes other than
+    the label, :math:`\hat p_j = e^{\epsilon v_j}/((N-1) S_v)`, without :math:`T^2`:
+    :math:`\langle e^{\epsilon v}(\epsilon(v - z) - \log S_v + \log S_z)\rangle_{\neg g}/S_v`."""
+    teacher, student = _other_normalizer(v_i), _other_normalizer(z_i)
+    return OtherMean(exp(epsilon * v_i) * (epsilon * (v_i - z_i) - log(teacher) + log(student))) \
+        / teacher
+
+
+def label_probability():
+    r""":math:`p_g`, the teacher's probability of the label."""
+    return exp(epsilon * v_g) / _full_normalizer(v_i, v_g)
+
+
+def labelled_kl():
+    r""":math:`\mathrm{KL}(p\,\|\,q)` written with the label apart and the others averaged:
+    :math:`\epsilon\sum_j p_j (v_j - z_j) - \log D_v + \log D_z`."""
+    teacher_total, student_total = _full_normalizer(v_i, v_g), _full_normalizer(z_i, z_g)
+    mean_difference = (exp(epsilon * v_g) * (v_g - z_g)
+                       + (N - 1) * OtherMean(exp(epsilon * v_i) * (v_i - z_i))) / teacher_total
+    return epsilon * mean_difference - log(teacher_total) + log(student_total)
+
+
+def _tckd_limit():
+    # (d_g - <d>)^2 / (2 (N - 1)) with <d> over every class: (N - 1)(d_g - <d>_{not g})^2/(2 N^2).
+    d_label, d_others = z_g - v_g, OtherMean(z_i - v_i)
+    return (N - 1) * (d_label - d_others) ** 2 / (2 * N**2)
+
+
+def _nckd_limit():
+    d = z_i - v_i
+    return (OtherMean(d**2) - OtherMean(d) ** 2) / 2
+
+
+_DKD = "Zhao et al., Decoupled Knowledge Distillation, CVPR 2022, arXiv:2203.08679"
+
+
+@objective("dkd-tckd", "DKD's target-class part, T^2 KL(b^p || b^q), b = (p_g, 1 - p_g)",
+           definition=r"T^2\,\mathrm{KL}(b^p\,\|\,b^q),\ b^p = (p_g, 1 - p_g)",
+           family="target-aware", labelled=True, reference=_DKD,
+           limit=lambda: _tckd_limit(), max_order=12)
+def tckd_loss():
+    r""":math:`T^2\,\mathrm{TCKD}` (:func:`tckd`)."""
+    return tckd() / epsilon**2
+
+
+@objective("dkd-nckd", "DKD's non-target part, T^2 KL(p^ || q^) over the classes other than g",
+           definition=r"T^2\,\mathrm{KL}(\hat p\,\|\,\hat q),\ \hat p_j = \frac{p_j}{1 - p_g}\ (j \ne g)",
+           family="target-aware", labelled=True, reference=_DKD,
+           limit=lambda: _nckd_limit(), max_order=16)
+def nckd_loss():
+    r""":math:`T^2\,\mathrm{NCKD}` (:func:`nckd`)."""
+    return nckd() / epsilon**2
+
+
+@objective("dkd", "Decoupled KD: alpha T^2 TCKD + beta T^2 NCKD",
+           definition=r"\alpha\,T^2\,\mathrm{TCKD} + \beta\,T^2\,\mathrm{NCKD}",
+           family="target-aware", labelled=True, reference=_DKD,
+           parameters=[Parameter("alpha", "weight of the target-class part", default=1),
+                       Parameter("beta", "weight of the non-target part", default=8)],
+           limit=lambda alpha, beta: alpha * _tckd_limit() + beta * _nckd_limit(), max_order=12)
+def dkd_loss(alpha, beta):
+    r""":math:`\alpha T^2\,\mathrm{TCKD} + \beta T^2\,\mathrm{NCKD}` (defaults 1 and 8, the paper's)."""
+    return (alpha * tckd() + beta * nckd()) / epsilon**2

@@ -1,10 +1,13 @@
 """What the proofs share: terms of any objective, the derivative of a term as the objective's
 coordinates require, and the class sum of a gradient (with or without a label)."""
 
+from sympy import QQ
+
 from ..expansion import expand
-from ..notation import N, ClassMean, OtherMean, at_label, class_sum, z_i
+from ..notation import (N, ClassMean, OtherMean, at_label, class_sum, is_class_constant, sigma_z,
+                        z_g, z_i, zh_i)
 from ..objectives import OBJECTIVES
-from ..objectives._registry import label_derivative, standardized_chain_rule
+from ..series import Algebra
 
 __all__ = ["terms", "leading", "gradient_sum", "term_gradient", "objective_names"]
 
@@ -40,11 +43,28 @@ def gradient_sum(gradient):
 
 def term_gradient(objective, loss_term):
     """The gradient w.r.t. the logits of a loss term of ``objective``, as the objective's
-    coordinates require (components like :meth:`derive.objectives.Objective.gradient`)."""
+    coordinates require (components like :meth:`derive.objectives.Objective.gradient`),
+    differentiated in the expansion engine (the same rules as sympy's, generator by
+    generator: fast for large terms)."""
     definition = OBJECTIVES[objective]
+    algebra = Algebra()
+    loss = algebra.element(loss_term)
     if definition.coordinates == "standardized":
-        return standardized_chain_rule(loss_term)
+        coordinate = algebra.derivative(loss, zh_i)
+        zh = algebra.element(zh_i)
+        projected = algebra.add(
+            algebra.add(coordinate, algebra.scale(algebra.mean(coordinate), QQ(-1))),
+            algebra.scale(algebra.mul(zh, algebra.mean(algebra.mul(coordinate, zh))), QQ(-1)))
+        chain = algebra.add(algebra.mul(projected, algebra.element(1 / sigma_z)),
+                            algebra.mul(algebra.derivative(loss, sigma_z),
+                                        algebra.element(zh_i / N)))
+        return algebra.to_expr(chain)
     if definition.labelled:
-        return {"g": label_derivative(loss_term), "i": loss_term.diff(z_i)}
-    return loss_term.diff(z_i)
+        through_means = algebra.derivative(loss, z_i, frozen=(OtherMean,))
+        at_g = algebra.substitute(through_means, lambda x: None if is_class_constant(x)
+                                  else at_label(x))
+        label_part = algebra.add(algebra.derivative(loss, z_g), at_g)
+        return {"g": algebra.to_expr(label_part),
+                "i": algebra.to_expr(algebra.derivative(loss, z_i))}
+    return algebra.to_expr(algebra.derivative(loss, z_i))
 

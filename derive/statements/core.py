@@ -35,18 +35,19 @@ hidden, teacher_hidden = sympy.symbols("h h_t", real=True)
 def _shift_invariant_losses():
     """Every registered objective, and the other losses that see z only through softmax."""
     target_cross_entropy = -N * ClassMean(t_i * log_softmax(z_i)) / epsilon**2
-    losses = {name: objective.loss() for name, objective in OBJECTIVES.items()}
+    losses = {objective.variant_name(values): (objective, values)
+              for objective in OBJECTIVES.values() for values in objective.variants()}
     losses["kd-cross-entropy"] = kd_cross_entropy_loss()
     # Hard labels, label smoothing and soft targets are targets t with sum_i t_i = 1.
     losses["target-cross-entropy"] = target_cross_entropy
     return losses
 
 
-def _gradient_of(name, loss):
-    if name in OBJECTIVES:
-        return OBJECTIVES[name].gradient()
-    gradient = loss.diff(z_i)
-    return gradient
+def _loss_and_gradient(entry):
+    if isinstance(entry, tuple):
+        objective, values = entry
+        return objective.loss(**values), objective.gradient(**values)
+    return entry, entry.diff(z_i)
 
 
 def _targets_sum_to_one(expr):
@@ -59,8 +60,8 @@ def _targets_sum_to_one(expr):
 def _zero_mean_gradient(order):
     shift = Symbol("c", real=True)
     residuals = {}
-    for name, loss in _shift_invariant_losses().items():
-        gradient = _gradient_of(name, loss)
+    for name, entry in _shift_invariant_losses().items():
+        loss, gradient = _loss_and_gradient(entry)
         if isinstance(gradient, dict) and set(gradient) == {"i"}:
             gradient = gradient["i"]
         residuals[label(f"sum_i dL/dz_i, {name}",
@@ -321,17 +322,24 @@ def _expansion(order):
               r"\partial L_{KD}/\partial z_i - \partial(-T^2\textstyle\sum_i p_i\log q_i)/\partial z_i"):
             kd_loss().diff(z_i) - kd_cross_entropy_loss().diff(z_i),
     }
-    for name in OBJECTIVES:
-        loss_terms, gradient_terms = terms("loss", order, name), terms("gradient", order, name)
-        for k, (loss_term, gradient_term) in enumerate(zip(loss_terms, gradient_terms)):
-            derived = term_gradient(name, loss_term)
-            for component in (("g", "i") if isinstance(gradient_term, dict) else (None,)):
-                value = gradient_term[component] if component else gradient_term
-                expected = derived[component] if component else derived
-                suffix = f",{component}" if component == "g" else ",i"
-                residuals[label(f"G_{k}{suffix} - dL_{k}/dz{suffix[1:]}, {name}",
-                                rf"G_{{{k}{suffix}}} - \partial L_{k}/\partial z_{suffix[1:]},\ "
-                                rf"\text{{{name}}}")] = value - expected
-            residuals[label(f"sum_i G_{k},i, {name}", rf"\sum_i G_{{{k},i}},\ \text{{{name}}}")] = \
-                gradient_sum(gradient_term)
+    for objective in OBJECTIVES.values():
+        for values in objective.variants():
+            _expansion_residuals(residuals, order, objective.name, values,
+                                 objective.variant_name(values))
     return residuals
+
+
+def _expansion_residuals(residuals, order, objective, values, name):
+    loss_terms = terms("loss", order, objective, **values)
+    gradient_terms = terms("gradient", order, objective, **values)
+    for k, (loss_term, gradient_term) in enumerate(zip(loss_terms, gradient_terms)):
+        derived = term_gradient(objective, loss_term)
+        for component in (("g", "i") if isinstance(gradient_term, dict) else (None,)):
+            value = gradient_term[component] if component else gradient_term
+            expected = derived[component] if component else derived
+            suffix = f",{component}" if component == "g" else ",i"
+            residuals[label(f"G_{k}{suffix} - dL_{k}/dz{suffix[1:]}, {name}",
+                            rf"G_{{{k}{suffix}}} - \partial L_{k}/\partial z_{suffix[1:]},\ "
+                            rf"\text{{{name}}}")] = value - expected
+        residuals[label(f"sum_i G_{k},i, {name}", rf"\sum_i G_{{{k},i}},\ \text{{{name}}}")] = \
+            gradient_sum(gradient_term)
