@@ -71,7 +71,23 @@ def student_log_softmax(student_logits, temperature):
     temperature = _per_example(temperature, student_logits)
     result = F.log_softmax(student_logits / temperature, dim=-1)
     if _PROBES:
-        _PROBES[-1].append((result, temperature, student_logits))
+        factor = getattr(student_logits, "_chain_factor", None)
+        _PROBES[-1].append((result, temperature, factor))
+    return result
+
+
+def standardized(logits, *, unbiased):
+    r""":math:`(x - \langle x\rangle)/s`, ``s`` the population or the unbiased standard deviation.
+
+    Inside :func:`probed_magnitudes` the result carries the factor by which the chain rule
+    through the standardization can grow the gradient's intermediates,
+    :math:`(1 + \max_i \hat x_i^2)/s`, for the student's log-softmax to apply."""
+    centred = logits - logits.mean(-1, keepdim=True)
+    spread = centred.pow(2).sum(-1, keepdim=True) / (logits.shape[-1] - (1 if unbiased else 0))
+    result = centred / spread.sqrt()
+    if _PROBES:
+        result._chain_factor = ((1 + result.detach().pow(2).amax(-1)) / spread.detach().sqrt()
+                                .squeeze(-1))
     return result
 
 
@@ -92,19 +108,19 @@ def probed_magnitudes(function, student, *rest):
     leaf = student.detach().requires_grad_(True)
     with torch.enable_grad(), _probe() as probes:
         loss = function(leaf, *rest)
-        probes = [(result, temperature) for result, temperature, logits in probes
-                  if logits is leaf]
+        probes = [probe for probe in probes if probe[0].requires_grad]
         if not probes:
             return None
-        gradients = torch.autograd.grad(loss.sum(), [result for result, _ in probes],
+        gradients = torch.autograd.grad(loss.sum(), [result for result, _, _ in probes],
                                         allow_unused=True)
     magnitude = torch.zeros(student.shape[:-1], dtype=student.dtype, device=student.device)
     argument = torch.zeros_like(magnitude)
     largest = student.detach().abs().amax(-1)
-    for (_, temperature), w in zip(probes, gradients):
+    for (_, temperature, factor), w in zip(probes, gradients):
         if w is not None:
             scale = temperature.squeeze(-1).expand(magnitude.shape)
-            magnitude = magnitude + (w.abs().sum(-1) + w.sum(-1).abs()) / scale
+            size = (w.abs().sum(-1) + w.sum(-1).abs()) / scale
+            magnitude = magnitude + (size if factor is None else size * factor)
             argument = torch.maximum(argument, largest / scale)
     return magnitude.detach(), argument.detach()
 
@@ -187,13 +203,38 @@ class Twin:
     scaled: bool = True
 
     def __call__(self, student, teacher, temperature, labels=None):
-        values = {key: float(Fraction(value)) for key, value in self.parameters}
-        return self.function(student, teacher, temperature, labels, **values)
+        return self.function(student, teacher, temperature, labels,
+                             **{key: _number(value) for key, value in self.parameters})
 
     @property
     def derive_parameters(self):
         """The parameters as :func:`derive.expand` takes them."""
         return dict(self.parameters)
+
+    def with_parameters(self, **parameters):
+        """The same twin at other parameter values (a choice such as ``std="population"``)."""
+        values = dict(self.parameters)
+        values.update(parameters)
+        return Twin(self.name, self.function, tuple(values.items()), self.substitution,
+                    self.scaled)
+
+    @property
+    def label(self):
+        """``"name"``, or ``"name (key=value)"`` for a categorical choice."""
+        choices = [f"{k}={v}" for k, v in self.parameters if not _is_number(v)]
+        return self.name + (f" ({', '.join(choices)})" if choices else "")
+
+
+def _is_number(value):
+    try:
+        Fraction(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def _number(value):
+    return float(Fraction(str(value))) if _is_number(value) else value
 
 
 #: Every objective's twin, by the name :data:`derive.OBJECTIVES` gives it.
@@ -339,6 +380,66 @@ def _ce_mixture_twin(student, teacher, temperature, labels, *, alpha):
     return alpha * cross_entropy + (1 - alpha) * _kl_twin(student, teacher, temperature, labels)
 
 
+def _others(values, labels):
+    """The columns other than the label's: ``[..., N - 1]``."""
+    keep = ~F.one_hot(labels, values.shape[-1]).bool()
+    return values[keep].view(*values.shape[:-1], values.shape[-1] - 1)
+
+
+def _at_label(values, labels):
+    return values.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+
+
+def _tckd(student, teacher, temperature, labels):
+    """KL(b^p || b^q), b = (p_g, 1 - p_g), from log-probabilities (without T^2)."""
+    log_q = student_log_softmax(student, temperature)
+    log_p = _teacher_log_softmax(teacher, temperature)
+    log_p_label, log_q_label = _at_label(log_p, labels), _at_label(log_q, labels)
+    log_p_rest = torch.logsumexp(_others(log_p, labels), dim=-1)
+    log_q_rest = torch.logsumexp(_others(log_q, labels), dim=-1)
+    return (log_p_label.exp() * (log_p_label - log_q_label)
+            + log_p_rest.exp() * (log_p_rest - log_q_rest))
+
+
+def _nckd(student, teacher, temperature, labels):
+    """KL(p^ || q^) over the classes other than the label (without T^2)."""
+    log_q = student_log_softmax(_others(student, labels), temperature)
+    log_p = _teacher_log_softmax(_others(teacher, labels), temperature)
+    return _divergence(log_p, log_q)
+
+
+@twin("dkd-tckd")
+def _tckd_twin(student, teacher, temperature, labels):
+    return _squared(temperature, student) * _tckd(student, teacher, temperature, labels)
+
+
+@twin("dkd-nckd")
+def _nckd_twin(student, teacher, temperature, labels):
+    return _squared(temperature, student) * _nckd(student, teacher, temperature, labels)
+
+
+@twin("dkd", alpha="1", beta="8")
+def _dkd_twin(student, teacher, temperature, labels, *, alpha, beta):
+    return _squared(temperature, student) * (alpha * _tckd(student, teacher, temperature, labels)
+                                             + beta * _nckd(student, teacher, temperature, labels))
+
+
+@twin("standardized-kl", std="unbiased")
+def _standardized_kl_twin(student, teacher, temperature, labels, *, std):
+    unbiased = std == "unbiased"
+    return _kl_twin(standardized(student, unbiased=unbiased),
+                    standardized(teacher, unbiased=unbiased), temperature, labels)
+
+
+@twin("dist", scaled=False)
+def _dist_twin(student, teacher, temperature, labels):
+    q = student_log_softmax(student, temperature).exp()
+    p = _teacher_log_softmax(teacher, temperature).exp()
+    q, p = q - q.mean(-1, keepdim=True), p - p.mean(-1, keepdim=True)
+    correlation = (q * p).sum(-1) / ((q * q).sum(-1) * (p * p).sum(-1)).sqrt()
+    return 1 - correlation
+
+
 # -- problems, and losses with what their tolerance needs ----------------------------------
 
 @dataclass(frozen=True)
@@ -386,9 +487,19 @@ class Loss:
     gradient_magnitude: Callable = field(default=None, repr=False)
     argument_magnitude: Callable = field(default=None, repr=False)
     uses_labels: bool = False
+    #: ``defined(problem)`` -> bool per example: where the loss is defined (standardized logits
+    #: need logits that are not all equal); ``None``: everywhere.
+    domain: Callable = field(default=None, repr=False)
 
     def __call__(self, problem):
         return self.function(problem)
+
+    def defined(self, problem):
+        """Where the loss is defined, per example."""
+        if self.domain is None:
+            return torch.ones(problem.student.shape[:-1], dtype=torch.bool,
+                              device=problem.student.device)
+        return self.domain(problem)
 
     def magnitudes(self, problem):
         """``(gradient magnitude, argument magnitude)`` per example."""
@@ -412,10 +523,27 @@ def _arguments(problem, temperature):
     return (_max_abs(problem.student) + _max_abs(problem.teacher)) / temperature
 
 
-def _twin_loss(name):
-    entry = TWINS[name]
-    return Loss(name, True, lambda p: entry(p.student, p.teacher, p.temperature, p.labels),
-                uses_labels=name == "ce-mixture")
+def _twin_loss(entry):
+    return Loss(entry.label, True,
+                lambda p: entry(p.student, p.teacher, p.temperature, p.labels),
+                uses_labels=entry.name in _LABELLED,
+                domain=_spread_out if entry.name in _STANDARDIZED else None)
+
+
+def _spread_out(problem):
+    """Logits that are not all equal, for student and teacher: where standardized logits (and
+    a correlation of softmaxes) are defined."""
+    def spread(logits):
+        return (logits.amax(-1) - logits.amin(-1)) > 0
+    return spread(problem.student.detach()) & spread(problem.teacher.detach())
+
+
+#: Twins defined only for logits that are not all equal.
+_STANDARDIZED = ("standardized-kl", "dist")
+
+
+#: Twins that need the label.
+_LABELLED = ("ce-mixture", "dkd-tckd", "dkd-nckd", "dkd")
 
 
 _SMOOTHING = 0.1
@@ -423,7 +551,7 @@ _SMOOTHING = 0.1
 #: The shift invariant losses of [zero-mean-gradient], by name: every objective's twin (KD
 #: first: searches for counterexamples shrink towards the first) and the cross-entropies.
 LOSSES = {
-    "kl": _twin_loss("kl"),
+    "kl": _twin_loss(TWINS["kl"]),
     "hard-ce": Loss("hard-ce", True,
                     lambda p: hard_cross_entropy(p.student, p.labels, temperature=p.temperature),
                     uses_labels=True),
@@ -433,7 +561,9 @@ LOSSES = {
         "label-smoothing", True,
         lambda p: label_smoothing_cross_entropy(p.student, p.labels, smoothing=_SMOOTHING,
                                                 temperature=p.temperature), uses_labels=True),
-    **{name: _twin_loss(name) for name in TWINS if name != "kl"},
+    **{name: _twin_loss(entry) for name, entry in TWINS.items() if name != "kl"},
+    "standardized-kl (std=population)": _twin_loss(
+        TWINS["standardized-kl"].with_parameters(std="population")),
 }
 
 #: The controls that are not shift invariant: [zero-mean-gradient] must fail for them.

@@ -20,7 +20,8 @@ Examples
 ('refuted', True)
 """
 
-from . import equal_mean, expansion, mean_preservation, objectives, temperature, zero_mean  # noqa: F401
+from . import (equal_mean, expansion, mean_preservation, objectives, target_aware,  # noqa: F401
+               temperature, zero_mean)
 from ._common import REGISTERED, numeric_check
 
 __all__ = ["CHECKS", "numeric_check"]

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import torch
-from hypothesis import strategies as st
+from hypothesis import assume, strategies as st
 
 from ..convergence import leading_order, measure_convergence
 from ..losses import TWINS
@@ -51,7 +51,7 @@ _BATCH = 4
 _MAXIMUM_PROBLEMS = 64
 #: Objectives whose value is not symmetric under a relabelling of the classes: with two
 #: classes their odd orders need not vanish.
-_ASYMMETRIC = {"hot-teacher", "ce-mixture"}
+_ASYMMETRIC = {"hot-teacher", "ce-mixture", "dkd-tckd", "dkd-nckd", "dkd"}
 
 
 @lru_cache(maxsize=None)
@@ -77,18 +77,30 @@ def objective_terms(name, quantity, order, parameters=(), substitution=()):
 
 @dataclass(frozen=True)
 class Case:
-    """One measured remainder: the twin of ``objective`` minus ``terms`` (a function
-    ``order -> (gradient terms, loss terms)``, derive's own terms by default), fitted after
-    each of ``orders`` terms."""
+    """One measured remainder: the twin of ``objective`` (at ``parameters`` if given; minus the
+    twin of ``minus`` if given) minus ``terms`` (a function ``order -> (gradient terms, loss
+    terms)``, derive's own terms by default), fitted after each of ``orders`` terms."""
 
     objective: str
     orders: tuple
     terms: object = field(default=None, repr=False)
     description: str = ""
+    parameters: tuple = ()
+    minus: str = None
+    #: Standardized logits of two classes are +-1 whatever the logits: the loss is constant,
+    #: and there is nothing to measure below three classes.
+    min_classes: int = 2
 
     @property
     def twin(self):
-        return TWINS[self.objective]
+        twin = TWINS[self.objective]
+        return twin.with_parameters(**dict(self.parameters)) if self.parameters else twin
+
+    def value(self, student, teacher, temperature, labels):
+        value = self.twin(student, teacher, temperature, labels)
+        if self.minus is not None:
+            value = value - TWINS[self.minus](student, teacher, temperature, labels)
+        return value
 
     def derived(self, order):
         if self.terms is not None:
@@ -100,7 +112,12 @@ class Case:
 
     @property
     def label(self):
-        return self.description or self.objective
+        return self.description or self.twin.label
+
+    @property
+    def symmetric(self):
+        """Whether the objective is symmetric in the classes (two classes: odd orders vanish)."""
+        return not ({self.objective, self.minus} & _ASYMMETRIC)
 
 
 def twin_remainders(case, student, teacher, labels, temperatures, dtype):
@@ -115,19 +132,21 @@ def twin_remainders(case, student, teacher, labels, temperatures, dtype):
         column = torch.tensor(temperatures, dtype=working, device=z.device).repeat_interleave(batch)
         leaf = z.repeat(count, 1).detach().requires_grad_(True)
         repeated_labels = labels.repeat(count)
-        losses = case.twin(leaf, v.repeat(count, 1), column, repeated_labels)
+        losses = case.value(leaf, v.repeat(count, 1), column, repeated_labels)
         (gradients,) = torch.autograd.grad(losses.sum(), leaf)
         results = {}
         for quantity, terms, measured in (("gradient", gradient_terms, gradients.detach()),
                                           ("loss", loss_terms, losses.detach())):
             remainder = measured.view(count, batch, -1)
-            for k, term in enumerate(terms):
-                if quantity == "gradient":
+            for k in range(max(case.orders)):
+                term = terms[k] if k < len(terms) else 0
+                if quantity == "gradient" and term != 0:
                     value = gradient_values(term, z, v, labels=labels)
-                else:
+                elif term != 0:
                     value = SymbolicFunction(term)(z, v, labels=labels)
-                scale = column.view(count, batch, 1) ** -k
-                remainder = remainder - scale * value.view(1, batch, -1)
+                if term != 0:
+                    scale = column.view(count, batch, 1) ** -k
+                    remainder = remainder - scale * value.view(1, batch, -1)
                 if k + 1 in case.orders:
                     results[quantity, k + 1] = remainder.reshape(count, -1)
         return results
@@ -146,7 +165,7 @@ def twin_remainders(case, student, teacher, labels, temperatures, dtype):
 def _fits(case, student, teacher, labels, dtype):
     temperatures = temperature_grid(student, teacher)
     classes = student.shape[-1]
-    symmetric = case.objective not in _ASYMMETRIC
+    symmetric = case.symmetric
     return {key: measure_convergence(temperatures, size, roundoff,
                                      order=leading_order(classes, key[1]) if symmetric else key[1],
                                      window_decades=WINDOW_DECADES)
@@ -204,9 +223,16 @@ def _summary(fits_per_example, context):
 @st.composite
 def _small_cases(draw, cases):
     case = draw(st.sampled_from(cases))
-    classes = draw(st.integers(2, 4))
+    classes = draw(st.integers(case.min_classes, 4))
     vectors = [draw(logit_vectors(min_size=classes, max_size=classes, min_value=-2, max_value=2))
                for _ in range(2)]
+    # Where z - v is constant every objective and all its terms vanish (p = q): the remainder
+    # is round-off alone, and there is no order to measure. Standardized logits also need
+    # logits that are not all equal.
+    difference = [a - b for a, b in zip(*vectors)]
+    assume(max(difference) > min(difference))
+    if case.min_classes > 2:
+        assume(all(max(vector) > min(vector) for vector in vectors))
     label = draw(st.integers(0, classes - 1))
     return case, vectors[0], vectors[1], label
 
@@ -233,16 +259,18 @@ def _small_failure(found, context):
 def run_objective_check(statement_id, cases, context):
     """Fit the remainders of every case on drawn logits, then search small explicit logits."""
     cases = list(cases)
-    problems = draw_examples(
-        distillation_problems(min_classes=2, max_classes=16, min_batch_size=_BATCH,
-                              max_batch_size=_BATCH, min_scale=0.3, max_scale=3.0,
-                              max_offset=0.0, dtype=context.dtype, device=context.device),
-        max(1, min(_MAXIMUM_PROBLEMS, context.examples // _BATCH)), seed=context.seed)
-    fits_per_example = []
-    for index, problem in enumerate(problems):
-        case = cases[index % len(cases)]
-        fits_per_example.append((case, _fits(case, problem.student, problem.teacher,
-                                             problem.labels, context.dtype)))
+    per_case = max(1, min(_MAXIMUM_PROBLEMS, context.examples // _BATCH) // len(cases))
+    fits_per_example, problems = [], []
+    for index, case in enumerate(cases):
+        drawn = draw_examples(
+            distillation_problems(min_classes=case.min_classes, max_classes=16,
+                                  min_batch_size=_BATCH, max_batch_size=_BATCH, min_scale=0.3,
+                                  max_scale=3.0, max_offset=0.0, dtype=context.dtype,
+                                  device=context.device),
+            per_case, seed=context.seed * 1009 + index)
+        problems += drawn
+        fits_per_example += [(case, _fits(case, problem.student, problem.teacher,
+                                          problem.labels, context.dtype)) for problem in drawn]
     violated, errors, tolerances = _verdict(fits_per_example, context.dtype)
     notes, unresolved = _summary(fits_per_example, context)
 
@@ -296,6 +324,21 @@ CASES = {
     "skew-limit": [Case("skew-kl", (1, 2)), Case("skew-reverse-kl", (1, 2))],
     "two-temperature-limit": [Case("two-temperature", (1, 2))],
     "hot-teacher-label-smoothing": [Case("hot-teacher", (1, 2))],
+    # With two classes NCKD is identically zero ([dkd-binary]): nothing to measure.
+    "dkd-limit": [Case("dkd-tckd", (1, 2)), Case("dkd-nckd", (1, 2), min_classes=3),
+                  Case("dkd", (1,))],
+    "standardized-limit": [Case("standardized-kl", (1, 2), parameters=(("std", "population"),),
+                                min_classes=3),
+                           Case("standardized-kl", (1, 2), parameters=(("std", "unbiased"),),
+                                min_classes=3)],
+    "dist-limit": [Case("dist", (1, 2), min_classes=3)],
+    # No terms from derive: the difference of the two twins itself must fall as 1/T.
+    "standardized-equals-dist": [Case("standardized-kl", (1,), lambda order: ((), ()),
+                                      "standardized KD (population std) minus DIST",
+                                      (("std", "population"),), "dist", min_classes=3)],
+    "standardized-equals-dist/unbiased": [Case("standardized-kl", (1,), lambda order: ((), ()),
+                                               "standardized KD (unbiased std) minus DIST",
+                                               (("std", "unbiased"),), "dist", min_classes=3)],
 }
 
 #: Default examples (logit vectors) per check: a few batches per case.

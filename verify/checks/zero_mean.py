@@ -48,7 +48,12 @@ def logit_gradient_sums(objective, problem):
     magnitude, arguments = objective.magnitudes(problem.with_student(problem.student.detach()))
     tolerances = class_sum_tolerance(dtype=gradient.dtype, classes=problem.classes,
                                      argument_magnitude=arguments, gradient_magnitude=magnitude)
-    return errors.detach(), tolerances
+    # Where the loss is not defined (standardized logits of equal logits) there is no claim.
+    defined = objective.defined(problem)
+    errors = torch.where(defined, errors.detach(), torch.zeros_like(errors))
+    tolerances = torch.where(defined, torch.as_tensor(tolerances).to(errors),
+                             torch.ones_like(errors))
+    return errors, tolerances
 
 
 def output_layer_gradient_sums(objective, networks, inputs, problem):
@@ -74,6 +79,7 @@ def output_layer_gradient_sums(objective, networks, inputs, problem):
     else:
         bias_sums = torch.zeros_like(weight_sums[:, :1])
     errors = torch.cat([weight_sums, bias_sums], dim=1).detach()
+    defined = objective.defined(problem.with_student(logits.detach())).all(1, keepdim=True)
 
     detached = problem.with_student(logits.detach())
     batch = logits.shape[1]
@@ -85,6 +91,8 @@ def output_layer_gradient_sums(objective, networks, inputs, problem):
     bias_magnitude = magnitude.sum(1, keepdim=True) / batch
     tolerances = rounding_bound(dtype=logits.dtype, operations=operations.unsqueeze(1),
                                 magnitude=torch.cat([weighted, bias_magnitude], dim=1))
+    errors = torch.where(defined, errors, torch.zeros_like(errors))
+    tolerances = torch.where(defined, tolerances, torch.ones_like(tolerances))
     return errors, tolerances
 
 
