@@ -27,6 +27,7 @@ from .objectives import FAMILIES, OBJECTIVES, Objective, Parameter
 from .report import report_document, write_report
 from .series import power_series
 from .statements import STATEMENTS, ProofResult, Statement, prove_all
+from .tracing import trace   # torch-free to import: tracing imports torch when it is called
 
 __all__ = [
     "DeriveError", "QUANTITIES", "Expansion", "Term", "expand", "leading_pieces",
@@ -34,5 +35,5 @@ __all__ = [
     "canonical", "class_sum", "concrete", "epsilon", "f_derivative", "logit_symbols", "moment",
     "parse", "sigma_v", "sigma_z", "v_g", "v_i", "vh_i", "z_g", "z_i", "zh_i",
     "FAMILIES", "OBJECTIVES", "Objective", "Parameter", "report_document", "write_report", "power_series",
-    "STATEMENTS", "ProofResult", "Statement", "prove_all",
+    "STATEMENTS", "ProofResult", "Statement", "prove_all", "trace",
 ]

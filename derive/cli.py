@@ -70,6 +70,25 @@ def _add_report(parser):
     parser.add_argument("--out", required=True, metavar="FILE.tex")
 
 
+def _add_trace(parser):
+    from .tracing import DEFAULT_ORDER, MAX_TRACE_ORDER   # torch-free; tracing imports it
+
+    parser.add_argument("target", metavar="MODULE:FUNCTION",
+                        help="a loss fn(student_logits, teacher_logits, T) written with PyTorch")
+    parser.add_argument("--order", type=_integer(1, "number of terms", MAX_TRACE_ORDER),
+                        default=DEFAULT_ORDER)
+    parser.add_argument("--format", choices=FORMATS, default="text")
+
+
+def _run_trace(args):
+    from .tracing import trace
+
+    result = trace(args.target, order=args.order)
+    if args.format == "json":
+        return json.dumps(result.to_json(), indent=1), 0
+    return (result.to_latex() if args.format == "latex" else result.to_text()), 0
+
+
 def _expand_text(expansion):
     classes = "N (symbolic)" if expansion.classes is None else str(expansion.classes)
     definition = OBJECTIVES[expansion.objective]
@@ -188,6 +207,8 @@ SUBCOMMANDS = {
     "prove": ("run every symbolic proof; exit 1 if any is not as expected", _add_prove,
               _run_prove),
     "report": ("write the LaTeX derivation report", _add_report, _run_report),
+    "trace": ("trace a PyTorch loss into the engine: its expansion in 1/T beside KD's, and its "
+              "exact relation to the registry's objectives", _add_trace, _run_trace),
 }
 
 

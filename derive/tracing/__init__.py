@@ -1,0 +1,409 @@
+r"""Derive the user's own loss: trace PyTorch code into the expansion engine.
+
+:func:`trace` takes a loss ``fn(student_logits, teacher_logits, T)`` (logits ``[B, N]``, a
+scalar tensor out) as written, captures it with :mod:`torch.fx`
+(:mod:`~derive.tracing.capture` says why fx), translates every operation into the engine's
+expression (:mod:`~derive.tracing.translate`): the class dimension becomes class means, the
+batch dimension a per-example loss :math:`\ell` with a batch weight (the function's value is
+:math:`w\sum_b \ell(z_b, v_b)`, :math:`w = 1/B` for a mean over the batch, 1 for a sum), ``T``
+stays the temperature. It then
+
+* checks the translation against the function itself: value and autograd gradient at
+  ``T = 2, 10, 100`` in float64 on random logits, within a counted rounding bound
+  (:mod:`~derive.tracing.numeric`); a disagreement refuses the trace;
+* expands :math:`\ell` in :math:`1/T` with the engine, term by term, as ``derive expand``
+  does for the registry's objectives;
+* proves a relation to the registry when one holds exactly
+  (:mod:`~derive.tracing.relations`): ``= (1/N)*KD`` means every term computed is
+  :math:`1/N` times KD's, with residual exactly 0.
+
+Only the capture, the translation and the numeric check import torch, when :func:`trace`
+runs: importing this package (and ``import derive``, which exposes :func:`trace`) does not.
+
+Examples
+========
+
+>>> from verify.gallery import kd_mean_reduction
+>>> result = trace(kd_mean_reduction, order=2)
+>>> result.relation.text, str(result.batch_weight)
+('= (1/N)*KD', '1/B')
+>>> print(result.terms[0].readable)
+⟨z**2⟩/(2*N) - ⟨z*v⟩/N + ⟨v**2⟩/(2*N) - ⟨z⟩**2/(2*N) + ⟨z⟩*⟨v⟩/N - ⟨v⟩**2/(2*N)
+"""
+
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import sympy
+
+from .._errors import DeriveError, check_order
+from ..expansion import Term
+from ..notation import N, T, epsilon, z_i
+from ..objectives import OBJECTIVES
+from ..polynomial import Polynomial
+from ..series import Algebra
+from ._symbols import B, has_stops, strip_stops
+from .relations import (LeadingSeries, Relation, batch_exponent, find_relation, limit_relation,
+                        shift_invariant)
+
+__all__ = ["trace", "TraceResult", "Relation", "DEFAULT_ORDER", "MAX_TRACE_ORDER"]
+
+#: Terms computed when no order is given.
+DEFAULT_ORDER = 4
+#: The most terms a trace computes (every registry objective is compared at that order).
+MAX_TRACE_ORDER = 8
+
+
+@dataclass(frozen=True)
+class TraceResult:
+    r"""What :func:`trace` found.
+
+    Parameters
+    ==========
+
+    function : str
+        ``module:name`` of the traced callable.
+    order : int
+        Number of terms.
+    terms : tuple of :class:`~derive.Term`
+        The per-example loss :math:`\ell`, term by term: ``terms[k]`` is the coefficient of
+        :math:`T^{-(valuation + k)}` (``power``), printed as ``derive expand`` prints terms.
+    valuation : int or None
+        The first power with a nonzero term (``-2``: the loss grows like :math:`T^2`);
+        ``None`` if the loss is 0.
+    batch_weight : sympy expression
+        :math:`w` in :math:`w\sum_b \ell_b`: ``1/B`` (a mean over the batch), ``1`` (a sum).
+    relation : :class:`~derive.tracing.relations.Relation` or None
+        The exact relation to a registry objective, if one holds at every term computed.
+    limit : dict or None
+        The gradient's leading term against KD's limit (:func:`~derive.tracing.relations.limit_relation`);
+        ``None`` without a gradient.
+    shift_invariant : bool
+        Whether the gradient sums to 0 over the classes at every term computed.
+    temperature_ignored : bool
+        Whether the gradient does not depend on ``T`` at all (exactly).
+    no_gradient : bool
+        Whether the gradient w.r.t. the student logits is exactly 0.
+    stopped : bool
+        Whether the student's gradient is stopped somewhere (``detach``).
+    kd_terms : tuple of :class:`~derive.Term`
+        KD's terms :math:`T^{-0}..T^{-(order-1)}`, printed beside.
+    operations : tuple of str
+        The operations translated, in order.
+    per_example, gradient : sympy expressions
+        The exact :math:`\ell` (value) and :math:`\partial\ell/\partial z_i` (with the stopped
+        gradients), batch weight included.
+    seconds : float
+        Time the trace took.
+    """
+
+    function: str
+    order: int
+    terms: tuple
+    valuation: object
+    batch_weight: object
+    relation: object
+    limit: object
+    shift_invariant: bool
+    temperature_ignored: bool
+    no_gradient: bool
+    stopped: bool
+    kd_terms: tuple = field(repr=False)
+    operations: tuple = ()
+    per_example: object = field(default=None, repr=False)
+    gradient: object = field(default=None, repr=False)
+    seconds: float = 0.0
+
+    # -- what the numeric audit should find --------------------------------------------------
+    def predicted_audit(self, *, classes, batch_size):
+        r"""What :func:`verify.audit.audit` should measure on logits ``[batch_size, classes]``,
+        predicted from the symbolic terms: ``shift_invariant``, ``temperature_exponent``,
+        ``limit_scale`` (the gradient's limit over KD's, batch weight included), whether
+        ``limit_cosine`` is 1, the ``causes`` and the ``verdict``, under the audit's JSON
+        names. ``None`` where the audit reports none.
+        """
+        numbers = {N: classes, B: batch_size}
+        weight = float(self.batch_weight.subs(numbers)) * batch_size
+        exponent = scale = cosine_is_one = None
+        uncentred = False
+        if not self.no_gradient and self.limit is not None:
+            exponent = float(self.limit["exponent"])
+            if "kd_scale" in self.limit:
+                scale = float(self.limit["kd_scale"].subs(numbers)) * weight
+                cosine_is_one = scale > 0
+            else:
+                cosine_is_one = False
+                uncentred = "uncentred_scale" in self.limit
+                if uncentred:
+                    scale = float(self.limit["uncentred_scale"].subs(numbers)) * weight
+        causes = _predicted_causes(self, exponent, scale, cosine_is_one, uncentred, classes,
+                                   batch_size)
+        consistent = (not self.no_gradient and self.shift_invariant and exponent == 0
+                      and cosine_is_one is True and scale == 1.0)
+        return {"shift_invariant": self.shift_invariant, "temperature_exponent": exponent,
+                "limit_scale": scale, "limit_cosine_is_one": cosine_is_one,
+                "causes": tuple(causes), "verdict": "consistent" if consistent else "inconsistent"}
+
+    # -- output ------------------------------------------------------------------------------
+    def relation_text(self):
+        """One line: the relation, or why there is none."""
+        if self.no_gradient:
+            prefix = "no gradient reaches the student logits (detached)"
+            if self.relation is not None and self.relation.via == "loss":
+                return f"{prefix}; the value is {self.relation.text[2:]} but training on it " \
+                       f"does nothing"
+            return prefix
+        if self.relation is None:
+            return "no exact relation to a registry objective at the terms computed"
+        powers = self.relation.powers
+        span = f"T^-{powers[0]}..T^-{powers[-1]}" if len(powers) > 1 else f"T^-{powers[0]}"
+        text = f"ℓ {self.relation.text}, exactly, at every term computed ({span})"
+        return text + (f"; gradient only: the values differ by terms free of z"
+                       if self.relation.via == "gradient" else "")
+
+    def advice(self):
+        """Plain-English consequences of the relation and the batch weight."""
+        lines = []
+        weight = self.batch_weight
+        if weight == 1:
+            lines.append("batch weight 1: the loss adds the examples; divide by the batch size "
+                         "(reduction='batchmean') to average them")
+        elif weight == 1 / B**2:
+            lines.append("batch weight 1/B^2: the batch size divides the loss twice; divide "
+                         "once")
+        relation = self.relation
+        if relation is None or relation.objective != "kl" or self.no_gradient:
+            return lines
+        coefficient, power = relation.coefficient, relation.temperature_power
+        if coefficient == 1 / N:
+            lines.append("factor 1/N: reduction='mean' averages over the classes too; use "
+                         "reduction='batchmean'")
+        elif coefficient != 1:
+            lines.append(f"factor {coefficient}: a constant factor; harmless if it is your loss "
+                         f"weight")
+        if power == -2:
+            lines.append("factor T^-2: the T**2 factor is missing; multiply the KL term by T**2")
+        elif power != 0:
+            lines.append(f"factor T^{power}: multiply the loss by T**{-power} (KD's gradient "
+                         f"stays O(1) as T grows)")
+        return lines
+
+    def to_json(self):
+        """The ``derive expand`` JSON shape for the per-example loss, plus ``batch_weight``,
+        ``relation`` and what was traced."""
+        return {
+            "objective": "traced",
+            "function": self.function,
+            "quantity": "loss",
+            "classes": "N",
+            "order": self.order,
+            "parameters": {},
+            "terms": [term.to_json() for term in self.terms],
+            "batch_weight": str(self.batch_weight),
+            "relation": None if self.relation is None else self.relation.to_json(),
+            "limit": None if self.limit is None else {k: str(v) if k != "exponent" else v
+                                                      for k, v in self.limit.items()},
+            "shift_invariant": self.shift_invariant,
+            "temperature_ignored": self.temperature_ignored,
+            "no_gradient": self.no_gradient,
+            "capture": "torch.fx",
+            "operations": list(self.operations),
+        }
+
+    def to_text(self):
+        """The report ``python -m derive trace`` prints."""
+        weight = "1/B (a mean over the batch)" if self.batch_weight == 1 / B else \
+            "1 (a sum over the batch)" if self.batch_weight == 1 else str(self.batch_weight)
+        lines = [f"traced {self.function} with torch.fx: {len(self.operations)} operations "
+                 f"({', '.join(_unique(self.operations))})",
+                 f"loss = w * sum_b ℓ(z_b, v_b), batch weight w = {weight}",
+                 f"relation: {self.relation_text()}"]
+        lines += [f"  - {line}" for line in self.advice()]
+        lines.append("notation: ⟨f⟩ = (1/N) sum_j f(z_j, v_j), the class mean; z_i, v_i = "
+                     "logits of class i")
+        if self.valuation is None:
+            lines.append("ℓ = 0 at every term computed")
+            return "\n".join(lines)
+        for term, kd in zip(self.terms, self.kd_terms):
+            lines.append(f"T^{_power(term.power)}:")
+            lines.append(f"    ℓ_{term.power} = {term.readable or 0}")
+            lines.append(f"    KD_{kd.power} = {kd.readable or 0}")
+        return "\n".join(lines)
+
+    def to_latex(self):
+        """LaTeX lines: the relation, then each term of :math:`\\ell` and of KD."""
+        lines = []
+        if self.relation is not None:
+            lines.append(self.relation.latex)
+        lines.append(r"w = %s" % sympy.latex(self.batch_weight))
+        for term, kd in zip(self.terms, self.kd_terms):
+            lines.append(r"\ell_{%d} = %s" % (term.power, term.latex or "0"))
+            lines.append(r"L_{\mathrm{KD},%d} = %s" % (kd.power, kd.latex or "0"))
+        return "\n".join(lines)
+
+
+def _power(power):
+    return f"-{power}" if power >= 0 else f"+{-power}"
+
+
+def _unique(items):
+    return list(dict.fromkeys(items))
+
+
+def _predicted_causes(result, exponent, scale, cosine_is_one, uncentred, classes, batch_size):
+    """The audit's cause codes, in its order, predicted from the symbolic findings."""
+    if result.no_gradient:
+        return ["no-gradient"]
+    causes = []
+    if not result.shift_invariant:
+        causes.append("not-shift-invariant")
+    if exponent == -2:
+        causes.append("missing-temperature-factor")
+    elif exponent is not None and exponent != 0:
+        causes.append("temperature-power")
+    if cosine_is_one and scale is not None and scale != 1.0:
+        known = [(1.0 / classes, "mean-reduction"), (float(batch_size), "sum-reduction"),
+                 (1.0 / batch_size, "double-batch-average")]
+        matched = [cause for value, cause in known if abs(scale / value - 1.0) <= 1e-9]
+        causes += matched or ["constant-factor"]
+    if scale is not None and scale < 0 and not uncentred:
+        causes.append("negated")
+    elif not cosine_is_one:
+        causes.append("uncentred-limit" if uncentred else "wrong-limit")
+    if result.temperature_ignored:
+        causes.append("temperature-ignored")
+    return causes
+
+
+# -- the trace ----------------------------------------------------------------------------------
+
+def trace(fn, *, order=DEFAULT_ORDER):
+    r"""Trace ``fn(student_logits, teacher_logits, T)`` and expand it in :math:`1/T`.
+
+    Parameters
+    ==========
+
+    fn : callable or str
+        The loss, as written for PyTorch, or ``"MODULE:FUNCTION"``.
+    order : int
+        Number of terms of the per-example loss, from its first nonzero one
+        (``1..MAX_TRACE_ORDER``).
+
+    Returns
+    =======
+
+    TraceResult
+
+    Raises
+    ======
+
+    DeriveError
+        One line: an unsupported operation and the line of the user's code where it occurs;
+        Python control flow that symbolic tracing cannot follow; an error raised by ``fn``; a
+        translation that disagrees with ``fn``'s own values or gradients; a loss the engine
+        cannot expand.
+    """
+    from .capture import capture, describe, load_target
+    from .translate import translate
+
+    started = time.perf_counter()
+    check_order(order, maximum=MAX_TRACE_ORDER, why=" for a trace")
+    if isinstance(fn, str):
+        fn = load_target(fn)
+    name = describe(fn)
+    with warnings.catch_warnings():     # the user's code warns for the user, not for us
+        warnings.simplefilter("ignore")
+        graph, root = capture(fn)
+        translation = translate(graph, root)
+        with_stops = translation.expr
+        gradient_with_stops = with_stops.diff(z_i)
+        # Checked as traced: a detached copy minus the original is rounding noise in the
+        # function, and exactly 0 once the stops are stripped.
+        _check_against_function(fn, name, with_stops, gradient_with_stops)
+    per_example, gradient = strip_stops(with_stops), strip_stops(gradient_with_stops)
+
+    algebra = Algebra()
+    try:
+        loss_series = LeadingSeries.of(per_example, order=order, algebra=algebra)
+        gradient_series = LeadingSeries.of(gradient, order=order, algebra=algebra)
+    except DeriveError as error:
+        raise DeriveError(f"the traced loss of {name} has no expansion in 1/T that the engine "
+                          f"computes: {error}") from None
+    exponent = batch_exponent(loss_series.polynomials + gradient_series.polynomials, algebra)
+    weight = B**exponent if exponent is not None else sympy.Integer(1)
+    if exponent:
+        loss_series = loss_series.scaled(B**-exponent)
+        gradient_series = gradient_series.scaled(B**-exponent)
+    relation = find_relation(loss_series, gradient_series, order=order)
+    no_gradient = gradient == 0 or gradient_series.zero
+    terms = tuple(Term(power, (("loss", Polynomial(algebra, polynomial)),), "loss", None)
+                  for power, polynomial in zip(loss_series.powers, loss_series.polynomials))
+    return TraceResult(
+        function=name, order=order, terms=terms, valuation=loss_series.valuation,
+        batch_weight=weight, relation=relation,
+        limit=None if no_gradient else limit_relation(gradient_series),
+        shift_invariant=shift_invariant(gradient_series),
+        temperature_ignored=not no_gradient and not gradient.has(epsilon),
+        no_gradient=no_gradient, stopped=has_stops(with_stops), kd_terms=_kd_terms(order),
+        operations=translation.operations, per_example=per_example, gradient=gradient,
+        seconds=time.perf_counter() - started)
+
+
+def _kd_terms(order):
+    from ..expansion import expand
+
+    return expand("loss", order=order).terms
+
+
+def _check_against_function(fn, name, per_example, gradient):
+    """Refuse a translation that disagrees with the function (see :mod:`.numeric`)."""
+    import torch
+
+    from .capture import one_line
+    from .numeric import self_check
+
+    def caller(tensor_temperature):
+        def call(student, teacher, temperature):
+            student = student.detach().clone().requires_grad_(True)
+            shown = f"T={temperature:g}" + (" as a 0-d tensor" if tensor_temperature else "")
+            if tensor_temperature:
+                temperature = torch.tensor(temperature, dtype=torch.float64)
+            try:
+                value = fn(student, teacher.detach().clone(), temperature)
+            except KeyboardInterrupt:
+                raise
+            except BaseException as error:   # the user's code, contained
+                raise DeriveError(f"{name} raised {type(error).__name__}: {one_line(error)} "
+                                  f"(called with logits {list(student.shape)}, float64, "
+                                  f"{shown})") from None
+            if not isinstance(value, torch.Tensor) or value.ndim != 0:
+                raise DeriveError(f"{name} returned {type(value).__name__}"
+                                  f"{'' if not isinstance(value, torch.Tensor) else list(value.shape)}"
+                                  f", expected a scalar tensor ({shown})")
+            if not value.requires_grad:
+                return value.detach(), torch.zeros_like(student)
+            (found,) = torch.autograd.grad(value, student, allow_unused=True)
+            return value.detach(), torch.zeros_like(student) if found is None else found
+        return call
+
+    mismatch = self_check(caller(False), per_example, gradient)
+    if mismatch is None:
+        return
+    temperature, what, found, expected, tolerance = mismatch
+    try:
+        tensor_path = self_check(caller(True), per_example, gradient)
+    except DeriveError:
+        tensor_path = mismatch
+    if tensor_path is None:
+        raise DeriveError(
+            f"unsupported: {name} computes another {what} when T is a Python number than when "
+            f"it is a tensor (at T={temperature:g}: {found:.6g}, the traced tensor path "
+            f"{expected:.6g}): data-dependent control flow on T, such as isinstance(T, float), "
+            f"which symbolic tracing cannot follow; use python -m verify audit")
+    raise DeriveError(
+        f"the traced expression disagrees with {name} at T={temperature:g}: {what} "
+        f"{found:.17g} from the function, {expected:.17g} traced (tolerance {tolerance:.2g}); "
+        f"the translation is wrong (a torch.no_grad() block or a custom autograd function "
+        f"changes the gradient without changing the graph), so no expansion is given; "
+        f"python -m verify audit measures the loss numerically")
