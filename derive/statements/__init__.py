@@ -128,4 +128,4 @@ def prove_all(*, order=4):
     return [s.prove(order=order) for s in STATEMENTS.values()]
 
 
-from . import core, families, target_aware  # noqa: E402,F401  (they register their statements)
+from . import core, families, target_aware, radius  # noqa: E402,F401  (they register their statements)

@@ -21,7 +21,7 @@ Examples
 """
 
 from . import (equal_mean, expansion, mean_preservation, objectives, target_aware,  # noqa: F401
-               temperature, zero_mean)
+               radius, temperature, zero_mean)
 from ._common import REGISTERED, numeric_check
 
 __all__ = ["CHECKS", "numeric_check"]
