@@ -837,17 +837,26 @@ def load_logits(path, *, option):
     import numpy
 
     try:
-        array = numpy.load(path, allow_pickle=False)
+        with open(path, "rb") as stream:
+            magic = stream.read(6)
     except FileNotFoundError:
         raise DeriveError(f"{option}: no such file: {path}") from None
     except IsADirectoryError:
         raise DeriveError(f"{option}: is a directory, not a .npy file: {path}") from None
+    except OSError as error:
+        raise DeriveError(f"{option}: cannot read {path}: {error.strerror or error}") from None
+    check_argument(magic == b"\x93NUMPY", "{}: {} is not a .npy file (numpy.save writes one); "
+                   "give an array of logits [B, N]", option, path)
+    try:
+        array = numpy.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as error:
         message = " ".join(str(error).split()) or type(error).__name__
-        raise DeriveError(f"{option}: {path} is not a .npy array ({message[:120]})") from None
-    check_argument(isinstance(array, numpy.ndarray), "{}: {} holds several arrays (an .npz?); "
-                   "give one .npy array of shape [B, N]", option, path)
-    check_argument(array.dtype.kind in "fiu", "{}: the array in {} must be numeric, got dtype "
+        if "allow_pickle" in message:
+            message = "it holds Python objects, not numbers"
+        raise DeriveError(f"{option}: {path} is not a readable array of logits "
+                          f"({message[:100]})") from None
+    check_argument(array.dtype.kind in "fiu", "{}: the array in {} must hold real numbers "
+                   "(float or integer), got dtype "
                    "{}", option, path, array.dtype)
     check_argument(array.ndim == 2, "{}: the array in {} must have shape [B, N], got shape {}",
                    option, path, tuple(array.shape))

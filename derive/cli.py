@@ -198,6 +198,60 @@ def _run_report(args):
     return f"wrote {path}", 0
 
 
+def _positive_number(what):
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = None
+        if value is None or not value > 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a finite number > 0 ({what}), got {text!r}")
+        return value
+    return parse
+
+
+def _add_bound(parser):
+    from ._errors import MAX_ORDER
+
+    parser.add_argument("--teacher", required=True, metavar="FILE.npy",
+                        help="teacher logits, a .npy array [B, N]")
+    parser.add_argument("--student", required=True, metavar="FILE.npy",
+                        help="student logits, a .npy array [B, N]")
+    parser.add_argument("--temperature", type=_positive_number("the temperature T"),
+                        required=True, metavar="T")
+    parser.add_argument("--order", type=_integer(1, "number of terms kept", MAX_ORDER),
+                        required=True, metavar="K")
+    parser.add_argument("--json", action="store_true")
+
+
+def _run_bound(args):
+    from .bounds import certified_bounds, load_logits
+
+    teacher = load_logits(args.teacher, option="--teacher")
+    student = load_logits(args.student, option="--student")
+    if (len(student), len(student[0])) != (len(teacher), len(teacher[0])):
+        raise DeriveError(f"--student and --teacher must have the same shape [B, N], got "
+                          f"[{len(student)}, {len(student[0])}] and [{len(teacher)}, "
+                          f"{len(teacher[0])}]")
+    results = certified_bounds(student, teacher, args.temperature, args.order)
+    if args.json:
+        return json.dumps({"temperature": args.temperature, "order": args.order,
+                           "examples": [r.to_json() for r in results]}, indent=1), 0
+
+    def number(value):
+        return "-" if value is None else f"{value:.3e}"
+
+    lines = [f"certified remainders after {args.order} term(s) at T = {args.temperature:g}, "
+             f"valid for every T' >= T (- : T <= R/pi, outside the proven radius)",
+             f"{'example':>7}  {'R/pi':>10}  {'converges':>9}  {'|loss rem.| <=':>14}  "
+             f"{'||grad rem.|| <=':>16}"]
+    for index, r in enumerate(results):
+        lines.append(f"{index:>7}  {r.radius_temperature:>10.4g}  {str(r.converges):>9}  "
+                     f"{number(r.loss_remainder_bound):>14}  "
+                     f"{number(r.gradient_remainder_bound):>16}")
+    return "\n".join(lines), 0
+
+
 #: Subcommands: name -> (help, add_arguments(parser), run(args) -> (text, exit code)).
 SUBCOMMANDS = {
     "expand": ("the expansion of an objective's loss or gradient in 1/T", _add_expand,
@@ -209,6 +263,8 @@ SUBCOMMANDS = {
     "report": ("write the LaTeX derivation report", _add_report, _run_report),
     "trace": ("trace a PyTorch loss into the engine: its expansion in 1/T beside KD's, and its "
               "exact relation to the registry's objectives", _add_trace, _run_trace),
+    "bound": ("certified bounds on the remainder after K terms, for your logits at T",
+              _add_bound, _run_bound),
 }
 
 
