@@ -63,11 +63,11 @@ __all__ = ["CertifiedExpansion", "ExampleBound", "certified_bounds", "radius_tem
 
 #: Explicit coefficients beyond the first ``K`` that the bound may use before the Cauchy tail.
 EXTRA_TERMS = 24
-#: The circles of the Cauchy estimate, as fractions of the radius pi/R (one more, halfway
-#: between 1/T and pi/R, when 1/T is past the last of them).
+#: The circles of the Cauchy estimate, as fractions of the radius pi/R (from 1/T = 0.9 pi/R
+#: on, one circle halfway between 1/T and pi/R instead).
 CIRCLES = (0.5, 0.8, 0.95)
 #: Highest degree of the moment polynomials that enclose the class sums on a circle; each
-#: circle uses the lowest degree whose remainder, added to every enclosure, is below 2**-80.
+#: circle uses the lowest degree whose remainder, added to every enclosure, is below 2**-64.
 _SUM_DEGREE = 48
 #: Working precision in bits: coefficients, and the (coarser) circle maxima.
 _PRECISION = 128
@@ -76,7 +76,7 @@ _CIRCLE_PRECISION = 64
 _START_ARCS = 8
 _MAX_ARCS = {"loss": 256, "gradient": 64}
 #: Refinement stops once the largest upper bound is within this factor of the largest lower one.
-_REFINE_FACTOR = {"loss": 1.1, "gradient": 1.25}
+_REFINE_FACTOR = {"loss": 1.25, "gradient": 1.25}
 #: The most logit values (B*N per array) the command line accepts (its cost grows with B*N).
 MAX_BOUND_VALUES = 1 << 20
 QUANTITIES = ("loss", "gradient")
@@ -363,8 +363,8 @@ class CertifiedExpansion:
         :math:`\|G(w)\|_2` (gradient), for :math:`0 < \rho < \pi/R`: the smaller of the ball
         covering and the majorant.
 
-        >>> expansion = CertifiedExpansion([1.0, -1.0], [0.0, 0.0])
-        >>> 0.5 < expansion.circle_maximum("loss", 0.5) < 0.6
+        >>> expansion = CertifiedExpansion([1.0, -1.0], [0.0, 0.0])  # L = log cosh(w)/w^2
+        >>> 0.522 < expansion.circle_maximum("loss", 0.5) < 1.25 * 0.523    # max at w = i/2
         True
         """
         check_choice(quantity, QUANTITIES, name="quantity")
@@ -416,14 +416,15 @@ class CertifiedExpansion:
 
     def _arc(self, rho, start, stop):
         """The middle point of the arc ``[start, stop]`` (angles) of the circle ``|w| = rho``,
-        a complex ball containing the arc, and the arc's largest distance from its middle."""
+        a complex ball containing the arc, the arc's largest distance from its middle, and its
+        half-width in angle."""
         flint = _flint()
         arb, acb = flint.arb, flint.acb
         middle = arb((start + stop) / 2)
         distance = _up(rho * arb(stop - start) / 2)
         centre = acb(rho * middle.cos(), rho * middle.sin())
         ball = acb(centre.real + arb(0, distance), centre.imag + arb(0, distance))
-        return centre, ball, distance
+        return centre, ball, distance, _up(arb(stop - start) / 2)
 
     def _radius_bound(self):
         """The largest centred logit (at most R/2)."""
@@ -446,6 +447,8 @@ class CertifiedExpansion:
             polynomials = [flint.acb_poly(s.coeffs()[:degree]) for s in (sum_z, sum_v,
                                                                          weighted)]
             derivatives = [p.derivative() for p in polynomials]
+            self._series[("second derivatives", degree)] = [p.derivative()
+                                                             for p in derivatives]
             radius_z = arb(max(_up(abs(x)) for x in self._z))
             radius_v = arb(max(_up(abs(x)) for x in self._v))
             weight = sum((abs(b - a) for a, b in zip(self._z, self._v)), arb(0))
@@ -475,24 +478,47 @@ class CertifiedExpansion:
             values.append(acb(value.real + arb(0, tail), value.imag + arb(0, tail)))
         return values
 
-    def _loss_on(self, ball):
-        """The loss at a point, or ``(value, derivative)`` enclosures on a ball."""
-        sum_z, sum_v, weighted = self._sums_on(ball)
-        divergence = ball * weighted / sum_v - sum_v.log() + sum_z.log()
-        return divergence / (ball * ball)
+    def _sum_jets(self, ball, length):
+        r"""Jets :math:`[S(w), S'(w), S''(w)/2, \dots]` (``length`` <= 3 terms, as
+        ``flint.acb_series``) on a complex ball of the three class sums of :meth:`_sums_on`; the
+        rest of the series of :math:`S^{(j)}` is at most :math:`m\,r^j x^{n-j}e^x/(n-j)!`."""
+        flint = _flint()
+        arb, acb = flint.arb, flint.acb
+        polynomials, first, masses = self._sum_polynomials(self._degree)
+        second = self._series[("second derivatives", self._degree)]
+        modulus = arb(_up(abs(ball)))
+        jets = []
+        for index, (radius, mass) in enumerate(masses):
+            x = radius * modulus
+            coefficients = []
+            for j, family in enumerate((polynomials, first, second)[:length]):
+                degree = self._degree - j
+                tail = _up(mass * radius ** j * x ** degree * x.exp()
+                           / math.factorial(degree) / math.factorial(j))
+                value = family[index](ball) / math.factorial(j)
+                coefficients.append(acb(value.real + arb(0, tail), value.imag + arb(0, tail)))
+            jets.append(flint.acb_series(coefficients, prec=length))
+        return jets
 
-    def _loss_derivative_on(self, ball):
-        r""":math:`L'(w)` on a ball: :math:`\mathrm{KL}' = A + wA' - S_v'/S_v + S_z'/S_z` with
-        :math:`A = W/S_v`, :math:`A' = W'/S_v - W S_v'/S_v^2`, and
-        :math:`L' = \mathrm{KL}'/w^2 - 2\,\mathrm{KL}/w^3`."""
-        sum_z, sum_v, weighted = self._sums_on(ball)
-        d_sum_z, d_sum_v, d_weighted = self._sums_on(ball, derivative=True)
-        average = weighted / sum_v
-        d_average = d_weighted / sum_v - weighted * d_sum_v / (sum_v * sum_v)
-        divergence = ball * average - sum_v.log() + sum_z.log()
-        d_divergence = average + ball * d_average - d_sum_v / sum_v + d_sum_z / sum_z
-        square = ball * ball
-        return d_divergence / square - 2 * divergence / (square * ball)
+    def _loss_jet(self, ball, length):
+        r"""The jet :math:`[L(w), L'(w), L''(w)/2][:\mathrm{length}]` on a complex ball (or a
+        point):
+        :math:`L = (wA - \log S_v + \log S_z)/w^2`, :math:`A = W/S_v`, by power-series
+        arithmetic on the jets of the class sums."""
+        flint = _flint()
+        cap = flint.ctx.cap
+        try:
+            flint.ctx.cap = length
+            sum_z, sum_v, weighted = self._sum_jets(ball, length)
+            w = flint.acb_series([ball, 1], prec=length)
+            divergence = w * weighted / sum_v - sum_v.log() + sum_z.log()
+            coefficients = (divergence / (w * w)).coeffs()
+        except ValueError:
+            # A leading coefficient not certainly nonzero (a ball too wide): no enclosure.
+            return [flint.acb(0, 0) + flint.acb(flint.arb("nan"))] * length
+        finally:
+            flint.ctx.cap = cap
+        return coefficients + [flint.acb(0)] * (length - len(coefficients))
 
     def _moments(self, degree):
         r"""The moment matrices :math:`\sum_i z_i^{j+k}`, :math:`\sum_i z_i^j v_i^k`,
@@ -584,22 +610,21 @@ class CertifiedExpansion:
 
     def _enclose(self, quantity, arcs):
         r"""``(lower, upper)`` floats bounding the function's modulus (norm) on each arc: the
-        value at the arc's middle (a point of the circle) and the mean value form
-        :math:`|f(w)| \le |f(c)| + |w - c|\,\sup_{\mathrm{ball}}|f'|`."""
+        value at the arc's middle (a point of the circle, so also a lower bound of the
+        maximum) and the mean value form :math:`|f(w)| \le |f(c)| + |w - c|\,
+        \sup_{\mathrm{ball}}|f'|`, the derivative enclosed on a ball containing the arc."""
         arb = _flint().arb
         if quantity == "loss":
-            values = [abs(self._loss_on(centre)) for centre, _, _ in arcs]
-            slopes = [abs(self._loss_derivative_on(ball)) for _, ball, _ in arcs]
+            values = [abs(self._loss_jet(centre, 1)[0]) for centre, *_ in arcs]
+            slopes = [abs(self._loss_jet(ball, 2)[1]) for _, ball, *_ in arcs]
         else:
-            values = self._gradient_norms_on([centre for centre, _, _ in arcs])
-            slopes = self._gradient_norms_on([ball for _, ball, _ in arcs], derivative=True)
+            values = self._gradient_norms_on([centre for centre, *_ in arcs])
+            slopes = self._gradient_norms_on([ball for _, ball, *_ in arcs], derivative=True)
         results = []
-        for value, slope, (_, _, distance) in zip(values, slopes, arcs):
+        for value, slope, (_, _, distance, _) in zip(values, slopes, arcs):
             upper = value + arb(distance) * slope
-            if not upper.is_finite():
-                results.append((max(0.0, _down(value)) if value.is_finite() else 0.0, math.inf))
-            else:
-                results.append((max(0.0, _down(value)), _up(upper)))
+            lower = max(0.0, _down(value)) if value.is_finite() else 0.0
+            results.append((lower, _up(upper) if upper.is_finite() else math.inf))
         return results
 
     def _covering(self, quantity, rho, majorant):
@@ -633,10 +658,9 @@ class CertifiedExpansion:
     # -- the bound -------------------------------------------------------------------------
     def _circle_radii(self, epsilon):
         radius = math.pi / self.logit_range
-        radii = [fraction * radius for fraction in CIRCLES if fraction * radius > epsilon]
-        if epsilon >= 0.9 * radius or not radii:
-            radii.append((epsilon + radius) / 2)
-        return radii
+        if epsilon >= 0.9 * radius:
+            return [(epsilon + radius) / 2]
+        return [fraction * radius for fraction in CIRCLES if fraction * radius > epsilon]
 
     def remainder_bound(self, temperature, order, *, quantity="loss", circles=None):
         r"""A certified upper bound on the remainder after ``order`` terms, at ``temperature``
@@ -672,10 +696,11 @@ class CertifiedExpansion:
             else:
                 radii = [fraction * math.pi / self.logit_range for fraction in circles]
             best = math.inf
-            # Circles from the smallest up; stop once the bound is within 0.1% of the explicit
-            # terms alone (no circle can do better than them by more than their ball radii).
+            # Circles from the smallest with |eps|/rho <= 0.8 up, then the closer ones; stop
+            # once the bound is within 1 % of the explicit terms alone (no circle can do better
+            # than them by more than their ball radii).
             floor = _up(explicit[-1])
-            for rho in sorted(radii):
+            for rho in sorted(radii, key=lambda rho: (rho < 1.25 * _up(epsilon), rho)):
                 rho_ball = arb(rho)
                 if not bool(epsilon < rho_ball) or not bool(rho_ball * self._range <
                                                             arb.pi()):
@@ -685,7 +710,7 @@ class CertifiedExpansion:
                 for m in range(EXTRA_TERMS + 1):
                     tail = maximum * ratio ** (order + m) / (1 - ratio)
                     best = min(best, _up(explicit[m] + tail))
-                if best <= floor * (1 + 1e-3):
+                if best <= floor * (1 + 1e-2):
                     break
         return best
 
@@ -747,9 +772,9 @@ class CertifiedExpansion:
 
 
 def _sum_degree(x):
-    """The lowest degree n <= _SUM_DEGREE with x**n e**x / n! <= 2**-80 (x = r |w|)."""
+    """The lowest degree n <= _SUM_DEGREE with x**n e**x / n! <= 2**-64 (x = r |w|)."""
     for n in range(8, _SUM_DEGREE):
-        if x ** n * math.exp(x) / math.factorial(n) <= 2.0 ** -80:
+        if x ** n * math.exp(x) / math.factorial(n) <= 2.0 ** -64:
             return n
     return _SUM_DEGREE
 
