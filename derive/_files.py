@@ -41,7 +41,20 @@ def check_output_path(path, *, option="--out", suffix=""):
                        option, path)
     check_argument(os.access(directory, os.W_OK | os.X_OK), "{} directory is not writable: {}",
                    option, directory)
+    _probe_write(directory, option)
     return path
+
+
+def _probe_write(directory, option):
+    """Create and remove a file in ``directory``: permissions alone do not tell (root passes
+    every access check, and still cannot create files in /proc)."""
+    try:
+        handle, name = tempfile.mkstemp(dir=directory, prefix=".", suffix=".probe")
+    except OSError as error:
+        raise DeriveError(f"{option} directory is not writable: {directory} "
+                          f"({error.strerror or error})") from None
+    os.close(handle)
+    os.unlink(name)
 
 
 def check_output_directory(path, *, option="--out"):
@@ -55,12 +68,14 @@ def check_output_directory(path, *, option="--out"):
                        "{} must be a directory, got {} (a file or a link)", option, path)
         check_argument(os.access(path, os.W_OK | os.X_OK), "{} directory is not writable: {}",
                        option, path)
+        _probe_write(path, option)
         return path
     parent = os.path.dirname(os.path.abspath(path))
     check_argument(os.path.isdir(parent), "{} cannot be created: {} does not exist", option,
                    parent)
     check_argument(os.access(parent, os.W_OK | os.X_OK), "{} cannot be created: {} is not "
                    "writable", option, parent)
+    _probe_write(parent, option)
     return path
 
 

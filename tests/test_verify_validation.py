@@ -25,7 +25,7 @@ BAD_CALLS = [
     (lambda: check_zero_mean_gradient(examples=0), "examples must be an integer >= 1, got 0"),
     (lambda: check_mean_preservation(examples=2.5), "examples must be an integer >= 1, got 2.5"),
     (lambda: check_expansion(examples=True), "examples must be an integer >= 1, got True"),
-    (lambda: check_zero_mean_gradient(seed=-1), "seed must be an integer >= 0, got -1"),
+    (lambda: check_zero_mean_gradient(seed=-1), "seed must be an integer in 0..4294967295, got -1"),
     (lambda: check_zero_mean_gradient(seed="0"), "seed must be an integer, got '0'"),
     (lambda: check_zero_mean_gradient(dtype="float16"),
      "dtype must be one of float64, float32, got 'float16'"),

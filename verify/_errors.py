@@ -1,6 +1,12 @@
 """The one error type of :mod:`verify`, raised through one helper."""
 
-__all__ = ["VerifyError", "check_argument"]
+__all__ = ["VerifyError", "check_argument", "MAX_EXAMPLES", "MAX_SEED"]
+
+#: The most examples per check (``--examples``): a check sized by networks trains that many.
+MAX_EXAMPLES = 65536
+#: Seeds run from 0 to this (generators are seeded with ``seed * 1_000_003 + offset``, which
+#: must stay below 2**63).
+MAX_SEED = 2**32 - 1
 
 
 class VerifyError(ValueError):

@@ -26,7 +26,7 @@ import json
 import re
 import sys
 
-from ._errors import VerifyError
+from ._errors import MAX_EXAMPLES, MAX_SEED, VerifyError
 from .devices import DEVICES, DTYPES, dtype_name, resolve_device, resolve_dtype
 
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
@@ -41,18 +41,19 @@ class _ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _integer(minimum):
-    """An argparse type: plain decimal digits, at least ``minimum`` (no '1_0', no '1e3')."""
+def _integer(minimum, maximum):
+    """An argparse type: plain decimal digits in ``minimum..maximum`` (no '1_0', no '1e3')."""
     def parse(text):
-        value = int(text) if re.fullmatch(r"[+-]?[0-9]+", text.strip()) else None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
+        value = int(text) if re.fullmatch(r"[+-]?[0-9]{1,30}", text.strip()) else None
+        if value is None or not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"must be an integer in {minimum}..{maximum}, "
+                                             f"got {text!r}")
         return value
     return parse
 
 
-_positive_integer = _integer(1)
-_seed = _integer(0)
+_examples = _integer(1, MAX_EXAMPLES)
+_seed = _integer(0, MAX_SEED)
 
 
 # -- check -------------------------------------------------------------------------------------
@@ -62,13 +63,14 @@ def _add_check_arguments(parser):
                         help="where to run: auto (CUDA if present), cpu or cuda (default auto)")
     parser.add_argument("--dtype", default="float64", choices=tuple(DTYPES),
                         help="floating point type (default float64)")
-    parser.add_argument("--examples", type=_positive_integer, default=None, metavar="N",
-                        help="random cases per check (default: each check's own)")
+    parser.add_argument("--examples", type=_examples, default=None, metavar="N",
+                        help=f"random cases per check, at most {MAX_EXAMPLES} (default: each "
+                             f"check's own)")
     parser.add_argument("--seed", type=_seed, default=0, metavar="S",
                         help="seed of every random draw (default 0)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--thorough", action="store_true",
-                        help=f"16x the examples and a 10x longer counterexample search "
+                        help=f"16x the examples and a 16x longer counterexample search "
                              f"(sized for a GPU)")
 
 
@@ -88,12 +90,16 @@ def _table(rows, headers):
 def _report(results, device, dtype, seed):
     headers = ("statement", "expected", "verdict", "worst error", "tolerance", "examples",
                "device")
-    rows = [(r.id, r.expected, r.verdict if r.as_expected else f"{r.verdict} (!)",
-             _format_number(r.worst_error), _format_number(r.tolerance), r.examples, r.device)
-            for r in results]
+    rows = [(r.id, r.expected, _verdict_cell(r), _format_number(r.worst_error),
+             _format_number(r.tolerance), r.examples, r.device) for r in results]
     failed = [r.id for r in results if not r.as_expected]
     lines = [f"verify check: dtype {dtype_name(dtype)}, device {device}, seed {seed}", "",
              _table(rows, headers), ""]
+    partial = [r for r in results if not r.resolved]
+    if partial:
+        lines.append("Sub-claims round-off left untested (* in the table):")
+        lines += [f"  {r.id}: {'; '.join(r.unresolved)}" for r in partial]
+        lines.append("")
     counterexamples = [r for r in results if r.counterexample]
     if counterexamples:
         lines.append("Counterexamples (hypothesis-shrunk):")
@@ -111,13 +117,35 @@ def _report(results, device, dtype, seed):
     return "\n".join(lines)
 
 
+def _verdict_cell(result):
+    """The verdict, ``*`` when some sub-claims were not tested, ``(!)`` when unexpected."""
+    cell = result.verdict + ("*" if not result.resolved else "")
+    return cell if result.as_expected else f"{cell} (!)"
+
+
+def _progress(total):
+    """A progress line on stderr when it is a terminal, else ``None``."""
+    if not sys.stderr.isatty():
+        return None
+    done = []
+
+    def report(result):
+        done.append(result)
+        print(f"\r{len(done)}/{total} checked ({result.id})\033[K", end="", file=sys.stderr,
+              flush=True)
+        if len(done) == total:
+            print("\r\033[K", end="", file=sys.stderr, flush=True)
+    return report
+
+
 def _run_check(arguments):
-    from .registry import run_checks
+    from .registry import run_checks, statements
 
     device = resolve_device(arguments.device)
     dtype = resolve_dtype(arguments.dtype)
     results = run_checks(device=device, dtype=dtype, examples=arguments.examples,
-                         seed=arguments.seed, thorough=arguments.thorough)
+                         seed=arguments.seed, thorough=arguments.thorough,
+                         on_result=_progress(len(statements())))
     if arguments.json:
         print(json.dumps({"device": str(device), "dtype": dtype_name(dtype),
                           "seed": arguments.seed,
@@ -142,7 +170,7 @@ def _run_audit(arguments):
 def _add_figures_arguments(parser):
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="directory for the PNG files (created if missing)")
-    parser.add_argument("--seed", type=_seed, default=0, help="seed (default 0)")
+    parser.add_argument("--seed", type=_seed, default=0, help=f"seed in 0..{MAX_SEED} (default 0)")
 
 
 def _run_figures(arguments):
@@ -153,6 +181,18 @@ def _run_figures(arguments):
     return 0
 
 
+def _add_regime_arguments(parser):
+    from . import regime
+
+    regime.add_arguments(parser)
+
+
+def _run_regime(arguments):
+    from . import regime
+
+    return regime.run(arguments)
+
+
 #: Subcommands: name -> (help, add_arguments(parser), run(arguments) -> exit code).
 SUBCOMMANDS = {
     "check": ("check every statement of THEORY.md numerically", _add_check_arguments,
@@ -161,6 +201,8 @@ SUBCOMMANDS = {
               _add_audit_arguments, _run_audit),
     "figures": ("write the figures of notebooks 03 and 04 as PNG", _add_figures_arguments,
                 _run_figures),
+    "regime": ("how far KD's gradient is from logits matching at each T, for your logits",
+               _add_regime_arguments, _run_regime),
 }
 
 
@@ -178,6 +220,27 @@ def build_parser():
     return parser
 
 
+def _derive_error():
+    from derive import DeriveError
+
+    return DeriveError
+
+
+def _threads_for_this_machine():
+    """torch's pool sized to the CPUs this process may use: torch counts the machine's cores,
+    which in a container can be many more than it is allowed to run on."""
+    import os
+
+    import torch
+
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:          # not on Linux
+        available = os.cpu_count() or 1
+    if torch.get_num_threads() > available:
+        torch.set_num_threads(available)
+
+
 def main(argv=None):
     """Run the command line; returns the exit code (usage errors exit through argparse)."""
     parser = build_parser()
@@ -185,8 +248,21 @@ def main(argv=None):
         arguments = parser.parse_args(argv)
     except SystemExit as stop:
         return stop.code
+    _threads_for_this_machine()
     try:
         return arguments.run(arguments)
-    except VerifyError as error:
-        print(f"{_PROG} {arguments.command}: error: {error}", file=sys.stderr)
+    except (VerifyError, _derive_error()) as error:
+        print(f"{_PROG} {arguments.command}: error: {' '.join(str(error).split())}",
+              file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"{_PROG} {arguments.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # Output to a closed pipe (| head): end quietly; point stdout at devnull for the
+        # interpreter's final flush.
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0

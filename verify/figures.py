@@ -182,24 +182,34 @@ def plot_remainders(curves, ax=None):
 
 
 def write_figures(out, *, seed=0):
-    """Write :data:`FIGURES` into the directory ``out`` (created if missing); their paths."""
+    """Write :data:`FIGURES` into the directory ``out`` (created if missing); their paths.
+
+    The directory is checked before anything is computed, and each file is written whole or
+    not at all, with normal permissions (:mod:`derive._files`)."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from derive._files import check_output_directory, check_output_path, write_atomically
 
-    check_argument(not os.path.exists(out) or os.path.isdir(out),
-                   "--out must be a directory, got the file {}", out)
+    check_output_directory(out)
+    check_argument(isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0,
+                   "seed must be an integer >= 0, got {!r}", seed)
+    for name in FIGURES:
+        if os.path.isdir(out):
+            check_output_path(os.path.join(out, name))
+    data = [(FIGURES[0], mean_gap_trajectories(seed=seed), plot_mean_gaps),
+            (FIGURES[1], remainder_curves(seed=seed), plot_remainders)]
     os.makedirs(out, exist_ok=True)
     paths = []
-    for name, data, plot in ((FIGURES[0], mean_gap_trajectories(seed=seed), plot_mean_gaps),
-                             (FIGURES[1], remainder_curves(seed=seed), plot_remainders)):
+    for name, values, plot in data:
         figure = plt.figure(figsize=(10, 5))
-        plot(data, figure.gca())
+        plot(values, figure.gca())
         figure.tight_layout()
-        path = os.path.join(out, name)
-        figure.savefig(path + ".partial.png", dpi=130)
-        os.replace(path + ".partial.png", path)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=130)
         plt.close(figure)
-        paths.append(path)
+        paths.append(write_atomically(os.path.join(out, name), buffer.getvalue()))
     return paths

@@ -17,14 +17,16 @@ verify._errors.VerifyError: unknown statement id 'no-such-statement'; known: zer
 
 import torch
 
-from ._errors import check_argument, check_positive_integer
+from ._errors import MAX_EXAMPLES, MAX_SEED, check_argument, check_positive_integer
 from .checks._common import SEARCH_EXAMPLES, THOROUGH_SEARCH_EXAMPLES
 from .devices import resolve_device, resolve_dtype
 
-__all__ = ["THOROUGH_FACTOR", "statements", "resolve_check", "run_check", "run_checks"]
+__all__ = ["THOROUGH_FACTOR", "MAX_EXAMPLES", "MAX_SEED", "statements", "resolve_check",
+           "run_check", "run_checks"]
 
 #: ``--thorough`` multiplies every check's default number of examples by this.
 THOROUGH_FACTOR = 16
+
 
 
 def statements():
@@ -81,6 +83,10 @@ def run_checks(*, device="cpu", dtype=torch.float64, examples=None, seed=0, thor
     device, dtype = resolve_device(device), resolve_dtype(dtype)
     if examples is not None:
         check_positive_integer(examples, name="examples")
+        check_argument(examples <= MAX_EXAMPLES, "examples must be at most {}, got {}",
+                       MAX_EXAMPLES, examples)
+    check_argument(isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= MAX_SEED,
+                   "seed must be an integer in 0..{}, got {!r}", MAX_SEED, seed)
     ids = list(statements()) if ids is None else list(ids)
     checks = [resolve_check(statement_id) for statement_id in ids]
     results = []

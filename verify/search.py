@@ -21,7 +21,11 @@ True
 True
 """
 
+import atexit
+import os
 import random
+import shutil
+import tempfile
 
 from hypothesis import HealthCheck, Phase, find, given, seed as hypothesis_seed, settings
 from hypothesis.errors import NoSuchExample, Unsatisfiable
@@ -29,6 +33,24 @@ from hypothesis.errors import NoSuchExample, Unsatisfiable
 from ._errors import check_positive_integer
 
 __all__ = ["draw_examples", "find_counterexample"]
+
+
+def _private_hypothesis_home():
+    """Hypothesis keeps caches in ``./.hypothesis`` by default: the user's working directory.
+    :mod:`verify` runs hypothesis as a library, with no example database, so its caches go to a
+    private temporary directory removed at exit (unless the user chose a directory)."""
+    if "HYPOTHESIS_STORAGE_DIRECTORY" in os.environ:
+        return
+    try:
+        from hypothesis.configuration import set_hypothesis_home_dir
+    except ImportError:     # an older hypothesis: nothing to redirect
+        return
+    directory = tempfile.mkdtemp(prefix="verify-hypothesis-")
+    set_hypothesis_home_dir(directory)
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+
+
+_private_hypothesis_home()
 
 _QUIET = list(HealthCheck)
 

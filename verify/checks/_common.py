@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .._errors import check_argument, check_integer, check_positive_integer
+from .._errors import MAX_SEED, check_argument, check_integer, check_positive_integer
 from ..devices import dtype_name, resolve_device, resolve_dtype
 from ..results import CheckResult
 
@@ -26,8 +26,8 @@ def numeric_check(statement_id):
     return register
 
 #: Hypothesis examples tried when searching a counterexample, by default and with --thorough.
-SEARCH_EXAMPLES = 100
-THOROUGH_SEARCH_EXAMPLES = 1000
+SEARCH_EXAMPLES = 40
+THOROUGH_SEARCH_EXAMPLES = 640
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,8 @@ class CheckContext:
     def create(cls, *, device, dtype, examples, seed, search_examples=None):
         check_positive_integer(examples, name="examples")
         check_integer(seed, name="seed")
-        check_argument(seed >= 0, "seed must be an integer >= 0, got {!r}", seed)
+        check_argument(0 <= seed <= MAX_SEED, "seed must be an integer in 0..{}, got {!r}",
+                       MAX_SEED, seed)
         if search_examples is None:
             search_examples = SEARCH_EXAMPLES
         check_positive_integer(search_examples, name="search_examples")

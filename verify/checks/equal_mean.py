@@ -33,7 +33,7 @@ __all__ = ["equal_mean_initialization", "equal_bias_initialization", "mean_gaps"
 
 STEPS = 20
 SEARCH_STEPS = 5
-_GROUPS = 8
+_GROUPS = 4
 _EVALUATION_BATCH = 16
 
 
@@ -261,7 +261,7 @@ def run_equal_mean_check(statement_id, initialization, context, *, objectives=No
 
 
 @numeric_check("equal-mean")
-def check_equal_mean(*, device="cpu", dtype=torch.float64, examples=64, seed=0,
+def check_equal_mean(*, device="cpu", dtype=torch.float64, examples=16, seed=0,
                      search_examples=None):
     """[equal-mean] over ``examples`` student/teacher pairs trained for 20 SGD steps."""
     context = CheckContext.create(device=device, dtype=dtype, examples=examples, seed=seed,
@@ -270,7 +270,7 @@ def check_equal_mean(*, device="cpu", dtype=torch.float64, examples=64, seed=0,
 
 
 @numeric_check("equal-mean/nonzero-row-mean")
-def check_equal_mean_nonzero_row_mean(*, device="cpu", dtype=torch.float64, examples=16,
+def check_equal_mean_nonzero_row_mean(*, device="cpu", dtype=torch.float64, examples=8,
                                       seed=0, search_examples=None):
     """Refutes [equal-mean] when only the biases' class means are equalised."""
     context = CheckContext.create(device=device, dtype=dtype, examples=examples, seed=seed,

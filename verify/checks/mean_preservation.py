@@ -38,7 +38,7 @@ __all__ = ["mean_drifts", "run_mean_preservation_check", "check_mean_preservatio
 STEPS = 20
 #: Counterexample searches train for at most this many steps (each is one hypothesis example).
 SEARCH_STEPS = 5
-_GROUPS = 8
+_GROUPS = 4
 
 
 def mean_drifts(trajectory, factors):
@@ -190,7 +190,7 @@ def run_mean_preservation_check(statement_id, optimizers, context, *, objectives
 
 
 @numeric_check("mean-preservation")
-def check_mean_preservation(*, device="cpu", dtype=torch.float64, examples=64, seed=0,
+def check_mean_preservation(*, device="cpu", dtype=torch.float64, examples=16, seed=0,
                             search_examples=None):
     """[mean-preservation] under SGD (momentum, dampening, Nesterov, weight decay), over
     ``examples`` networks trained for 20 steps."""
@@ -200,7 +200,7 @@ def check_mean_preservation(*, device="cpu", dtype=torch.float64, examples=64, s
 
 
 def _adaptive_check(name):
-    def check(*, device="cpu", dtype=torch.float64, examples=16, seed=0, search_examples=None):
+    def check(*, device="cpu", dtype=torch.float64, examples=8, seed=0, search_examples=None):
         context = CheckContext.create(device=device, dtype=dtype, examples=examples, seed=seed,
                                       search_examples=search_examples)
         return run_mean_preservation_check(f"mean-preservation/{name}",
@@ -215,7 +215,7 @@ def _adaptive_check(name):
 
 @numeric_check("mean-preservation/momentum-decay-factor")
 def check_mean_preservation_momentum_decay_factor(*, device="cpu", dtype=torch.float64,
-                                                  examples=16, seed=0, search_examples=None):
+                                                  examples=8, seed=0, search_examples=None):
     """Refutes "weight decay scales the means by (1 - eta lambda)^t" under SGD with momentum:
     ``examples`` networks trained with momentum and weight decay against that prediction."""
     context = CheckContext.create(device=device, dtype=dtype, examples=examples, seed=seed,

@@ -122,9 +122,13 @@ class Case:
 
 def twin_remainders(case, student, teacher, labels, temperatures, dtype):
     """``{(quantity, K): (measured [T], roundoff [T])}``: norms over the batch of the
-    remainders after ``K`` terms, and their round-off (float32 against float64; float64 by
-    float32's, scaled by the ratio of the machine epsilons)."""
+    remainders after ``K`` terms, and their round-off: float32 against float64 (float64 by
+    float32's, scaled by the ratio of the machine epsilons), but never below the rounding of
+    the quantities the remainder is the difference of,
+    :math:`\varepsilon\,(2N + 10)\,\|\,|L(T)| + \sum_k |T^{-k} L_k|\,\|` (where float32
+    happens to be exact, as for logits whose remainder vanishes identically)."""
     gradient_terms, loss_terms = case.derived(max(case.orders))
+    classes = student.shape[-1]
 
     def compute(working):
         z, v = student.to(working), teacher.to(working)
@@ -138,26 +142,29 @@ def twin_remainders(case, student, teacher, labels, temperatures, dtype):
         for quantity, terms, measured in (("gradient", gradient_terms, gradients.detach()),
                                           ("loss", loss_terms, losses.detach())):
             remainder = measured.view(count, batch, -1)
+            size = remainder.abs()
             for k in range(max(case.orders)):
                 term = terms[k] if k < len(terms) else 0
-                if quantity == "gradient" and term != 0:
-                    value = gradient_values(term, z, v, labels=labels)
-                elif term != 0:
-                    value = SymbolicFunction(term)(z, v, labels=labels)
                 if term != 0:
-                    scale = column.view(count, batch, 1) ** -k
-                    remainder = remainder - scale * value.view(1, batch, -1)
+                    value = (gradient_values(term, z, v, labels=labels) if quantity == "gradient"
+                             else SymbolicFunction(term)(z, v, labels=labels))
+                    contribution = column.view(count, batch, 1) ** -k * value.view(1, batch, -1)
+                    remainder = remainder - contribution
+                    size = size + contribution.abs()
                 if k + 1 in case.orders:
-                    results[quantity, k + 1] = remainder.reshape(count, -1)
+                    results[quantity, k + 1] = (remainder.reshape(count, -1),
+                                                size.reshape(count, -1))
         return results
 
     measured = compute(dtype)
     other = compute(torch.float32 if dtype == torch.float64 else torch.float64)
-    ratio = (torch.finfo(torch.float64).eps / torch.finfo(torch.float32).eps
-             if dtype == torch.float64 else 1.0)
+    epsilon = torch.finfo(dtype).eps
+    ratio = epsilon / torch.finfo(torch.float32).eps if dtype == torch.float64 else 1.0
     out = {}
-    for key, value in measured.items():
-        roundoff = (other[key].to(torch.float64) - value.to(torch.float64)).norm(dim=-1) * ratio
+    for key, (value, size) in measured.items():
+        estimate = (other[key][0].to(torch.float64) - value.to(torch.float64)).norm(dim=-1) * ratio
+        floor = epsilon * (2 * classes + 10) * size.to(torch.float64).norm(dim=-1)
+        roundoff = torch.maximum(estimate, floor)
         out[key] = (value.to(torch.float64).norm(dim=-1).cpu().numpy(), roundoff.cpu().numpy())
     return out
 

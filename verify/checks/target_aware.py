@@ -153,7 +153,7 @@ def _context(device, dtype, examples, seed, search_examples):
 
 
 @numeric_check("dkd-identity")
-def check_dkd_identity(*, device="cpu", dtype=torch.float64, examples=1024, seed=0,
+def check_dkd_identity(*, device="cpu", dtype=torch.float64, examples=512, seed=0,
                        search_examples=None):
     """[dkd-identity]: KL = TCKD + (1 - p_g) NCKD on ``examples`` drawn problems."""
     return _run("dkd-identity", _context(device, dtype, examples, seed, search_examples),

@@ -309,7 +309,7 @@ def _describe_gradient_case(case, convergence):
 
 
 @numeric_check("infinite-temperature")
-def check_infinite_temperature(*, device="cpu", dtype=torch.float64, examples=32, seed=0,
+def check_infinite_temperature(*, device="cpu", dtype=torch.float64, examples=16, seed=0,
                                search_examples=None):
     """[infinite-temperature] over ``examples`` drawn networks, T from 10 to 1e4."""
     context = CheckContext.create(device=device, dtype=dtype, examples=examples, seed=seed,
@@ -387,7 +387,7 @@ def _describe_trajectory_case(case, convergence):
 
 
 @numeric_check("hinton-zero-mean")
-def check_hinton_zero_mean(*, device="cpu", dtype=torch.float64, examples=16, seed=0,
+def check_hinton_zero_mean(*, device="cpu", dtype=torch.float64, examples=8, seed=0,
                            search_examples=None):
     """[hinton-zero-mean]: KD at large T vs logits matching on zero-mean-normalized logits,
     ``examples`` drawn networks trained for 20 SGD steps."""
@@ -399,7 +399,7 @@ def check_hinton_zero_mean(*, device="cpu", dtype=torch.float64, examples=16, se
 
 
 @numeric_check("equal-mean-suffices")
-def check_equal_mean_suffices(*, device="cpu", dtype=torch.float64, examples=16, seed=0,
+def check_equal_mean_suffices(*, device="cpu", dtype=torch.float64, examples=8, seed=0,
                               search_examples=None):
     """[equal-mean-suffices]: KD at large T vs plain logits matching after equal-mean
     initialization, ``examples`` drawn networks trained for 20 SGD steps."""

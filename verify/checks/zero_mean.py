@@ -33,7 +33,7 @@ __all__ = [
     "check_zero_mean_gradient_sigmoid_bce",
 ]
 
-_PROBLEMS = 32
+_PROBLEMS = 16
 _NETWORK_GROUPS = 4
 _NETWORK_BATCH = 8
 
@@ -197,7 +197,7 @@ def run_zero_mean_check(statement_id, objectives, context, *, networks=True):
 
 
 @numeric_check("zero-mean-gradient")
-def check_zero_mean_gradient(*, device="cpu", dtype=torch.float64, examples=4096, seed=0,
+def check_zero_mean_gradient(*, device="cpu", dtype=torch.float64, examples=512, seed=0,
                              search_examples=None):
     """[zero-mean-gradient] for hard and soft CE, L_KD, their mixture and label smoothing.
 
