@@ -20,6 +20,7 @@ Examples
 from ._errors import DeriveError
 from .expansion import QUANTITIES, Expansion, Term, expand, leading_pieces
 from .latex import expression_latex, term_latex
+from .latex_parse import parse_latex
 from .notation import (COMPONENTS, N, T, ClassMean, OtherMean, canonical, class_sum, concrete,
                        epsilon, f_derivative, logit_symbols, moment, parse, sigma_v, sigma_z, v_g,
                        v_i, vh_i, z_g, z_i, zh_i)
@@ -31,7 +32,8 @@ from .tracing import trace   # torch-free to import: tracing imports torch when 
 
 __all__ = [
     "DeriveError", "QUANTITIES", "Expansion", "Term", "expand", "leading_pieces",
-    "expression_latex", "term_latex", "COMPONENTS", "N", "T", "ClassMean", "OtherMean",
+    "expression_latex", "term_latex", "parse_latex", "COMPONENTS", "N", "T", "ClassMean",
+    "OtherMean",
     "canonical", "class_sum", "concrete", "epsilon", "f_derivative", "logit_symbols", "moment",
     "parse", "sigma_v", "sigma_z", "v_g", "v_i", "vh_i", "z_g", "z_i", "zh_i",
     "FAMILIES", "OBJECTIVES", "Objective", "Parameter", "report_document", "write_report", "power_series",
