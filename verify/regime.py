@@ -1,0 +1,401 @@
+r"""Is your temperature in the logits-matching regime? A report for your own logits.
+
+At high temperature KD's logit gradient tends to centred logits matching
+([infinite-temperature]): :math:`\nabla L_{KD}(T) \to G_0 = (d - \langle d\rangle)/N`,
+:math:`d = z - v`. For a batch of teacher logits (and student logits, or random perturbations
+of the teacher's) :func:`regime_report` measures, at each temperature:
+
+* **distance**: the exact relative distance :math:`\|\nabla L_{KD}(T) - G_0\|_2/\|G_0\|_2` per
+  example, from autograd in float64 (median and worst over the batch);
+* **first correction's share**: :math:`\|T^{-1}G_1\|_2 / \|\nabla L_{KD}(T) - G_0\|_2`, with
+  derive's :math:`G_1`: near 1 when the first correction is the whole deviation (0 for two
+  classes, where odd orders vanish);
+* **certified**: :mod:`derive.bounds`' certified bound on the same relative distance (the
+  remainder after one term, divided by :math:`\|G_0\|`), valid at that temperature and every
+  larger one, for the examples where it exists (median and worst);
+* **inside the radius**: the fraction of examples with :math:`T > R/\pi`
+  ([convergence-radius]), where the series converges and the certificate exists.
+
+``python -m verify regime --logits FILE [--student FILE] [--temperatures 1,2,4,8,...]
+[--json] [--plot FILE.png]`` prints it; ``FILE`` is a ``.pt`` or ``.npy`` array ``[B, N]``.
+Without ``--student`` the student's logits are the teacher's plus Gaussian noise of
+:data:`PERTURBATION` times each row's standard deviation (seeded by ``--seed``). Bad input (a
+file that is not an array, a wrong shape, NaN, a temperature <= 0) is one line on stderr and
+exit code 2.
+
+Examples
+========
+
+>>> import torch
+>>> teacher = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.3, -0.2]], dtype=torch.float64)
+>>> report = regime_report(teacher, teacher.flip(-1), temperatures=[1.0, 100.0])
+>>> [round(row.distance_median, 4) for row in report.rows]
+[0.1332, 0.0011]
+>>> report.rows[1].certified_worst >= report.rows[1].distance_worst
+True
+"""
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy
+import torch
+
+from ._errors import VerifyError, check_argument
+
+__all__ = ["DEFAULT_TEMPERATURES", "PERTURBATION", "RegimeRow", "RegimeReport", "load_logits",
+           "perturbed_students", "regime_report", "plot_regime", "add_arguments", "run"]
+
+#: Temperatures of the report unless given.
+DEFAULT_TEMPERATURES = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0)
+#: Without student logits: the teacher's plus this many standard deviations (per row) of noise.
+PERTURBATION = 0.5
+#: The most logits (B*N) a report accepts: every example gets its own certified expansion.
+MAX_VALUES = 1 << 16
+
+
+def load_logits(path, *, option="--logits"):
+    """A float64 tensor ``[B, N]`` from a ``.pt`` (a saved tensor) or ``.npy`` file; any problem
+    is a one-line :class:`~verify.VerifyError` naming ``option`` and the file."""
+    check_argument(isinstance(path, (str, os.PathLike)) and str(path) != "",
+                   "{} must be a file path, got {!r}", option, path)
+    path = os.fspath(path)
+    suffix = os.path.splitext(path)[1].lower()
+    check_argument(suffix in (".pt", ".pth", ".npy"), "{} must be a .pt or .npy file of logits "
+                   "[B, N], got {}", option, path)
+    check_argument(os.path.exists(path), "{}: no such file: {}", option, path)
+    check_argument(os.path.isfile(path), "{}: not a regular file: {}", option, path)
+    if suffix == ".npy":
+        with open(path, "rb") as stream:
+            check_argument(stream.read(6) == b"\x93NUMPY", "{}: {} is not a .npy file "
+                           "(numpy.save writes one)", option, path)
+        try:
+            value = numpy.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as error:
+            reason = ("it holds Python objects, not numbers" if "allow_pickle" in str(error)
+                      else " ".join(str(error).split())[:100])
+            raise VerifyError(f"{option}: {path} is not a readable array ({reason})") from None
+        check_argument(value.dtype.kind in "fiu", "{}: the array in {} must hold real numbers "
+                       "(float or integer), got dtype {}", option, path, value.dtype)
+        value = torch.from_numpy(value.astype(numpy.float64))
+    else:
+        try:
+            value = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:   # torch.load raises many types for a file it cannot read
+            reason = " ".join(str(error).split())[:100] or type(error).__name__
+            raise VerifyError(f"{option}: {path} is not a saved tensor ({reason})") from None
+        check_argument(isinstance(value, torch.Tensor), "{}: {} must hold one tensor [B, N], "
+                       "got a {}", option, path, type(value).__name__)
+        check_argument(not value.is_complex() and value.dtype != torch.bool,
+                       "{}: the tensor in {} must hold real numbers, got dtype {}", option, path,
+                       value.dtype)
+        value = value.detach().to(torch.float64)
+    check_argument(value.ndim == 2, "{}: the logits in {} must have shape [B, N], got shape {}",
+                   option, path, tuple(value.shape))
+    check_argument(value.shape[0] >= 1 and value.shape[1] >= 2, "{}: the logits in {} need "
+                   "B >= 1 rows and N >= 2 classes, got shape {}", option, path,
+                   tuple(value.shape))
+    check_argument(value.numel() <= MAX_VALUES, "{}: at most {} logits (B*N), got {}", option,
+                   MAX_VALUES, value.numel())
+    finite = torch.isfinite(value)
+    if not bool(finite.all()):
+        row, column = (int(i) for i in torch.nonzero(~finite)[0])
+        raise VerifyError(f"{option}: the logits in {path} must be finite, got "
+                          f"{float(value[row, column])} at [{row}, {column}]")
+    return value
+
+
+def perturbed_students(teacher, *, seed=0, scale=PERTURBATION):
+    """Student logits: ``teacher`` plus Gaussian noise of ``scale`` times each row's standard
+    deviation (population), from a generator seeded with ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.randn(teacher.shape, generator=generator, dtype=torch.float64)
+    spread = teacher.std(-1, unbiased=False, keepdim=True)
+    spread = torch.where(spread > 0, spread, torch.ones_like(spread))
+    return teacher + scale * spread * noise
+
+
+@dataclass(frozen=True)
+class RegimeRow:
+    """The report at one temperature (relative distances; ``None`` where undefined)."""
+
+    temperature: float
+    distance_median: float
+    distance_worst: float
+    first_correction_share_median: object
+    certified_median: object
+    certified_worst: object
+    certified_examples: int
+    inside_radius: float
+
+    def to_json(self):
+        def clean(value):
+            return None if value is None or (isinstance(value, float) and math.isnan(value)) \
+                else value
+        return {key: clean(value) for key, value in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class RegimeReport:
+    """Everything :func:`regime_report` found."""
+
+    batch: int
+    classes: int
+    student_source: str
+    radius_temperatures: tuple = field(repr=False)
+    rows: tuple = ()
+    distances: object = field(default=None, repr=False)      # [temperatures, B]
+    certified: object = field(default=None, repr=False)      # [temperatures, B], nan if none
+
+    @property
+    def radius_temperature_median(self):
+        return float(numpy.median(self.radius_temperatures))
+
+    @property
+    def radius_temperature_max(self):
+        return float(max(self.radius_temperatures))
+
+    def to_json(self):
+        return {"batch": self.batch, "classes": self.classes, "student": self.student_source,
+                "radius_temperature": {"median": self.radius_temperature_median,
+                                       "max": self.radius_temperature_max},
+                "temperatures": [row.to_json() for row in self.rows]}
+
+
+def _limit_and_correction(student, teacher):
+    """derive's G_0 and G_1 evaluated on the batch, ``[B, N]`` each."""
+    import derive
+
+    from .symbolic import gradient_values
+
+    terms = derive.expand("gradient", order=2).terms
+    return (gradient_values(terms[0].expr, student, teacher),
+            gradient_values(terms[1].expr, student, teacher))
+
+
+def _kd_gradient(student, teacher, temperature):
+    """Autograd's gradient of T^2 KL(softmax(v/T) || softmax(z/T)) per example, ``[B, N]``."""
+    from .losses import kd_loss
+
+    leaf = student.detach().clone().requires_grad_(True)
+    loss = kd_loss(leaf, teacher, temperature=temperature)
+    (gradient,) = torch.autograd.grad(loss.sum(), leaf)
+    return gradient
+
+
+def _median(values):
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    return float(numpy.median(values)) if values else None
+
+
+def regime_report(teacher, student=None, *, temperatures=DEFAULT_TEMPERATURES, seed=0,
+                  student_source=None):
+    """Measure how far KD's gradient is from the logits-matching limit at each temperature.
+
+    Parameters
+    ==========
+
+    teacher : Tensor ``[B, N]``
+        Teacher logits.
+    student : Tensor ``[B, N]``, optional
+        Student logits; by default :func:`perturbed_students` of the teacher's.
+    temperatures : sequence of float > 0
+    seed : int
+        Seed of the perturbation.
+    """
+    from derive.bounds import CertifiedExpansion
+
+    check_argument(isinstance(teacher, torch.Tensor) and teacher.ndim == 2
+                   and teacher.shape[-1] >= 2 and teacher.shape[0] >= 1,
+                   "teacher logits must be a tensor [B, N] with N >= 2, got {!r}",
+                   getattr(teacher, "shape", teacher))
+    teacher = teacher.detach().to(torch.float64)
+    if student is None:
+        student = perturbed_students(teacher, seed=seed)
+        student_source = student_source or (f"teacher + {PERTURBATION} x row std x N(0, 1) "
+                                            f"noise, seed {seed}")
+    check_argument(isinstance(student, torch.Tensor) and tuple(student.shape) ==
+                   tuple(teacher.shape), "student logits must have the teacher's shape {}, got "
+                   "{}", tuple(teacher.shape), tuple(getattr(student, "shape", ())))
+    student = student.detach().to(torch.float64)
+    check_argument(bool(torch.isfinite(teacher).all() and torch.isfinite(student).all()),
+                   "logits must be finite")
+    temperatures = [float(t) for t in temperatures]
+    check_argument(len(temperatures) >= 1 and all(math.isfinite(t) and t > 0
+                                                  for t in temperatures),
+                   "temperatures must be finite numbers > 0, got {}", temperatures)
+    limit, correction = _limit_and_correction(student, teacher)
+    limit_norm = limit.norm(dim=-1)
+    expansions = [CertifiedExpansion(z.tolist(), v.tolist()) for z, v in zip(student, teacher)]
+    radius_temperatures = tuple(e.radius_temperature for e in expansions)
+    rows, all_distances, all_certified = [], [], []
+    for temperature in temperatures:
+        deviation = _kd_gradient(student, teacher, temperature) - limit
+        deviation_norm = deviation.norm(dim=-1)
+        distances = torch.where(limit_norm > 0, deviation_norm / limit_norm,
+                                torch.full_like(limit_norm, math.nan))
+        shares = torch.where(deviation_norm > 0,
+                             (correction / temperature).norm(dim=-1) / deviation_norm,
+                             torch.full_like(deviation_norm, math.nan))
+        certified = []
+        for expansion, norm in zip(expansions, limit_norm.tolist()):
+            bound = expansion.remainder_bound(temperature, 1, quantity="gradient")
+            certified.append(math.nan if bound is None or norm == 0 else bound / norm)
+        defined = [c for c in certified if not math.isnan(c)]
+        inside = sum(expansion.converges(temperature) for expansion in expansions)
+        finite_distances = [d for d in distances.tolist() if not math.isnan(d)]
+        rows.append(RegimeRow(
+            temperature=temperature,
+            distance_median=_median(finite_distances),
+            distance_worst=max(finite_distances) if finite_distances else None,
+            first_correction_share_median=_median(shares.tolist()),
+            certified_median=_median(defined), certified_worst=max(defined) if defined else None,
+            certified_examples=len(defined), inside_radius=inside / len(expansions)))
+        all_distances.append(distances.tolist())
+        all_certified.append(certified)
+    return RegimeReport(batch=teacher.shape[0], classes=teacher.shape[1],
+                        student_source=student_source or "given",
+                        radius_temperatures=radius_temperatures, rows=tuple(rows),
+                        distances=numpy.array(all_distances),
+                        certified=numpy.array(all_certified))
+
+
+def _format(value, spec=".3g"):
+    return "-" if value is None else format(value, spec)
+
+
+def report_text(report):
+    """The report as a table."""
+    lines = [f"KD's logit gradient against the logits-matching limit: {report.batch} examples, "
+             f"{report.classes} classes; student: {report.student_source}",
+             f"radius temperature R/pi: median {report.radius_temperature_median:.3g}, largest "
+             f"{report.radius_temperature_max:.3g} (the series in 1/T converges above it)", ""]
+    headers = ("T", "distance median", "worst", "1st corr. share", "certified median",
+               "certified worst", "inside radius")
+    rows = [(f"{row.temperature:g}", _format(row.distance_median), _format(row.distance_worst),
+             _format(row.first_correction_share_median, ".2f"), _format(row.certified_median),
+             _format(row.certified_worst), f"{100 * row.inside_radius:.0f} %")
+            for row in report.rows]
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    lines.append("  ".join(h.rjust(w) for h, w in zip(headers, widths)))
+    lines += ["  ".join(str(c).rjust(w) for c, w in zip(row, widths)) for row in rows]
+    lines += ["", "distance: ||grad L_KD(T) - G_0|| / ||G_0|| (autograd, float64); certified: "
+              "a proven upper bound on it, valid for every larger T (only inside the radius)"]
+    return "\n".join(lines)
+
+
+def plot_regime(report, axes=None):
+    """Distance against T (log-log): median and worst, the certified bounds, and the radius
+    temperatures (median and largest) as vertical lines. Returns the axes."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(figsize=(6.4, 4.2))
+    temperatures = [row.temperature for row in report.rows]
+
+    def series(name):
+        return [math.nan if getattr(row, name) is None else getattr(row, name)
+                for row in report.rows]
+
+    axes.loglog(temperatures, series("distance_median"), "o-", color="C0",
+                label="distance, median")
+    axes.loglog(temperatures, series("distance_worst"), "o--", color="C0", alpha=0.6,
+                label="distance, worst")
+    axes.loglog(temperatures, series("certified_median"), "s-", color="C1",
+                label="certified bound, median")
+    axes.loglog(temperatures, series("certified_worst"), "s--", color="C1", alpha=0.6,
+                label="certified bound, worst")
+    axes.axvline(report.radius_temperature_median, color="k", linestyle=":",
+                 label=f"R/pi, median ({report.radius_temperature_median:.3g})")
+    axes.axvline(report.radius_temperature_max, color="k", linestyle="-.", alpha=0.6,
+                 label=f"R/pi, largest ({report.radius_temperature_max:.3g})")
+    axes.set_xlabel("temperature T")
+    axes.set_ylabel("||grad L_KD - G_0|| / ||G_0||")
+    axes.set_title("distance from the logits-matching regime")
+    axes.legend(fontsize=8)
+    return axes
+
+
+# -- the command line --------------------------------------------------------------------------
+
+def _temperatures(text):
+    import argparse
+
+    values = []
+    for part in text.split(","):
+        try:
+            value = float(part)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or value <= 0:
+            raise argparse.ArgumentTypeError(f"must be a comma-separated list of finite "
+                                             f"numbers > 0, got {part.strip()!r} in {text!r}")
+        values.append(value)
+    return sorted(set(values))
+
+
+def add_arguments(parser):
+    """The options of ``python -m verify regime``."""
+    parser.add_argument("--logits", required=True, metavar="FILE",
+                        help="teacher logits, a .pt or .npy array [B, N]")
+    parser.add_argument("--student", metavar="FILE",
+                        help="student logits of the same shape (default: the teacher's plus "
+                             f"{PERTURBATION} x row std of Gaussian noise)")
+    parser.add_argument("--temperatures", type=_temperatures,
+                        default=list(DEFAULT_TEMPERATURES), metavar="T1,T2,...",
+                        help="temperatures (default 1,2,4,...,128)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the perturbation")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--plot", metavar="FILE.png", help="also draw distance against T")
+
+
+def run(arguments):
+    """Run ``python -m verify regime``; returns the exit code (errors raise VerifyError)."""
+    from derive import DeriveError
+
+    if arguments.plot is not None:
+        from derive._files import check_output_path
+
+        try:
+            check_output_path(arguments.plot, option="--plot", suffix=".png")
+        except DeriveError as error:
+            raise VerifyError(str(error)) from None
+    check_argument(arguments.seed >= 0, "--seed must be an integer >= 0, got {}", arguments.seed)
+    teacher = load_logits(arguments.logits, option="--logits")
+    student = None
+    source = None
+    if arguments.student is not None:
+        student = load_logits(arguments.student, option="--student")
+        check_argument(student.shape == teacher.shape, "--student must have the shape of "
+                       "--logits {}, got {}", tuple(teacher.shape), tuple(student.shape))
+        source = arguments.student
+    report = regime_report(teacher, student, temperatures=arguments.temperatures,
+                           seed=arguments.seed, student_source=source)
+    if arguments.plot is not None:
+        import io
+
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from derive._files import write_atomically
+
+        figure, axes = plt.subplots(figsize=(6.4, 4.2))
+        plot_regime(report, axes)
+        figure.tight_layout()
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=130)
+        plt.close(figure)
+        try:
+            write_atomically(arguments.plot, buffer.getvalue(), option="--plot")
+        except DeriveError as error:
+            raise VerifyError(str(error)) from None
+    if arguments.json:
+        print(json.dumps(report.to_json(), indent=1))
+    else:
+        print(report_text(report))
+        if arguments.plot is not None:
+            print(f"wrote {arguments.plot}")
+    return 0
