@@ -164,6 +164,29 @@ def test_bounds_hold_on_thousands_of_cases():
     _assert_sound(records)
 
 
+@pytest.mark.parametrize("classes", [2, 5, 50])
+def test_ball_coefficients_are_derives_terms(classes):
+    generator = numpy.random.default_rng(classes + 100)
+    student = (generator.normal(size=classes) * 1.5).tolist()
+    teacher = (generator.normal(size=classes) * 1.5).tolist()
+    expansion = CertifiedExpansion(student, teacher)
+    order = 4
+    with mpmath.workdps(40):
+        rows_z = numpy.array([[mpmath.mpf(x) for x in student]], dtype=object)
+        rows_v = numpy.array([[mpmath.mpf(x) for x in teacher]], dtype=object)
+        for k, (loss_ball, gradient_ball) in enumerate(zip(
+                expansion.coefficients("loss", order), expansion.coefficients("gradient", order))):
+            loss = evaluate_mpmath(_terms("loss", order)[k].xreplace({derive.N: classes}),
+                                   rows_z, rows_v)[0, 0]
+            gradient = numpy.broadcast_to(evaluate_mpmath(
+                _terms("gradient", order)[k].xreplace({derive.N: classes}), rows_z, rows_v),
+                (1, classes))[0]
+            norm = mpmath.sqrt(mpmath.fsum(g * g for g in gradient))
+            for ball, exact in ((loss_ball, loss), (gradient_ball, norm)):
+                # The ball contains derive's term (to the 40 digits of the reference).
+                assert abs(_ball_value(ball) - exact) <= float(ball.rad()) + 1e-35 * (1 + abs(exact))
+
+
 # -- the radius ----------------------------------------------------------------------------
 
 def test_no_bound_outside_the_radius_and_one_just_inside():

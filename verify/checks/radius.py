@@ -20,7 +20,7 @@ uniform teacher):
   radius temperature up to :math:`10^6`, :math:`K = 1, 2, 3`; the tolerance is the rounding
   bound of the measured remainder (softmax chain and terms, by their magnitudes). Below the
   float64 floor this only says that the bound is not below the round-off; the bounds are
-  checked against 50-digit references in the test suite.
+  checked against high-precision mpmath references in the test suite.
 
 [radius-tight-two-classes] (:func:`run_tight_check`), for :math:`N = 2`, a uniform teacher
 :math:`v = (c', c')` and :math:`z = (c, c + R)` (or reversed), drawn :math:`R, c, c'`:
@@ -231,7 +231,7 @@ def _first_violation(failures):
 
 def run_radius_check(statement_id, context, *, radius_of=claimed_radius):
     """[convergence-radius] with the claimed radius ``radius_of(student, teacher)``."""
-    cases = _drawn_logits(context) + [pair for r in (0.5, 4.0) for pair in tight_logits(r)]
+    cases = _drawn_logits(context) + tight_logits(2.0)
     errors, tolerances = [], []
     for student, teacher in cases:
         for _, error, tolerance in _radius_failures(student, teacher, radius_of, context):
@@ -367,9 +367,9 @@ def run_tight_check(statement_id, context, *, radius_of=claimed_radius):
 
 
 @numeric_check("convergence-radius")
-def check_convergence_radius(*, device="cpu", dtype=torch.float64, examples=8, seed=0,
+def check_convergence_radius(*, device="cpu", dtype=torch.float64, examples=4, seed=0,
                              search_examples=None):
-    """[convergence-radius] on ``examples`` drawn pairs of logit vectors and six tight ones."""
+    """[convergence-radius] on ``examples`` drawn pairs of logit vectors and three tight ones."""
     context = CheckContext.create(device=device, dtype=dtype, examples=examples, seed=seed,
                                   search_examples=search_examples)
     return run_radius_check("convergence-radius", context)
