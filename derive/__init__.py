@@ -21,6 +21,7 @@ from ._errors import DeriveError
 from .expansion import QUANTITIES, Expansion, Term, expand, leading_pieces
 from .latex import expression_latex, term_latex
 from .latex_parse import parse_latex
+from .display import formula
 from .notation import (COMPONENTS, N, T, ClassMean, OtherMean, canonical, class_sum, concrete,
                        epsilon, f_derivative, logit_symbols, moment, parse, sigma_v, sigma_z, v_g,
                        v_i, vh_i, z_g, z_i, zh_i)
@@ -32,7 +33,7 @@ from .tracing import trace   # torch-free to import: tracing imports torch when 
 
 __all__ = [
     "DeriveError", "QUANTITIES", "Expansion", "Term", "expand", "leading_pieces",
-    "expression_latex", "term_latex", "parse_latex", "COMPONENTS", "N", "T", "ClassMean",
+    "expression_latex", "term_latex", "parse_latex", "formula", "COMPONENTS", "N", "T", "ClassMean",
     "OtherMean",
     "canonical", "class_sum", "concrete", "epsilon", "f_derivative", "logit_symbols", "moment",
     "parse", "sigma_v", "sigma_z", "v_g", "v_i", "vh_i", "z_g", "z_i", "zh_i",

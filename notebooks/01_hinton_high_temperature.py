@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -21,13 +23,10 @@
 # is the class mean $\frac1N\sum_j f(z_j, v_j)$.
 
 # %%
-import sympy
-from IPython.display import Math, display
+from IPython.display import display
 
 import derive
-from derive import objectives
-
-sympy.init_printing()
+from derive import formula, objectives
 
 # %% [markdown]
 # ## The objective and its gradient
@@ -38,7 +37,7 @@ sympy.init_printing()
 
 # %%
 kd = derive.OBJECTIVES["kl"]
-display(Math(r"L_{KD} = " + sympy.latex(kd.loss)))
+display(formula("L_{KD}", kd.loss()))
 
 # %% [markdown]
 # Its gradient with respect to a student logit is $T(q_i - p_i)$. `derive` differentiates
@@ -46,7 +45,7 @@ display(Math(r"L_{KD} = " + sympy.latex(kd.loss)))
 # two forms equal:
 
 # %%
-display(Math(r"\frac{\partial L_{KD}}{\partial z_i} = " + sympy.latex(objectives.kd_gradient_closed_form())))
+display(formula(r"\frac{\partial L_{KD}}{\partial z_i}", objectives.kd_gradient_closed_form()))
 print(derive.STATEMENTS["expansion"].prove(order=1))
 
 # %% [markdown]
@@ -57,7 +56,7 @@ print(derive.STATEMENTS["expansion"].prove(order=1))
 
 # %%
 leading_gradient = derive.expand("gradient", order=1).terms[0]
-display(Math(r"G_{0,i} = " + leading_gradient.latex))
+display(formula("G_{0,i}", leading_gradient.expr, term=True))
 
 # %% [markdown]
 # ## Step 2: name the pieces
@@ -67,7 +66,7 @@ display(Math(r"G_{0,i} = " + leading_gradient.latex))
 
 # %%
 for name, piece in derive.leading_pieces("gradient").items():
-    display(Math(rf"\text{{{name}}}:\quad " + sympy.latex(piece)))
+    display(formula(rf"\text{{{name}}}", piece))
 
 # %% [markdown]
 # ## Step 3: where zero-mean normalization enters
@@ -78,8 +77,8 @@ for name, piece in derive.leading_pieces("gradient").items():
 
 # %%
 zero_mean = {derive.ClassMean(derive.z_i): 0, derive.ClassMean(derive.v_i): 0}
-display(Math(r"G_{0,i}\big|_{\langle z\rangle = \langle v\rangle = 0} = "
-             + derive.term_latex(leading_gradient.expr.subs(zero_mean))))
+display(formula(r"G_{0,i}\big|_{\langle z\rangle = \langle v\rangle = 0}",
+                leading_gradient.expr.subs(zero_mean), term=True))
 print(derive.STATEMENTS["hinton-zero-mean"].prove())
 
 # %% [markdown]

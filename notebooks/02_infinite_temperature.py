@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -21,20 +23,20 @@
 # $\langle z^a v^b\rangle$, and proves each statement symbolically.
 
 # %%
-import sympy
-from IPython.display import Markdown, Math, display
+from IPython.display import Markdown, display
 
 import derive
+from derive import formula
 
 # %% [markdown]
 # ## The leading term: logits matching and the regularizer
 
 # %%
 loss = derive.expand("loss", order=4)
-display(Math(r"L_0 = " + loss.terms[0].latex))
+display(formula("L_0", loss.terms[0].expr, term=True))
 pieces = derive.leading_pieces("loss")
-display(Math(r"L_0 = \underbrace{" + sympy.latex(pieces["logits-matching"]) + r"}_{L_{LM}}"
-             + r"\underbrace{" + sympy.latex(pieces["regularizer"]) + r"}_{\text{regularizer}}"))
+display(formula("L_{LM}", pieces["logits-matching"]))
+display(formula(r"\text{regularizer}", pieces["regularizer"]))
 print(derive.STATEMENTS["infinite-temperature"].prove())
 
 # %% [markdown]
@@ -57,9 +59,9 @@ print(derive.STATEMENTS["equal-mean"].prove())
 # %%
 gradient = derive.expand("gradient", order=4)
 for term in loss.terms[1:]:
-    display(Math(rf"L_{{{term.power}}} = " + term.latex))
+    display(formula(f"L_{{{term.power}}}", term.expr, term=True))
 for term in gradient.terms:
-    display(Math(rf"G_{{{term.power},i}} = " + term.latex))
+    display(formula(f"G_{{{term.power},i}}", term.expr, term=True))
 print(derive.STATEMENTS["expansion"].prove(order=4))
 print(derive.STATEMENTS["zero-mean-gradient"].prove(order=4))
 
@@ -74,7 +76,7 @@ for name in ("reverse-kl", "js"):
     terms = derive.expand("loss", order=2, objective=name).terms
     display(Markdown(f"**{derive.OBJECTIVES[name].title}**"))
     for term in terms:
-        display(Math(rf"L_{{{term.power}}} = " + term.latex))
+        display(formula(f"L_{{{term.power}}}", term.expr, term=True))
 
 # %% [markdown]
 # ## LaTeX ready to paste

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -24,7 +26,6 @@
 
 # %%
 import torch
-from IPython.display import Math, display
 
 import derive
 import verify
@@ -35,7 +36,7 @@ from verify import figures
 
 # %%
 statement = derive.STATEMENTS["zero-mean-gradient"]
-display(Math(statement.statement))
+print(statement.title)
 print(statement.prove(order=4))
 print(verify.run_check("zero-mean-gradient", examples=256).describe())
 

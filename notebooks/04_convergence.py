@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -21,14 +23,15 @@
 # later in float64 than in float32.
 
 # %%
-from IPython.display import Math, display
+from IPython.display import display
 
 import derive
+from derive import formula
 import verify
 from verify import figures
 
 for term in derive.expand("gradient", order=2).terms:
-    display(Math(rf"G_{{{term.power},i}} = " + term.latex))
+    display(formula(f"G_{{{term.power},i}}", term.expr, term=True))
 
 # %%
 curves = figures.remainder_curves(classes=5, orders=(1, 2, 3, 4))

@@ -213,3 +213,107 @@ def write_figures(out, *, seed=0):
         plt.close(figure)
         paths.append(write_atomically(os.path.join(out, name), buffer.getvalue()))
     return paths
+
+
+# -- objective families (notebooks 05 and 06) ------------------------------------------------
+
+def _draw_logits(classes, seed, *, scale=2.0):
+    generator = torch.Generator().manual_seed(seed)
+    student = torch.randn(1, classes, generator=generator, dtype=torch.float64) * scale
+    teacher = torch.randn(1, classes, generator=generator, dtype=torch.float64) * scale
+    return student, teacher
+
+
+def _twin_values(entry, student, teacher, temperatures, labels):
+    from .losses import TWINS
+
+    twin = TWINS[entry[0]].with_parameters(**entry[1]) if entry[1] else TWINS[entry[0]]
+    column = torch.tensor(temperatures, dtype=torch.float64)
+    count = len(temperatures)
+    return twin(student.repeat(count, 1), teacher.repeat(count, 1), column,
+                labels.repeat(count)).numpy()
+
+
+def _derived_values(entry, student, teacher, labels, order):
+    """derive's first ``order`` loss terms, evaluated at the logits."""
+    from .checks.objectives import objective_terms
+    from .losses import TWINS
+    from .symbolic import SymbolicFunction
+
+    twin = TWINS[entry[0]]
+    parameters = dict(twin.parameters)
+    parameters.update(entry[1])
+    terms = objective_terms(entry[0], "loss", order, tuple(parameters.items()), twin.substitution)
+    return [float(SymbolicFunction(term)(student, teacher, labels=labels)) for term in terms]
+
+
+def objective_curves(entries, *, classes=6, seed=0, temperatures=None):
+    r"""For each ``(label, (objective, parameters))``: the twin's loss against ``T`` (autograd's
+    forward pass, float64) at one pair of drawn logits, and derive's :math:`L_0` and
+    :math:`L_1` there. Returns ``{"temperatures": array, label: {"value", "terms"}}``."""
+    temperatures = numpy.logspace(0, 3, 25) if temperatures is None else numpy.asarray(temperatures)
+    student, teacher = _draw_logits(classes, seed)
+    labels = torch.tensor([0])
+    curves = {"temperatures": temperatures}
+    for label, entry in entries:
+        curves[label] = {"value": _twin_values(entry, student, teacher, temperatures, labels),
+                         "terms": _derived_values(entry, student, teacher, labels, 2)}
+    return curves
+
+
+def plot_objective_curves(curves, ax=None, *, weights=None):
+    """Each objective's loss (solid) and derive's :math:`L_0 + L_1/T` (dashed) against ``T``;
+    with ``weights``, each divided by its weight (e.g. :math:`f''(1)`)."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.figure(figsize=(7, 4.5)).gca()
+    temperatures = curves["temperatures"]
+    for label, data in curves.items():
+        if label == "temperatures":
+            continue
+        weight = 1.0 if weights is None else float(weights[label])
+        line, = ax.semilogx(temperatures, data["value"] / weight, label=label, linewidth=2)
+        first, second = data["terms"]
+        ax.semilogx(temperatures, (first + second / temperatures) / weight, "--",
+                    color=line.get_color(), linewidth=1)
+    ax.set_xlabel("temperature T")
+    ax.set_ylabel("loss" + (" / weight" if weights else ""))
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    ax.grid(True, which="major", alpha=0.3)
+    return ax
+
+
+def difference_curve(first, second, *, classes=6, seed=0, temperatures=None):
+    r""":math:`|L_1(T) - L_2(T)|` of two objectives' twins against ``T`` (one drawn logit pair),
+    with its fitted log-log slope over the upper decade."""
+    temperatures = numpy.logspace(0, 4, 25) if temperatures is None else numpy.asarray(temperatures)
+    student, teacher = _draw_logits(classes, seed)
+    labels = torch.tensor([0])
+    difference = numpy.abs(_twin_values(first, student, teacher, temperatures, labels)
+                           - _twin_values(second, student, teacher, temperatures, labels))
+    from .convergence import loglog_slope
+
+    upper = temperatures >= temperatures[-1] / 10
+    return {"temperatures": temperatures, "difference": difference,
+            "slope": loglog_slope(temperatures[upper], difference[upper])}
+
+
+def dkd_split(*, classes=(2, 3, 5, 10), seed=0, temperature=4.0):
+    """KL, TCKD and (1 - p_g) NCKD (without T^2) at one temperature, for drawn logits of each
+    number of classes; the label is class 1."""
+    from .losses import _nckd, _tckd
+
+    rows = []
+    for count in classes:
+        student, teacher = _draw_logits(count, seed + count)
+        labels = torch.tensor([0])
+        column = torch.tensor([temperature], dtype=torch.float64)
+        log_q = torch.log_softmax(student / temperature, -1)
+        log_p = torch.log_softmax(teacher / temperature, -1)
+        kl = float((log_p.exp() * (log_p - log_q)).sum())
+        target = float(_tckd(student, teacher, column, labels))
+        others = float(_nckd(student, teacher, column, labels))
+        weight = 1 - float(log_p.exp()[0, 0])
+        rows.append({"classes": count, "kl": kl, "tckd": target, "nckd": others,
+                     "weighted_nckd": weight * others, "residual": kl - target - weight * others})
+    return rows
