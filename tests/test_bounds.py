@@ -184,7 +184,8 @@ def test_ball_coefficients_are_derives_terms(classes):
             norm = mpmath.sqrt(mpmath.fsum(g * g for g in gradient))
             for ball, exact in ((loss_ball, loss), (gradient_ball, norm)):
                 # The ball contains derive's term (to the 40 digits of the reference).
-                assert abs(_ball_value(ball) - exact) <= float(ball.rad()) + 1e-35 * (1 + abs(exact))
+                assert abs(_ball_value(ball) - exact) <= \
+                    float(ball.rad()) + 1e-35 * (1 + abs(exact))
 
 
 # -- the radius ----------------------------------------------------------------------------
@@ -278,7 +279,8 @@ def test_uniform_bounds_hold_for_every_number_of_classes(classes):
 def test_uniform_bounds_do_not_depend_on_the_number_of_classes_and_scale_with_the_range():
     # |L_0| = Var(z - v)/2 <= R^2/2: the majorant gives R^2 at x -> 0 (C(0) = 1).
     assert uniform_coefficient_bound(0, 1.0) == pytest.approx(1.0)
-    assert uniform_coefficient_bound(3, 2.0) == pytest.approx(2.0 ** 5 * uniform_coefficient_bound(3, 1.0))
+    assert uniform_coefficient_bound(3, 2.0) == pytest.approx(
+        2.0 ** 5 * uniform_coefficient_bound(3, 1.0))
     assert uniform_remainder_bound(2.0, 20.0, 2) == pytest.approx(
         4.0 * uniform_remainder_bound(1.0, 10.0, 2))
     assert uniform_remainder_bound(1.0, 1 / math.pi * 0.999, 1) is None

@@ -65,13 +65,14 @@ def two_class_coefficient(power, logit_range):
 
 @statement("convergence-radius",
            "The series in 1/T converges for T > R/pi, R the larger range of z and v",
-           r"\sum_j e^{\epsilon x_j} \ne 0 \text{ for } |\mathrm{Im}\,\epsilon|\,R < \pi,\ x = z, v;"
-           r"\ L_{KD}(\epsilon) = \epsilon^{-2}\mathrm{KL}(p\,\|\,q) \text{ and } \nabla L_{KD} "
-           r"\text{ are analytic on } |\epsilon| < \pi/R;\ "
-           r"L_{KD} = \int_0^1 (1-s)\,\mathrm{Var}_{r_s}(z - v)\,ds,\ "
-           r"r_s = \mathrm{softmax}(\epsilon(v + s(z - v)));\ "
+           r"\begin{gathered}\sum_j e^{\epsilon x_j} \ne 0 \text{ for } |\mathrm{Im}\,\epsilon|"
+           r"\,R < \pi,\ x = z, v;\\ L_{KD}(\epsilon) = \epsilon^{-2}\mathrm{KL}(p\,\|\,q)"
+           r" \text{ and } \nabla L_{KD} \text{ are analytic on } |\epsilon| < \pi/R;\\ "
+           r"L_{KD} = \int_0^1 (1-s)\,\mathrm{Var}_{r_s}(z - v)\,ds,\quad "
+           r"r_s = \mathrm{softmax}(\epsilon(v + s(z - v)));\\ "
            r"\Big|L_{KD} - \sum_{k<K} \epsilon^k L_k\Big| \le M\,\frac{(|\epsilon|/\rho)^K}"
-           r"{1 - |\epsilon|/\rho}")
+           r"{1 - |\epsilon|/\rho}\quad (|L_{KD}| \le M \text{ on } |\epsilon| \le \rho < \pi/R)"
+           r"\end{gathered}")
 def _convergence_radius(order):
     a, b, x = _real_part, _imaginary_part, _logit
     middle = (_largest + _smallest) / 2
@@ -135,10 +136,10 @@ def _two_class_logits(expr):
 @statement("radius-tight-two-classes",
            "For two classes the radius pi/R is exact: a uniform teacher's series diverges "
            "for every T < R/pi",
-           r"N = 2,\ v = (0, 0),\ z = (0, R):\ L_{KD} = T^2\log\cosh\frac{R}{2T},\ "
-           r"L_{2n-2} = (-1)^{n+1}\frac{(1-4^{-n})\,\zeta(2n)}{n}\,\frac{R^{2n}}{\pi^{2n}},\ "
-           r"L_{2n-1} = 0;\ \cosh\frac{\epsilon R}{2} \text{ has a simple zero at } "
-           r"\epsilon = i\pi/R,\ |i\pi/R| = \pi/R")
+           r"\begin{gathered}N = 2,\ v = (0, 0),\ z = (0, R):\quad L_{KD} = T^2\log\cosh"
+           r"\frac{R}{2T},\\ L_{2n-2} = (-1)^{n+1}\frac{(1-4^{-n})\,\zeta(2n)}{n}\,"
+           r"\frac{R^{2n}}{\pi^{2n}},\quad L_{2n-1} = 0;\\ \cosh\frac{\epsilon R}{2} "
+           r"\text{ has a simple zero at } \epsilon = i\pi/R,\ |i\pi/R| = \pi/R\end{gathered}")
 def _radius_tight_two_classes(order):
     loss = _two_class_logits(concrete(kd_loss(), classes=2))
     difference = sympy.expand(epsilon ** 2 * loss) - log(cosh(epsilon * _range / 2))
