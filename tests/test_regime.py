@@ -100,6 +100,13 @@ def test_first_correction_explains_the_deviation_at_high_temperature():
     assert pairs.rows[0].first_correction_share_median < 1e-12
 
 
+def test_certified_bounds_for_the_first_examples_only(shipped):
+    teacher, student = (x[:4] for x in shipped)
+    report = regime_report(teacher, student, temperatures=[64.0], certified_examples=2)
+    assert report.rows[0].certified_examples == 2 and report.rows[0].inside_radius == 1.0
+    assert numpy.isnan(report.certified[0][2:]).all()
+
+
 def test_perturbed_students_are_seeded_and_scaled():
     teacher = torch.tensor([[1.0, 2.0, 4.0], [0.0, 0.0, 0.0]], dtype=torch.float64)
     first, again = perturbed_students(teacher, seed=5), perturbed_students(teacher, seed=5)

@@ -16,6 +16,9 @@ of the teacher's) :func:`regime_report` measures, at each temperature:
 * **inside the radius**: the fraction of examples with :math:`T > R/\pi`
   ([convergence-radius]), where the series converges and the certificate exists.
 
+Certified bounds are computed for the first :data:`CERTIFIED_EXAMPLES` examples (each costs a
+fraction of a second); distances and shares for all of them.
+
 ``python -m verify regime --logits FILE [--student FILE] [--temperatures 1,2,4,8,...]
 [--json] [--plot FILE.png]`` prints it; ``FILE`` is a ``.pt`` or ``.npy`` array ``[B, N]``.
 Without ``--student`` the student's logits are the teacher's plus Gaussian noise of
@@ -45,15 +48,20 @@ import torch
 
 from ._errors import VerifyError, check_argument
 
-__all__ = ["DEFAULT_TEMPERATURES", "PERTURBATION", "RegimeRow", "RegimeReport", "load_logits",
+__all__ = ["DEFAULT_TEMPERATURES", "PERTURBATION", "CERTIFIED_EXAMPLES", "RegimeRow", "RegimeReport", "load_logits",
            "perturbed_students", "regime_report", "plot_regime", "add_arguments", "run"]
 
 #: Temperatures of the report unless given.
 DEFAULT_TEMPERATURES = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0)
 #: Without student logits: the teacher's plus this many standard deviations (per row) of noise.
 PERTURBATION = 0.5
-#: The most logits (B*N) a report accepts: every example gets its own certified expansion.
-MAX_VALUES = 1 << 16
+#: The most logits (B*N) a report accepts.
+MAX_VALUES = 1 << 22
+#: Certified bounds are computed for at most this many examples (the first ones): each costs a
+#: fraction of a second of ball arithmetic.
+CERTIFIED_EXAMPLES = 64
+#: Seeds of the perturbation: what torch's generators accept.
+MAX_SEED = 2 ** 63 - 1
 
 
 def load_logits(path, *, option="--logits"):
@@ -191,7 +199,7 @@ def _median(values):
 
 
 def regime_report(teacher, student=None, *, temperatures=DEFAULT_TEMPERATURES, seed=0,
-                  student_source=None):
+                  student_source=None, certified_examples=CERTIFIED_EXAMPLES):
     """Measure how far KD's gradient is from the logits-matching limit at each temperature.
 
     Parameters
@@ -204,6 +212,8 @@ def regime_report(teacher, student=None, *, temperatures=DEFAULT_TEMPERATURES, s
     temperatures : sequence of float > 0
     seed : int
         Seed of the perturbation.
+    certified_examples : int
+        The certified bounds are computed for the first this many examples.
     """
     from derive.bounds import CertifiedExpansion
 
@@ -228,8 +238,13 @@ def regime_report(teacher, student=None, *, temperatures=DEFAULT_TEMPERATURES, s
                    "temperatures must be finite numbers > 0, got {}", temperatures)
     limit, correction = _limit_and_correction(student, teacher)
     limit_norm = limit.norm(dim=-1)
-    expansions = [CertifiedExpansion(z.tolist(), v.tolist()) for z, v in zip(student, teacher)]
-    radius_temperatures = tuple(e.radius_temperature for e in expansions)
+    check_argument(isinstance(certified_examples, int) and certified_examples >= 0,
+                   "certified_examples must be an integer >= 0, got {!r}", certified_examples)
+    expansions = [CertifiedExpansion(z.tolist(), v.tolist())
+                  for z, v in zip(student[:certified_examples], teacher[:certified_examples])]
+    spread = torch.maximum(student.amax(-1) - student.amin(-1),
+                           teacher.amax(-1) - teacher.amin(-1))
+    radius_temperatures = tuple((spread / math.pi).tolist())
     rows, all_distances, all_certified = [], [], []
     for temperature in temperatures:
         deviation = _kd_gradient(student, teacher, temperature) - limit
@@ -243,8 +258,9 @@ def regime_report(teacher, student=None, *, temperatures=DEFAULT_TEMPERATURES, s
         for expansion, norm in zip(expansions, limit_norm.tolist()):
             bound = expansion.remainder_bound(temperature, 1, quantity="gradient")
             certified.append(math.nan if bound is None or norm == 0 else bound / norm)
+        certified += [math.nan] * (teacher.shape[0] - len(certified))
         defined = [c for c in certified if not math.isnan(c)]
-        inside = sum(expansion.converges(temperature) for expansion in expansions)
+        inside = sum(temperature > r for r in radius_temperatures)
         finite_distances = [d for d in distances.tolist() if not math.isnan(d)]
         rows.append(RegimeRow(
             temperature=temperature,
@@ -252,7 +268,7 @@ def regime_report(teacher, student=None, *, temperatures=DEFAULT_TEMPERATURES, s
             distance_worst=max(finite_distances) if finite_distances else None,
             first_correction_share_median=_median(shares.tolist()),
             certified_median=_median(defined), certified_worst=max(defined) if defined else None,
-            certified_examples=len(defined), inside_radius=inside / len(expansions)))
+            certified_examples=len(defined), inside_radius=inside / teacher.shape[0]))
         all_distances.append(distances.tolist())
         all_certified.append(certified)
     return RegimeReport(batch=teacher.shape[0], classes=teacher.shape[1],
@@ -271,7 +287,10 @@ def report_text(report):
     lines = [f"KD's logit gradient against the logits-matching limit: {report.batch} examples, "
              f"{report.classes} classes; student: {report.student_source}",
              f"radius temperature R/pi: median {report.radius_temperature_median:.3g}, largest "
-             f"{report.radius_temperature_max:.3g} (the series in 1/T converges above it)", ""]
+             f"{report.radius_temperature_max:.3g} (the series in 1/T converges above it)"]
+    if report.batch > CERTIFIED_EXAMPLES:
+        lines.append(f"certified bounds for the first {CERTIFIED_EXAMPLES} examples")
+    lines.append("")
     headers = ("T", "distance median", "worst", "1st corr. share", "certified median",
                "certified worst", "inside radius")
     rows = [(f"{row.temperature:g}", _format(row.distance_median), _format(row.distance_worst),
@@ -304,7 +323,7 @@ def plot_regime(report, axes=None):
     axes.loglog(temperatures, series("distance_worst"), "o--", color="C0", alpha=0.6,
                 label="distance, worst")
     axes.loglog(temperatures, series("certified_median"), "s-", color="C1",
-                label="certified bound, median")
+                label="certified bound, median (inside the radius)")
     axes.loglog(temperatures, series("certified_worst"), "s--", color="C1", alpha=0.6,
                 label="certified bound, worst")
     axes.axvline(report.radius_temperature_median, color="k", linestyle=":",
@@ -336,6 +355,17 @@ def _temperatures(text):
     return sorted(set(values))
 
 
+def _seed(text):
+    import argparse
+
+    import re
+
+    value = int(text) if re.fullmatch(r"[0-9]{1,19}", text.strip()) else None
+    if value is None or value > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be an integer in 0..{MAX_SEED}, got {text!r}")
+    return value
+
+
 def add_arguments(parser):
     """The options of ``python -m verify regime``."""
     parser.add_argument("--logits", required=True, metavar="FILE",
@@ -346,7 +376,7 @@ def add_arguments(parser):
     parser.add_argument("--temperatures", type=_temperatures,
                         default=list(DEFAULT_TEMPERATURES), metavar="T1,T2,...",
                         help="temperatures (default 1,2,4,...,128)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the perturbation")
+    parser.add_argument("--seed", type=_seed, default=0, help="seed of the perturbation")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--plot", metavar="FILE.png", help="also draw distance against T")
 
@@ -362,7 +392,6 @@ def run(arguments):
             check_output_path(arguments.plot, option="--plot", suffix=".png")
         except DeriveError as error:
             raise VerifyError(str(error)) from None
-    check_argument(arguments.seed >= 0, "--seed must be an integer >= 0, got {}", arguments.seed)
     teacher = load_logits(arguments.logits, option="--logits")
     student = None
     source = None
