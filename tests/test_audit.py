@@ -23,18 +23,8 @@ from verify.losses import TWINS
 pytestmark = pytest.mark.filterwarnings("ignore:reduction. 'mean' divides:UserWarning")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The audit's tensors are tiny: one intra-op thread is fastest, and on a shared 2-core
-    machine extra threads only wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
-def gallery(_one_thread):
+def gallery():
     """Every gallery entry audited once, with its options."""
     return {name: audit(example.function, **dict(example.options))
             for name, example in EXAMPLES.items()}

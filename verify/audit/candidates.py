@@ -4,11 +4,13 @@ A :class:`Candidate` is one objective of :data:`derive.OBJECTIVES` with its cate
 parameters fixed to one choice (``standardized-kl`` is two candidates, one per ``std``). Its
 *free* parameters are the continuous ones, kept symbolic in :func:`derive.expand`, and the
 symbols a generic family leaves in its terms (the derivatives ``f2, f3, ...`` of the generic
-f-divergence, whose candidate is the whole family). The first :data:`TERMS` gradient terms
-:math:`G_0 .. G_4` (coefficients of :math:`T^0 .. T^{-4}`) are split by monomials in the free
-parameters, :math:`G_k = \sum_m \theta^m G_{k,m}`, and each :math:`G_{k,m}` is evaluated once on
-the audited rows (:func:`verify.symbolic.gradient_values`); then the terms at any parameter
-value cost a few tensor operations. A parameter that enters otherwise (the student's
+f-divergence, whose candidate is the whole family). The first :data:`TERMS` loss terms
+:math:`L_0 .. L_4` (coefficients of :math:`T^0 .. T^{-4}`, :func:`derive.expand`) are split by
+monomials in the free parameters, :math:`L_k = \sum_m \theta^m L_{k,m}`; each :math:`L_{k,m}` is
+evaluated once on the audited rows and differentiated by autograd, which gives the gradient
+terms :math:`G_{k,m} = \partial L_{k,m}/\partial z` ([expansion]); then the gradient terms at any
+parameter value cost a few tensor operations. (Expanding the loss rather than the gradient
+spares derive the exact symbolic gradient of each objective, five times the work.) A parameter that enters otherwise (the student's
 temperature of ``hot-teacher``, inside an exponential) is evaluated at each value instead, by
 standing in for the symbol ``T`` of the evaluator.
 
@@ -28,6 +30,7 @@ Examples
 """
 
 import itertools
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -95,11 +98,12 @@ def catalogue():
 
 @dataclass(frozen=True)
 class Structure:
-    """A candidate's terms, as derive's engine holds them, and how its free parameters enter.
+    """A candidate's loss terms, as derive's engine holds them, and how its free parameters
+    enter.
 
     ``names``/``symbols``: the free parameters; ``parameters``: their :class:`derive.Parameter`
     (``None`` for a generic family's symbols); ``generic``: the candidate is a family with
-    symbols beyond its parameters. ``terms``: per power ``k``, ``{component: rows}``, a row
+    symbols beyond its parameters. ``terms``: per power ``k``, ``{"loss": rows}``, a row
     ``(coefficient, plain, powers, other)`` per monomial: the rational coefficient, the
     exponents of the generators free of parameters, the exponents of the free parameters,
     and the generators in which a parameter enters otherwise (``hot-teacher``'s
@@ -127,7 +131,7 @@ def structure(objective, choices=()):
     values = dict(choices)
     values.update({p.name: p.name for p in continuous})
     order = min(TERMS, definition.max_order)
-    expansion = derive.expand("gradient", order=order, objective=objective, parameters=values)
+    expansion = derive.expand("loss", order=order, objective=objective, parameters=values)
     polynomials = [dict(term.components) for term in expansion.terms]
     algebra = next(iter(polynomials[0].values())).algebra
     expressions = tuple(algebra.expressions)
@@ -185,115 +189,152 @@ def _symbol_order(symbol):
 
 
 class Evaluated:
-    """A candidate's terms on the audited rows ``[R, N]`` (float64, with ``labels`` ``[R]``).
+    """A candidate's gradient terms on the audited rows ``[R, N]`` (float64, ``labels`` ``[R]``).
 
-    Each generator is evaluated once (:class:`verify.symbolic.SymbolicFunction`), and each
-    term's monomials are summed by the powers of the free parameters (:meth:`basis`);
-    :meth:`terms` returns :math:`G_0 .. G_{K-1}` at parameter values, ``[K, R, N]``.
+    Each generator :math:`v_s` of the loss terms (a class constant per row) is evaluated once
+    on ``leaf``, the student rows requiring grad (:class:`verify.symbolic.SymbolicFunction`),
+    with its gradient :math:`\\partial v_s/\\partial z` (one autograd pass per generator, shared
+    by every candidate through ``cache``). A monomial
+    :math:`c\\prod_s v_s^{e_s}` then has the gradient :math:`c\\prod_s v_s^{e_s}\\sum_s (e_s/v_s)\\,
+    \\partial v_s/\\partial z` in closed form, and the gradient terms
+    :math:`G_k = \\partial L_k/\\partial z` ([expansion]) are sums of these. :meth:`terms`
+    returns :math:`G_0 .. G_{K-1}` at parameter values, ``[K, R, N]``; :meth:`basis` the gradient
+    of each monomial in the parameters.
     """
 
-    def __init__(self, candidate, student, teacher, labels, cache=None):
+    def __init__(self, candidate, leaf, teacher, labels, cache=None):
         self.candidate = candidate
         self.shape = structure(candidate.objective, candidate.choices)
-        self.student, self.teacher = student, teacher
-        self.labels = labels if candidate.definition.labelled else None
-        self._all_labels = labels
-        self._values = {} if cache is None else cache     # generator values, by expression
-        self._groups = None
-        if self.labels is not None:
-            self._label_mask = torch.nn.functional.one_hot(labels, student.shape[-1]).to(student)
+        self.leaf, self.teacher = leaf, teacher
+        self.labels = labels
+        self._cache = {} if cache is None else cache     # (value, gradient) by expression
+        self._parts = self._basis = None
 
     def _generator(self, slot, temperature=None):
+        """``(value [R], gradient [R, N])`` of generator ``slot`` (at a parameter value
+        ``temperature`` standing for the one parameter, for a generator that holds it)."""
         expression = self.shape.expressions[slot]
         if temperature is not None:
             expression = expression.xreplace({self.shape.symbols[0]: T})
         key = (expression, temperature)
-        if key not in self._values:
-            self._values[key] = _function(expression)(self.student, self.teacher, temperature,
-                                                     self._all_labels)
-        return self._values[key]
+        if key not in self._cache:
+            rows = self.leaf.shape[0]
+            with torch.enable_grad():
+                value = _function(expression)(self.leaf, self.teacher, temperature, self.labels)
+                value = torch.as_tensor(value, dtype=torch.float64).reshape(-1).expand(rows)
+                gradient = None
+                if value.requires_grad:
+                    (gradient,) = torch.autograd.grad(value.sum(), self.leaf, allow_unused=True)
+            if gradient is None:
+                gradient = torch.zeros_like(self.leaf)
+            self._cache[key] = (value.detach(), gradient)
+        return self._cache[key]
 
-    def _place(self, component, value):
-        """A component's values in the columns it applies to: the label's (``"g"``) or the
-        others' (``"i"``, every column without a label)."""
-        if self.labels is None:
-            return value
-        return value * self._label_mask if component == "g" else value * (1 - self._label_mask)
+    def _monomials(self, slots, exponents, coefficients):
+        """Values ``[P, R]`` and gradients ``[P, R, N]`` of the monomials
+        :math:`c_p\\prod_s v_s^{e_{ps}}`."""
+        rows = self.leaf.shape[0]
+        if not slots:
+            values = coefficients[:, None].expand(-1, rows)
+            return values, torch.zeros((*values.shape, self.leaf.shape[-1]), dtype=torch.float64)
+        generated = [self._generator(slot) for slot in slots]
+        values = torch.stack([value for value, _ in generated])             # [S, R]
+        gradients = torch.stack([gradient for _, gradient in generated])    # [S, R, N]
+        magnitude = values.abs()
+        logarithms = torch.where(magnitude > 0, magnitude.log(),
+                                 torch.full_like(magnitude, -1e30))
+        parity = torch.remainder(exponents @ (values < 0).to(torch.float64), 2.0)
+        products = (torch.exp(exponents @ logarithms) * (1.0 - 2.0 * parity)
+                    * coefficients[:, None])                                 # [P, R]
+        safe = torch.where(values == 0, torch.full_like(values, 1e-300), values)
+        weights = products[:, None, :] * exponents[:, :, None] / safe[None]  # [P, S, R]
+        return products, torch.einsum("psr,srn->prn", weights, gradients)
 
     def _grouped(self):
-        """``{(powers, other): [K, R, N]}``: the part of each term free of the parameters, by
-        how the parameters enter it. The monomials of a component are evaluated at once:
-        :math:`\\prod_s v_s^{e_s} = \\pm\\exp(\\sum_s e_s \\log|v_s|)`, one matrix product."""
-        if self._groups is None:
+        """``{(powers, other): (loss [K, R], gradient [K, R, N])}``: the parts of the loss terms
+        free of the parameters, by how the parameters enter them."""
+        if self._parts is None:
             layout = _layout(self.candidate.objective, self.candidate.choices)
-            terms = len(self.shape.terms)
-            shape = (terms, *self.student.shape)
-            summed = torch.zeros((len(layout.keys) * terms, *self.student.shape),
-                                 dtype=torch.float64)
-            for component, slots, exponents, coefficients, targets in layout.components:
-                values = torch.stack([self._generator(slot).expand_as(self.student).reshape(-1)
-                                      for slot in slots]) if slots else torch.zeros(
-                    (0, self.student.numel()), dtype=torch.float64)
-                magnitude = values.abs()
-                logarithms = torch.where(magnitude > 0, magnitude.log(),
-                                         torch.full_like(magnitude, -1e30))
-                parity = torch.remainder(exponents @ (values < 0).to(torch.float64), 2.0)
-                products = (torch.exp(exponents @ logarithms) * (1.0 - 2.0 * parity)
-                            * coefficients[:, None])
-                part = torch.zeros((summed.shape[0], self.student.numel()), dtype=torch.float64)
-                part.index_add_(0, targets, products)
-                summed += self._place(component, part.reshape(summed.shape))
-            summed = summed.reshape(len(layout.keys), *shape)
-            self._groups = {key: summed[i] for i, key in enumerate(layout.keys)}
-        return self._groups
+            values, gradients = self._monomials(layout.slots, layout.exponents,
+                                                layout.coefficients)
+            terms, rows = len(self.shape.terms), self.leaf.shape[0]
+            losses = (layout.assignment @ values).reshape(len(layout.keys), terms, rows)
+            summed = torch.einsum("gp,prn->grn", layout.assignment, gradients).reshape(
+                len(layout.keys), terms, rows, self.leaf.shape[-1])
+            self._parts = {key: (losses[i], summed[i]) for i, key in enumerate(layout.keys)}
+        return self._parts
 
     def basis(self):
-        """``{powers: [K, R, N]}``: the coefficient of each monomial in the parameters."""
-        return {powers: tensor for (powers, _), tensor in self._grouped().items()}
+        """``{powers: [K, R, N]}``: the gradient of each monomial's coefficient in each term."""
+        if self._basis is None:
+            self._basis = {powers: gradient
+                           for (powers, _), (_, gradient) in self._grouped().items()}
+        return self._basis
 
     def terms(self, values):
         """:math:`G_k` at the free parameters ``values`` (a tuple), ``[K, R, N]``."""
-        total = torch.zeros((len(self.shape.terms), *self.student.shape), dtype=torch.float64)
-        for (powers, other), tensor in self._grouped().items():
-            factor = _monomial(values, powers)
-            for slot, exponent in other:    # one parameter, entering non-polynomially
-                factor = factor * self._generator(slot, float(values[0])) ** exponent
-            total = total + factor * tensor
-        return total
+        if self.shape.polynomial:
+            total = torch.zeros((len(self.shape.terms), *self.leaf.shape), dtype=torch.float64)
+            for powers, tensor in self.basis().items():
+                total = total + _monomial(values, powers) * tensor
+            return total
+        (terms,) = self.terms_many([values])
+        return terms if terms is not None else torch.full(
+            (len(self.shape.terms), *self.leaf.shape), math.inf, dtype=torch.float64)
+
+    def terms_many(self, points):
+        """:math:`G_k` at each of several parameter values: a list of ``[K, R, N]``, ``None``
+        where a generator holding the parameter overflows."""
+        if self.shape.polynomial:
+            return [self.terms(values) for values in points]
+        results = []
+        for values in points:
+            total = 0
+            for (powers, other), (loss, gradient) in self._grouped().items():
+                factor = torch.full((self.leaf.shape[0],), _monomial(values, powers),
+                                    dtype=torch.float64)
+                logarithmic = torch.zeros_like(self.leaf)   # d log(factor) / dz
+                for slot, exponent in other:
+                    value, derivative = self._generator(slot, float(values[0]))
+                    factor = factor * value ** exponent
+                    logarithmic = logarithmic + exponent * derivative / value[:, None]
+                total = total + factor[None, :, None] * (
+                    gradient + loss[:, :, None] * logarithmic[None])
+            finite = isinstance(total, torch.Tensor) and bool(torch.isfinite(total).all())
+            results.append(total if finite else None)
+        return results
 
 
 @dataclass(frozen=True)
 class _Layout:
-    """A candidate's monomials as matrices: ``keys`` (how the parameters enter a group) and,
-    per component, the generator slots, the exponents ``[P, S]``, the coefficients ``[P]``
-    and each monomial's row ``group * K + k`` in the sum."""
+    """A candidate's loss monomials as matrices: the generator ``slots``, the ``exponents``
+    ``[P, S]``, the ``coefficients`` ``[P]``, the ``keys`` (how the parameters enter a group),
+    and the ``assignment`` ``[G K, P]`` of each monomial to its group and power."""
 
+    slots: tuple
+    exponents: torch.Tensor
+    coefficients: torch.Tensor
     keys: tuple
-    components: tuple
+    assignment: torch.Tensor
 
 
 @lru_cache(maxsize=None)
 def _layout(objective, choices):
     terms = structure(objective, choices).terms
-    keys, components = {}, []
-    for component in sorted({c for term in terms for c in term}):
-        rows = [(k, row) for k, term in enumerate(terms) for row in term.get(component, ())]
-        if not rows:
-            continue
-        slots = sorted({slot for _, row in rows for slot, _ in row[1]})
-        index = {slot: i for i, slot in enumerate(slots)}
-        exponents = [[0.0] * len(slots) for _ in rows]
-        targets = []
-        for p, (k, (_, plain, powers, other)) in enumerate(rows):
-            for slot, exponent in plain:
-                exponents[p][index[slot]] = float(exponent)
-            targets.append(keys.setdefault((powers, other), len(keys)) * len(terms) + k)
-        components.append((component, tuple(slots),
-                           torch.tensor(exponents, dtype=torch.float64).reshape(len(rows),
-                                                                                len(slots)),
-                           torch.tensor([row[0] for _, row in rows], dtype=torch.float64),
-                           torch.tensor(targets)))
-    return _Layout(tuple(keys), tuple(components))
+    rows = [(k, row) for k, term in enumerate(terms) for row in term["loss"]]
+    slots = sorted({slot for _, row in rows for slot, _ in row[1]})
+    index = {slot: i for i, slot in enumerate(slots)}
+    exponents = [[0.0] * len(slots) for _ in rows]
+    keys, targets = {}, []
+    for p, (k, (_, plain, powers, other)) in enumerate(rows):
+        for slot, exponent in plain:
+            exponents[p][index[slot]] = float(exponent)
+        targets.append(keys.setdefault((powers, other), len(keys)) * len(terms) + k)
+    assignment = torch.zeros((len(keys) * len(terms), len(rows)), dtype=torch.float64)
+    assignment[torch.tensor(targets, dtype=torch.long), torch.arange(len(rows))] = 1.0
+    return _Layout(tuple(slots), torch.tensor(exponents, dtype=torch.float64).reshape(
+        len(rows), len(slots)), torch.tensor([row[0] for _, row in rows], dtype=torch.float64),
+        tuple(keys), assignment)
 
 
 @lru_cache(maxsize=None)

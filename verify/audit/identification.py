@@ -39,6 +39,8 @@ __all__ = ["Match", "Identification", "Fitter", "identify"]
 _GRID = 33
 # Golden-section iterations: the bracket shrinks by 0.618 each, to 1e-9 of its width.
 _GOLDEN_ITERATIONS = 45
+# Finer grids for a parameter inside the generators: each 8 times finer, to 1e-6 of the range.
+_REFINEMENTS = 6
 # A fitted parameter may pass its registered bound by this much (the fit's own resolution).
 _RANGE_SLACK = 1e-3
 # Above this ratio of successive terms the tail bound is not trusted.
@@ -109,7 +111,7 @@ class Fitter:
         self.y = (y * self.weights[:, None, None]).flatten()
         self.count = len(temperatures)
         self.rounding = float(rounding.pow(2).mean().sqrt())
-        self.rows = (student, teacher, labels)
+        self.rows = (student.detach().clone().requires_grad_(True), teacher, labels)
         self._evaluated, self._cache = {}, {}
 
     def evaluated(self, candidate):
@@ -199,16 +201,14 @@ class Fitter:
         """One parameter entering non-linearly: a grid over its range, then golden section."""
         parameter = shape.parameters[shape.names.index(name)]
         low, high, logarithmic = _range(parameter)
-        if shape.polynomial:    # x(theta) = sum_m theta^m X_m, the columns computed once
-            columns = [(powers, self._columns(tensor))
-                       for powers, tensor in evaluated.basis().items()]
+        if not shape.polynomial:
+            return self._search_batched(shape, evaluated, fixed, name, weight,
+                                        (low, high, logarithmic))
+        columns = [(powers, self._columns(tensor)) for powers, tensor in evaluated.basis().items()]
 
-            def column_at(value):
-                values = _ordered(shape, {**fixed, name: value})
-                return sum(_power(values, powers) * column for powers, column in columns)
-        else:
-            def column_at(value):
-                return self._columns(evaluated.terms(_ordered(shape, {**fixed, name: value})))
+        def column_at(value):     # x(theta) = sum_m theta^m X_m, the columns computed once
+            values = _ordered(shape, {**fixed, name: value})
+            return sum(_power(values, powers) * column for powers, column in columns)
 
         def error(point):
             column = column_at(math.exp(point) if logarithmic else point)
@@ -222,6 +222,30 @@ class Fitter:
         best = _golden(error, left, right)
         value = math.exp(best) if logarithmic else best
         return {name: value}, self._weight(column_at(value), weight)
+
+    def _search_batched(self, shape, evaluated, fixed, name, weight, interval):
+        """A parameter inside the generators: grids of values evaluated at once (one backward
+        pass each), every grid 8 times finer around the best point of the last."""
+        low, high, logarithmic = interval
+        points = torch.linspace(low, high, _GRID, dtype=torch.float64)
+        for _ in range(_REFINEMENTS + 1):
+            values = [_ordered(shape, {**fixed, name: math.exp(p) if logarithmic else p})
+                      for p in points.tolist()]
+            errors = []
+            for terms in evaluated.terms_many(values):
+                if terms is None:
+                    errors.append(math.inf)
+                    continue
+                column = self._columns(terms)
+                residual = self._residual(self._weight(column, weight) * column)
+                errors.append(residual if math.isfinite(residual) else math.inf)
+            index = min(range(len(errors)), key=lambda i: errors[i])
+            best, step = float(points[index]), float(points[1] - points[0])
+            points = torch.linspace(max(low, best - step), min(high, best + step), 17,
+                                    dtype=torch.float64)
+        value = math.exp(best) if logarithmic else best
+        column = self._columns(evaluated.terms(_ordered(shape, {**fixed, name: value})))
+        return {name: value}, self._weight(column, weight)
 
 
 def _power(values, exponents):
