@@ -56,7 +56,7 @@ def logit_gradient_sums(objective, problem):
     return errors, tolerances
 
 
-def output_layer_gradient_sums(objective, networks, inputs, problem):
+def output_layer_gradient_sums(objective, networks, inputs, problem, *, forward=None):
     r"""``(errors, tolerances)`` of shape ``[M, d + 1]`` for ``M`` stacked networks.
 
     Column ``j < d``: :math:`|\sum_i \partial L/\partial W_{ij}|`; column ``d``:
@@ -66,13 +66,15 @@ def output_layer_gradient_sums(objective, networks, inputs, problem):
 
     The tolerance adds to the per-example bound of :func:`logit_gradient_sums`, weighted by
     :math:`|h_{bj}|`, the ``B`` roundings of the batch reduction in the weight gradient.
+    ``forward`` is ``networks.forward(inputs)`` computed once for several objectives (its
+    graph is kept).
     """
-    features, logits = networks.forward(inputs)
+    features, logits = forward if forward is not None else networks.forward(inputs)
     problem = problem.with_student(logits)
     losses = objective(problem).mean(-1)
     weight, bias = networks.output_weight, networks.output_bias
     leaves = [weight] + ([bias] if bias is not None else [])
-    gradients = torch.autograd.grad(losses.sum(), leaves)
+    gradients = torch.autograd.grad(losses.sum(), leaves, retain_graph=forward is not None)
     weight_sums = gradients[0].sum(1).abs()
     if bias is not None:
         bias_sums = gradients[1].sum(1, keepdim=True).abs()
@@ -154,9 +156,10 @@ def _network_cases(objectives, context, count):
         temperature = 10 ** (2 * context.rand(per_group, 1, generator=generator) - 0.5)
         problem = DistillationProblem(teacher, teacher, labels, targets,
                                       temperature.expand(*shape).contiguous())
+        forward = networks.forward(inputs)
         for objective in objectives:
-            group_errors, group_tolerances = output_layer_gradient_sums(objective, networks,
-                                                                        inputs, problem)
+            group_errors, group_tolerances = output_layer_gradient_sums(
+                objective, networks, inputs, problem, forward=forward)
             errors.append(group_errors.flatten())
             tolerances.append(group_tolerances.flatten())
         tried += per_group
