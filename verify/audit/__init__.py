@@ -12,7 +12,8 @@ never from its value. It
    :math:`64r`, is fitted by every registered objective of :data:`derive.OBJECTIVES`, its
    terms :math:`G_0 .. G_4` taken from :func:`derive.expand` and evaluated numerically, with
    its parameters and a weight (:mod:`.candidates`, :mod:`.identification`); failing that, by
-   known objectives with known defects (:mod:`.defects`);
+   known objectives with known defects (:mod:`.defects`); the declaration it is judged
+   against is :mod:`.expectation`;
 3. for token sequences, measures how the tokens are weighed (:mod:`.sequences`);
 4. names the causes of any departure from the declaration, with their fixes
    (:mod:`.diagnoses`).
@@ -49,8 +50,9 @@ verify._errors.VerifyError: classes must be an integer in [2, 262144], got 1
 """
 
 from .cli import add_arguments, main, run
-from .core import (DEFAULT_BATCH_SIZE, DEFAULT_CLASSES, DEFAULT_TIMEOUT, LIMITS, Expectation,
-                   audit, check_options, parse_expectation)
+from .core import (DEFAULT_BATCH_SIZE, DEFAULT_CLASSES, DEFAULT_TIMEOUT, LIMITS, audit,
+                   check_options)
+from .expectation import Expectation, parse_expectation
 from .loading import load_target
 from .result import CAUSES, VERDICTS, AuditResult
 

@@ -29,7 +29,8 @@ from fractions import Fraction
 from .._errors import VerifyError, check_argument
 from ..devices import DEVICES, DTYPES
 from .core import (DEFAULT_BATCH_SIZE, DEFAULT_CLASSES, DEFAULT_TIMEOUT, LIMITS, audit,
-                   check_options, parse_expectation)
+                   check_options)
+from .expectation import parse_expectation
 from .loading import load_target
 from .result import one_line
 

@@ -1,25 +1,21 @@
 r"""The audit: run the loss, measure its gradient, identify it, and judge it against the declaration.
 
 See :mod:`verify.audit` for what is measured; this module validates the arguments (every
-size has a maximum, checked before any work), parses a declared objective
-(:func:`parse_expectation`), and runs the steps in order.
+size has a maximum, :data:`LIMITS`, checked before any work) and runs the steps in order.
 """
 
 import math
-from dataclasses import dataclass
-from fractions import Fraction
 
-import sympy
 import torch
 
-import derive
 from derive import OBJECTIVES
 
-from .._errors import VerifyError, check_argument
+from .._errors import check_argument
 from ..devices import dtype_name, resolve_device, resolve_dtype
 from .candidates import Candidate, Evaluated
 from .defects import correlation_norms, match_defects
 from .diagnoses import diagnose
+from .expectation import _is_real, parse_expectation
 from .fitting import extrapolate, ignores_temperature, power_law, shift_invariance, \
     tensor_temperature
 from .identification import Fitter, Identification, identify
@@ -29,7 +25,7 @@ from .probing import (MODERATE_TEMPERATURES, Probe, RoundingModel, draw_inputs,
 from .result import AuditResult, _significant
 from .sequences import classify, measure_pattern, pattern_tolerance
 
-__all__ = ["audit", "check_options", "parse_expectation", "Expectation", "DEFAULT_CLASSES", "DEFAULT_BATCH_SIZE",
+__all__ = ["audit", "check_options", "DEFAULT_CLASSES", "DEFAULT_BATCH_SIZE",
            "DEFAULT_TIMEOUT", "LIMITS"]
 
 #: Defaults of :func:`audit` (and of the CLI).
@@ -47,93 +43,6 @@ LIMITS = {"classes": 2**18, "batch_size": 2**12, "sequence_length": 2**12,
 # enough that a large vocabulary stays cheap (about 1024 logits).
 _IDENTIFICATION_ELEMENTS = 1024
 _IDENTIFICATION_ROWS = 64
-
-
-@dataclass(frozen=True)
-class Expectation:
-    """A declared objective: its candidate (categorical choices fixed), the continuous
-    parameters fixed by the declaration (the others are fitted), and the weight."""
-
-    candidate: Candidate
-    fixed: tuple
-    weight: float
-
-    @property
-    def objective(self):
-        return self.candidate.objective
-
-    def to_tuple(self):
-        return (self.objective, tuple(self.candidate.choices) + self.fixed, self.weight)
-
-
-def parse_expectation(text=None, weight=1.0):
-    """``"NAME[:k=v,...]"`` (``None``: ``kl``) and a weight as an :class:`Expectation`.
-
-    Values are numbers (``0.3`` or ``3/10``) or, for a categorical parameter, a choice;
-    parameters left out take the objective's default, or are fitted when it has none.
-
-    >>> parse_expectation("jsd:beta=0.3", 0.5).to_tuple()
-    ('jsd', (('beta', 0.3),), 0.5)
-    >>> parse_expectation("dkd").to_tuple()
-    ('dkd', (('alpha', 1.0), ('beta', 8.0)), 1.0)
-    >>> parse_expectation("jsd:gamma=1")
-    Traceback (most recent call last):
-    ...
-    verify._errors.VerifyError: --expect jsd: objective jsd has parameters beta, got the parameter 'gamma'
-    """
-    check_argument(text is None or isinstance(text, str),
-                   "expect must be NAME[:k=v,...] with NAME one of {}, got {!r}",
-                   ", ".join(OBJECTIVES), text)
-    check_argument(_is_real(weight) and math.isfinite(weight) and weight > 0,
-                   "weight must be a finite number > 0, got {!r}", weight)
-    name, _, rest = (text or "kl").strip().partition(":")
-    name = name.strip()
-    check_argument(name in OBJECTIVES, "expect must be NAME[:k=v,...] with NAME one of {}, got "
-                   "{!r}", ", ".join(OBJECTIVES), text)
-    definition = OBJECTIVES[name]
-    given = {}
-    for item in filter(None, (part.strip() for part in rest.split(","))):
-        key, equals, value = item.partition("=")
-        check_argument(bool(equals) and bool(key.strip()) and bool(value.strip()),
-                       "--expect {}: parameters are k=v separated by commas, got {!r}", name, item)
-        given[key.strip()] = value.strip()
-    known = {p.name for p in definition.parameters}
-    for key in given:
-        check_argument(key in known, "--expect {}: objective {} has {}, got the parameter {!r}",
-                       name, name, ("parameters " + ", ".join(sorted(known))) if known
-                       else "no parameters", key)
-    choices, fixed = [], []
-    for parameter in definition.parameters:
-        value = given.get(parameter.name, parameter.default)
-        if parameter.choices:
-            check_argument(value is not None, "--expect {}: give the parameter {} ({})", name,
-                           parameter.name, parameter.allowed)
-        if value in (None, "symbolic"):
-            continue        # fitted
-        try:
-            resolved = parameter.resolve(_exact(str(value)), name)
-        except derive.DeriveError as error:
-            raise VerifyError(f"--expect {name}: {error}") from None
-        if parameter.choices:
-            choices.append((parameter.name, resolved))
-            continue
-        check_argument(isinstance(resolved, sympy.Rational),
-                       "--expect {}: parameter {} must be a number, got {!r}", name,
-                       parameter.name, value)
-        fixed.append((parameter.name, float(resolved)))
-    return Expectation(Candidate(name, tuple(choices)), tuple(fixed), float(weight))
-
-
-def _exact(text):
-    """``"0.3"`` as ``"3/10"`` (derive takes exact rationals); other text unchanged."""
-    try:
-        return str(Fraction(text))
-    except (ValueError, ZeroDivisionError):
-        return text
-
-
-def _is_real(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _is_integer(value):

@@ -1,0 +1,106 @@
+r"""A declared objective: ``--expect NAME[:k=v,...]`` and ``--weight W``.
+
+The audit's verdict is "consistent" iff the loss is the declared objective with the declared
+weight; without a declaration, Hinton's KD (``kl``) at weight 1.
+"""
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+import sympy
+
+import derive
+from derive import OBJECTIVES
+
+from .._errors import VerifyError, check_argument
+from .candidates import Candidate
+
+__all__ = ["Expectation", "parse_expectation"]
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """A declared objective: its candidate (categorical choices fixed), the continuous
+    parameters fixed by the declaration (the others are fitted), and the weight."""
+
+    candidate: Candidate
+    fixed: tuple
+    weight: float
+
+    @property
+    def objective(self):
+        return self.candidate.objective
+
+    def to_tuple(self):
+        return (self.objective, tuple(self.candidate.choices) + self.fixed, self.weight)
+
+
+def parse_expectation(text=None, weight=1.0):
+    """``"NAME[:k=v,...]"`` (``None``: ``kl``) and a weight as an :class:`Expectation`.
+
+    Values are numbers (``0.3`` or ``3/10``) or, for a categorical parameter, a choice;
+    parameters left out take the objective's default, or are fitted when it has none.
+
+    >>> parse_expectation("jsd:beta=0.3", 0.5).to_tuple()
+    ('jsd', (('beta', 0.3),), 0.5)
+    >>> parse_expectation("dkd").to_tuple()
+    ('dkd', (('alpha', 1.0), ('beta', 8.0)), 1.0)
+    >>> parse_expectation("jsd:gamma=1")
+    Traceback (most recent call last):
+    ...
+    verify._errors.VerifyError: --expect jsd: objective jsd has parameters beta, got the parameter 'gamma'
+    """
+    check_argument(text is None or isinstance(text, str),
+                   "expect must be NAME[:k=v,...] with NAME one of {}, got {!r}",
+                   ", ".join(OBJECTIVES), text)
+    check_argument(_is_real(weight) and math.isfinite(weight) and weight > 0,
+                   "weight must be a finite number > 0, got {!r}", weight)
+    name, _, rest = (text or "kl").strip().partition(":")
+    name = name.strip()
+    check_argument(name in OBJECTIVES, "expect must be NAME[:k=v,...] with NAME one of {}, got "
+                   "{!r}", ", ".join(OBJECTIVES), text)
+    definition = OBJECTIVES[name]
+    given = {}
+    for item in filter(None, (part.strip() for part in rest.split(","))):
+        key, equals, value = item.partition("=")
+        check_argument(bool(equals) and bool(key.strip()) and bool(value.strip()),
+                       "--expect {}: parameters are k=v separated by commas, got {!r}", name, item)
+        given[key.strip()] = value.strip()
+    known = {p.name for p in definition.parameters}
+    for key in given:
+        check_argument(key in known, "--expect {}: objective {} has {}, got the parameter {!r}",
+                       name, name, ("parameters " + ", ".join(sorted(known))) if known
+                       else "no parameters", key)
+    choices, fixed = [], []
+    for parameter in definition.parameters:
+        value = given.get(parameter.name, parameter.default)
+        if parameter.choices:
+            check_argument(value is not None, "--expect {}: give the parameter {} ({})", name,
+                           parameter.name, parameter.allowed)
+        if value in (None, "symbolic"):
+            continue        # fitted
+        try:
+            resolved = parameter.resolve(_exact(str(value)), name)
+        except derive.DeriveError as error:
+            raise VerifyError(f"--expect {name}: {error}") from None
+        if parameter.choices:
+            choices.append((parameter.name, resolved))
+            continue
+        check_argument(isinstance(resolved, sympy.Rational),
+                       "--expect {}: parameter {} must be a number, got {!r}", name,
+                       parameter.name, value)
+        fixed.append((parameter.name, float(resolved)))
+    return Expectation(Candidate(name, tuple(choices)), tuple(fixed), float(weight))
+
+
+def _exact(text):
+    """``"0.3"`` as ``"3/10"`` (derive takes exact rationals); other text unchanged."""
+    try:
+        return str(Fraction(text))
+    except (ValueError, ZeroDivisionError):
+        return text
+
+
+def _is_real(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
