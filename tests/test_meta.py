@@ -16,3 +16,12 @@ def test_importing_derive_does_not_import_torch():
             "print('torch' in sys.modules)")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == "False"
+
+
+def test_the_theory_page_states_every_registry_statement():
+    import pathlib
+
+    text = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "theory.md").read_text()
+    missing = [statement_id for statement_id in derive.STATEMENTS
+               if f"[{statement_id}]" not in text]
+    assert not missing, missing
