@@ -60,6 +60,13 @@ def main():
         for order in (6, 8):
             rows.append((f"derive: {quantity}, symbolic N, {order} terms",
                          _cold(derive + ["--quantity", quantity, "--order", str(order)], args.repeats)))
+    rows.append(("derive: generic f-divergence, loss, symbolic N and f, 6 terms",
+                 _cold(derive + ["--quantity", "loss", "--order", "6", "--objective",
+                                 "f-divergence", "--format", "json"], args.repeats)))
+    for objective in ("kl", "js"):
+        rows.append((f"derive: {objective}, gradient, symbolic N, 12 terms (JSON)",
+                     _cold(derive + ["--quantity", "gradient", "--order", "12", "--objective",
+                                     objective, "--format", "json"], args.repeats)))
     startup = _cold([python, "-c", "import derive"], args.repeats)
     rows.append(("python -c 'import derive' (start-up floor)", startup))
     width = max(len(name) for name, _ in rows)
