@@ -25,6 +25,28 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGET = "verify.gallery:kd_batchmean"
 HUGE = "9" * 40
 
+#: A module that prints and exits when imported, as a script with argparse would; written at
+#: test time (a file of it under tests/ would stop pytest's own collection).
+_NOISY_MODULE = """
+import sys
+
+print("parsing arguments ...")
+sys.exit(2)
+
+
+def loss(student_logits, teacher_logits, temperature):
+    return student_logits.sum()
+"""
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _noisy_module(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("modules")
+    (directory / "audit_noisy_module.py").write_text(_NOISY_MODULE)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(directory))
+        yield
+
 #: ``(argv, message)``: the command lines that must fail with exit code 2.
 BAD_COMMAND_LINES = [
     # --classes: type, bounds, empty, huge
@@ -34,12 +56,14 @@ BAD_COMMAND_LINES = [
     ((TARGET, "--classes", str(LIMITS["classes"] + 1)), "--classes must be an integer"),
     ((TARGET, "--classes", ""), "--classes must be an integer"),
     ((TARGET, "--classes", HUGE), "--classes must be an integer"),
+    ((TARGET, "--classes", "1000000000"), "--classes must be an integer in [2, 262144]"),
     # --batch-size
     ((TARGET, "--batch-size", "x"), "--batch-size must be an integer in [2, 4096]"),
     ((TARGET, "--batch-size", "1"), "--batch-size must be an integer in [2, 4096], got '1'"),
     ((TARGET, "--batch-size", "4097"), "--batch-size must be an integer"),
     ((TARGET, "--batch-size", ""), "--batch-size must be an integer"),
     ((TARGET, "--batch-size", "1e3"), "--batch-size must be an integer"),
+    ((TARGET, "--batch-size", "1000000000"), "--batch-size must be an integer in [2, 4096]"),
     # --shape and --mask
     ((TARGET, "--shape", "4"), "--shape must be B,N or B,L,N (integers), got '4'"),
     ((TARGET, "--shape", "4,x,10"), "--shape must be B,N or B,L,N"),

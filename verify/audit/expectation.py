@@ -13,7 +13,7 @@ import sympy
 import derive
 from derive import OBJECTIVES
 
-from .._errors import VerifyError, check_argument
+from .._errors import check_argument
 from .candidates import Candidate
 
 __all__ = ["Expectation", "parse_expectation"]
@@ -81,9 +81,10 @@ def parse_expectation(text=None, weight=1.0):
         if value in (None, "symbolic"):
             continue        # fitted
         try:
-            resolved = parameter.resolve(_exact(str(value)), name)
+            resolved, problem = parameter.resolve(_exact(str(value)), name), None
         except derive.DeriveError as error:
-            raise VerifyError(f"--expect {name}: {error}") from None
+            resolved, problem = None, error
+        check_argument(problem is None, "--expect {}: {}", name, problem)
         if parameter.choices:
             choices.append((parameter.name, resolved))
             continue
