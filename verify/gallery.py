@@ -1,4 +1,4 @@
-r"""Example distillation losses, written the way users and papers write them, with what :func:`verify.audit` says.
+r"""Example distillation losses, written as users and papers do, with what the audit says.
 
 Every function takes ``(student_logits, teacher_logits, temperature)``, logits ``[B, N]``
 (``[B, L, N]`` for the token losses, which also take ``mask``; DKD also takes ``target``), and
@@ -236,9 +236,10 @@ def kd_swapped_kl_div(student_logits, teacher_logits, temperature):
 
 def gkd_generalized_jsd(student_logits, teacher_logits, temperature, beta=0.3):
     r"""GKD's generalized Jensen-Shannon divergence (Agarwal et al. 2024; TRL's
-    ``generalized_jsd_loss``): the mixture :math:`\log m = \mathrm{logsumexp}(\log q + \log(1-\beta),
-    \log p + \log\beta)`, then :math:`\beta\,\mathrm{KL}(p\|m) + (1-\beta)\,\mathrm{KL}(q\|m)`, here
-    summed over the classes, averaged over the batch and scaled by :math:`T^2` like KD."""
+    ``generalized_jsd_loss``): the mixture
+    :math:`\log m = \mathrm{logsumexp}(\log q + \log(1-\beta), \log p + \log\beta)`, then
+    :math:`\beta\,\mathrm{KL}(p\|m) + (1-\beta)\,\mathrm{KL}(q\|m)`, here summed over the
+    classes, averaged over the batch and scaled by :math:`T^2` like KD."""
     student_log_probabilities = F.log_softmax(student_logits / temperature, dim=-1)
     teacher_log_probabilities = F.log_softmax(teacher_logits / temperature, dim=-1)
     beta = torch.tensor(beta, dtype=student_log_probabilities.dtype)

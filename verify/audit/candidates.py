@@ -10,9 +10,10 @@ monomials in the free parameters, :math:`L_k = \sum_m \theta^m L_{k,m}`; each :m
 evaluated once on the audited rows and differentiated by autograd, which gives the gradient
 terms :math:`G_{k,m} = \partial L_{k,m}/\partial z` ([expansion]); then the gradient terms at any
 parameter value cost a few tensor operations. (Expanding the loss rather than the gradient
-spares derive the exact symbolic gradient of each objective, five times the work.) A parameter that enters otherwise (the student's
-temperature of ``hot-teacher``, inside an exponential) is evaluated at each value instead, by
-standing in for the symbol ``T`` of the evaluator.
+spares derive the exact symbolic gradient of each objective, five times the work.) A
+parameter that enters otherwise (the student's temperature of ``hot-teacher``, inside an
+exponential) is evaluated at each value instead, by standing in for the symbol ``T`` of the
+evaluator.
 
 The *level* of a candidate is its number of free parameters; a generic family comes last.
 Nothing here is specific to one objective: a new registry entry is a new candidate.

@@ -12,8 +12,10 @@ on the k kept classes) and its neighbours tried; an ``eps`` is searched on a log
 Examples
 ========
 
->>> sorted(defect.cause for defect in DEFECTS)
-['eps-denominator', 'kl-div-probabilities', 'log-target-probabilities', 'one-sided-temperature', 'top-k-teacher']
+>>> [defect.cause for defect in DEFECTS][:3]
+['kl-div-probabilities', 'log-target-probabilities', 'one-sided-temperature']
+>>> [(defect.cause, defect.objective, defect.parameter) for defect in DEFECTS][3:]
+[('top-k-teacher', 'kl', 'k'), ('eps-denominator', 'dist', 'eps')]
 """
 
 import math

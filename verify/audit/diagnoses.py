@@ -94,8 +94,9 @@ def diagnose(f):
         if not found and not f["ignored"]:
             closest = identification.closest
             shown = "" if closest is None else (
-                f"; the closest registered objective, {describe(closest.objective, _free(closest), closest.weight)}, "
-                f"misses by {closest.error:.2g} (tolerance {closest.tolerance:.2g})")
+                "; the closest registered objective, "
+                f"{describe(closest.objective, _free(closest), closest.weight)}, misses by "
+                f"{closest.error:.2g} (tolerance {closest.tolerance:.2g})")
             add("unidentified",
                 f"the gradient tends to {expected[0]}'s limit but does not follow it beyond the "
                 f"leading order: no registered objective fits{shown}; the loss is something "
@@ -111,7 +112,7 @@ def diagnose(f):
             f"passing T as a 0-d tensor instead of a Python float changes the gradient at "
             f"T={_number(where)}{relation}: a scaling such as T**2 is applied on one code path "
             "only (e.g. under isinstance(T, float)); apply it on every path")
-    if f["ignored"]:
+    if f["ignored"] and not (declared is not None and declared.accepted):
         add("temperature-ignored",
             "the gradient does not depend on T: the loss ignores the temperature; at best it is "
             "the T -> infinity limit of KD (centred logits matching), not KD at a finite "

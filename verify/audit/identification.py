@@ -20,10 +20,10 @@ out, :math:`\rho^K/(1-\rho)` with :math:`\rho = \max_k t_k^{1/k}` and :math:`t_k
 :math:`\rho \ge 1/2`), plus the rounding bound of the measured gradient
 (:class:`~.probing.RoundingModel`). Candidates are tried by *level* (number of free parameters)
 and the first level with an accepted candidate wins: a loss that is KD is reported as ``kl``,
-not as a JSD at :math:`\beta \to 0` or a skew KL at :math:`\alpha = 0`. Several accepted candidates at
-that level are an *ambiguity*, reported as such. Within the f-divergences, :math:`G_0` and
-:math:`G_1` fix only :math:`w f''(1)` and :math:`f'''(1)/f''(1)`; :math:`G_2` (:math:`f''''(1)`)
-separates, e.g., JSD_β from the skew KL with :math:`1 + 2\alpha = 1 + \beta`.
+not as a JSD at :math:`\beta \to 0` or a skew KL at :math:`\alpha = 0`. Several accepted
+candidates at that level are an *ambiguity*, reported as such. Within the f-divergences,
+:math:`G_0` and :math:`G_1` fix only :math:`w f''(1)` and :math:`f'''(1)/f''(1)`; :math:`G_2`
+(:math:`f''''(1)`) separates, e.g., JSD_β from the skew KL with :math:`1 + 2\alpha = 1 + \beta`.
 """
 
 import math
