@@ -76,8 +76,8 @@ BAD_COMMAND_LINES = [
     ((TARGET, "--shape", "4,8,10", "--classes", "10"), "give either --shape or --classes"),
     ((TARGET, "--mask"), "--mask needs token sequences: give --shape B,L,N"),
     # --seed
-    ((TARGET, "--seed", "-1"), "--seed must be an integer in [0, 9223372036854775807]"),
-    ((TARGET, "--seed", str(2**63)), "--seed must be an integer"),
+    ((TARGET, "--seed", "-1"), "--seed must be an integer in [0, 4294967295]"),
+    ((TARGET, "--seed", str(2**32)), "--seed must be an integer in [0, 4294967295]"),
     ((TARGET, "--seed", "x"), "--seed must be an integer"),
     ((TARGET, "--seed", ""), "--seed must be an integer"),
     # --dtype and --device
@@ -200,9 +200,9 @@ BAD_CALLS = [
     ({"classes": 2**18, "batch_size": 16}, "at most 2097152 (2**21) are audited"),
     ({"mask": "yes"}, "mask must be True or False, got 'yes'"),
     ({"mask": True}, "mask=True needs token sequences"),
-    ({"seed": -1}, "seed must be an integer in [0, 2**63), got -1"),
+    ({"seed": -1}, "seed must be an integer in [0, 4294967295], got -1"),
     ({"seed": 0.5}, "seed must be an integer"),
-    ({"seed": 2**63}, "seed must be an integer in [0, 2**63)"),
+    ({"seed": 2**32}, "seed must be an integer in [0, 4294967295]"),
     ({"dtype": torch.float16}, "dtype must be one of float64, float32, got torch.float16"),
     ({"dtype": "double"}, "dtype must be one of float64, float32, got 'double'"),
     ({"dtype": ["float64"]}, "dtype must be one of float64, float32, got ['float64']"),

@@ -197,7 +197,7 @@ def _run_regime(arguments):
 SUBCOMMANDS = {
     "check": ("check every statement of THEORY.md numerically", _add_check_arguments,
               _run_check),
-    "audit": ("audit a KD loss MODULE:FUNCTION against the high-temperature theory",
+    "audit": ("identify a distillation loss MODULE:FUNCTION and check it against its declared objective",
               _add_audit_arguments, _run_audit),
     "figures": ("write the figures of notebooks 03 and 04 as PNG", _add_figures_arguments,
                 _run_figures),

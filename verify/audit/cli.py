@@ -56,7 +56,7 @@ def add_arguments(parser):
     parser.add_argument("--mask", action="store_true",
                         help="pad the sequences at random; the loss gets mask=[B, L] (True for "
                              "real tokens) if it takes a mask argument")
-    parser.add_argument("--seed", default="0", help="seed of the random logits, 0..2**63-1 "
+    parser.add_argument("--seed", default="0", help="seed of the random logits, 0..4294967295 "
                                                     "(default 0)")
     parser.add_argument("--device", default="cpu", help="one of " + ", ".join(DEVICES)
                         + " (default cpu)")

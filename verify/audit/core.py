@@ -10,7 +10,7 @@ import torch
 
 from derive import OBJECTIVES
 
-from .._errors import check_argument
+from .._errors import MAX_SEED, check_argument
 from ..devices import dtype_name, resolve_device, resolve_dtype
 from .candidates import Candidate, Evaluated
 from .defects import correlation_norms, match_defects
@@ -37,7 +37,7 @@ DEFAULT_TIMEOUT = 300.0
 #: batch size, sequence length, their product (the elements of one logits tensor; the audit
 #: keeps about 30 gradients of that size in float64), and the timeout in seconds.
 LIMITS = {"classes": 2**18, "batch_size": 2**12, "sequence_length": 2**12,
-          "elements": 2**21, "timeout": 86400.0, "seed": 2**63}
+          "elements": 2**21, "timeout": 86400.0, "seed": MAX_SEED + 1}
 
 # Rows the identification evaluates derive's terms on: enough to pin the parameters, few
 # enough that a large vocabulary stays cheap (about 1024 logits).
@@ -71,7 +71,7 @@ def check_options(*, classes=DEFAULT_CLASSES, batch_size=DEFAULT_BATCH_SIZE,
     check_argument(not mask or sequence_length is not None,
                    "mask=True needs token sequences (a sequence_length; --shape B,L,N)")
     check_argument(_is_integer(seed) and 0 <= seed < LIMITS["seed"],
-                   "seed must be an integer in [0, 2**63), got {!r}", seed)
+                   "seed must be an integer in [0, {}], got {!r}", MAX_SEED, seed)
     check_argument(isinstance(dtype, (str, torch.dtype)),
                    "dtype must be one of float64, float32, got {!r}", dtype)
     check_argument(isinstance(device, (str, torch.device)),
