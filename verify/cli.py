@@ -197,8 +197,8 @@ def _run_regime(arguments):
 SUBCOMMANDS = {
     "check": ("check every statement of THEORY.md numerically", _add_check_arguments,
               _run_check),
-    "audit": ("identify a distillation loss MODULE:FUNCTION and check it against its declared objective",
-              _add_audit_arguments, _run_audit),
+    "audit": ("identify a distillation loss MODULE:FUNCTION and check it against its declared "
+              "objective", _add_audit_arguments, _run_audit),
     "figures": ("write the figures of notebooks 03 and 04 as PNG", _add_figures_arguments,
                 _run_figures),
     "regime": ("how far KD's gradient is from logits matching at each T, for your logits",
