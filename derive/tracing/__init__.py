@@ -39,7 +39,7 @@ import sympy
 
 from .._errors import DeriveError, check_order
 from ..expansion import Term
-from ..notation import N, T, epsilon, z_i
+from ..notation import N, T, canonical, epsilon, z_i
 from ..objectives import OBJECTIVES
 from ..polynomial import Polynomial
 from ..series import Algebra
@@ -115,35 +115,45 @@ class TraceResult:
     gradient: object = field(default=None, repr=False)
     seconds: float = 0.0
 
-    # -- what the numeric audit should find --------------------------------------------------
-    def predicted_audit(self, *, classes, batch_size):
-        r"""What :func:`verify.audit.audit` should measure on logits ``[batch_size, classes]``,
-        predicted from the symbolic terms: ``shift_invariant``, ``temperature_exponent``,
-        ``limit_scale`` (the gradient's limit over KD's, batch weight included), whether
-        ``limit_cosine`` is 1, the ``causes`` and the ``verdict``, under the audit's JSON
-        names. ``None`` where the audit reports none.
-        """
+    # -- what the numeric audit measures, predicted ------------------------------------------
+    def leading_order(self, *, classes, batch_size):
+        r"""What a numeric audit measures at high temperature on logits ``[batch_size, classes]``,
+        predicted exactly from the terms, under the audit's JSON names: ``shift_invariant``
+        (the gradient sums to 0 over the classes), ``temperature_exponent`` :math:`a` and
+        ``limit_scale`` :math:`c` in :math:`g \approx c\,T^a G` (:math:`G` the gradient of KD's
+        limit averaged over the batch, so the batch weight is in :math:`c`; for an uncentred
+        limit, :math:`c` is the projection on :math:`G`), and ``limit_cosine_is_one``. ``None``
+        where there is nothing to measure (no gradient)."""
         numbers = {N: classes, B: batch_size}
         weight = float(self.batch_weight.subs(numbers)) * batch_size
-        exponent = scale = cosine_is_one = None
-        uncentred = False
-        if not self.no_gradient and self.limit is not None:
-            exponent = float(self.limit["exponent"])
-            if "kd_scale" in self.limit:
-                scale = float(self.limit["kd_scale"].subs(numbers)) * weight
-                cosine_is_one = scale > 0
-            else:
-                cosine_is_one = False
-                uncentred = "uncentred_scale" in self.limit
-                if uncentred:
-                    scale = float(self.limit["uncentred_scale"].subs(numbers)) * weight
-        causes = _predicted_causes(self, exponent, scale, cosine_is_one, uncentred, classes,
-                                   batch_size)
-        consistent = (not self.no_gradient and self.shift_invariant and exponent == 0
-                      and cosine_is_one is True and scale == 1.0)
-        return {"shift_invariant": self.shift_invariant, "temperature_exponent": exponent,
-                "limit_scale": scale, "limit_cosine_is_one": cosine_is_one,
-                "causes": tuple(causes), "verdict": "consistent" if consistent else "inconsistent"}
+        found = {"shift_invariant": self.shift_invariant, "temperature_exponent": None,
+                 "limit_scale": None, "limit_cosine_is_one": None}
+        if self.no_gradient or self.limit is None:
+            return found
+        found["temperature_exponent"] = float(self.limit["exponent"])
+        found["limit_cosine_is_one"] = False
+        for key in ("kd_scale", "uncentred_scale"):
+            if key in self.limit:
+                found["limit_scale"] = float(self.limit[key].subs(numbers)) * weight
+                found["limit_cosine_is_one"] = key == "kd_scale" and found["limit_scale"] > 0
+        return found
+
+    def identification(self, *, classes, batch_size):
+        """The exact relation as a numeric audit identifies a loss: ``{"objective",
+        "parameters", "weight", "temperature_exponent", "via"}``, the weight being the relation's
+        factor without its power of ``T``, times the batch weight times ``B``, at this shape (1
+        for ``T**2 * KL`` averaged over the batch); ``None`` without an exact relation or
+        without a gradient."""
+        relation = self.relation
+        if relation is None or self.no_gradient:
+            return None
+        numbers = {N: classes, B: batch_size}
+        weight = float((relation.coefficient * self.batch_weight * B).subs(numbers))
+        return {"objective": relation.objective,
+                "parameters": tuple((name, value if isinstance(value, str) else float(value))
+                                    for name, value in relation.parameters),
+                "weight": weight, "temperature_exponent": relation.temperature_power,
+                "via": relation.via}
 
     # -- output ------------------------------------------------------------------------------
     def relation_text(self):
@@ -157,7 +167,8 @@ class TraceResult:
         if self.relation is None:
             return "no exact relation to a registry objective at the terms computed"
         powers = self.relation.powers
-        span = f"T^-{powers[0]}..T^-{powers[-1]}" if len(powers) > 1 else f"T^-{powers[0]}"
+        span = (f"T^{_power(powers[0])}..T^{_power(powers[-1])}" if len(powers) > 1
+                else f"T^{_power(powers[0])}")
         text = f"ℓ {self.relation.text}, exactly, at every term computed ({span})"
         return text + (f"; gradient only: the values differ by terms free of z"
                        if self.relation.via == "gradient" else "")
@@ -244,36 +255,12 @@ class TraceResult:
 
 
 def _power(power):
-    return f"-{power}" if power >= 0 else f"+{-power}"
+    """The exponent of ``T`` in the coefficient of :math:`T^{-power}`: ``-0``, ``-1``, ``2``."""
+    return f"-{power}" if power >= 0 else f"{-power}"
 
 
 def _unique(items):
     return list(dict.fromkeys(items))
-
-
-def _predicted_causes(result, exponent, scale, cosine_is_one, uncentred, classes, batch_size):
-    """The audit's cause codes, in its order, predicted from the symbolic findings."""
-    if result.no_gradient:
-        return ["no-gradient"]
-    causes = []
-    if not result.shift_invariant:
-        causes.append("not-shift-invariant")
-    if exponent == -2:
-        causes.append("missing-temperature-factor")
-    elif exponent is not None and exponent != 0:
-        causes.append("temperature-power")
-    if cosine_is_one and scale is not None and scale != 1.0:
-        known = [(1.0 / classes, "mean-reduction"), (float(batch_size), "sum-reduction"),
-                 (1.0 / batch_size, "double-batch-average")]
-        matched = [cause for value, cause in known if abs(scale / value - 1.0) <= 1e-9]
-        causes += matched or ["constant-factor"]
-    if scale is not None and scale < 0 and not uncentred:
-        causes.append("negated")
-    elif not cosine_is_one:
-        causes.append("uncentred-limit" if uncentred else "wrong-limit")
-    if result.temperature_ignored:
-        causes.append("temperature-ignored")
-    return causes
 
 
 # -- the trace ----------------------------------------------------------------------------------
@@ -312,6 +299,7 @@ def trace(fn, *, order=DEFAULT_ORDER):
     if isinstance(fn, str):
         fn = load_target(fn)
     name = describe(fn)
+    _check_signature(fn, name)
     with warnings.catch_warnings():     # the user's code warns for the user, not for us
         warnings.simplefilter("ignore")
         graph, root = capture(fn)
@@ -344,10 +332,40 @@ def trace(fn, *, order=DEFAULT_ORDER):
         batch_weight=weight, relation=relation,
         limit=None if no_gradient else limit_relation(gradient_series),
         shift_invariant=shift_invariant(gradient_series),
-        temperature_ignored=not no_gradient and not gradient.has(epsilon),
+        temperature_ignored=not no_gradient and _independent_of_temperature(gradient,
+                                                                            gradient_series),
         no_gradient=no_gradient, stopped=has_stops(with_stops), kd_terms=_kd_terms(order),
         operations=translation.operations, per_example=per_example, gradient=gradient,
         seconds=time.perf_counter() - started)
+
+
+def _check_signature(fn, name):
+    """Refuse, in one line, a function that cannot be called as ``fn(student, teacher, T)``."""
+    import inspect
+
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return                          # a builtin or an odd callable: tracing will tell
+    try:
+        signature.bind(None, None, None)
+    except TypeError as error:
+        raise DeriveError(f"trace needs fn(student_logits, teacher_logits, T); {name}{signature} "
+                          f"cannot be called so ({error})") from None
+
+
+def _independent_of_temperature(gradient, series):
+    r"""Whether the exact gradient does not depend on ``T``: free of it, or rational in
+    :math:`\epsilon` with derivative exactly 0 (tried only when a single term of the series is
+    nonzero). A gradient with ``exp`` or ``log`` of :math:`\epsilon` counts as depending on
+    ``T``: proving otherwise would need a general simplifier."""
+    if not gradient.has(epsilon):
+        return True
+    if sum(1 for polynomial in series.polynomials if polynomial) != 1:
+        return False
+    if any(function.has(epsilon) for function in gradient.atoms(sympy.exp, sympy.log)):
+        return False
+    return canonical(gradient.diff(epsilon)) == 0
 
 
 def _kd_terms(order):

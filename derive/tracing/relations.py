@@ -178,17 +178,23 @@ def display_factor(factor, name):
 
 def batch_exponent(polynomials, algebra):
     """The exponent ``w`` with every term a multiple of ``B**w``, or ``None`` if the terms mix
-    powers of the batch size."""
+    powers of the batch size (or hold it inside another generator)."""
+    powers = {}
+    for slot, generator in enumerate(algebra.expressions):
+        if generator == B:
+            powers[slot] = 1
+        elif generator == 1 / B:
+            powers[slot] = -1
+        elif B in generator.free_symbols:
+            return None
     exponents = set()
     for polynomial in polynomials:
-        if not polynomial:
-            continue
-        for term in sympy.Add.make_args(sympy.expand(algebra.to_expr(polynomial))):
-            exponents.add(term.as_coeff_exponent(B)[1])
-    if len(exponents) != 1:
-        return 0 if not exponents else None
-    (exponent,) = exponents
-    return int(exponent) if exponent.is_Integer else None
+        for monomial in polynomial:
+            exponents.add(sum(powers.get(slot, 0) * exponent
+                              for slot, exponent in algebra.exponents(monomial).items()))
+    if len(exponents) > 1:
+        return None
+    return exponents.pop() if exponents else 0
 
 
 # -- the registry's objectives, expanded once per process -----------------------------------

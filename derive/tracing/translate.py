@@ -81,6 +81,9 @@ class Value:
     real: object
     expr: object = None
     summed: bool = False
+    #: For ``torch.stack([a, b, ...])`` (along a new first dimension): the Values stacked,
+    #: which only a reduction over that dimension (``logsumexp``, ``sum``, ``mean``) combines.
+    stack: tuple = None
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -142,6 +145,9 @@ def _labels(real):
 
 def _expr(value, what="this argument"):
     value = _constant(value)
+    if value.stack is not None:
+        raise _Unsupported("a stacked tensor (torch.stack) used other than reduced over its "
+                           "stacking dimension")
     if not isinstance(value.expr, sympy.Basic):
         raise _Unsupported(f"{what} ({type(value.real).__name__})")
     return value.expr
@@ -307,13 +313,88 @@ def _unary(function, name):
 def _sum(real, x, *args, dim=None, keepdim=False, dtype=None, axis=None):
     if args:
         dim = args[0]
-    return _reduction(real, x, dim if axis is None else axis, "sum")
+    return _stack_or_reduction(real, x, dim if axis is None else axis, "sum")
 
 
 def _mean(real, x, *args, dim=None, keepdim=False, dtype=None, axis=None):
     if args:
         dim = args[0]
-    return _reduction(real, x, dim if axis is None else axis, "mean")
+    return _stack_or_reduction(real, x, dim if axis is None else axis, "mean")
+
+
+def _stacked(x, dim):
+    """The expressions of a stack reduced over its stacking dimension, else ``None``."""
+    x = _constant(x)
+    if x.stack is None:
+        return None
+    if _plain(dim) not in (0, -len(x.real.shape)):
+        raise _Unsupported("a reduction of a stacked tensor (torch.stack) over another "
+                           "dimension than the stacking one")
+    if any(item.summed for item in x.stack):
+        raise _Unsupported("a stack of sums over the batch")
+    return [_expr(item) for item in x.stack]
+
+
+def _stack_or_reduction(real, x, dim, kind):
+    items = _stacked(x, dim)
+    if items is None:
+        return _reduction(real, x, dim, kind)
+    total = sympy.Add(*items)
+    return _result(real, total if kind == "sum" else total / len(items))
+
+
+def _stack(real, tensors, dim=0, *, out=None):
+    items = tuple(_constant(t) for t in _plain_list(tensors))
+    if _plain(dim) != 0:
+        raise _Unsupported("torch.stack along another dimension than the first")
+    for item in items:
+        _expr(item)
+    return Value(real, None, False, items)
+
+
+def _plain_list(values):
+    if isinstance(values, Value):
+        values = values.real if values.expr is None and values.stack is None else [values]
+    if not isinstance(values, (list, tuple)):
+        raise _Unsupported("torch.stack of something other than a list of tensors")
+    return list(values)
+
+
+def _logsumexp(real, x, dim, keepdim=False):
+    items = _stacked(x, dim)
+    if items is not None:
+        return _result(real, log(sympy.Add(*[exp(item) for item in items])))
+    x = _constant(x)
+    if x.summed:
+        raise _Unsupported("logsumexp of a sum over the batch")
+    labels = _labels(x.real)
+    chosen = [labels[d] for d in _dims(x, dim)]
+    if "B" in chosen:
+        raise _Unsupported("logsumexp over the batch dimension: the loss would not be a sum "
+                           "of per-example losses")
+    value = _expr(x)
+    return _result(real, log(N * ClassMean(exp(value))) if "N" in chosen else value)
+
+
+def _norm(real, x, p="fro", dim=None, keepdim=False, dtype=None):
+    if _plain(p) not in ("fro", 2, 2.0):
+        raise _Unsupported(f"a norm of order {_plain(p)!r} (only the 2-norm)")
+    x = _constant(x)
+    squares = Value(x.real, _expr(x) ** 2, x.summed)
+    if x.summed:
+        raise _Unsupported("a norm of a sum over the batch")
+    reduced = _reduction(real, squares, dim, "sum")
+    if reduced.summed:
+        raise _Unsupported("a norm over the batch dimension")
+    return _result(real, sympy.sqrt(reduced.expr))
+
+
+def _tensor(real, data, *args, dtype=None, device=None, requires_grad=False, **kwargs):
+    """``torch.tensor(number, dtype=x.dtype)``: a constant."""
+    data = _constant(data)
+    if not isinstance(data.expr, sympy.Basic) or data.summed or data.expr.free_symbols:
+        raise _Unsupported("torch.tensor of something other than a number")
+    return Value(real, data.expr)
 
 
 def _variance(root):
@@ -545,7 +626,8 @@ _FUNCTIONS = {
     F.kl_div: _kl_div, F.cross_entropy: _cross_entropy, F.mse_loss: _mse_loss,
     F.binary_cross_entropy: _binary_cross_entropy,
     F.binary_cross_entropy_with_logits: _binary_cross_entropy_with_logits,
-    torch.detach: _detach, torch.numel: _numel,
+    torch.detach: _detach, torch.numel: _numel, torch.stack: _stack,
+    torch.logsumexp: _logsumexp, torch.norm: _norm, torch.tensor: _tensor,
     torch.ones_like: _like(1), torch.zeros_like: _like(0),
     torch.squeeze: _reshape, torch.unsqueeze: _reshape, torch.reshape: _reshape,
     torch.flatten: _reshape,
@@ -565,6 +647,7 @@ _METHODS = {
     "tanh": _FUNCTIONS[torch.tanh],
     "sum": _sum, "mean": _mean, "var": _variance(False), "std": _variance(True),
     "softmax": _softmax(False), "log_softmax": _softmax(True),
+    "logsumexp": _logsumexp, "norm": _norm,
     "detach": _detach, "item": _item, "numel": _numel, "size": _size, "dim": _dim,
     "ndimension": _dim,
     "float": _identity, "double": _identity, "to": _identity, "type_as": _identity,
