@@ -77,4 +77,6 @@ def test_same_seed_same_results():
 def test_other_seeds_draw_other_cases():
     first = run_checks(examples=64, seed=0, ids=["zero-mean-gradient"])[0]
     second = run_checks(examples=64, seed=1, ids=["zero-mean-gradient"])[0]
-    assert first.worst_error != second.worst_error
+    # The drawn networks differ (the errors themselves may both sit at one ulp).
+    assert first.setup != second.setup
+    assert run_checks(examples=64, seed=0, ids=["zero-mean-gradient"])[0].setup == first.setup

@@ -221,7 +221,7 @@ def _fits(student, teacher, gradient_terms, loss_terms):
 
 
 #: Fits that must be resolved in every example, per dtype: in float64 the gradient's first
-#: order (THEORY.md: float64 resolves it to T = 1e6 and beyond). float32's range above
+#: order (docs/theory.md: float64 resolves it to T = 1e6 and beyond). float32's range above
 #: round-off can be shorter than the decade a fit needs; it is then reported, not fitted.
 REQUIRED = {torch.float64: {("gradient", 1)}}
 
@@ -245,11 +245,11 @@ def _verdict(fits_per_example, dtype):
 
 
 def _summary(fits_per_example, context):
-    """Notes per remainder and expected order: fitted slopes, how many fits round-off allowed,
-    and the floors met."""
+    """``(notes, unresolved)``: per remainder and expected order, the fitted slopes, how many
+    fits round-off allowed and the floors met; and the remainders no example resolved."""
     name = str(context.dtype).replace("torch.", "")
     keys = sorted({(key, fit.order) for fits in fits_per_example for key, fit in fits.items()})
-    notes = []
+    notes, unresolved = [], []
     for key, order in keys:
         group = [fits[key] for fits in fits_per_example if key in fits and fits[key].order == order]
         resolved = [f for f in group if f.resolved]
@@ -264,7 +264,9 @@ def _summary(fits_per_example, context):
         line += (f"; {name} floor at T={floors[0]:.3g} .. {floors[-1]:.3g}" if floors
                  else f"; no {name} floor up to T={_END:.0e}")
         notes.append(line)
-    return notes
+        if not resolved:
+            unresolved.append(line.split(": ", 1)[0])
+    return notes, unresolved
 
 
 @st.composite
@@ -290,7 +292,8 @@ def _small_failure(case, context, gradient_terms, loss_terms):
         if too_slow(fit):
             return (f"the {quantity} remainder after {order} term{'s' if order > 1 else ''} has "
                     f"slope {fit.slope:.3f} over T in [{fit.low:.3g}, {fit.high:.3g}] "
-                    f"(expected -{fit.order} +- {SLOPE_TOLERANCE})", fit.error, SLOPE_TOLERANCE)
+                    f"(expected -{fit.order}, tolerance {SLOPE_TOLERANCE})", fit.error,
+                    SLOPE_TOLERANCE)
     return None
 
 
@@ -317,6 +320,7 @@ def run_expansion_check(statement_id, context, *, gradient_terms=None, loss_term
     identity_errors, identity_tolerances = torch.cat(identity_errors), torch.cat(identity_tolerances)
     violated |= bool(violations(identity_errors, identity_tolerances).any())
     vectors = sum(problem.student.shape[0] for problem in problems)
+    notes, unresolved = _summary(fits_per_example, context)
     setup = [f"{vectors} logit vectors, {len(problems)} batches, classes "
              f"{sorted({problem.classes for problem in problems})}; "
              f"sum_i G_k,i = 0 and G_k = dL_k/dz for k < {len(gradient_terms)}"]
@@ -328,7 +332,7 @@ def run_expansion_check(statement_id, context, *, gradient_terms=None, loss_term
                               identity_tolerances.double().cpu()]),
         violated=violated, examples=vectors,
         search=lambda: _search(gradient_terms, loss_terms, context),
-        notes=_summary(fits_per_example, context), setup=setup)
+        notes=notes, unresolved=unresolved, setup=setup)
 
 
 def _search(gradient_terms, loss_terms, context):

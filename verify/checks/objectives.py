@@ -121,7 +121,7 @@ class Case:
 
 
 def twin_remainders(case, student, teacher, labels, temperatures, dtype):
-    """``{(quantity, K): (measured [T], roundoff [T])}``: norms over the batch of the
+    r"""``{(quantity, K): (measured [T], roundoff [T])}``: norms over the batch of the
     remainders after ``K`` terms, and their round-off: float32 against float64 (float64 by
     float32's, scaled by the ratio of the machine epsilons), but never below the rounding of
     the quantities the remainder is the difference of,
@@ -259,7 +259,7 @@ def _small_failure(found, context):
             return (f"{case.label}, student {vector(student)}, teacher {vector(teacher)}: the "
                     f"{quantity} remainder after {order} term{'s' if order > 1 else ''} has slope "
                     f"{fit.slope:.3f} over T in [{fit.low:.3g}, {fit.high:.3g}] (expected "
-                    f"-{fit.order} +- {SLOPE_TOLERANCE})", fit.error, SLOPE_TOLERANCE)
+                    f"-{fit.order}, tolerance {SLOPE_TOLERANCE})", fit.error, SLOPE_TOLERANCE)
     return None
 
 

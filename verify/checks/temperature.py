@@ -190,7 +190,7 @@ def convergence_verdict(convergences, dtype):
     A fit that round-off leaves unresolved (:mod:`verify.convergence`) is reported, not
     failed, as long as enough fits are resolved: half of them in float64, whose round-off is
     far below the differences on the whole range, and at least one in float32, whose floor
-    can cut the range to less than the decade a fit needs (THEORY.md: the floor is reported,
+    can cut the range to less than the decade a fit needs (docs/theory.md: the floor is reported,
     not failed on). A measurement that resolves nothing fails: it has shown nothing.
     """
     resolved = [c for c in convergences if c.resolved]
@@ -202,9 +202,9 @@ def convergence_verdict(convergences, dtype):
 
 
 def _summary(convergences, context):
-    """Notes: per expected order, the slopes fitted, how many fits round-off allowed, and the
-    round-off floors met on the grid."""
-    notes = []
+    """``(notes, unresolved)``: per expected order, the slopes fitted, how many fits round-off
+    allowed, and the round-off floors met on the grid; and the orders no fit resolved."""
+    notes, unresolved = [], []
     name = str(context.dtype).replace("torch.", "")
     for order in sorted({c.order for c in convergences}):
         group = [c for c in convergences if c.order == order]
@@ -221,7 +221,9 @@ def _summary(convergences, context):
         else:
             line += f"; no {name} floor up to T={TEMPERATURES[-1]:.3g}"
         notes.append(line)
-    return notes
+        if not resolved:
+            unresolved.append(f"slope -{order}")
+    return notes, unresolved
 
 
 # -- small explicit cases, for counterexamples ------------------------------------------------
@@ -282,11 +284,12 @@ def run_infinite_temperature_check(statement_id, context, *, limit=infinite_temp
         convergences += _convergences(differences, roundoff, TEMPERATURES, spec.classes)
         setup.append(f"{per_group} x {spec.describe()}")
     violated, error, tolerance = convergence_verdict(convergences, context.dtype)
+    notes, unresolved = _summary(convergences, context)
     return conclude(statement_id, context, errors=[error], tolerances=[tolerance],
                     violated=violated, examples=len(convergences),
                     search=lambda: _search(lambda case: _small_gradient_case(case, context, limit),
                                            _describe_gradient_case, _small_cases(), context),
-                    notes=_summary(convergences, context), setup=setup)
+                    notes=notes, unresolved=unresolved, setup=setup)
 
 
 def _small_gradient_case(case, context, limit):
@@ -304,8 +307,8 @@ def _describe_gradient_case(case, convergence):
     weight, bias, inputs, teacher = case
     return (f"{_describe_layer(weight, bias)}, input {vector(inputs)}, teacher {vector(teacher)}:"
             f" |grad L_KD - grad limit| has slope {convergence.slope:.3f} over T in "
-            f"[{convergence.low:.3g}, {convergence.high:.3g}] (expected -{convergence.order} "
-            f"+- {SLOPE_TOLERANCE})")
+            f"[{convergence.low:.3g}, {convergence.high:.3g}] (expected -{convergence.order}"
+            f", tolerance {SLOPE_TOLERANCE})")
 
 
 @numeric_check("infinite-temperature")
@@ -349,6 +352,7 @@ def run_trajectory_check(statement_id, context, *, reference_loss, initializatio
         convergences += _convergences(differences, roundoff, TEMPERATURES, spec.classes)
         setup.append(f"{per_group} x {spec.describe()}; {optimizer.describe()}, {steps} steps")
     violated, error, tolerance = convergence_verdict(convergences, context.dtype)
+    notes, unresolved = _summary(convergences, context)
     strategy = st.tuples(_small_cases(), _small_cases(), st.integers(1, SEARCH_STEPS))
     return conclude(
         statement_id, context, errors=[error], tolerances=[tolerance], violated=violated,
@@ -356,7 +360,7 @@ def run_trajectory_check(statement_id, context, *, reference_loss, initializatio
         search=lambda: _search(
             lambda case: _small_trajectory_case(case, context, reference_loss, initialization),
             _describe_trajectory_case, strategy, context),
-        notes=_summary(convergences, context), setup=setup)
+        notes=notes, unresolved=unresolved, setup=setup)
 
 
 def _small_trajectory_case(case, context, reference_loss, initialization):
@@ -382,8 +386,8 @@ def _describe_trajectory_case(case, convergence):
             f"student {_describe_layer(weight, bias)}, teacher "
             f"{_describe_layer(teacher_weight, teacher_bias)}: the distance between the KD and "
             f"logits-matching trajectories has slope {convergence.slope:.3f} over T in "
-            f"[{convergence.low:.3g}, {convergence.high:.3g}] (expected -{convergence.order} "
-            f"+- {SLOPE_TOLERANCE})")
+            f"[{convergence.low:.3g}, {convergence.high:.3g}] (expected -{convergence.order}"
+            f", tolerance {SLOPE_TOLERANCE})")
 
 
 @numeric_check("hinton-zero-mean")
