@@ -2,7 +2,7 @@ r"""Symbolic expansion of knowledge distillation in 1/T, with proofs and LaTeX.
 
 The expansion engine (:mod:`derive.series`) turns any objective written as a sympy expression
 (:mod:`derive.objectives`) into its power series in :math:`1/T`, for a symbolic number of
-classes, by arithmetic on class moments. :data:`STATEMENTS` is the registry of THEORY.md's
+classes, by arithmetic on class moments. :data:`STATEMENTS` is the registry of the statements of docs/theory.md
 statements, each with its symbolic proof; :mod:`verify` checks them numerically.
 
 This package never imports torch.

@@ -1,6 +1,6 @@
 r"""Numeric verification of the theory of knowledge distillation at high temperature.
 
-:mod:`derive` proves THEORY.md's statements symbolically; :mod:`verify` checks each one
+:mod:`derive` proves the statements of docs/theory.md symbolically; :mod:`verify` checks each one
 numerically with torch autograd, on hypothesis-drawn logits and networks trained by real
 ``torch.optim`` optimizers, on CPU or CUDA, and refutes the false variants with shrunk
 counterexamples. Every check returns a :class:`CheckResult` (verdict, worst error,

@@ -195,7 +195,7 @@ def _run_regime(arguments):
 
 #: Subcommands: name -> (help, add_arguments(parser), run(arguments) -> exit code).
 SUBCOMMANDS = {
-    "check": ("check every statement of THEORY.md numerically", _add_check_arguments,
+    "check": ("check every statement of the registry (docs/theory.md) numerically", _add_check_arguments,
               _run_check),
     "audit": ("identify a distillation loss MODULE:FUNCTION and check it against its declared "
               "objective", _add_audit_arguments, _run_audit),

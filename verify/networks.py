@@ -8,7 +8,7 @@ activation, bias and normalization); :meth:`NetworkSpec.build` makes one network
 all ``M`` networks without a Python loop over them.
 
 Every network's last layer is ``output = nn.Linear(d, N)``, the affine layer
-:math:`z = W h(x) + b` of THEORY.md; :meth:`StackedNetworks.forward` returns the features
+:math:`z = W h(x) + b` of docs/theory.md; :meth:`StackedNetworks.forward` returns the features
 :math:`h(x)` along with the logits.
 
 Examples

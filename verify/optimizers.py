@@ -2,7 +2,7 @@ r"""Optimizer configurations, and what [mean-preservation] predicts for each.
 
 An :class:`OptimizerSpec` names a ``torch.optim`` optimizer and its hyperparameters and
 builds it over any parameters. :meth:`OptimizerSpec.predicted_mean_factors` gives, step by
-step, the factor by which THEORY.md's [mean-preservation] says the class means
+step, the factor by which docs/theory.md's [mean-preservation] says the class means
 :math:`\bar w, \bar b` of the output layer get multiplied, computed from the update rule
 alone (not by running the optimizer): for the SGD family the mean follows the same linear
 recursion with the loss gradient's class mean, zero, in place of the gradient; without

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 import numpy
 import torch
 
-from ._errors import VerifyError, check_argument
+from ._errors import MAX_SEED, VerifyError, check_argument
 
 __all__ = ["DEFAULT_TEMPERATURES", "PERTURBATION", "CERTIFIED_EXAMPLES", "RegimeRow", "RegimeReport", "load_logits",
            "perturbed_students", "regime_report", "plot_regime", "add_arguments", "run"]
@@ -60,8 +60,6 @@ MAX_VALUES = 1 << 22
 #: Certified bounds are computed for at most this many examples (the first ones): each costs a
 #: fraction of a second of ball arithmetic.
 CERTIFIED_EXAMPLES = 64
-#: Seeds of the perturbation: what torch's generators accept.
-MAX_SEED = 2 ** 63 - 1
 
 
 def load_logits(path, *, option="--logits"):
@@ -222,6 +220,8 @@ def regime_report(teacher, student=None, *, temperatures=DEFAULT_TEMPERATURES, s
                    "teacher logits must be a tensor [B, N] with N >= 2, got {!r}",
                    getattr(teacher, "shape", teacher))
     teacher = teacher.detach().to(torch.float64)
+    check_argument(isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= MAX_SEED,
+                   "seed must be an integer in 0..{}, got {!r}", MAX_SEED, seed)
     if student is None:
         student = perturbed_students(teacher, seed=seed)
         student_source = student_source or (f"teacher + {PERTURBATION} x row std x N(0, 1) "
@@ -360,7 +360,7 @@ def _seed(text):
 
     import re
 
-    value = int(text) if re.fullmatch(r"[0-9]{1,19}", text.strip()) else None
+    value = int(text) if re.fullmatch(r"[0-9]{1,10}", text.strip()) else None
     if value is None or value > MAX_SEED:
         raise argparse.ArgumentTypeError(f"must be an integer in 0..{MAX_SEED}, got {text!r}")
     return value

@@ -31,7 +31,7 @@ class CheckResult:
     ==========
 
     id : str
-        The statement id (THEORY.md), or ``statement/variant`` for a refuted variant.
+        The statement id (docs/theory.md), or ``statement/variant`` for a refuted variant.
     expected, verdict : str
         ``"holds"`` or ``"refuted"``; the check agrees with the theory iff they are equal.
     worst_error, tolerance : float
