@@ -16,7 +16,10 @@ never from its value. It
    against is :mod:`.expectation`;
 3. for token sequences, measures how the tokens are weighed (:mod:`.sequences`);
 4. names the causes of any departure from the declaration, with their fixes
-   (:mod:`.diagnoses`).
+   (:mod:`.diagnoses`);
+5. traces the loss symbolically with :func:`derive.trace` and compares its exact relation and
+   leading order with what was measured and identified; a disagreement is reported as a bug
+   of the toolkit, the verdict staying the numeric one (:mod:`.symbolic`).
 
 The ``verdict`` is ``"consistent"`` iff the loss is the declared objective (``expect``,
 default ``kl``: :math:`T^2\,\mathrm{KL}(p\,\|\,q)` with ``reduction='batchmean'``) with the

@@ -66,6 +66,9 @@ def add_arguments(parser):
                         help="the objective the loss is meant to be (default kl, Hinton's KD)")
     parser.add_argument("--weight", default="1",
                         help="its weight in the loss, a number > 0 (default 1)")
+    parser.add_argument("--no-trace", action="store_true",
+                        help="do not trace the loss symbolically (derive trace) beside the "
+                             "numeric audit")
     parser.add_argument("--timeout", default=f"{DEFAULT_TIMEOUT:g}",
                         help=f"seconds the audit may take, in (0, {LIMITS['timeout']:g}] "
                              f"(default {DEFAULT_TIMEOUT:g})")
@@ -97,13 +100,15 @@ def options(arguments):
                   seed=_bounded(arguments.seed, "--seed", 0, LIMITS["seed"] - 1),
                   device=arguments.device, dtype=arguments.dtype, expect=arguments.expect,
                   weight=_number(arguments.weight, "--weight", upper=math.inf),
-                  timeout=_number(arguments.timeout, "--timeout", upper=LIMITS["timeout"]))
+                  timeout=_number(arguments.timeout, "--timeout", upper=LIMITS["timeout"]),
+                  symbolic=not getattr(arguments, "no_trace", False))
     check_argument(not result["mask"] or "sequence_length" in result,
                    "--mask needs token sequences: give --shape B,L,N")
     check_argument(isinstance(result["expect"], (str, type(None))) and (
         result["expect"] is None or result["expect"].strip() != ""),
         "--expect must be NAME[:k=v,...], got {!r}", result["expect"])
-    check_options(**{k: v for k, v in result.items() if k not in ("expect", "weight")})
+    check_options(**{k: v for k, v in result.items()
+                     if k not in ("expect", "weight", "symbolic")})
     parse_expectation(result["expect"], result["weight"])
     return result
 
@@ -166,6 +171,11 @@ def run(arguments):
     if progress is not None:
         progress.close()
     print(json.dumps(result.to_json(), indent=2) if arguments.json else result.to_text())
+    report = result.symbolic.bug_report if result.symbolic is not None else None
+    if report is not None and arguments.json:
+        # The text report has it; with --json stdout is JSON only, and the line goes to stderr.
+        print(f"verify audit: {report}", file=sys.stderr)
+    # The exit code is the numeric verdict's, whatever the trace says (docs/audit.md).
     return 0 if result.consistent else 1
 
 

@@ -4,7 +4,9 @@ See :mod:`verify.audit` for what is measured; this module validates the argument
 size has a maximum, :data:`LIMITS`, checked before any work) and runs the steps in order.
 """
 
+import dataclasses
 import math
+import time
 
 import torch
 
@@ -24,6 +26,7 @@ from .probing import (MODERATE_TEMPERATURES, Probe, RoundingModel, draw_inputs,
                       fit_temperatures, identification_temperatures)
 from .result import AuditResult, _significant
 from .sequences import classify, measure_pattern, pattern_tolerance
+from .symbolic import TRACE_ORDER, check_symbolically, not_traced
 
 __all__ = ["audit", "check_options", "DEFAULT_CLASSES", "DEFAULT_BATCH_SIZE",
            "DEFAULT_TIMEOUT", "LIMITS"]
@@ -83,7 +86,7 @@ def check_options(*, classes=DEFAULT_CLASSES, batch_size=DEFAULT_BATCH_SIZE,
 
 def audit(fn, *, classes=DEFAULT_CLASSES, batch_size=DEFAULT_BATCH_SIZE, sequence_length=None,
           mask=False, dtype=torch.float64, device="cpu", seed=0, expect=None, weight=1.0,
-          timeout=DEFAULT_TIMEOUT, progress=None):
+          timeout=DEFAULT_TIMEOUT, progress=None, symbolic=True):
     r"""Audit a distillation loss ``fn(student_logits, teacher_logits, T) -> scalar tensor``.
 
     Parameters
@@ -112,6 +115,12 @@ def audit(fn, *, classes=DEFAULT_CLASSES, batch_size=DEFAULT_BATCH_SIZE, sequenc
         Seconds the audit may take (default 300).
     progress : callable, optional
         Called with a short message before each step (the CLI shows it on a terminal).
+    symbolic : bool
+        Also trace the loss with :func:`derive.trace` (default) and compare its exact relation
+        with the numeric identification (:mod:`.symbolic`): the result's ``symbolic``. A loss
+        that cannot be traced is audited all the same (``symbolic.reason`` says why); a
+        disagreement is reported in ``symbolic.disagreements``, the verdict stays the numeric
+        one. ``False`` skips the trace.
 
     Raises
     ======
@@ -131,13 +140,26 @@ def audit(fn, *, classes=DEFAULT_CLASSES, batch_size=DEFAULT_BATCH_SIZE, sequenc
                   mask=mask, seed=seed, dtype=dtype, device=device, timeout=timeout)
     check_argument(progress is None or callable(progress),
                    "progress must be None or callable, got {!r}", progress)
+    check_argument(isinstance(symbolic, bool), "symbolic must be True or False, got {!r}",
+                   symbolic)
     expectation = parse_expectation(expect, weight)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    started = time.monotonic()
     try:
-        return _audit(fn, expectation, classes=classes, batch_size=batch_size,
-                      sequence_length=sequence_length, mask=mask, dtype=dtype, device=device,
-                      seed=seed, timeout=timeout, progress=progress)
+        result = _audit(fn, expectation, classes=classes, batch_size=batch_size,
+                        sequence_length=sequence_length, mask=mask, dtype=dtype, device=device,
+                        seed=seed, timeout=timeout, progress=progress)
+        if not symbolic:
+            check = not_traced("not asked for (--no-trace)")
+        else:
+            if progress is not None:
+                progress("tracing the loss symbolically")
+            check = check_symbolically(
+                fn, result, expectation=expectation, signature=inspect_signature(fn),
+                sequence_length=sequence_length, order=TRACE_ORDER,
+                remaining=timeout - (time.monotonic() - started))
+        return dataclasses.replace(result, symbolic=check)
     finally:
         torch.set_num_threads(threads)
 
@@ -273,7 +295,7 @@ def _audit(fn, expectation, *, classes, batch_size, sequence_length, mask, dtype
         exponent_fit=fit["exponent_fit"], fit_residual=fit["fit_residual"],
         scale_tolerance=limit["scale_tolerance"], identification_exponent=exponent,
         tensor_temperature=findings["tensor"][0], printed_lines=sandbox.printed_lines,
-        notes=tuple(notes), **base)
+        notes=tuple(notes), limit_established=limit["established"], **base)
 
 
 def _identify(real, rows, weights, limit, temperatures, fits, id_grid, dtype, sandbox,

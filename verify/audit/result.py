@@ -84,6 +84,12 @@ class AuditResult:
         match over the identification temperatures, and the tolerance it was accepted within.
     alternatives : tuple of dict
         Other objectives that fit within their tolerance (an ambiguity), as JSON objects.
+    symbolic : :class:`~verify.audit.symbolic.SymbolicCheck` or None
+        The loss traced by :func:`derive.trace`, its exact relation and whether it agrees with
+        the numeric result (``None``: not asked for, as by a result built by hand).
+    limit_established : bool or None
+        Whether the extrapolation to :math:`T = \\infty` established the limit (its scale and
+        cosine mean something).
     """
 
     shift_invariant: bool
@@ -124,6 +130,8 @@ class AuditResult:
     seed: int = 0
     printed_lines: int = 0
     notes: tuple = field(default=())
+    symbolic: object = None
+    limit_established: bool | None = None
 
     def __post_init__(self):
         check_argument(self.verdict in VERDICTS, "verdict must be one of {}, got {!r}",
@@ -160,6 +168,7 @@ class AuditResult:
             "normalization": None if self.normalization is None else {
                 "name": self.normalization, "scale": self.normalization_scale},
             "labels": self.labels,
+            "symbolic": None if self.symbolic is None else self.symbolic.to_json(),
         }
 
     def to_text(self):
@@ -176,6 +185,10 @@ class AuditResult:
             f"{self.seed}, T = {_number(low)}..{_number(high)}",
             f"  declared              {describe(name, parameters, weight)}",
             f"  identified as         {self.identified}",
+        ]
+        if self.symbolic is not None:
+            lines += self.symbolic.text_lines()
+        lines += [
             f"  shift invariant       {'yes' if self.shift_invariant else 'no'} (worst class sum "
             f"{self.shift_worst_error:.2g}, tolerance {self.shift_tolerance:.2g}, at "
             f"T={_number(self.shift_temperature)})",
