@@ -251,3 +251,29 @@ def test_scale_invariance_catches_a_gradient_without_the_projection(monkeypatch)
 def test_prove_rejects_a_bad_order():
     with pytest.raises(derive.DeriveError, match="order must be an integer >= 1, got -1"):
         STATEMENTS["expansion"].prove(order=-1)
+
+
+@pytest.mark.parametrize("name", ["js", "jsd"])
+def test_expansion_checks_a_closed_form_gradient_against_the_loss(monkeypatch, name):
+    """js and jsd expand a closed-form gradient (faster than differentiating the loss): the
+    [expansion] proof holds only because that gradient is the loss's, and a closed form that is
+    off by a factor (1 + 1/100) at the leading order is caught."""
+    import dataclasses
+
+    import derive.expansion as expansion
+    import derive.objectives._registry as registry
+
+    real = registry.OBJECTIVES[name]
+    assert real.gradient_build is not None
+    wrong = dataclasses.replace(
+        real, gradient_build=lambda **values: real.gradient_build(**values) * sympy.Rational(101, 100))
+    monkeypatch.setitem(registry.OBJECTIVES, name, wrong)
+    for cache in (registry._gradient, expansion._symbolic_terms):
+        cache.cache_clear()
+    try:
+        result = STATEMENTS["expansion"].prove(order=2)
+        assert result.verdict == "refuted"
+        assert any(name in key and r != 0 for key, r in result.residuals.items())
+    finally:
+        for cache in (registry._gradient, expansion._symbolic_terms):
+            cache.cache_clear()

@@ -141,7 +141,10 @@ class Objective:
     class's). ``coordinates="standardized"`` objectives are written in the standardized logits
     ``zh_i, vh_i`` (and ``sigma_z``, ``sigma_v``); their gradient w.r.t. the logits follows by
     the chain rule. ``limit(**parameters)`` is the closed-form :math:`T \to \infty` limit of
-    the loss, which a statement proves.
+    the loss, which a statement proves. ``gradient(**parameters)``, when given, is the exact
+    gradient w.r.t. a generic student logit ``z_i`` in closed form (cheaper to expand than
+    the derivative of the loss); the [expansion] proofs check its terms against the
+    derivatives of the loss's terms, so it is never taken on trust.
     """
 
     name: str
@@ -156,6 +159,7 @@ class Objective:
     limit: Callable = field(default=None, repr=False)
     #: The most terms served within about a minute on 2 cores, parameters symbolic.
     max_order: int = MAX_ORDER
+    gradient_build: Callable = field(default=None, repr=False)
 
     def resolve(self, values=None):
         """Validated parameter values (defaults filled in), as a tuple of ``(name, value)``."""
@@ -224,15 +228,18 @@ OBJECTIVES = {}
 
 
 def objective(name, title, *, definition, family, parameters=(), labelled=False,
-              coordinates="logits", reference="", limit=None, max_order=MAX_ORDER):
-    """Register the decorated function ``build(**parameters) -> loss`` as objective ``name``."""
+              coordinates="logits", reference="", limit=None, max_order=MAX_ORDER,
+              gradient=None):
+    """Register the decorated function ``build(**parameters) -> loss`` as objective ``name``;
+    ``gradient(**parameters)``, optional, is its gradient w.r.t. ``z_i`` in closed form."""
     check_argument(family in FAMILIES, "family must be one of {}, got {!r}", ", ".join(FAMILIES),
                    family)
 
     def register(build):
         check_argument(name not in OBJECTIVES, "objective {!r} is registered twice", name)
         OBJECTIVES[name] = Objective(name, title, definition, family, build, tuple(parameters),
-                                     labelled, coordinates, reference, limit, max_order)
+                                     labelled, coordinates, reference, limit, max_order,
+                                     gradient)
         return build
     return register
 
@@ -252,6 +259,8 @@ def _loss(name, resolved):
 @lru_cache(maxsize=256)
 def _gradient(name, resolved):
     definition = OBJECTIVES[name]
+    if definition.gradient_build is not None:
+        return {"i": sympy.sympify(definition.gradient_build(**dict(resolved)))}
     loss = _loss(name, resolved)
     if definition.coordinates == "standardized":
         return {"i": standardized_chain_rule(loss)}

@@ -19,7 +19,7 @@ from sympy import Rational, log
 
 from ..notation import AmariAlpha, FDerivative, epsilon, v_i, z_i
 from ._registry import Parameter, objective
-from .softmax import log_softmax, ratio, softmax_expectation
+from .softmax import log_softmax, ratio, softmax, softmax_expectation
 
 __all__ = ["kd_loss", "reverse_kd_loss", "jensen_shannon_loss", "f_divergence_loss",
            "jsd_loss", "skew_kl_loss", "skew_reverse_kl_loss", "alpha_divergence_loss",
@@ -60,10 +60,22 @@ def reverse_kd_loss():
     return softmax_expectation(z_i, log_softmax(z_i) - log_softmax(v_i)) / epsilon**2
 
 
+def _mixture_gradient(beta):
+    r"""The gradient of :math:`T^2\,\mathrm{JSD}_\beta` w.r.t. :math:`z_i`, in closed form:
+    :math:`\partial/\partial q_i = (1-\beta)\log(q_i/m_i)` (the other terms cancel, since
+    :math:`\beta p_i + (1-\beta) q_i = m_i`), through the softmax's Jacobian
+    :math:`T\,q_i\,(h_i - \sum_j q_j h_j)`, with :math:`q_i/m_i = 1/(\beta\,p_i/q_i + 1 - \beta)`.
+    """
+    log_q_over_m = -log(beta * ratio(v_i, z_i) + 1 - beta)
+    per_class = (1 - beta) * log_q_over_m
+    return softmax(z_i) * (per_class - softmax_expectation(z_i, per_class)) / epsilon
+
+
 @objective("js", "Jensen-Shannon distillation, T^2 JS(p, q)",
            definition=r"\frac{T^2}{2}\left[\mathrm{KL}(p\,\|\,m) + \mathrm{KL}(q\,\|\,m)\right],"
                       r"\ m = \tfrac12(p + q)",
-           family="f-divergence", limit=_f_limit(lambda: Rational(1, 4)), max_order=14)
+           family="f-divergence", limit=_f_limit(lambda: Rational(1, 4)), max_order=14,
+           gradient=lambda: _mixture_gradient(Rational(1, 2)))
 def jensen_shannon_loss():
     r""":math:`T^2\,\mathrm{JS}(p, q) = \frac{T^2}{2}[\mathrm{KL}(p\|m) + \mathrm{KL}(q\|m)]`,
     :math:`m = (p+q)/2`: ``jsd`` at :math:`\beta = 1/2`.
@@ -98,7 +110,8 @@ _UNIT = dict(low=0, high=1)
            parameters=[Parameter("beta", "weight of the teacher in the mixture m = beta p + "
                                  "(1 - beta) q; beta = 0 and 1 give identically 0", **_UNIT)],
            reference="GKD, Agarwal et al. (2024), arXiv:2306.13649",
-           limit=_f_limit(lambda beta: beta * (1 - beta)), max_order=11)
+           limit=_f_limit(lambda beta: beta * (1 - beta)), max_order=11,
+           gradient=_mixture_gradient)
 def jsd_loss(beta):
     r""":math:`T^2\,\mathrm{JSD}_\beta(p, q) = T^2[\beta\,\mathrm{KL}(p\|m) + (1-\beta)\,\mathrm{KL}(q\|m)]`,
     :math:`m = \beta p + (1 - \beta) q`: GKD's convention (Agarwal et al. 2024), where
