@@ -61,7 +61,8 @@ def test_relation_agrees_with_the_numeric_identification(audited, name, text, we
     # The text report: the symbolic line right after the identification.
     lines = result.to_text().splitlines()
     index = next(i for i, line in enumerate(lines) if line.startswith("  identified as"))
-    assert lines[index + 1].startswith(f"  symbolic: ℓ {text}, exactly, at every term computed")
+    assert lines[index + 1].startswith(
+        f"  symbolic              ℓ {text}, exactly, at every term computed")
     assert lines[index + 1].endswith("agrees with the numeric results")
     assert "TOOLKIT BUG" not in result.to_text()
     # JSON: additive, the relation as derive trace prints it.
@@ -103,7 +104,7 @@ def test_unsupported_operation_is_not_traced_and_the_audit_stands():
     assert not check.traced and check.agrees is None
     assert check.reason.startswith("unsupported: Tensor.clamp at ")
     assert "test_audit_trace.py" in check.reason and "\n" not in check.reason
-    assert f"  symbolic: not traced ({check.reason})" in result.to_text().splitlines()
+    assert f"  symbolic              not traced ({check.reason})" in result.to_text().splitlines()
     assert result.to_json()["symbolic"]["traced"] is False
 
 
@@ -243,7 +244,7 @@ def test_no_trace_option(capsys):
                           "--batch-size", "4"))
     out = capsys.readouterr().out
     assert code == 1
-    assert "  symbolic: not traced (not asked for (--no-trace))" in out.splitlines()
+    assert "  symbolic              not traced (not asked for (--no-trace))" in out.splitlines()
 
 
 def test_symbolic_must_be_a_bool():

@@ -265,8 +265,8 @@ def test_expansion_checks_a_closed_form_gradient_against_the_loss(monkeypatch, n
 
     real = registry.OBJECTIVES[name]
     assert real.gradient_build is not None
-    wrong = dataclasses.replace(
-        real, gradient_build=lambda **values: real.gradient_build(**values) * sympy.Rational(101, 100))
+    wrong = dataclasses.replace(real, gradient_build=lambda **values: (
+        real.gradient_build(**values) * sympy.Rational(101, 100)))
     monkeypatch.setitem(registry.OBJECTIVES, name, wrong)
     for cache in (registry._gradient, expansion._symbolic_terms):
         cache.cache_clear()

@@ -124,10 +124,10 @@ class SymbolicCheck:
                 "disagreements": list(self.disagreements), "reason": self.reason}
 
     def text_lines(self):
-        """The report's lines: ``symbolic: ...`` and, on a disagreement, the bug report."""
+        """The report's lines: ``symbolic ...`` and, on a disagreement, the bug report."""
         if not self.traced:
-            return [f"  symbolic: not traced ({self.reason})"]
-        line = f"  symbolic: {self.relation_text}, batch weight {self.batch_weight}"
+            return [f"  symbolic              not traced ({self.reason})"]
+        line = f"  symbolic              {self.relation_text}, batch weight {self.batch_weight}"
         identified = (self.predicted or {}).get("objective")
         if identified is not None:
             predicted = self.predicted
