@@ -3,6 +3,7 @@ derivative of the separately expanded loss term, the label's component is where 
 the leading term is the sum of the theory's named pieces. Written to kill the mutants that the
 broader tests of tests/test_expansion.py leave alive (docs/mutation-testing.md)."""
 
+import dataclasses
 import json
 
 import pytest
@@ -10,7 +11,8 @@ import sympy
 
 from derive import DeriveError, expand
 from derive.expansion import QUANTITIES, Expansion, Term, leading_pieces
-from derive.notation import N, v_i, z_i
+from derive.notation import N, epsilon, v_i, z_i
+from derive.objectives import OBJECTIVES
 
 
 def explicit(classes):
@@ -104,7 +106,7 @@ def test_progress_is_reported_before_and_after():
     lambda: expand("loss", order=1, objective="nope"),
     lambda: expand("loss", order=1, objective=3),
     lambda: expand("loss", order=1, classes=1),
-    lambda: expand("loss", order=1, parameters=[("beta", 1)]),
+    lambda: expand("loss", order=1, objective="kl", parameters=[("beta", 1)]),
     lambda: expand("loss", order=25),
     lambda: expand("loss", order=12, objective="jsd"),
     lambda: leading_pieces("hessian"),
@@ -118,3 +120,39 @@ def test_the_maximum_order_is_allowed():
     assert len(expand("loss", order=2, objective="dist").terms) == 2
     with pytest.raises(DeriveError, match="at most 10"):
         expand("loss", order=11, objective="dist")
+
+
+def test_parameters_must_be_a_dict_even_when_pairs_would_do():
+    with pytest.raises(DeriveError, match="parameters must be a dict"):
+        expand("loss", order=1, objective="jsd", parameters=[("beta", "1/4")])
+
+
+class _PoleObjective:
+    """An objective whose loss grows like T and whose gradient like T**2."""
+
+    max_order = 4
+
+    def resolve(self, parameters):
+        return ()
+
+    def loss(self):
+        return z_i / epsilon + v_i
+
+    def gradient(self):
+        return {"i": 1 / epsilon**2 + z_i}
+
+
+@pytest.mark.parametrize("quantity, order", [("loss", 1), ("gradient", 2)])
+def test_an_objective_with_a_pole_at_infinite_temperature_is_refused(monkeypatch, quantity,
+                                                                     order):
+    monkeypatch.setitem(OBJECTIVES, "test-pole", _PoleObjective())
+    with pytest.raises(DeriveError, match=f"{quantity} of test-pole has a pole of order {order} "):
+        expand(quantity, order=2, objective="test-pole")
+
+
+def test_terms_and_expansions_are_immutable():
+    expansion = expand("loss", order=1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        expansion.order = 2
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        expansion.terms[0].power = 1

@@ -293,3 +293,56 @@ def test_a_tensor_path_just_outside_the_two_bounds_differs(factor, status):
     result = tensor_temperature(Probe(lambda t: changed), [REFERENCE], (10.0,),
                                 Rounding(tolerance), rows)
     assert result[0] == status
+
+
+# -- boundaries and degenerate inputs ------------------------------------------------------------
+
+def test_a_class_sum_exactly_at_its_bound_is_invariant_and_a_single_temperature_works():
+    tolerance = 2.0 ** -30                       # 3 + 2**-30 - 3 is exact in float64
+    worst = shift_invariance(torch.stack([with_sums([tolerance])]), (7.0,), Rounding(tolerance))
+    assert worst["ratio"] == 1.0 and worst["invariant"] is True and worst["temperature"] == 7.0
+
+
+def test_zero_sums_against_zero_bounds_have_ratio_zero():
+    worst = shift_invariance(torch.stack([with_sums([0.0, 0.0])] * 2), (5.0, 6.0), Rounding(0.0))
+    assert worst["ratio"] == 0.0 and worst["invariant"] is True
+
+
+@pytest.mark.parametrize("top_cosine, exponent", [(1.02e-3, -2.0), (0.98e-3, -1.0)])
+def test_the_direction_floor_from_both_sides(top_cosine, exponent):
+    # g(T) = P/T + k G/T**2 with |cos(g, G)| falling to top_cosine at the highest temperature.
+    top = GRID[-1]
+    k = top_cosine * float(PERPENDICULAR.norm()) * top / (
+        float(REFERENCE.norm()) * math.sqrt(1 - top_cosine**2))
+    fit = power_law(stack(lambda t: PERPENDICULAR / t + k * REFERENCE / t**2), GRID, REFERENCE)
+    assert fit["exponent_fit"] == pytest.approx(exponent, abs=0.02)
+
+
+def test_an_exponent_that_is_no_power_law_is_reported_to_three_decimals():
+    fit = power_law(stack(lambda t: t**-1.23456 * REFERENCE), GRID, REFERENCE)
+    assert fit["power_law"] is False and fit["exponent"] == -1.235
+
+
+def test_a_small_limit_still_has_cosines_and_a_residual():
+    small = 0.01 * REFERENCE
+    result = extrapolate(series(small, -1.0), GRID, -1.0, REFERENCE, 0.01 * PERPENDICULAR + small,
+                         logit_scale=1.0, dtype=torch.float64)
+    assert result["cosine"] == pytest.approx(1.0, rel=1e-9)
+    expected = float((small * (0.01 * PERPENDICULAR + small)).sum()
+                     / (small.norm() * (0.01 * PERPENDICULAR + small).norm()))
+    assert result["uncentred_cosine"] == pytest.approx(expected, rel=1e-9)
+    assert result["residual"] == pytest.approx(0.0, abs=1e-9)
+    assert result["established"] is True
+
+
+def test_identical_gradients_with_zero_bounds_are_the_same():
+    temperatures = (100.0,) + MODERATE_TEMPERATURES
+    gradients = torch.stack([REFERENCE] * 3)
+    assert ignores_temperature(gradients, temperatures, Rounding(0.0)) is True
+    assert tensor_temperature(Probe(lambda t: REFERENCE), [REFERENCE], (10.0,), Rounding(0.0),
+                              rows) == ("same", None, None)
+
+
+def test_a_tensor_path_smaller_by_a_power_of_t():
+    assert tensor_temperature(Probe(lambda t: REFERENCE / t), [REFERENCE], (10.0,),
+                              Rounding(1e-12), rows) == ("differs", 10.0, -1.0)
