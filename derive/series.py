@@ -564,15 +564,22 @@ class Series:
         if exponent == int(exponent) and exponent >= 0:
             result = Series(self.algebra, {0: self.algebra.one}, INF)
             base, n = self, int(exponent)
+            # A factor with a pole (valuation v < 0) costs each product -v terms: keep them in
+            # the intermediate products.
+            v = self.valuation if self.valuation < self.precision else 0
+            work = precision + max(n - 1, 0) * max(-v, 0)
             while n:
                 if n & 1:
-                    result = (result * base).truncate(precision)
+                    result = (result * base).truncate(work)
                 n >>= 1
                 if n:
-                    base = (base * base).truncate(precision)
-            return result
+                    base = (base * base).truncate(work)
+            return result.truncate(precision)
         if exponent == int(exponent):
-            return self.reciprocal(precision).power(-exponent, precision)
+            # (1/x)**n: each of the n - 1 products loses the valuation a of x; ask 1/x for it.
+            a = self.valuation if self.valuation < self.precision else 0
+            more = (-int(exponent) - 1) * max(a, 0)
+            return self.reciprocal(precision + more).power(-exponent, precision)
         a, leading = self._leading("a fractional power")
         alpha = sympy.Rational(exponent)
         root = self.algebra.root(leading, alpha)
@@ -711,10 +718,19 @@ class _Expander:
                 looked += 2
                 inner = self.series(base, looked)
         if exponent.is_Integer and exponent < 0:
-            # 1/x loses 2*valuation of precision; ask the base for what that costs.
+            # 1/x loses 2*valuation of precision, and each of the -exponent - 1 products of
+            # 1/x with itself one valuation more; ask the base for what that costs.
             a = inner.valuation
-            if a < inner.precision and inner.precision - 2 * a < precision:
+            needed = precision + (1 - int(exponent)) * a
+            if 0 < a < inner.precision and inner.precision < needed:
+                inner = self.series(base, needed)
+            elif a <= 0 and a < inner.precision and inner.precision - 2 * a < precision:
                 inner = self.series(base, precision + 2 * a)
+        elif exponent.is_Integer and exponent > 1 and inner.valuation < 0:
+            # A base with a pole: each of the exponent - 1 products loses its order.
+            needed = precision - (int(exponent) - 1) * inner.valuation
+            if inner.valuation < inner.precision < needed:
+                inner = self.series(base, needed)
         elif not exponent.is_Integer:
             a = inner.valuation
             shifted = a * exponent

@@ -310,8 +310,6 @@ def test_a_power_is_known_to_the_requested_precision(exponent):
             assert sympy.expand(s.algebra.to_expr(s[k]) - expected[k - shift]) == 0
 
 
-@pytest.mark.xfail(strict=True, reason="known defect: x**-n (n >= 2) of a base that starts at "
-                   "a positive power of epsilon is known to fewer terms than requested")
 def test_a_squared_reciprocal_whose_pole_cancels_in_a_sum():
     expr = 1 / (E + E**2 * Z)**2 - 1 / E**2 + 2 * Z / E   # 3 z**2 - 4 z**3 eps + 5 z**4 eps**2
     assert power_series(expr, order=3) == [3 * Z**2, -4 * Z**3, 5 * Z**4]

@@ -40,3 +40,20 @@ def test_order_is_independent_of_the_class_count():
     # Nothing in a term refers to a particular N: moments and 1/N only.
     terms = power_series(log(ClassMean(exp(E * Z))) / N, order=6)
     assert all(t.free_symbols <= {N, Z, V} for t in terms)
+
+
+@pytest.mark.parametrize("exponent", [-2, -3, -4, 2, 3])
+@pytest.mark.parametrize("precision", [1, 2, 4])
+def test_integer_powers_of_a_base_with_a_zero_or_a_pole_keep_the_requested_precision(
+        exponent, precision):
+    """x**n multiplies n factors: with x = eps (1 + eps z) (for n < 0) or x = (1 + eps z)/eps
+    (for n > 0) each product costs the factor's valuation, and every term up to the requested
+    precision must still be right (against sympy.series)."""
+    from derive.series import series_of
+
+    base = E + E**2 * Z if exponent < 0 else 1 / E + Z
+    s = series_of(base**exponent, precision=precision)
+    assert s.precision >= precision
+    ours = sum(s.algebra.to_expr(s[k]) * E**k for k in range(-abs(exponent), precision))
+    reference = sympy.series(base**exponent, E, 0, precision).removeO()
+    assert sympy.expand(ours - reference) == 0
