@@ -39,3 +39,12 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_gpu)
         if "slow" in item.keywords and not config.getoption("--run-slow"):
             item.add_marker(skip_slow)
+
+
+@pytest.fixture(scope="session")
+def check_results():
+    """Every numeric check once, float64 on the CPU, with reduced sizes (the CLI's defaults are
+    larger): shared by the tests of the results and of the CLI's JSON."""
+    from verify.registry import run_checks
+
+    return tuple(run_checks(device="cpu", examples=8, seed=1))

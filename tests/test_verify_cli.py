@@ -79,9 +79,19 @@ def quick(request):
     return run
 
 
-def test_json_output_follows_the_contract(quick, capsys):
+def test_json_output_follows_the_contract(quick, capsys, monkeypatch, check_results):
+    # The checks themselves run once per session (conftest); here the CLI passes its options
+    # through and writes their results (test_table_output_lists_every_statement runs it whole).
+    calls = []
+
+    def cached(**options):
+        calls.append(options)
+        return list(check_results)
+    monkeypatch.setattr(registry, "run_checks", cached)
     code, captured = quick(["check", "--examples", "4", "--seed", "2", "--json",
                             "--device", "cpu"], capsys)
+    assert [(c["examples"], c["seed"], str(c["device"]), c["thorough"]) for c in calls] == [
+        (4, 2, "cpu", False)]
     assert code == 0, captured.out
     document = json.loads(captured.out)
     assert set(document) == {"device", "dtype", "seed", "results"}
