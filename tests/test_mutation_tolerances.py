@@ -137,7 +137,7 @@ def test_equal_mean_check_flags_a_mean_gap_just_above_the_forward_rounding(class
     if bias:
         magnitude = magnitude + bias_values[0].abs()
     magnitude = float(magnitude.max())
-    # features + 1 roundings per logit, classes + 1 for the mean (as counted in the module).
+    # features + 1 roundings per logit, classes for the mean, 1 for the difference (the module).
     per_network = EPS64 * (features + classes + 2) * magnitude
     expected = 2 * per_network                                  # student and teacher alike
     gap = (ABOVE if side == "above" else BELOW) * expected

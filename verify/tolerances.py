@@ -129,8 +129,9 @@ def forward_mean_tolerance(*, dtype, classes, features, magnitude):
     r"""Tolerance on a computed class mean :math:`\langle \hat z \rangle` of an affine output layer.
 
     Each logit :math:`z_i = \sum_j W_{ij} h_j + b_i` is a dot product of ``features`` terms plus
-    a bias (``features + 1`` roundings, relative to :math:`\sum_j |W_{ij} h_j| + |b_i|`), and
-    the mean adds ``classes`` more (the sum and the division). ``magnitude`` is the largest
-    :math:`\sum_j |W_{ij} h_j| + |b_i|` over the classes.
+    a bias (``features + 1`` roundings, relative to :math:`\sum_j |W_{ij} h_j| + |b_i|`); the
+    mean adds ``classes`` more (the ``classes - 1`` additions of the sum and the division), and
+    its difference from the prediction one more: ``features + classes + 2``. ``magnitude`` is
+    the largest :math:`\sum_j |W_{ij} h_j| + |b_i|` over the classes.
     """
     return rounding_bound(dtype=dtype, operations=features + classes + 2, magnitude=magnitude)
