@@ -51,6 +51,9 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, ".mutation")
+# The children end with os._exit, which skips verify's clean-up of its private hypothesis
+# directory: give them one shared directory under .mutation/ instead of one temporary each.
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(OUT, "hypothesis"))
 TARGETS = os.path.join(ROOT, "tools", "mutation_targets.toml")
 
 
