@@ -54,8 +54,8 @@ SOFTMAX_CHAIN_OPERATIONS = 10
 #: (2), the step ``lr * d_p`` and the subtraction (2). Total 9; plain SGD uses fewer.
 UPDATE_OPERATIONS = 9
 
-#: Allowed deviation of a measured log-log slope from the theoretical order (docs/theory.md and
-#: issue 3: "slope -1 +- 0.1"). Its two sources: the next order of the expansion bends the
+#: Allowed deviation of a measured log-log slope from the theoretical order (docs/theory.md:
+#: "slope -1 +- 0.1"). Its two sources: the next order of the expansion bends the
 #: local slope by about ``|c_{K+1} / c_K| / T``, kept small by starting the temperature range
 #: well above the logits' scale, and residual round-off, kept below 10 % per point by
 #: :data:`RESOLUTION_FACTOR`.

@@ -45,7 +45,7 @@ __all__ = [
     "check_infinite_temperature", "check_hinton_zero_mean", "check_equal_mean_suffices",
 ]
 
-#: The temperatures of the convergence fits, :math:`10 .. 10^4` (issue 3), half a decade apart.
+#: The temperatures of the convergence fits, :math:`10 .. 10^4`, half a decade apart.
 TEMPERATURES = tuple(float(t) for t in numpy.logspace(1, 4, 7))
 STEPS = 20
 SEARCH_STEPS = 5
