@@ -47,34 +47,95 @@ def main():
     python = sys.executable
     derive = [python, "-m", "derive", "expand"]
     rows = []
-    baseline_one = _cold([python, "-c", BASELINE.format(
-        classes=args.classes, order=args.order, components=1)], 1)
-    rows.append((f"baseline: sympy.series, 1 component, N={args.classes}, {args.order} terms", baseline_one))
-    baseline = _cold([python, "-c", BASELINE.format(
-        classes=args.classes, order=args.order, components=args.classes)], 1)
+    baseline_one = _cold(
+        [python, "-c", BASELINE.format(classes=args.classes, order=args.order, components=1)], 1
+    )
+    rows.append(
+        (f"baseline: sympy.series, 1 component, N={args.classes}, {args.order} terms", baseline_one)
+    )
+    baseline = _cold(
+        [
+            python,
+            "-c",
+            BASELINE.format(classes=args.classes, order=args.order, components=args.classes),
+        ],
+        1,
+    )
     rows.append((f"baseline: sympy.series, all {args.classes} components", baseline))
-    ours = _cold(derive + ["--quantity", "gradient", "--order", str(args.order), "--classes",
-                           str(args.classes), "--format", "json"], args.repeats)
-    rows.append((f"derive: all {args.classes} components, N={args.classes}, {args.order} terms", ours))
+    ours = _cold(
+        derive
+        + [
+            "--quantity",
+            "gradient",
+            "--order",
+            str(args.order),
+            "--classes",
+            str(args.classes),
+            "--format",
+            "json",
+        ],
+        args.repeats,
+    )
+    rows.append(
+        (f"derive: all {args.classes} components, N={args.classes}, {args.order} terms", ours)
+    )
     for quantity in ("gradient", "loss"):
         for order in (6, 8):
-            rows.append((f"derive: {quantity}, symbolic N, {order} terms",
-                         _cold(derive + ["--quantity", quantity, "--order", str(order)], args.repeats)))
-    rows.append(("derive: generic f-divergence, loss, symbolic N and f, 6 terms",
-                 _cold(derive + ["--quantity", "loss", "--order", "6", "--objective",
-                                 "f-divergence", "--format", "json"], args.repeats)))
+            rows.append(
+                (
+                    f"derive: {quantity}, symbolic N, {order} terms",
+                    _cold(derive + ["--quantity", quantity, "--order", str(order)], args.repeats),
+                )
+            )
+    rows.append(
+        (
+            "derive: generic f-divergence, loss, symbolic N and f, 6 terms",
+            _cold(
+                derive
+                + [
+                    "--quantity",
+                    "loss",
+                    "--order",
+                    "6",
+                    "--objective",
+                    "f-divergence",
+                    "--format",
+                    "json",
+                ],
+                args.repeats,
+            ),
+        )
+    )
     for objective in ("kl", "js"):
-        rows.append((f"derive: {objective}, gradient, symbolic N, 12 terms (JSON)",
-                     _cold(derive + ["--quantity", "gradient", "--order", "12", "--objective",
-                                     objective, "--format", "json"], args.repeats)))
+        rows.append(
+            (
+                f"derive: {objective}, gradient, symbolic N, 12 terms (JSON)",
+                _cold(
+                    derive
+                    + [
+                        "--quantity",
+                        "gradient",
+                        "--order",
+                        "12",
+                        "--objective",
+                        objective,
+                        "--format",
+                        "json",
+                    ],
+                    args.repeats,
+                ),
+            )
+        )
     startup = _cold([python, "-c", "import derive"], args.repeats)
     rows.append(("python -c 'import derive' (start-up floor)", startup))
     width = max(len(name) for name, _ in rows)
     print(f"{'cold process':<{width}}  seconds")
     for name, seconds in rows:
         print(f"{name:<{width}}  {seconds:7.2f}")
-    print(f"\nspeed-up, same output (all {args.classes} components, {args.order} terms): "
-          f"{baseline / ours:.1f}x; against one baseline component: {baseline_one / ours:.1f}x")
+    print(
+        f"\nspeed-up, same output (all {args.classes} components, {args.order} terms): "
+        f"{baseline / ours:.1f}x; against one baseline component: {baseline_one / ours:.1f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -63,13 +63,23 @@ def zero_mean_logits(device, dtype, repeats, vectors, classes=100):
     def tensor(*shape):
         return torch.randn(*shape, generator=generator, dtype=torch.float64).to(device, dtype)
 
-    problem = DistillationProblem(tensor(vectors, classes), 3 * tensor(vectors, classes),
-                                  torch.zeros(vectors, dtype=torch.long, device=device),
-                                  torch.softmax(tensor(vectors, classes), -1),
-                                  torch.full((vectors,), 4.0, dtype=dtype, device=device))
-    rows = [DistillationProblem(problem.student[i:i + 1], problem.teacher[i:i + 1],
-                                problem.labels[i:i + 1], problem.targets[i:i + 1],
-                                problem.temperature[i:i + 1]) for i in range(vectors)]
+    problem = DistillationProblem(
+        tensor(vectors, classes),
+        3 * tensor(vectors, classes),
+        torch.zeros(vectors, dtype=torch.long, device=device),
+        torch.softmax(tensor(vectors, classes), -1),
+        torch.full((vectors,), 4.0, dtype=dtype, device=device),
+    )
+    rows = [
+        DistillationProblem(
+            problem.student[i : i + 1],
+            problem.teacher[i : i + 1],
+            problem.labels[i : i + 1],
+            problem.targets[i : i + 1],
+            problem.temperature[i : i + 1],
+        )
+        for i in range(vectors)
+    ]
     kd = LOSSES["kl"]
 
     def batched():
@@ -81,12 +91,24 @@ def zero_mean_logits(device, dtype, repeats, vectors, classes=100):
             errors, tolerances = logit_gradient_sums(kd, row)
             assert bool((errors <= tolerances).all())
 
-    return (f"zero-mean, logits (N={classes})", vectors, "logit vectors",
-            best_time(batched, device, repeats), best_time(looped, device, 1 if repeats < 3 else 2))
+    return (
+        f"zero-mean, logits (N={classes})",
+        vectors,
+        "logit vectors",
+        best_time(batched, device, repeats),
+        best_time(looped, device, 1 if repeats < 3 else 2),
+    )
 
 
-SPEC = NetworkSpec(kind="mlp", input_shape=(16,), widths=(32, 32), activation="gelu", bias=True,
-                   normalization="none", classes=10)
+SPEC = NetworkSpec(
+    kind="mlp",
+    input_shape=(16,),
+    widths=(32, 32),
+    activation="gelu",
+    bias=True,
+    normalization="none",
+    classes=10,
+)
 
 
 def _batches(count, dtype, device, steps=20, batch=16):
@@ -104,9 +126,9 @@ def sgd_training(device, dtype, repeats, networks, steps=20):
     labels = torch.zeros(teacher.shape[1:3], dtype=torch.long, device=device)
 
     def problem(step, logits, index=None):
-        target = teacher[step] if index is None else teacher[step, index:index + 1]
-        t = temperature if index is None else temperature[index:index + 1]
-        l = labels if index is None else labels[index:index + 1]  # noqa: E741
+        target = teacher[step] if index is None else teacher[step, index : index + 1]
+        t = temperature if index is None else temperature[index : index + 1]
+        l = labels if index is None else labels[index : index + 1]  # noqa: E741
         return DistillationProblem(logits, target, l, target, t)
 
     def batched():
@@ -128,27 +150,45 @@ def sgd_training(device, dtype, repeats, networks, steps=20):
                 kd(problem(step, logits.unsqueeze(0), index)).mean().backward()
                 built.step()
 
-    return (f"SGD training, {steps} steps", networks, "networks",
-            best_time(batched, device, repeats), best_time(looped, device, 1))
+    return (
+        f"SGD training, {steps} steps",
+        networks,
+        "networks",
+        best_time(batched, device, repeats),
+        best_time(looped, device, 1),
+    )
 
 
 def parameter_gradients(device, dtype, repeats, networks):
     generator = torch.Generator().manual_seed(2)
-    inputs = torch.randn(networks, 8, 16, generator=generator, dtype=torch.float64).to(device, dtype)
-    teacher = torch.randn(networks, 8, 10, generator=generator, dtype=torch.float64).to(device, dtype)
+    inputs = torch.randn(networks, 8, 16, generator=generator, dtype=torch.float64).to(
+        device, dtype
+    )
+    teacher = torch.randn(networks, 8, 10, generator=generator, dtype=torch.float64).to(
+        device, dtype
+    )
     stacked = StackedNetworks.build(SPEC, count=networks, seed=0, dtype=dtype, device=device)
-    singles = [StackedNetworks.build(SPEC, count=1, seed=k, dtype=dtype, device=device)
-               for k in range(networks)]
+    singles = [
+        StackedNetworks.build(SPEC, count=1, seed=k, dtype=dtype, device=device)
+        for k in range(networks)
+    ]
 
     def batched():
         parameter_gradient_differences(stacked, inputs, teacher, TEMPERATURES)
 
     def looped():
         for k, single in enumerate(singles):
-            parameter_gradient_differences(single, inputs[k:k + 1], teacher[k:k + 1], TEMPERATURES)
+            parameter_gradient_differences(
+                single, inputs[k : k + 1], teacher[k : k + 1], TEMPERATURES
+            )
 
-    return (f"parameter gradients, {len(TEMPERATURES)} temperatures", networks, "networks",
-            best_time(batched, device, repeats), best_time(looped, device, 1))
+    return (
+        f"parameter gradients, {len(TEMPERATURES)} temperatures",
+        networks,
+        "networks",
+        best_time(batched, device, repeats),
+        best_time(looped, device, 1),
+    )
 
 
 def default_check_run(device, dtype):
@@ -162,15 +202,21 @@ def default_check_run(device, dtype):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python benchmarks/bench_verify.py",
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python benchmarks/bench_verify.py", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--dtype", default="float64", choices=("float64", "float32"))
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--vectors", type=int, default=None,
-                        help="logit vectors for the first row (default 4096; try 2**22 on a GPU)")
-    parser.add_argument("--networks", type=int, default=None,
-                        help="networks for the other rows (default 64)")
+    parser.add_argument(
+        "--vectors",
+        type=int,
+        default=None,
+        help="logit vectors for the first row (default 4096; try 2**22 on a GPU)",
+    )
+    parser.add_argument(
+        "--networks", type=int, default=None, help="networks for the other rows (default 64)"
+    )
     parser.add_argument("--quick", action="store_true", help="smaller sizes, no default run")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     arguments = parser.parse_args(argv)
@@ -179,35 +225,63 @@ def main(argv=None):
 
     vectors = arguments.vectors or (1024 if arguments.quick else 4096)
     networks = arguments.networks or (16 if arguments.quick else 64)
-    rows = [zero_mean_logits(device, dtype, arguments.repeats, vectors),
-            sgd_training(device, dtype, arguments.repeats, networks),
-            parameter_gradients(device, dtype, arguments.repeats, networks)]
+    rows = [
+        zero_mean_logits(device, dtype, arguments.repeats, vectors),
+        sgd_training(device, dtype, arguments.repeats, networks),
+        parameter_gradients(device, dtype, arguments.repeats, networks),
+    ]
     records = []
     for name, count, unit, batched, looped in rows:
-        records.append({"benchmark": name, "count": count, "unit": unit,
-                        "batched_s": batched, "looped_s": looped,
-                        "batched_per_s": count / batched, "looped_per_s": count / looped,
-                        "ratio": looped / batched})
+        records.append(
+            {
+                "benchmark": name,
+                "count": count,
+                "unit": unit,
+                "batched_s": batched,
+                "looped_s": looped,
+                "batched_per_s": count / batched,
+                "looped_per_s": count / looped,
+                "ratio": looped / batched,
+            }
+        )
     default_run = None if arguments.quick else default_check_run(device, dtype)
 
-    header = {"device": str(device), "dtype": dtype_name(dtype), "torch": torch.__version__,
-              "threads": torch.get_num_threads()}
+    header = {
+        "device": str(device),
+        "dtype": dtype_name(dtype),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
     if arguments.json:
-        print(json.dumps({**header, "results": records, "default_check_run_s": default_run},
-                         indent=2))
+        print(
+            json.dumps({**header, "results": records, "default_check_run_s": default_run}, indent=2)
+        )
         return 0
-    print(f"bench_verify: device {header['device']}, dtype {header['dtype']}, torch "
-          f"{header['torch']}, {header['threads']} threads")
+    print(
+        f"bench_verify: device {header['device']}, dtype {header['dtype']}, torch "
+        f"{header['torch']}, {header['threads']} threads"
+    )
     columns = ("benchmark", "count", "batched /s", "looped /s", "batched s", "looped s", "ratio")
-    table = [(r["benchmark"], f"{r['count']} {r['unit']}", f"{r['batched_per_s']:.3g}",
-              f"{r['looped_per_s']:.3g}", f"{r['batched_s']:.4f}", f"{r['looped_s']:.4f}",
-              f"{r['ratio']:.1f}x") for r in records]
+    table = [
+        (
+            r["benchmark"],
+            f"{r['count']} {r['unit']}",
+            f"{r['batched_per_s']:.3g}",
+            f"{r['looped_per_s']:.3g}",
+            f"{r['batched_s']:.4f}",
+            f"{r['looped_s']:.4f}",
+            f"{r['ratio']:.1f}x",
+        )
+        for r in records
+    ]
     widths = [max(len(str(cell)) for cell in column) for column in zip(columns, *table)]
     for row in [columns, tuple("-" * w for w in widths), *table]:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
     if default_run is not None:
-        print(f"\ndefault `python -m verify check` work: {default_run:.1f} s "
-              f"(without interpreter start)")
+        print(
+            f"\ndefault `python -m verify check` work: {default_run:.1f} s "
+            f"(without interpreter start)"
+        )
     return 0
 
 

@@ -34,7 +34,9 @@ def check_order(order, *, name="order", maximum=MAX_ORDER, why=""):
     """Validate a number of terms: an integer in ``1..maximum`` (bools are refused)."""
     check_argument(
         isinstance(order, int) and not isinstance(order, bool) and order >= 1,
-        "{} must be an integer >= 1, got {!r}", name, order,
+        "{} must be an integer >= 1, got {!r}",
+        name,
+        order,
     )
     check_argument(order <= maximum, "{} must be at most {}{}, got {}", name, maximum, why, order)
     return order
@@ -45,16 +47,26 @@ def check_classes(classes):
     check_argument(
         classes is None
         or (isinstance(classes, int) and not isinstance(classes, bool) and classes >= 2),
-        "classes must be an integer >= 2 (or None for a symbolic N), got {!r}", classes,
+        "classes must be an integer >= 2 (or None for a symbolic N), got {!r}",
+        classes,
     )
-    check_argument(classes is None or classes <= MAX_CLASSES,
-                   "classes must be at most {} for explicit output (its size grows as N**2); "
-                   "omit it for a symbolic N, which holds every N, got {}", MAX_CLASSES, classes)
+    check_argument(
+        classes is None or classes <= MAX_CLASSES,
+        "classes must be at most {} for explicit output (its size grows as N**2); "
+        "omit it for a symbolic N, which holds every N, got {}",
+        MAX_CLASSES,
+        classes,
+    )
     return classes
 
 
 def check_choice(value, allowed, *, name):
     """Validate that ``value`` is one of ``allowed``."""
-    check_argument(value in allowed, "{} must be one of {}, got {!r}",
-                   name, ", ".join(map(str, allowed)), value)
+    check_argument(
+        value in allowed,
+        "{} must be one of {}, got {!r}",
+        name,
+        ", ".join(map(str, allowed)),
+        value,
+    )
     return value

@@ -24,23 +24,41 @@ __all__ = ["check_output_path", "check_output_directory", "write_atomically"]
 
 def check_output_path(path, *, option="--out", suffix=""):
     """Check before computing that ``path`` can be written as a new or replaced regular file."""
-    check_argument(isinstance(path, (str, os.PathLike)) and str(path) != "",
-                   "{} must be a file path{}, got {!r}", option,
-                   f" (e.g. report{suffix})" if suffix else "", path)
+    check_argument(
+        isinstance(path, (str, os.PathLike)) and str(path) != "",
+        "{} must be a file path{}, got {!r}",
+        option,
+        f" (e.g. report{suffix})" if suffix else "",
+        path,
+    )
     path = os.fspath(path)
     check_argument("\x00" not in path, "{} must not contain a NUL byte", option)
     directory = os.path.dirname(os.path.abspath(path))
     check_argument(os.path.isdir(directory), "{} directory does not exist: {}", option, directory)
-    check_argument(not os.path.isdir(path), "{} must be a file path{}, got the directory {}",
-                   option, f" (FILE{suffix})" if suffix else "", path)
-    check_argument(not os.path.islink(path), "{} is a symbolic link ({}): give the path of the "
-                   "file itself, it is not replaced", option, path)
+    check_argument(
+        not os.path.isdir(path),
+        "{} must be a file path{}, got the directory {}",
+        option,
+        f" (FILE{suffix})" if suffix else "",
+        path,
+    )
+    check_argument(
+        not os.path.islink(path),
+        "{} is a symbolic link ({}): give the path of the file itself, it is not replaced",
+        option,
+        path,
+    )
     if os.path.exists(path):
         mode = os.stat(path).st_mode
-        check_argument(stat.S_ISREG(mode), "{} is not a regular file ({}): it is not replaced",
-                       option, path)
-    check_argument(os.access(directory, os.W_OK | os.X_OK), "{} directory is not writable: {}",
-                   option, directory)
+        check_argument(
+            stat.S_ISREG(mode), "{} is not a regular file ({}): it is not replaced", option, path
+        )
+    check_argument(
+        os.access(directory, os.W_OK | os.X_OK),
+        "{} directory is not writable: {}",
+        option,
+        directory,
+    )
     _probe_write(directory, option)
     return path
 
@@ -51,30 +69,43 @@ def _probe_write(directory, option):
     try:
         handle, name = tempfile.mkstemp(dir=directory, prefix=".", suffix=".probe")
     except OSError as error:
-        raise DeriveError(f"{option} directory is not writable: {directory} "
-                          f"({error.strerror or error})") from None
+        raise DeriveError(
+            f"{option} directory is not writable: {directory} ({error.strerror or error})"
+        ) from None
     os.close(handle)
     os.unlink(name)
 
 
 def check_output_directory(path, *, option="--out"):
     """Check before computing that ``path`` is, or can be created as, a writable directory."""
-    check_argument(isinstance(path, (str, os.PathLike)) and str(path) != "",
-                   "{} must be a directory path, got {!r}", option, path)
+    check_argument(
+        isinstance(path, (str, os.PathLike)) and str(path) != "",
+        "{} must be a directory path, got {!r}",
+        option,
+        path,
+    )
     path = os.fspath(path)
     check_argument("\x00" not in path, "{} must not contain a NUL byte", option)
     if os.path.exists(path) or os.path.islink(path):
-        check_argument(os.path.isdir(path) and not os.path.islink(path),
-                       "{} must be a directory, got {} (a file or a link)", option, path)
-        check_argument(os.access(path, os.W_OK | os.X_OK), "{} directory is not writable: {}",
-                       option, path)
+        check_argument(
+            os.path.isdir(path) and not os.path.islink(path),
+            "{} must be a directory, got {} (a file or a link)",
+            option,
+            path,
+        )
+        check_argument(
+            os.access(path, os.W_OK | os.X_OK), "{} directory is not writable: {}", option, path
+        )
         _probe_write(path, option)
         return path
     parent = os.path.dirname(os.path.abspath(path))
-    check_argument(os.path.isdir(parent), "{} cannot be created: {} does not exist", option,
-                   parent)
-    check_argument(os.access(parent, os.W_OK | os.X_OK), "{} cannot be created: {} is not "
-                   "writable", option, parent)
+    check_argument(os.path.isdir(parent), "{} cannot be created: {} does not exist", option, parent)
+    check_argument(
+        os.access(parent, os.W_OK | os.X_OK),
+        "{} cannot be created: {} is not writable",
+        option,
+        parent,
+    )
     _probe_write(parent, option)
     return path
 

@@ -59,9 +59,19 @@ from fractions import Fraction
 
 from ._errors import MAX_ORDER, DeriveError, check_argument, check_choice, check_order
 
-__all__ = ["CertifiedExpansion", "ExampleBound", "certified_bounds", "radius_temperature",
-           "circle_factor", "uniform_coefficient_bound", "uniform_remainder_bound",
-           "load_logits", "EXTRA_TERMS", "CIRCLES", "MAX_BOUND_VALUES"]
+__all__ = [
+    "CertifiedExpansion",
+    "ExampleBound",
+    "certified_bounds",
+    "radius_temperature",
+    "circle_factor",
+    "uniform_coefficient_bound",
+    "uniform_remainder_bound",
+    "load_logits",
+    "EXTRA_TERMS",
+    "CIRCLES",
+    "MAX_BOUND_VALUES",
+]
 
 #: Explicit coefficients beyond the first ``K`` that the bound may use before the Cauchy tail.
 EXTRA_TERMS = 24
@@ -110,17 +120,21 @@ def _validated_vector(values, name):
         vector = [float(x) for x in values]
     except (TypeError, ValueError):
         raise DeriveError(f"{name} logits must be a sequence of numbers, got {values!r}") from None
-    check_argument(len(vector) >= 2, "{} logits need at least 2 classes, got {}", name,
-                   len(vector))
+    check_argument(len(vector) >= 2, "{} logits need at least 2 classes, got {}", name, len(vector))
     bad = next((x for x in vector if not math.isfinite(x)), None)
     check_argument(bad is None, "{} logits must be finite, got {}", name, bad)
     return vector
 
 
 def _validated_temperature(temperature):
-    check_argument(isinstance(temperature, numbers.Real) and not isinstance(temperature, bool)
-                   and math.isfinite(temperature) and temperature > 0,
-                   "temperature must be a finite number > 0, got {!r}", temperature)
+    check_argument(
+        isinstance(temperature, numbers.Real)
+        and not isinstance(temperature, bool)
+        and math.isfinite(temperature)
+        and temperature > 0,
+        "temperature must be a finite number > 0, got {!r}",
+        temperature,
+    )
     return float(temperature)
 
 
@@ -173,14 +187,20 @@ def uniform_coefficient_bound(power, logit_range, *, quantity="loss"):
     >>> round(uniform_coefficient_bound(0, 1.0), 3)     # |L_0| = Var(z - v)/2 <= 1/2 when R = 1
     1.0
     """
-    check_argument(isinstance(power, int) and not isinstance(power, bool) and power >= 0,
-                   "power must be an integer >= 0, got {!r}", power)
+    check_argument(
+        isinstance(power, int) and not isinstance(power, bool) and power >= 0,
+        "power must be an integer >= 0, got {!r}",
+        power,
+    )
     check_choice(quantity, QUANTITIES, name="quantity")
-    check_argument(logit_range >= 0 and math.isfinite(logit_range),
-                   "logit_range must be a finite number >= 0, got {!r}", logit_range)
+    check_argument(
+        logit_range >= 0 and math.isfinite(logit_range),
+        "logit_range must be a finite number >= 0, got {!r}",
+        logit_range,
+    )
     if logit_range == 0:
         return 0.0
-    shape = _minimize_over_circles(lambda x: _uniform_majorant(x, quantity) / x ** power, 0.0)
+    shape = _minimize_over_circles(lambda x: _uniform_majorant(x, quantity) / x**power, 0.0)
     if power == 0:
         shape = min(shape, _uniform_majorant(0.0, quantity))
     scale = logit_range ** (power + (2 if quantity == "loss" else 1))
@@ -209,8 +229,11 @@ def uniform_remainder_bound(logit_range, temperature, order, *, quantity="loss")
     check_order(order)
     check_choice(quantity, QUANTITIES, name="quantity")
     temperature = _validated_temperature(temperature)
-    check_argument(logit_range >= 0 and math.isfinite(logit_range),
-                   "logit_range must be a finite number >= 0, got {!r}", logit_range)
+    check_argument(
+        logit_range >= 0 and math.isfinite(logit_range),
+        "logit_range must be a finite number >= 0, got {!r}",
+        logit_range,
+    )
     if logit_range == 0:
         return 0.0
     t = logit_range / temperature
@@ -219,7 +242,7 @@ def uniform_remainder_bound(logit_range, temperature, order, *, quantity="loss")
 
     def bound(x):
         ratio = t / x
-        return _uniform_majorant(x, quantity) * ratio ** order / (1 - ratio)
+        return _uniform_majorant(x, quantity) * ratio**order / (1 - ratio)
 
     shape = _minimize_over_circles(bound, t)
     scale = logit_range ** (2 if quantity == "loss" else 1)
@@ -236,9 +259,12 @@ class ExampleBound:
     gradient_remainder_bound: object
 
     def to_json(self):
-        return {"radius_temperature": self.radius_temperature, "converges": self.converges,
-                "loss_remainder_bound": self.loss_remainder_bound,
-                "gradient_remainder_bound": self.gradient_remainder_bound}
+        return {
+            "radius_temperature": self.radius_temperature,
+            "converges": self.converges,
+            "loss_remainder_bound": self.loss_remainder_bound,
+            "gradient_remainder_bound": self.gradient_remainder_bound,
+        }
 
 
 class CertifiedExpansion:
@@ -258,8 +284,12 @@ class CertifiedExpansion:
     def __init__(self, student, teacher):
         z = _validated_vector(student, "student")
         v = _validated_vector(teacher, "teacher")
-        check_argument(len(z) == len(v), "student and teacher logits must have one length, "
-                       "got {} and {}", len(z), len(v))
+        check_argument(
+            len(z) == len(v),
+            "student and teacher logits must have one length, got {} and {}",
+            len(z),
+            len(v),
+        )
         flint = _flint()
         self.classes = len(z)
         self._student, self._teacher = z, v
@@ -302,8 +332,9 @@ class CertifiedExpansion:
             v_exponentials = [arb_series([0, x], prec=length).exp() for x in self._v]
             sum_z = _series_sum(z_exponentials)
             sum_v = _series_sum(v_exponentials)
-            weighted = _series_sum([e * (b - a) for e, a, b in zip(v_exponentials, self._z,
-                                                                   self._v)])
+            weighted = _series_sum(
+                [e * (b - a) for e, a, b in zip(v_exponentials, self._z, self._v)]
+            )
             self._series[key] = (z_exponentials, v_exponentials, sum_z, sum_v, weighted)
         return self._series[key]
 
@@ -316,9 +347,12 @@ class CertifiedExpansion:
         [0.5, 0.0, -0.083333]
         """
         check_choice(quantity, QUANTITIES, name="quantity")
-        check_argument(isinstance(count, int) and 1 <= count <= MAX_ORDER + EXTRA_TERMS,
-                       "count must be an integer in 1..{}, got {!r}", MAX_ORDER + EXTRA_TERMS,
-                       count)
+        check_argument(
+            isinstance(count, int) and 1 <= count <= MAX_ORDER + EXTRA_TERMS,
+            "count must be an integer in 1..{}, got {!r}",
+            MAX_ORDER + EXTRA_TERMS,
+            count,
+        )
         key = (quantity, count)
         if key in self._series:
             return self._series[key]
@@ -334,10 +368,11 @@ class CertifiedExpansion:
                     divergence = x * weighted / sum_v - sum_v.log() + sum_z.log()
                     values = divergence.coeffs()
                     values += [flint.arb(0)] * (length - len(values))
-                    result = values[2:count + 2]
+                    result = values[2 : count + 2]
                 else:
-                    result = self._gradient_norms(count, z_exponentials, v_exponentials, sum_z,
-                                                  sum_v)
+                    result = self._gradient_norms(
+                        count, z_exponentials, v_exponentials, sum_z, sum_v
+                    )
         finally:
             flint.ctx.cap = cap
         self._series[key] = result
@@ -377,10 +412,13 @@ class CertifiedExpansion:
             flint = _flint()
             with flint.ctx.workprec(_CIRCLE_PRECISION):
                 rho_ball = flint.arb(float(rho))
-                check_argument(bool(rho_ball > 0) and (self._range.is_zero() or bool(
-                    rho_ball * self._range < flint.arb.pi())),
+                check_argument(
+                    bool(rho_ball > 0)
+                    and (self._range.is_zero() or bool(rho_ball * self._range < flint.arb.pi())),
                     "rho must be in (0, pi/R) = (0, {:.6g}), got {!r}",
-                    math.pi / self.logit_range if self.logit_range else math.inf, rho)
+                    math.pi / self.logit_range if self.logit_range else math.inf,
+                    rho,
+                )
                 majorant = self._majorant(quantity, rho_ball)
                 self._degree = _sum_degree(_up(rho_ball * self._radius_bound() * 1.2))
                 covering = self._covering(quantity, rho_ball, majorant)
@@ -398,7 +436,7 @@ class CertifiedExpansion:
         if quantity == "loss":
             variance = sum((d * d for d in self._spread), arb(0)) / count
             mean_absolute = sum((abs(d) for d in self._spread), arb(0)) / count
-            value = (factor * variance + factor * factor * mean_absolute ** 2) / 2
+            value = (factor * variance + factor * factor * mean_absolute**2) / 2
         else:
             norm = sum((d * d for d in self._spread), arb(0)).sqrt()
             value = (factor + factor * factor) * norm / count
@@ -448,16 +486,17 @@ class CertifiedExpansion:
             finally:
                 flint.ctx.cap = cap
             arb = flint.arb
-            polynomials = [flint.acb_poly(s.coeffs()[:degree]) for s in (sum_z, sum_v,
-                                                                         weighted)]
+            polynomials = [flint.acb_poly(s.coeffs()[:degree]) for s in (sum_z, sum_v, weighted)]
             derivatives = [p.derivative() for p in polynomials]
-            self._series[("second derivatives", degree)] = [p.derivative()
-                                                             for p in derivatives]
+            self._series[("second derivatives", degree)] = [p.derivative() for p in derivatives]
             radius_z = arb(max(_up(abs(x)) for x in self._z))
             radius_v = arb(max(_up(abs(x)) for x in self._v))
             weight = sum((abs(b - a) for a, b in zip(self._z, self._v)), arb(0))
-            masses = ((radius_z, arb(self.classes)), (radius_v, arb(self.classes)),
-                      (radius_v, weight))
+            masses = (
+                (radius_z, arb(self.classes)),
+                (radius_v, arb(self.classes)),
+                (radius_v, weight),
+            )
             self._series[key] = (polynomials, derivatives, masses)
         return self._series[key]
 
@@ -475,9 +514,9 @@ class CertifiedExpansion:
         factorial = arb(math.factorial(degree))
         values = []
         chosen = derivatives if derivative else polynomials
-        for polynomial, (radius, mass) in list(zip(chosen, masses))[:3 if weighted else 2]:
+        for polynomial, (radius, mass) in list(zip(chosen, masses))[: 3 if weighted else 2]:
             x = radius * modulus
-            tail = _up(mass * (radius if derivative else 1) * x ** degree / factorial * x.exp())
+            tail = _up(mass * (radius if derivative else 1) * x**degree / factorial * x.exp())
             value = polynomial(ball)
             values.append(acb(value.real + arb(0, tail), value.imag + arb(0, tail)))
         return values
@@ -497,8 +536,14 @@ class CertifiedExpansion:
             coefficients = []
             for j, family in enumerate((polynomials, first, second)[:length]):
                 degree = self._degree - j
-                tail = _up(mass * radius ** j * x ** degree * x.exp()
-                           / math.factorial(degree) / math.factorial(j))
+                tail = _up(
+                    mass
+                    * radius**j
+                    * x**degree
+                    * x.exp()
+                    / math.factorial(degree)
+                    / math.factorial(j)
+                )
                 value = family[index](ball) / math.factorial(j)
                 coefficients.append(acb(value.real + arb(0, tail), value.imag + arb(0, tail)))
             jets.append(flint.acb_series(coefficients, prec=length))
@@ -545,9 +590,12 @@ class CertifiedExpansion:
                 matrices.append(flint.arb_mat(rows))
             powers_z, powers_v = matrices
             radii = [arb(max(_up(abs(x)) for x in values)) for values in (self._z, self._v)]
-            self._series[key] = (powers_z.transpose() * powers_z,
-                                 powers_z.transpose() * powers_v,
-                                 powers_v.transpose() * powers_v, radii)
+            self._series[key] = (
+                powers_z.transpose() * powers_z,
+                powers_z.transpose() * powers_v,
+                powers_v.transpose() * powers_v,
+                radii,
+            )
         return self._series[key]
 
     def _gradient_norms_on(self, points, *, derivative=False):
@@ -584,13 +632,16 @@ class CertifiedExpansion:
             for side in (0, 1):
                 inverse = 1 / sums[side]
                 x = radii[side] * modulus
-                exponential_error = x ** degree * x.exp() / factorial[degree]
+                exponential_error = x**degree * x.exp() / factorial[degree]
                 if derivative:
                     shift = -slopes[side] * inverse - 1 / ball
-                    vector = [inverse * (shift * scaled[k] + (scaled[k - 1] if k else 0))
-                              for k in range(degree)]
-                    weighted_error = radii[side] * x ** (degree - 1) * x.exp() \
-                        / factorial[degree - 1]
+                    vector = [
+                        inverse * (shift * scaled[k] + (scaled[k - 1] if k else 0))
+                        for k in range(degree)
+                    ]
+                    weighted_error = (
+                        radii[side] * x ** (degree - 1) * x.exp() / factorial[degree - 1]
+                    )
                     error += abs(inverse) * (weighted_error + abs(shift) * exponential_error)
                 else:
                     vector = [inverse * c for c in scaled]
@@ -606,8 +657,10 @@ class CertifiedExpansion:
             square = arb(0)
             for c in (2 * j, 2 * j + 1):
                 for k in range(degree):
-                    square += first[k, c] * (products[0][k, c] - 2 * products[2][k, c]) \
+                    square += (
+                        first[k, c] * (products[0][k, c] - 2 * products[2][k, c])
                         + second[k, c] * products[1][k, c]
+                    )
             norm = _root(square) / abs(ball)
             results.append(_interval(norm - error, norm + error))
         return results
@@ -637,8 +690,7 @@ class CertifiedExpansion:
         ``_REFINE_FACTOR`` times the best value seen, until none does, the budget is spent, or
         the covering cannot beat the majorant."""
         stop = math.nextafter(math.pi, math.inf)
-        arcs = [(stop * j / _START_ARCS, stop * (j + 1) / _START_ARCS)
-                for j in range(_START_ARCS)]
+        arcs = [(stop * j / _START_ARCS, stop * (j + 1) / _START_ARCS) for j in range(_START_ARCS)]
         arcs[-1] = (arcs[-1][0], stop)
         bounds = dict(zip(arcs, self._enclose(quantity, [self._arc(rho, *arc) for arc in arcs])))
         limit = _MAX_ARCS[quantity]
@@ -648,15 +700,18 @@ class CertifiedExpansion:
             upper = max(b[1] for b in bounds.values())
             if upper <= factor * lower or lower >= majorant or len(bounds) >= limit:
                 break
-            wide = sorted((arc for arc, b in bounds.items() if b[1] > factor * lower),
-                          key=lambda arc: -bounds[arc][1])[:limit - len(bounds)]
+            wide = sorted(
+                (arc for arc, b in bounds.items() if b[1] > factor * lower),
+                key=lambda arc: -bounds[arc][1],
+            )[: limit - len(bounds)]
             pieces = []
             for arc in wide:
                 del bounds[arc]
                 middle = (arc[0] + arc[1]) / 2
                 pieces += [(arc[0], middle), (middle, arc[1])]
-            bounds.update(zip(pieces, self._enclose(quantity, [self._arc(rho, *piece)
-                                                               for piece in pieces])))
+            bounds.update(
+                zip(pieces, self._enclose(quantity, [self._arc(rho, *piece) for piece in pieces]))
+            )
         return max(b[1] for b in bounds.values())
 
     # -- the bound -------------------------------------------------------------------------
@@ -691,7 +746,7 @@ class CertifiedExpansion:
             epsilon = arb(_up(1 / arb(temperature)))
             uppers = self._coefficient_uppers(quantity, order + EXTRA_TERMS)
             explicit = [arb(0)]
-            power = epsilon ** order
+            power = epsilon**order
             for k in range(order, order + EXTRA_TERMS):
                 explicit.append(explicit[-1] + arb(uppers[k]) * power)
                 power = power * epsilon
@@ -706,8 +761,7 @@ class CertifiedExpansion:
             floor = _up(explicit[-1])
             for rho in sorted(radii, key=lambda rho: (rho < 1.25 * _up(epsilon), rho)):
                 rho_ball = arb(rho)
-                if not bool(epsilon < rho_ball) or not bool(rho_ball * self._range <
-                                                            arb.pi()):
+                if not bool(epsilon < rho_ball) or not bool(rho_ball * self._range < arb.pi()):
                     continue
                 maximum = arb(self.circle_maximum(quantity, rho))
                 ratio = epsilon / rho_ball
@@ -737,9 +791,13 @@ class CertifiedExpansion:
         True
         """
         order = check_order(order)
-        check_argument(isinstance(tolerance, (int, float)) and not isinstance(tolerance, bool)
-                       and 0 < tolerance < 1, "tolerance must be a number in (0, 1), got {!r}",
-                       tolerance)
+        check_argument(
+            isinstance(tolerance, (int, float))
+            and not isinstance(tolerance, bool)
+            and 0 < tolerance < 1,
+            "tolerance must be a number in (0, 1), got {!r}",
+            tolerance,
+        )
         if self._range.is_zero():
             return None
         leading = _down(abs(self.coefficients(quantity, 1)[0]))
@@ -752,8 +810,7 @@ class CertifiedExpansion:
             first = self.remainder_bound(temperature, 1, quantity=quantity, circles=CIRCLES)
             if first is None or first >= leading:
                 return math.inf
-            bound = self.remainder_bound(temperature, order, quantity=quantity,
-                                         circles=CIRCLES)
+            bound = self.remainder_bound(temperature, order, quantity=quantity, circles=CIRCLES)
             if bound is None or math.isinf(bound):
                 return math.inf
             return bound / (leading - first)
@@ -778,7 +835,7 @@ class CertifiedExpansion:
 def _sum_degree(x):
     """The lowest degree n <= _SUM_DEGREE with x**n e**x / n! <= 2**-64 (x = r |w|)."""
     for n in range(8, _SUM_DEGREE):
-        if x ** n * math.exp(x) / math.factorial(n) <= 2.0 ** -64:
+        if x**n * math.exp(x) / math.factorial(n) <= 2.0**-64:
             return n
     return _SUM_DEGREE
 
@@ -799,7 +856,7 @@ def _interval(lower, upper):
     """An arb from a lower to an upper bound (given as arbs), clipped at 0 from below."""
     top = _up(upper)
     bottom = min(max(0.0, _down(lower)) if lower.is_finite() else 0.0, top)
-    return _flint().arb((bottom + top) / 2, (top - bottom) / 2 * (1 + 2 ** -40))
+    return _flint().arb((bottom + top) / 2, (top - bottom) / 2 * (1 + 2**-40))
 
 
 def _root(square):
@@ -846,18 +903,28 @@ def certified_bounds(student, teacher, temperature, order):
     """
     temperature = _validated_temperature(temperature)
     order = check_order(order)
-    check_argument(len(student) == len(teacher) and len(student) >= 1,
-                   "student and teacher must hold the same number (>= 1) of examples, got {} "
-                   "and {}", len(student), len(teacher))
+    check_argument(
+        len(student) == len(teacher) and len(student) >= 1,
+        "student and teacher must hold the same number (>= 1) of examples, got {} and {}",
+        len(student),
+        len(teacher),
+    )
     results = []
     for z, v in zip(student, teacher):
         expansion = CertifiedExpansion(z, v)
         converges = expansion.converges(temperature) or expansion._range.is_zero()
-        results.append(ExampleBound(
-            expansion.radius_temperature, bool(converges),
-            expansion.remainder_bound(temperature, order, quantity="loss") if converges else None,
-            expansion.remainder_bound(temperature, order, quantity="gradient")
-            if converges else None))
+        results.append(
+            ExampleBound(
+                expansion.radius_temperature,
+                bool(converges),
+                expansion.remainder_bound(temperature, order, quantity="loss")
+                if converges
+                else None,
+                expansion.remainder_bound(temperature, order, quantity="gradient")
+                if converges
+                else None,
+            )
+        )
     return results
 
 
@@ -875,30 +942,55 @@ def load_logits(path, *, option):
         raise DeriveError(f"{option}: is a directory, not a .npy file: {path}") from None
     except OSError as error:
         raise DeriveError(f"{option}: cannot read {path}: {error.strerror or error}") from None
-    check_argument(magic == b"\x93NUMPY", "{}: {} is not a .npy file (numpy.save writes one); "
-                   "give an array of logits [B, N]", option, path)
+    check_argument(
+        magic == b"\x93NUMPY",
+        "{}: {} is not a .npy file (numpy.save writes one); give an array of logits [B, N]",
+        option,
+        path,
+    )
     try:
         array = numpy.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as error:
         message = " ".join(str(error).split()) or type(error).__name__
         if "allow_pickle" in message:
             message = "it holds Python objects, not numbers"
-        raise DeriveError(f"{option}: {path} is not a readable array of logits "
-                          f"({message[:100]})") from None
-    check_argument(array.dtype.kind in "fiu", "{}: the array in {} must hold real numbers "
-                   "(float or integer), got dtype "
-                   "{}", option, path, array.dtype)
-    check_argument(array.ndim == 2, "{}: the array in {} must have shape [B, N], got shape {}",
-                   option, path, tuple(array.shape))
-    check_argument(array.shape[0] >= 1 and array.shape[1] >= 2, "{}: the array in {} must have "
-                   "B >= 1 rows and N >= 2 classes, got shape {}", option, path,
-                   tuple(array.shape))
-    check_argument(array.size <= MAX_BOUND_VALUES, "{}: at most {} logits (B*N), got {}",
-                   option, MAX_BOUND_VALUES, array.size)
+        raise DeriveError(
+            f"{option}: {path} is not a readable array of logits ({message[:100]})"
+        ) from None
+    check_argument(
+        array.dtype.kind in "fiu",
+        "{}: the array in {} must hold real numbers (float or integer), got dtype {}",
+        option,
+        path,
+        array.dtype,
+    )
+    check_argument(
+        array.ndim == 2,
+        "{}: the array in {} must have shape [B, N], got shape {}",
+        option,
+        path,
+        tuple(array.shape),
+    )
+    check_argument(
+        array.shape[0] >= 1 and array.shape[1] >= 2,
+        "{}: the array in {} must have B >= 1 rows and N >= 2 classes, got shape {}",
+        option,
+        path,
+        tuple(array.shape),
+    )
+    check_argument(
+        array.size <= MAX_BOUND_VALUES,
+        "{}: at most {} logits (B*N), got {}",
+        option,
+        MAX_BOUND_VALUES,
+        array.size,
+    )
     values = array.astype(numpy.float64)
     finite = numpy.isfinite(values)
     if not finite.all():
         row, column = (int(i) for i in numpy.argwhere(~finite)[0])
-        raise DeriveError(f"{option}: the logits in {path} must be finite, got "
-                          f"{values[row, column]} at [{row}, {column}]")
+        raise DeriveError(
+            f"{option}: the logits in {path} must be finite, got "
+            f"{values[row, column]} at [{row}, {column}]"
+        )
     return values.tolist()

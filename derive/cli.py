@@ -28,12 +28,17 @@ def _integer(minimum, what, maximum=None):
             bounds = f">= {minimum}" if maximum is None else f"in {minimum}..{maximum}"
             raise argparse.ArgumentTypeError(f"must be an integer {bounds} ({what}), got {text!r}")
         return value
+
     return parse
 
 
 def _parameter(text):
     key, separator, value = text.partition("=")
-    if not separator or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key.strip()) or not value.strip():
+    if (
+        not separator
+        or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key.strip())
+        or not value.strip()
+    ):
         raise argparse.ArgumentTypeError(f"must be KEY=VALUE (e.g. beta=3/10), got {text!r}")
     return key.strip(), value.strip()
 
@@ -46,14 +51,25 @@ class _Parser(argparse.ArgumentParser):
 def _add_expand(parser):
     parser.add_argument("--quantity", choices=QUANTITIES, required=True)
     parser.add_argument("--order", type=_integer(1, "number of terms"), required=True)
-    parser.add_argument("--classes", type=_integer(2, "number of classes; omit for symbolic N",
-                                                   MAX_CLASSES))
+    parser.add_argument(
+        "--classes", type=_integer(2, "number of classes; omit for symbolic N", MAX_CLASSES)
+    )
     parser.add_argument("--format", choices=FORMATS, default="text")
-    parser.add_argument("--objective", choices=tuple(OBJECTIVES), default="kl",
-                        metavar="NAME", help="one of: " + ", ".join(OBJECTIVES))
-    parser.add_argument("--param", type=_parameter, action="append", default=[],
-                        metavar="KEY=VALUE", help="a parameter of the objective: a rational "
-                        "(3/10) or a symbol name; repeat for several")
+    parser.add_argument(
+        "--objective",
+        choices=tuple(OBJECTIVES),
+        default="kl",
+        metavar="NAME",
+        help="one of: " + ", ".join(OBJECTIVES),
+    )
+    parser.add_argument(
+        "--param",
+        type=_parameter,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a parameter of the objective: a rational (3/10) or a symbol name; repeat for several",
+    )
 
 
 def _add_objectives(parser):
@@ -71,12 +87,16 @@ def _add_report(parser):
 
 
 def _add_trace(parser):
-    from .tracing import DEFAULT_ORDER, MAX_TRACE_ORDER   # torch-free; tracing imports it
+    from .tracing import DEFAULT_ORDER, MAX_TRACE_ORDER  # torch-free; tracing imports it
 
-    parser.add_argument("target", metavar="MODULE:FUNCTION",
-                        help="a loss fn(student_logits, teacher_logits, T) written with PyTorch")
-    parser.add_argument("--order", type=_integer(1, "number of terms", MAX_TRACE_ORDER),
-                        default=DEFAULT_ORDER)
+    parser.add_argument(
+        "target",
+        metavar="MODULE:FUNCTION",
+        help="a loss fn(student_logits, teacher_logits, T) written with PyTorch",
+    )
+    parser.add_argument(
+        "--order", type=_integer(1, "number of terms", MAX_TRACE_ORDER), default=DEFAULT_ORDER
+    )
     parser.add_argument("--format", choices=FORMATS, default="text")
 
 
@@ -93,12 +113,20 @@ def _expand_text(expansion):
     classes = "N (symbolic)" if expansion.classes is None else str(expansion.classes)
     definition = OBJECTIVES[expansion.objective]
     parameters = ", ".join(f"{name} = {value}" for name, value in expansion.parameters)
-    lines = [f"{definition.title}: {expansion.quantity}, {expansion.order} term(s), classes = "
-             f"{classes}" + (f", {parameters}" if parameters else "")]
+    lines = [
+        f"{definition.title}: {expansion.quantity}, {expansion.order} term(s), classes = "
+        f"{classes}" + (f", {parameters}" if parameters else "")
+    ]
     if expansion.classes is None:
-        lines.append("notation: ⟨f⟩ = (1/N) sum_j f(z_j, v_j), the class mean; z_i, v_i = logits "
-                     "of class i" + ("; label g: z_g, v_g, ⟨f⟩_¬g = mean over the other classes"
-                                     if definition.labelled else ""))
+        lines.append(
+            "notation: ⟨f⟩ = (1/N) sum_j f(z_j, v_j), the class mean; z_i, v_i = logits "
+            "of class i"
+            + (
+                "; label g: z_g, v_g, ⟨f⟩_¬g = mean over the other classes"
+                if definition.labelled
+                else ""
+            )
+        )
     name = "L" if expansion.quantity == "loss" else "G"
     for term in expansion.terms:
         lines.append(f"T^-{term.power}: {name}_{term.power} =")
@@ -106,8 +134,10 @@ def _expand_text(expansion):
         if isinstance(text, list):
             lines += [f"    [{c}] {component}" for c, component in enumerate(text, start=1)]
         elif isinstance(text, dict):
-            lines += [f"    [{'label g' if c == 'g' else 'other i'}] {component}"
-                      for c, component in text.items()]
+            lines += [
+                f"    [{'label g' if c == 'g' else 'other i'}] {component}"
+                for c, component in text.items()
+            ]
         else:
             lines.append(f"    {text}")
     if expansion.objective == "kl":
@@ -134,9 +164,14 @@ def _expand_latex(expansion):
 
 
 def _run_expand(args):
-    expansion = expand(args.quantity, order=args.order, classes=args.classes,
-                       objective=args.objective, parameters=_parameters(args.param),
-                       progress=_progress())
+    expansion = expand(
+        args.quantity,
+        order=args.order,
+        classes=args.classes,
+        objective=args.objective,
+        parameters=_parameters(args.param),
+        progress=_progress(),
+    )
     if args.format == "json":
         return json.dumps(expansion.to_json(), indent=1), 0
     return (_expand_latex(expansion) if args.format == "latex" else _expand_text(expansion)), 0
@@ -158,6 +193,7 @@ def _progress():
 
     def report(message):
         print(f"\r{message}\033[K", end="", file=sys.stderr, flush=True)
+
     return report
 
 
@@ -174,8 +210,9 @@ def _run_objectives(args):
             lines.append(f"  {objective.name:<18} {objective.title}")
             for parameter in objective.parameters:
                 default = "" if parameter.default is None else f"; default {parameter.default}"
-                lines.append(f"  {'':<18}   --param {parameter.name}=...: {parameter.allowed}"
-                             f"{default}")
+                lines.append(
+                    f"  {'':<18}   --param {parameter.name}=...: {parameter.allowed}{default}"
+                )
     return "\n".join(lines), 0
 
 
@@ -183,10 +220,21 @@ def _run_prove(args):
     results = [s.prove(order=args.order) for s in STATEMENTS.values()]
     code = 0 if all(r.as_expected for r in results) else 1
     if args.json:
-        return json.dumps({"order": args.order, "results": [
-            {"id": r.statement_id, "expected": r.expected, "verdict": r.verdict,
-             "residuals": {k: str(v) for k, v in r.residuals.items()}} for r in results]},
-            indent=1), code
+        return json.dumps(
+            {
+                "order": args.order,
+                "results": [
+                    {
+                        "id": r.statement_id,
+                        "expected": r.expected,
+                        "verdict": r.verdict,
+                        "residuals": {k: str(v) for k, v in r.residuals.items()},
+                    }
+                    for r in results
+                ],
+            },
+            indent=1,
+        ), code
     return "\n".join(str(r) for r in results), code
 
 
@@ -207,20 +255,25 @@ def _positive_number(what):
         if value is None or not value > 0 or value == float("inf"):
             raise argparse.ArgumentTypeError(f"must be a finite number > 0 ({what}), got {text!r}")
         return value
+
     return parse
 
 
 def _add_bound(parser):
     from ._errors import MAX_ORDER
 
-    parser.add_argument("--teacher", required=True, metavar="FILE.npy",
-                        help="teacher logits, a .npy array [B, N]")
-    parser.add_argument("--student", required=True, metavar="FILE.npy",
-                        help="student logits, a .npy array [B, N]")
-    parser.add_argument("--temperature", type=_positive_number("the temperature T"),
-                        required=True, metavar="T")
-    parser.add_argument("--order", type=_integer(1, "number of terms kept", MAX_ORDER),
-                        required=True, metavar="K")
+    parser.add_argument(
+        "--teacher", required=True, metavar="FILE.npy", help="teacher logits, a .npy array [B, N]"
+    )
+    parser.add_argument(
+        "--student", required=True, metavar="FILE.npy", help="student logits, a .npy array [B, N]"
+    )
+    parser.add_argument(
+        "--temperature", type=_positive_number("the temperature T"), required=True, metavar="T"
+    )
+    parser.add_argument(
+        "--order", type=_integer(1, "number of terms kept", MAX_ORDER), required=True, metavar="K"
+    )
     parser.add_argument("--json", action="store_true")
 
 
@@ -230,41 +283,61 @@ def _run_bound(args):
     teacher = load_logits(args.teacher, option="--teacher")
     student = load_logits(args.student, option="--student")
     if (len(student), len(student[0])) != (len(teacher), len(teacher[0])):
-        raise DeriveError(f"--student and --teacher must have the same shape [B, N], got "
-                          f"[{len(student)}, {len(student[0])}] and [{len(teacher)}, "
-                          f"{len(teacher[0])}]")
+        raise DeriveError(
+            f"--student and --teacher must have the same shape [B, N], got "
+            f"[{len(student)}, {len(student[0])}] and [{len(teacher)}, "
+            f"{len(teacher[0])}]"
+        )
     results = certified_bounds(student, teacher, args.temperature, args.order)
     if args.json:
-        return json.dumps({"temperature": args.temperature, "order": args.order,
-                           "examples": [r.to_json() for r in results]}, indent=1), 0
+        return json.dumps(
+            {
+                "temperature": args.temperature,
+                "order": args.order,
+                "examples": [r.to_json() for r in results],
+            },
+            indent=1,
+        ), 0
 
     def number(value):
         return "-" if value is None else f"{value:.3e}"
 
-    lines = [f"certified remainders after {args.order} term(s) at T = {args.temperature:g}, "
-             f"valid for every T' >= T (- : T <= R/pi, outside the proven radius)",
-             f"{'example':>7}  {'R/pi':>10}  {'converges':>9}  {'|loss rem.| <=':>14}  "
-             f"{'||grad rem.|| <=':>16}"]
+    lines = [
+        f"certified remainders after {args.order} term(s) at T = {args.temperature:g}, "
+        f"valid for every T' >= T (- : T <= R/pi, outside the proven radius)",
+        f"{'example':>7}  {'R/pi':>10}  {'converges':>9}  {'|loss rem.| <=':>14}  "
+        f"{'||grad rem.|| <=':>16}",
+    ]
     for index, r in enumerate(results):
-        lines.append(f"{index:>7}  {r.radius_temperature:>10.4g}  {str(r.converges):>9}  "
-                     f"{number(r.loss_remainder_bound):>14}  "
-                     f"{number(r.gradient_remainder_bound):>16}")
+        lines.append(
+            f"{index:>7}  {r.radius_temperature:>10.4g}  {str(r.converges):>9}  "
+            f"{number(r.loss_remainder_bound):>14}  "
+            f"{number(r.gradient_remainder_bound):>16}"
+        )
     return "\n".join(lines), 0
 
 
 #: Subcommands: name -> (help, add_arguments(parser), run(args) -> (text, exit code)).
 SUBCOMMANDS = {
-    "expand": ("the expansion of an objective's loss or gradient in 1/T", _add_expand,
-               _run_expand),
-    "objectives": ("list every objective: name, title, parameters", _add_objectives,
-                   _run_objectives),
-    "prove": ("run every symbolic proof; exit 1 if any is not as expected", _add_prove,
-              _run_prove),
+    "expand": ("the expansion of an objective's loss or gradient in 1/T", _add_expand, _run_expand),
+    "objectives": (
+        "list every objective: name, title, parameters",
+        _add_objectives,
+        _run_objectives,
+    ),
+    "prove": ("run every symbolic proof; exit 1 if any is not as expected", _add_prove, _run_prove),
     "report": ("write the LaTeX derivation report", _add_report, _run_report),
-    "trace": ("trace a PyTorch loss into the engine: its expansion in 1/T beside KD's, and its "
-              "exact relation to the registry's objectives", _add_trace, _run_trace),
-    "bound": ("certified bounds on the remainder after K terms, for your logits at T",
-              _add_bound, _run_bound),
+    "trace": (
+        "trace a PyTorch loss into the engine: its expansion in 1/T beside KD's, and its "
+        "exact relation to the registry's objectives",
+        _add_trace,
+        _run_trace,
+    ),
+    "bound": (
+        "certified bounds on the remainder after K terms, for your logits at T",
+        _add_bound,
+        _run_bound,
+    ),
 }
 
 

@@ -31,8 +31,11 @@ class _Formula:
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         shown = rf"$\displaystyle {self.name} = {self.latex}$"
-        return {"text/latex": shown, "text/plain": f"{self.name} = {self.expr}",
-                MIME_TYPE: {"name": self.name, "latex": self.latex, "expr": str(self.expr)}}
+        return {
+            "text/latex": shown,
+            "text/plain": f"{self.name} = {self.expr}",
+            MIME_TYPE: {"name": self.name, "latex": self.latex, "expr": str(self.expr)},
+        }
 
     def __repr__(self):
         return f"{self.name} = {self.expr}"

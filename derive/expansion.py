@@ -29,8 +29,13 @@ from functools import lru_cache
 
 from ._errors import check_argument, check_choice, check_classes, check_order
 from .notation import concrete
-from .objectives import (OBJECTIVES, logits_matching_gradient, logits_matching_loss,
-                         regularizer_gradient, regularizer_loss)
+from .objectives import (
+    OBJECTIVES,
+    logits_matching_gradient,
+    logits_matching_loss,
+    regularizer_gradient,
+    regularizer_loss,
+)
 from .polynomial import Polynomial
 from .series import Algebra, series_of
 
@@ -80,8 +85,10 @@ class Term:
             return self.symbolic
         if self.quantity == "loss":
             return concrete(self._polynomial().expr, classes=self.classes)
-        return tuple(concrete(self._for_class(c).expr, classes=self.classes, component=c)
-                     for c in range(1, self.classes + 1))
+        return tuple(
+            concrete(self._for_class(c).expr, classes=self.classes, component=c)
+            for c in range(1, self.classes + 1)
+        )
 
     def _printed(self, symbolic, explicit):
         if self.classes is None:
@@ -96,21 +103,25 @@ class Term:
     def latex(self):
         """LaTeX: the pinned term order for symbolic N; for concrete N, the symbolic term's
         order with each mean written out as its explicit sum."""
-        return self._printed(Polynomial.latex, lambda p, c: p.concrete_latex(
-            classes=self.classes, component=c))
+        return self._printed(
+            Polynomial.latex, lambda p, c: p.concrete_latex(classes=self.classes, component=c)
+        )
 
     @property
     def text(self):
         """Plain text that :func:`derive.parse` (symbolic N) or ``sympy.sympify`` (in
         ``z1..zn, v1..vn``) reads back."""
-        return self._printed(Polynomial.text, lambda p, c: p.concrete_text(
-            classes=self.classes, component=c))
+        return self._printed(
+            Polynomial.text, lambda p, c: p.concrete_text(classes=self.classes, component=c)
+        )
 
     @property
     def readable(self):
         """Text for people, class means written ``⟨...⟩`` (symbolic N)."""
-        return self._printed(lambda p: p.text(readable=True), lambda p, c: p.concrete_text(
-            classes=self.classes, component=c))
+        return self._printed(
+            lambda p: p.text(readable=True),
+            lambda p, c: p.concrete_text(classes=self.classes, component=c),
+        )
 
     def to_json(self):
         return {"power": self.power, "expr": self.text, "latex": self.latex}
@@ -145,23 +156,31 @@ def _symbolic_terms(objective, resolved, quantity, order):
     """``[(name, [Polynomial per power])]`` per component, sharing one algebra."""
     definition = OBJECTIVES[objective]
     values = dict(resolved)
-    parts = ({"loss": definition.loss(**values)} if quantity == "loss"
-             else definition.gradient(**values))
+    parts = (
+        {"loss": definition.loss(**values)} if quantity == "loss" else definition.gradient(**values)
+    )
     algebra = Algebra()
     components = []
     for name, expr in parts.items():
         series = series_of(expr, precision=order, algebra=algebra)
-        check_argument(series.valuation >= 0, "the {} of {} has a pole of order {} at "
-                       "T = infinity: it has no expansion in 1/T", quantity, objective,
-                       -series.valuation)
-        check_argument(series.precision >= order, "internal: expansion reached precision {} < {}",
-                       series.precision, order)
+        check_argument(
+            series.valuation >= 0,
+            "the {} of {} has a pole of order {} at T = infinity: it has no expansion in 1/T",
+            quantity,
+            objective,
+            -series.valuation,
+        )
+        check_argument(
+            series.precision >= order,
+            "internal: expansion reached precision {} < {}",
+            series.precision,
+            order,
+        )
         components.append((name, [series[k] for k in range(order)]))
     return algebra, components
 
 
-def expand(quantity="loss", *, order, classes=None, objective="kl", parameters=None,
-           progress=None):
+def expand(quantity="loss", *, order, classes=None, objective="kl", parameters=None, progress=None):
     r"""Expand ``quantity`` of ``objective`` in :math:`1/T` to ``order`` terms.
 
     Parameters
@@ -195,14 +214,24 @@ def expand(quantity="loss", *, order, classes=None, objective="kl", parameters=N
     derive._errors.DeriveError: order must be at most 24 for kl (about a minute on 2 cores; ask for fewer terms), got 1000
     """
     check_choice(quantity, QUANTITIES, name="quantity")
-    check_argument(isinstance(objective, str) and objective in OBJECTIVES,
-                   "objective must be one of {}, got {!r}", ", ".join(OBJECTIVES), objective)
+    check_argument(
+        isinstance(objective, str) and objective in OBJECTIVES,
+        "objective must be one of {}, got {!r}",
+        ", ".join(OBJECTIVES),
+        objective,
+    )
     definition = OBJECTIVES[objective]
-    check_order(order, maximum=definition.max_order,
-                why=f" for {objective} (about a minute on 2 cores; ask for fewer terms)")
+    check_order(
+        order,
+        maximum=definition.max_order,
+        why=f" for {objective} (about a minute on 2 cores; ask for fewer terms)",
+    )
     check_classes(classes)
-    check_argument(parameters is None or isinstance(parameters, dict),
-                   "parameters must be a dict of name -> value, got {!r}", parameters)
+    check_argument(
+        parameters is None or isinstance(parameters, dict),
+        "parameters must be a dict of name -> value, got {!r}",
+        parameters,
+    )
     resolved = definition.resolve(parameters)
     if progress is not None:
         progress(f"expanding the {quantity} of {objective} to {order} terms ...")
@@ -210,9 +239,16 @@ def expand(quantity="loss", *, order, classes=None, objective="kl", parameters=N
     if progress is not None:
         progress("")
     terms = tuple(
-        Term(k, tuple((name, Polynomial(algebra, coefficients[k]))
-                      for name, coefficients in components), quantity, classes)
-        for k in range(order))
+        Term(
+            k,
+            tuple(
+                (name, Polynomial(algebra, coefficients[k])) for name, coefficients in components
+            ),
+            quantity,
+            classes,
+        )
+        for k in range(order)
+    )
     return Expansion(objective, quantity, order, classes, terms, resolved)
 
 

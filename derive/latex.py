@@ -27,8 +27,7 @@ from sympy.printing.latex import LatexPrinter
 from .notation import SYMBOL_LATEX
 from .polynomial import Polynomial, generator_rank, join_terms
 
-__all__ = ["ReaderLatexPrinter", "term_latex", "term_latex_parts", "join_terms",
-           "expression_latex"]
+__all__ = ["ReaderLatexPrinter", "term_latex", "term_latex_parts", "join_terms", "expression_latex"]
 
 
 def _term_rank(term):

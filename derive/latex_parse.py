@@ -25,16 +25,48 @@ import re
 import sympy
 
 from ._errors import DeriveError, check_argument
-from .notation import (BARE_SYMBOLS, PER_CLASS, AmariAlpha, ClassMean, FDerivative, N, OtherMean,
-                       T, epsilon, f_derivative, sigma_v, sigma_z, v_g, v_i, vh_i, z_g, z_i, zh_i)
+from .notation import (
+    BARE_SYMBOLS,
+    PER_CLASS,
+    AmariAlpha,
+    ClassMean,
+    FDerivative,
+    N,
+    OtherMean,
+    T,
+    epsilon,
+    f_derivative,
+    sigma_v,
+    sigma_z,
+    v_g,
+    v_i,
+    vh_i,
+    z_g,
+    z_i,
+    zh_i,
+)
 
 __all__ = ["parse_latex"]
 
 _TOKEN = re.compile(r"\\[A-Za-z]+|\\[,;!: ]|[0-9]+(?:\.[0-9]+)?|[A-Za-z]|[{}()\[\]^_+\-*/=|]|\S")
-_SPACES = {r"\,", r"\;", r"\!", r"\:", r"\ ", r"\quad", r"\qquad", r"\displaystyle",
-           r"\textstyle"}
-_GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "eta", "lambda", "mu", "tau", "sigma",
-          "rho", "kappa", "theta", "xi", "nu"}
+_SPACES = {r"\,", r"\;", r"\!", r"\:", r"\ ", r"\quad", r"\qquad", r"\displaystyle", r"\textstyle"}
+_GREEK = {
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "epsilon",
+    "eta",
+    "lambda",
+    "mu",
+    "tau",
+    "sigma",
+    "rho",
+    "kappa",
+    "theta",
+    "xi",
+    "nu",
+}
 
 
 def _parameter_symbols():
@@ -57,8 +89,10 @@ class _Parser:
     def take(self, expected=None):
         token = self.peek()
         if token is None or (expected is not None and token != expected):
-            raise DeriveError(f"parse_latex: expected {expected or 'more input'}, got "
-                              f"{token!r} at token {self.position + 1}")
+            raise DeriveError(
+                f"parse_latex: expected {expected or 'more input'}, got "
+                f"{token!r} at token {self.position + 1}"
+            )
         self.position += 1
         return token
 
@@ -82,8 +116,12 @@ class _Parser:
 
     def product(self, stop):
         factors = [self.power()]
-        while self.peek() is not None and self.peek() not in ("+", "-", "}", ")", "]") \
-                and self.peek() not in stop and not self._closing():
+        while (
+            self.peek() is not None
+            and self.peek() not in ("+", "-", "}", ")", "]")
+            and self.peek() not in stop
+            and not self._closing()
+        ):
             if self.accept(r"\cdot") or self.accept("*"):
                 continue
             factors.append(self.power())
@@ -97,7 +135,7 @@ class _Parser:
         while self.peek() == "^":
             self.take("^")
             exponent = self.group_or_atom()
-            base = base ** exponent
+            base = base**exponent
         return base
 
     def group(self):
@@ -159,8 +197,9 @@ class _Parser:
             letter = self.take()
             self.take("}")
             name = {"z": "zh", "v": "vh"}[letter] if letter in "zv" else None
-            check_argument(name is not None, "parse_latex: \\hat{{{}}} is not in the notation",
-                           letter)
+            check_argument(
+                name is not None, "parse_latex: \\hat{{{}}} is not in the notation", letter
+            )
             if self.accept("_"):
                 self._subscript()
                 return {"zh": zh_i, "vh": vh_i}[name]
@@ -250,13 +289,23 @@ class _Parser:
         return self._named(name)
 
     def _bare(self, name):
-        check_argument(self.inside_mean > 0, "parse_latex: {} without an index outside a mean",
-                       name)
+        check_argument(
+            self.inside_mean > 0, "parse_latex: {} without an index outside a mean", name
+        )
         return BARE_SYMBOLS[name]
 
     def _named(self, name):
-        known = {"N": N, "T": T, "epsilon": epsilon, "z_g": z_g, "v_g": v_g, "z_i": z_i,
-                 "v_i": v_i, "sigma_z": sigma_z, "sigma_v": sigma_v}
+        known = {
+            "N": N,
+            "T": T,
+            "epsilon": epsilon,
+            "z_g": z_g,
+            "v_g": v_g,
+            "z_i": z_i,
+            "v_i": v_i,
+            "sigma_z": sigma_z,
+            "sigma_v": sigma_v,
+        }
         known.update({s.name: s for s in PER_CLASS})
         if name in known:
             return known[name]
@@ -268,11 +317,19 @@ class _Parser:
         for key in (name, candidate, name.replace("_{", "_").replace("}", "")):
             if key in parameters:
                 return parameters[key]
-        from .statements.core import (dampening, hidden, learning_rate, momentum,
-                                      teacher_hidden, weight_decay)
+        from .statements.core import (
+            dampening,
+            hidden,
+            learning_rate,
+            momentum,
+            teacher_hidden,
+            weight_decay,
+        )
 
-        proof_symbols = {s.name: s for s in (learning_rate, momentum, dampening, weight_decay,
-                                             hidden, teacher_hidden)}
+        proof_symbols = {
+            s.name: s
+            for s in (learning_rate, momentum, dampening, weight_decay, hidden, teacher_hidden)
+        }
         if name in proof_symbols:
             return proof_symbols[name]
         raise DeriveError(f"parse_latex: unknown symbol {name!r}")
@@ -283,6 +340,10 @@ def parse_latex(text):
     check_argument(isinstance(text, str) and text.strip(), "parse_latex needs a nonempty string")
     parser = _Parser(text)
     value = parser.expression()
-    check_argument(parser.peek() is None, "parse_latex: unexpected {!r} at token {}",
-                   parser.peek(), parser.position + 1)
+    check_argument(
+        parser.peek() is None,
+        "parse_latex: unexpected {!r} at token {}",
+        parser.peek(),
+        parser.position + 1,
+    )
     return value

@@ -51,12 +51,42 @@ from sympy import Add, Function, Mul, Symbol
 from ._errors import DeriveError, check_argument, check_classes
 
 __all__ = [
-    "T", "epsilon", "N", "z_i", "v_i", "t_i", "w_i", "b_i", "u_i", "c_i", "m_i",
-    "z_g", "v_g", "zh_i", "vh_i", "sigma_z", "sigma_v",
-    "COMPONENTS", "PER_CLASS", "ClassMean", "OtherMean", "FDerivative", "AmariAlpha",
+    "T",
+    "epsilon",
+    "N",
+    "z_i",
+    "v_i",
+    "t_i",
+    "w_i",
+    "b_i",
+    "u_i",
+    "c_i",
+    "m_i",
+    "z_g",
+    "v_g",
+    "zh_i",
+    "vh_i",
+    "sigma_z",
+    "sigma_v",
+    "COMPONENTS",
+    "PER_CLASS",
+    "ClassMean",
+    "OtherMean",
+    "FDerivative",
+    "AmariAlpha",
     "f_derivative",
-    "moment", "canonical", "is_class_constant", "class_sum", "class_total", "at_label", "concrete",
-    "concrete_text", "logit_symbols", "readable", "parse", "PARSE_MAX_LENGTH",
+    "moment",
+    "canonical",
+    "is_class_constant",
+    "class_sum",
+    "class_total",
+    "at_label",
+    "concrete",
+    "concrete_text",
+    "logit_symbols",
+    "readable",
+    "parse",
+    "PARSE_MAX_LENGTH",
 ]
 
 #: Temperature.
@@ -89,15 +119,42 @@ sigma_z, sigma_v = Symbol("sigma_z", positive=True), Symbol("sigma_v", positive=
 PER_CLASS = COMPONENTS + (zh_i, vh_i, t_i, w_i, b_i, u_i, c_i, m_i)
 
 #: How a per-class symbol prints inside a mean, where its index is a bound dummy.
-_BARE_TEXT = {z_i: "z", v_i: "v", zh_i: "zh", vh_i: "vh", t_i: "t", w_i: "w", b_i: "b",
-              u_i: "u", c_i: "c", m_i: "m"}
-_BARE_LATEX = {z_i: "z", v_i: "v", zh_i: r"\hat{z}", vh_i: r"\hat{v}", t_i: "t", w_i: "w",
-               b_i: "b", u_i: "u", c_i: "c", m_i: "m"}
+_BARE_TEXT = {
+    z_i: "z",
+    v_i: "v",
+    zh_i: "zh",
+    vh_i: "vh",
+    t_i: "t",
+    w_i: "w",
+    b_i: "b",
+    u_i: "u",
+    c_i: "c",
+    m_i: "m",
+}
+_BARE_LATEX = {
+    z_i: "z",
+    v_i: "v",
+    zh_i: r"\hat{z}",
+    vh_i: r"\hat{v}",
+    t_i: "t",
+    w_i: "w",
+    b_i: "b",
+    u_i: "u",
+    c_i: "c",
+    m_i: "m",
+}
 #: The per-class symbol each bare name stands for (printing ranks bare symbols like them).
-BARE_SYMBOLS = {name: symbol for table in (_BARE_TEXT, _BARE_LATEX) for symbol, name in table.items()}
+BARE_SYMBOLS = {
+    name: symbol for table in (_BARE_TEXT, _BARE_LATEX) for symbol, name in table.items()
+}
 #: LaTeX names of the other symbols (outside means).
-SYMBOL_LATEX = {zh_i: r"\hat{z}_{i}", vh_i: r"\hat{v}_{i}", sigma_z: r"\sigma_{z}",
-                sigma_v: r"\sigma_{v}", epsilon: r"\epsilon"}
+SYMBOL_LATEX = {
+    zh_i: r"\hat{z}_{i}",
+    vh_i: r"\hat{v}_{i}",
+    sigma_z: r"\sigma_{z}",
+    sigma_v: r"\sigma_{v}",
+    epsilon: r"\epsilon",
+}
 
 #: Means the standardized logits obey, whatever the logits: applied when a mean is formed.
 _STANDARDIZED_MOMENTS = {zh_i: 0, zh_i**2: 1, vh_i: 0, vh_i**2: 1}
@@ -304,17 +361,19 @@ _TAYLOR_VARIABLE = Symbol("t_taylor", positive=True)
 @lru_cache(maxsize=None)
 def f_derivative(order):
     r"""The symbol ``f{order}`` for :math:`f^{(order)}(1)` (``order >= 1``; :math:`f(1) = 0`)."""
-    check_argument(isinstance(order, int) and order >= 1, "f derivatives are numbered from 1, "
-                   "got {!r}", order)
+    check_argument(
+        isinstance(order, int) and order >= 1, "f derivatives are numbered from 1, got {!r}", order
+    )
     return Symbol(f"f{order}", real=True)
 
 
 # -- printing means: the argument, as it is, with per-class symbols shown without the index ----
 
+
 class _InertMean(Function):
     """A mean for display only: no evaluation, so printing never changes the mathematics."""
 
-    nargs = 2   # (argument, suffix flag)
+    nargs = 2  # (argument, suffix flag)
 
     def _latex(self, printer, exp=None):
         suffix = r"_{\neg g}" if self.args[1] else ""
@@ -347,9 +406,11 @@ def _bare_tree(expr, style):
             return bare[node]
         if not node.args:
             return node
-        return node.func(*[walk(arg, inside) for arg in node.args], evaluate=False) \
-            if isinstance(node, (Add, Mul, sympy.Pow)) else node.func(*[walk(a, inside)
-                                                                         for a in node.args])
+        return (
+            node.func(*[walk(arg, inside) for arg in node.args], evaluate=False)
+            if isinstance(node, (Add, Mul, sympy.Pow))
+            else node.func(*[walk(a, inside) for a in node.args])
+        )
 
     return walk(expr, True)
 
@@ -358,9 +419,12 @@ def _bare_latex(arg, printer):
     """LaTeX of a mean's argument: a moment prints z before v; anything else as printed by
     ``printer`` with the dummy index dropped."""
     powers = arg.as_powers_dict()
-    if arg == Mul(*[s**powers.get(s, 0) for s in PER_CLASS]):
-        parts = [_BARE_LATEX[s] if powers[s] == 1 else "%s^{%s}" % (_BARE_LATEX[s], powers[s])
-                 for s in PER_CLASS if s in powers]
+    if arg == Mul(*[s ** powers.get(s, 0) for s in PER_CLASS]):
+        parts = [
+            _BARE_LATEX[s] if powers[s] == 1 else "%s^{%s}" % (_BARE_LATEX[s], powers[s])
+            for s in PER_CLASS
+            if s in powers
+        ]
         return " ".join(parts)
     return printer._print(_bare_tree(arg, "latex"))
 
@@ -374,6 +438,7 @@ def canonical(expr):
     """A normal form for residuals: means linearised, their arguments in one normal form,
     logarithms of products split, then cancelled. Equal expressions give equal results;
     a residual that is zero comes out as exactly ``0``."""
+
     def normal_mean(node):
         return node.func(sympy.factor(sympy.cancel(sympy.expand(node.args[0]))))
 
@@ -454,8 +519,12 @@ def concrete(expr, *, classes, component=1):
     and ``mean_other`` runs over classes 2..N. Standardized logits are written out.
     """
     student, teacher = logit_symbols(classes)
-    check_argument(isinstance(component, int) and 1 <= component <= classes,
-                   "component must be in 1..{}, got {!r}", classes, component)
+    check_argument(
+        isinstance(component, int) and 1 <= component <= classes,
+        "component must be in 1..{}, got {!r}",
+        classes,
+        component,
+    )
     expr = sympy.sympify(expr)
     standardized = expr.has(zh_i, vh_i, sigma_z, sigma_v)
     if standardized:
@@ -496,8 +565,12 @@ def concrete_text(expr, *, classes, component=1, printer=str):
     components. The result parses (str) or renders (LaTeX) to :func:`concrete`'s expression.
     Expressions in standardized logits are printed from :func:`concrete` directly.
     """
-    check_argument(isinstance(component, int) and 1 <= component <= classes,
-                   "component must be in 1..{}, got {!r}", classes, component)
+    check_argument(
+        isinstance(component, int) and 1 <= component <= classes,
+        "component must be in 1..{}, got {!r}",
+        classes,
+        component,
+    )
     if expr.has(zh_i, vh_i, sigma_z, sigma_v):
         return printer(concrete(expr, classes=classes, component=component))
     template = _concrete_template(expr, classes, printer)
@@ -512,8 +585,11 @@ def _concrete_template(expr, classes, printer):
     means = sorted(expr.atoms(_Mean), key=sympy.default_sort_key)
     placeholders = {mean: Symbol(f"MEANQX{k}QX", real=True) for k, mean in enumerate(means)}
     student, teacher = logit_symbols(classes)
-    template = printer(expr.xreplace(placeholders).xreplace(_SENTINELS).xreplace(
-        {N: sympy.Integer(classes), z_g: student[0], v_g: teacher[0]}))
+    template = printer(
+        expr.xreplace(placeholders)
+        .xreplace(_SENTINELS)
+        .xreplace({N: sympy.Integer(classes), z_g: student[0], v_g: teacher[0]})
+    )
     # Longest names first, so that MEANQX1QX never clobbers part of MEANQX12QX.
     for mean, placeholder in sorted(placeholders.items(), key=lambda item: -len(item[1].name)):
         text = printer(concrete(mean, classes=classes))
@@ -525,15 +601,18 @@ def _concrete_template(expr, classes, printer):
 class _ReadablePrinter(sympy.printing.str.StrPrinter):
     """Plain text for people: class means as ``⟨z**2*v⟩`` (index dropped), the rest as sympy."""
 
-    printmethod = "_readable_text"   # not the means' _sympystr, which prints mean(...)
+    printmethod = "_readable_text"  # not the means' _sympystr, which prints mean(...)
 
     def _print_ClassMean(self, expr):
         arg = expr.args[0]
         powers = arg.as_powers_dict()
-        if arg == Mul(*[s**powers.get(s, 0) for s in PER_CLASS]):
+        if arg == Mul(*[s ** powers.get(s, 0) for s in PER_CLASS]):
             # A moment: z before v, whatever sympy's alphabetical order says.
-            inner = "*".join(_BARE_TEXT[s] + ("" if powers[s] == 1 else "**%s" % powers[s])
-                             for s in PER_CLASS if s in powers)
+            inner = "*".join(
+                _BARE_TEXT[s] + ("" if powers[s] == 1 else "**%s" % powers[s])
+                for s in PER_CLASS
+                if s in powers
+            )
             suffix = "_¬g" if isinstance(expr, OtherMean) else ""
             return "⟨%s⟩%s" % (inner, suffix)
         return self._print(_bare_tree(expr, "text"))
@@ -555,15 +634,29 @@ def readable(expr):
 #: Longest text :func:`parse` reads.
 PARSE_MAX_LENGTH = 100_000
 
-_FUNCTIONS = {"mean": ClassMean, "mean_other": OtherMean, "exp": sympy.exp, "log": sympy.log,
-              "sqrt": sympy.sqrt, "fd": FDerivative, "fd_alpha": AmariAlpha}
+_FUNCTIONS = {
+    "mean": ClassMean,
+    "mean_other": OtherMean,
+    "exp": sympy.exp,
+    "log": sympy.log,
+    "sqrt": sympy.sqrt,
+    "fd": FDerivative,
+    "fd_alpha": AmariAlpha,
+}
 _CONSTANTS = {"E": sympy.E}
 _NAME_PATTERN = None
 
 
 def _known_names():
-    names = {"N": N, "T": T, "epsilon": epsilon, "z_g": z_g, "v_g": v_g, "sigma_z": sigma_z,
-             "sigma_v": sigma_v}
+    names = {
+        "N": N,
+        "T": T,
+        "epsilon": epsilon,
+        "z_g": z_g,
+        "v_g": v_g,
+        "sigma_z": sigma_z,
+        "sigma_v": sigma_v,
+    }
     names.update({symbol.name: symbol for symbol in PER_CLASS})
     return names
 
@@ -597,13 +690,18 @@ def parse(text):
     """
     check_argument(isinstance(text, str), "parse needs a string, got {}", type(text).__name__)
     check_argument(text.strip() != "", "parse needs a nonempty string")
-    check_argument(len(text) <= PARSE_MAX_LENGTH, "parse reads at most {} characters, got {}",
-                   PARSE_MAX_LENGTH, len(text))
+    check_argument(
+        len(text) <= PARSE_MAX_LENGTH,
+        "parse reads at most {} characters, got {}",
+        PARSE_MAX_LENGTH,
+        len(text),
+    )
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
-        raise DeriveError(f"parse: not an expression in the notation ({type(error).__name__})") \
-            from None
+        raise DeriveError(
+            f"parse: not an expression in the notation ({type(error).__name__})"
+        ) from None
     try:
         return _translate(tree.body, _known_names())
     except RecursionError:
@@ -614,32 +712,51 @@ def _where(node):
     return f"at column {getattr(node, 'col_offset', 0) + 1}"
 
 
-_BINARY = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b,
-           ast.Mult: lambda a, b: a * b, ast.Div: lambda a, b: a / b}
+_BINARY = {
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+    ast.Div: lambda a, b: a / b,
+}
 
 
 def _translate(node, names):
     if isinstance(node, ast.BinOp):
         left, right = _translate(node.left, names), _translate(node.right, names)
         if isinstance(node.op, ast.Pow):
-            check_argument(right.is_Rational and abs(right) <= 10_000,
-                           "parse: exponents must be rational numbers of size <= 10000, "
-                           "got {} {}", right, _where(node))
+            check_argument(
+                right.is_Rational and abs(right) <= 10_000,
+                "parse: exponents must be rational numbers of size <= 10000, got {} {}",
+                right,
+                _where(node),
+            )
             return left**right
         operation = _BINARY.get(type(node.op))
-        check_argument(operation is not None, "parse: operator {} is not allowed {}; allowed: "
-                       "+ - * / **", type(node.op).__name__, _where(node))
+        check_argument(
+            operation is not None,
+            "parse: operator {} is not allowed {}; allowed: + - * / **",
+            type(node.op).__name__,
+            _where(node),
+        )
         return operation(left, right)
     if isinstance(node, ast.UnaryOp):
-        check_argument(isinstance(node.op, (ast.UAdd, ast.USub)), "parse: operator {} is not "
-                       "allowed {}", type(node.op).__name__, _where(node))
+        check_argument(
+            isinstance(node.op, (ast.UAdd, ast.USub)),
+            "parse: operator {} is not allowed {}",
+            type(node.op).__name__,
+            _where(node),
+        )
         value = _translate(node.operand, names)
         return -value if isinstance(node.op, ast.USub) else value
     if isinstance(node, ast.Constant):
-        check_argument(isinstance(node.value, int) and not isinstance(node.value, bool)
-                       and len(str(node.value)) <= 1000,
-                       "parse: only integer literals are allowed (write 1/2, not 0.5), got {!r} {}",
-                       node.value, _where(node))
+        check_argument(
+            isinstance(node.value, int)
+            and not isinstance(node.value, bool)
+            and len(str(node.value)) <= 1000,
+            "parse: only integer literals are allowed (write 1/2, not 0.5), got {!r} {}",
+            node.value,
+            _where(node),
+        )
         return sympy.Integer(node.value)
     if isinstance(node, ast.Name):
         symbol = names.get(node.id) or _CONSTANTS.get(node.id) or _parameter_symbol(node.id)
@@ -647,13 +764,25 @@ def _translate(node, names):
         return symbol
     if isinstance(node, ast.Call):
         name = node.func.id if isinstance(node.func, ast.Name) else None
-        check_argument(name in _FUNCTIONS, "parse: unknown function {!r} {}; allowed: {}",
-                       name or ast.unparse(node.func)[:40], _where(node), ", ".join(_FUNCTIONS))
-        check_argument(not node.keywords, "parse: keyword arguments are not allowed {}",
-                       _where(node))
+        check_argument(
+            name in _FUNCTIONS,
+            "parse: unknown function {!r} {}; allowed: {}",
+            name or ast.unparse(node.func)[:40],
+            _where(node),
+            ", ".join(_FUNCTIONS),
+        )
+        check_argument(
+            not node.keywords, "parse: keyword arguments are not allowed {}", _where(node)
+        )
         arguments = [_translate(arg, names) for arg in node.args]
         expected = {"fd": 2, "fd_alpha": 3}.get(name, 1)
-        check_argument(len(arguments) == expected, "parse: {} takes {} argument(s), got {} {}",
-                       name, expected, len(arguments), _where(node))
+        check_argument(
+            len(arguments) == expected,
+            "parse: {} takes {} argument(s), got {} {}",
+            name,
+            expected,
+            len(arguments),
+            _where(node),
+        )
         return _FUNCTIONS[name](*arguments)
     raise DeriveError(f"parse: {type(node).__name__} is not part of the notation {_where(node)}")

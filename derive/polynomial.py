@@ -29,8 +29,20 @@ from functools import cached_property
 import sympy
 from sympy import QQ
 
-from .notation import (BARE_SYMBOLS, PER_CLASS, N, OtherMean, _Mean, logit_symbols, sigma_v, sigma_z, v_g,
-                       vh_i, z_g, zh_i)
+from .notation import (
+    BARE_SYMBOLS,
+    PER_CLASS,
+    N,
+    OtherMean,
+    _Mean,
+    logit_symbols,
+    sigma_v,
+    sigma_z,
+    v_g,
+    vh_i,
+    z_g,
+    zh_i,
+)
 from .series import _BITS, _MASK, Algebra
 
 __all__ = ["Polynomial", "generator_rank"]
@@ -41,7 +53,7 @@ _LABEL = (z_g, v_g)
 def generator_rank(expr):
     """Sort key of a generator in the pinned order (see the module docstring)."""
     if expr.is_Symbol and expr.name in BARE_SYMBOLS and expr not in PER_CLASS:
-        expr = BARE_SYMBOLS[expr.name]      # a per-class symbol printed inside a mean
+        expr = BARE_SYMBOLS[expr.name]  # a per-class symbol printed inside a mean
     if expr in PER_CLASS:
         return (0, PER_CLASS.index(expr))
     if expr in _LABEL:
@@ -50,8 +62,14 @@ def generator_rank(expr):
         powers = expr.args[0].as_powers_dict()
         degrees = [int(powers.get(symbol, 0)) for symbol in PER_CLASS]
         simple = expr.args[0] == sympy.Mul(*[s**d for s, d in zip(PER_CLASS, degrees)])
-        return (2, 0 if simple else 1, isinstance(expr, OtherMean), -sum(degrees),
-                [-d for d in degrees], sympy.default_sort_key(expr))
+        return (
+            2,
+            0 if simple else 1,
+            isinstance(expr, OtherMean),
+            -sum(degrees),
+            [-d for d in degrees],
+            sympy.default_sort_key(expr),
+        )
     return (3, sympy.default_sort_key(expr))
 
 
@@ -114,8 +132,9 @@ class Polynomial:
         rows = []
         for m, c in self.terms.items():
             exponents = self._exponents(m)
-            factors = [(slot, sign * e) for slot, sign, e in zip(self._slots, signs, exponents)
-                       if e]
+            factors = [
+                (slot, sign * e) for slot, sign, e in zip(self._slots, signs, exponents) if e
+            ]
             rows.append((exponents, QQ.to_sympy(c), factors))
         rows.sort(key=lambda row: [-e for e in row[0]])
         self.__dict__["_ordered_rows"] = [(c, factors) for _, c, factors in rows]
@@ -156,9 +175,17 @@ class Polynomial:
     def _rows(self, style):
         """``[(coefficient, [(printed base, exponent)])]``, a common ``1/N`` left out."""
         common = self._common_inverse_n()
-        return common, [(c, [(self._printed(slot, style), e) for slot, e in factors
-                             if not (common and self._is_n(slot))])
-                        for c, factors in self._ordered()]
+        return common, [
+            (
+                c,
+                [
+                    (self._printed(slot, style), e)
+                    for slot, e in factors
+                    if not (common and self._is_n(slot))
+                ],
+            )
+            for c, factors in self._ordered()
+        ]
 
     # -- text -----------------------------------------------------------------------------
     def text(self, *, readable=False):
@@ -181,8 +208,11 @@ class Polynomial:
 
         if not self.plain:
             text = expression_latex(self.expr)
-            return "", ([] if self.expr == 0 else [("- " + text[1:]) if text.startswith("-")
-                                                   else "+ " + text])
+            return "", (
+                []
+                if self.expr == 0
+                else [("- " + text[1:]) if text.startswith("-") else "+ " + text]
+            )
         common, rows = self._rows("latex")
         return (r"\frac{1}{N}" if common else ""), [_latex_term(c, factors) for c, factors in rows]
 
@@ -247,8 +277,9 @@ class Polynomial:
             from .notation import concrete
 
             return str(concrete(self.expr, classes=classes, component=component))
-        parts = [_text_term(c, factors) for c, factors in
-                 self._concrete_rows(classes, component, "text")]
+        parts = [
+            _text_term(c, factors) for c, factors in self._concrete_rows(classes, component, "text")
+        ]
         return _join(parts) if parts else "0"
 
     def concrete_latex(self, *, classes, component=1):
@@ -259,8 +290,10 @@ class Polynomial:
             from .notation import concrete
 
             return expression_latex(concrete(self.expr, classes=classes, component=component))
-        parts = [_latex_term(c, factors) for c, factors in
-                 self._concrete_rows(classes, component, "latex")]
+        parts = [
+            _latex_term(c, factors)
+            for c, factors in self._concrete_rows(classes, component, "latex")
+        ]
         return join_terms(parts) if parts else "0"
 
 
@@ -272,7 +305,7 @@ def _explicit_moment(mean, classes, style):
     if not isinstance(mean, (ClassMean, OtherMean)):
         return None
     powers = mean.args[0].as_powers_dict()
-    if mean.args[0] != sympy.Mul(*[s**powers.get(s, 0) for s in (z_i, v_i)]):
+    if mean.args[0] != sympy.Mul(*[s ** powers.get(s, 0) for s in (z_i, v_i)]):
         return None
     first = 2 if isinstance(mean, OtherMean) else 1
     count = classes - first + 1
@@ -283,14 +316,16 @@ def _explicit_moment(mean, classes, style):
             power = powers.get(symbol, 0)
             if power:
                 base = f"{name}{j}" if style == "text" else f"{name}_{{{j}}}"
-                factors.append(base if power == 1 else (f"{base}**{power}" if style == "text"
-                                                        else f"{base}^{{{power}}}"))
+                factors.append(
+                    base
+                    if power == 1
+                    else (f"{base}**{power}" if style == "text" else f"{base}^{{{power}}}")
+                )
         parts.append(("*" if style == "text" else " ").join(factors))
     if style == "text":
         return f"(({' + '.join(parts)})/{count})" if count > 1 else f"({parts[0]})"
     body = " + ".join(parts)
-    return (rf"\left(\frac{{{body}}}{{{count}}}\right)" if count > 1
-            else rf"\left({body}\right)")
+    return rf"\left(\frac{{{body}}}{{{count}}}\right)" if count > 1 else rf"\left({body}\right)"
 
 
 def _base(expr):

@@ -59,10 +59,21 @@ Every term below is computed for a symbolic $N$, by power-series arithmetic on c
 
 
 def _escape(text):
-    for character, replacement in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("&", r"\&"),
-                                   ("%", r"\%"), ("#", r"\#"), ("$", r"\$"), ("{", r"\{"),
-                                   ("}", r"\}"), ("^", r"\^{}"), ("~", r"\~{}"), ("<", r"$<$"),
-                                   (">", r"$>$"), ("|", r"$|$")):
+    for character, replacement in (
+        ("\\", r"\textbackslash{}"),
+        ("_", r"\_"),
+        ("&", r"\&"),
+        ("%", r"\%"),
+        ("#", r"\#"),
+        ("$", r"\$"),
+        ("{", r"\{"),
+        ("}", r"\}"),
+        ("^", r"\^{}"),
+        ("~", r"\~{}"),
+        ("<", r"$<$"),
+        (">", r"$>$"),
+        ("|", r"$|$"),
+    ):
         text = text.replace(character, replacement)
     return text
 
@@ -72,7 +83,9 @@ def _display(name, expr):
     prefix, parts = term_latex_parts(expr)
     if not parts:
         return f"\\[ {name} = 0 \\]\n"
-    chunks = [" ".join(parts[i:i + _TERMS_PER_LINE]) for i in range(0, len(parts), _TERMS_PER_LINE)]
+    chunks = [
+        " ".join(parts[i : i + _TERMS_PER_LINE]) for i in range(0, len(parts), _TERMS_PER_LINE)
+    ]
     lines = [join_terms(parts[:_TERMS_PER_LINE])] + chunks[1:]
     if prefix:
         lines[0] = prefix + r" \Big(" + lines[0]
@@ -86,7 +99,9 @@ def _display(name, expr):
 def _residual_latex(expr):
     text = expression_latex(sympy.simplify(expr))
     if len(text) > _LONGEST_RESIDUAL:
-        return r"\text{(a nonzero expression of " + str(len(sympy.Add.make_args(expr))) + r" terms)}"
+        return (
+            r"\text{(a nonzero expression of " + str(len(sympy.Add.make_args(expr))) + r" terms)}"
+        )
     return text
 
 
@@ -96,23 +111,29 @@ def _name_latex(name):
 
 
 def _statements_section(order):
-    out = [r"\section{Statements and their symbolic proofs}",
-           "Each proof reduces named residuals to a normal form; a statement holds when every "
-           "residual is exactly $0$. Refutations (ids with a slash) are expected to fail, and "
-           "their nonzero residuals are the counterexample.\n"]
+    out = [
+        r"\section{Statements and their symbolic proofs}",
+        "Each proof reduces named residuals to a normal form; a statement holds when every "
+        "residual is exactly $0$. Refutations (ids with a slash) are expected to fail, and "
+        "their nonzero residuals are the counterexample.\n",
+    ]
     for statement in STATEMENTS.values():
         result = statement.prove(order=order)
         status = "as expected" if result.as_expected else r"\textbf{NOT as expected}"
         out.append(f"\\subsection*{{\\texttt{{{_escape(statement.id)}}}}}")
         out.append(f"\\textit{{{_escape(statement.title)}.}}")
         out.append(f"\\[ {statement.statement} \\]")
-        out.append(f"Expected: {result.expected}. Proof: \\textbf{{{result.verdict}}} ({status}); "
-                   f"{len(result.residuals)} residual(s) checked.")
+        out.append(
+            f"Expected: {result.expected}. Proof: \\textbf{{{result.verdict}}} ({status}); "
+            f"{len(result.residuals)} residual(s) checked."
+        )
         nonzero = [(name, r) for name, r in result.residuals.items() if r != 0]
         if nonzero:
             out.append(r"\begin{itemize}")
             for name, residual in nonzero:
-                out.append(f"\\item $\\displaystyle {_name_latex(name)} = {_residual_latex(residual)}$")
+                out.append(
+                    f"\\item $\\displaystyle {_name_latex(name)} = {_residual_latex(residual)}$"
+                )
             out.append(r"\end{itemize}")
         out.append("")
     return "\n".join(out)
@@ -121,8 +142,10 @@ def _statements_section(order):
 def _signed_pieces(first, second):
     """``\\underbrace{a}_{...} \\pm \\underbrace{|b|}_{...}``: the sign between the two pieces."""
     if _leads_with_minus(second):
-        candidates = [expression_latex(-second),
-                      expression_latex(sympy.factor_terms(sympy.expand(-second)))]
+        candidates = [
+            expression_latex(-second),
+            expression_latex(sympy.factor_terms(sympy.expand(-second))),
+        ]
         return first, "-", min((c for c in candidates if not c.startswith("-")), key=len)
     return first, "+", expression_latex(second)
 
@@ -137,14 +160,20 @@ def _leads_with_minus(expr):
 
 
 def _terms_section(order):
-    out = [r"\section{The expansion of $L_{KD}$ in $1/T$}",
-           r"\subsection*{The leading term: logits matching and the regularizer}"]
-    for symbol, quantity, below in (("L_0", "loss", "L_{LM}"),
-                                     ("G_{0,i}", "gradient", r"\partial L_{LM}/\partial z_i")):
+    out = [
+        r"\section{The expansion of $L_{KD}$ in $1/T$}",
+        r"\subsection*{The leading term: logits matching and the regularizer}",
+    ]
+    for symbol, quantity, below in (
+        ("L_0", "loss", "L_{LM}"),
+        ("G_{0,i}", "gradient", r"\partial L_{LM}/\partial z_i"),
+    ):
         pieces = leading_pieces(quantity)
         _, sign, second = _signed_pieces(None, pieces["regularizer"])
-        out.append(rf"\[ {symbol} = \underbrace{{{expression_latex(pieces['logits-matching'])}}}"
-                   rf"_{{{below}}} {sign} \underbrace{{{second}}}_{{\text{{regularizer}}}} \]")
+        out.append(
+            rf"\[ {symbol} = \underbrace{{{expression_latex(pieces['logits-matching'])}}}"
+            rf"_{{{below}}} {sign} \underbrace{{{second}}}_{{\text{{regularizer}}}} \]"
+        )
     for quantity, symbol in (("loss", "L_{%d}"), ("gradient", "G_{%d,i}")):
         title = "Loss terms" if quantity == "loss" else "Gradient terms (class $i$)"
         out.append(f"\\subsection*{{{title}}}")
@@ -156,12 +185,14 @@ def _terms_section(order):
 def _families_section():
     from .statements.families import f_divergence_coefficients
 
-    out = [r"\section{Objective families: their limits at high temperature}",
-           r"Each objective at its default parameters (symbols where it has none). The "
-           r"$T^0$ limit is the closed form its statement proves; for an f-divergence the "
-           r"$T^{-1}$ term is $\frac{f''(1)}{2}\langle\hat v\hat d^2\rangle - "
-           r"\frac{f'''(1)}{6}\langle\hat d^3\rangle$, so the table gives $f''(1)$ and "
-           r"$f'''(1)$; for the others the $T^{-1}$ term follows the table."]
+    out = [
+        r"\section{Objective families: their limits at high temperature}",
+        r"Each objective at its default parameters (symbols where it has none). The "
+        r"$T^0$ limit is the closed form its statement proves; for an f-divergence the "
+        r"$T^{-1}$ term is $\frac{f''(1)}{2}\langle\hat v\hat d^2\rangle - "
+        r"\frac{f'''(1)}{6}\langle\hat d^3\rangle$, so the table gives $f''(1)$ and "
+        r"$f'''(1)$; for the others the $T^{-1}$ term follows the table.",
+    ]
     for family, title in FAMILIES.items():
         members = [o for o in OBJECTIVES.values() if o.family == family]
         if not members:
@@ -172,22 +203,28 @@ def _families_section():
             out.append(r"objective & $f''(1)$ & $f'''(1)$ \\ \hline")
             for objective in members:
                 second, third = f_divergence_coefficients(objective.name)
-                out.append(f"\\texttt{{{_escape(objective.name)}}} & ${expression_latex(second)}$ & "
-                           f"${expression_latex(third)}$ \\\\")
+                out.append(
+                    f"\\texttt{{{_escape(objective.name)}}} & ${expression_latex(second)}$ & "
+                    f"${expression_latex(third)}$ \\\\"
+                )
             out.append(r"\end{tabular}\end{center}")
         for objective in members:
-            out.append(f"\\paragraph{{\\texttt{{{_escape(objective.name)}}}}} "
-                       f"{_escape(objective.title)}:")
+            out.append(
+                f"\\paragraph{{\\texttt{{{_escape(objective.name)}}}}} {_escape(objective.title)}:"
+            )
             out.append(f"\\[ {objective.definition} \\]")
             for values in objective.variants():
                 where = ", ".join(f"{k} = {v}" for k, v in values.items())
                 limit = objective.closed_form_limit(**values)
                 if limit is not None:
-                    out.append((f"With {_escape(where)}: " if where else "")
-                               + f"\\[ \\lim_{{T\\to\\infty}} L = {expression_latex(limit)} \\]")
+                    out.append(
+                        (f"With {_escape(where)}: " if where else "")
+                        + f"\\[ \\lim_{{T\\to\\infty}} L = {expression_latex(limit)} \\]"
+                    )
                 if family != "f-divergence":
-                    first = expand("loss", order=2, objective=objective.name,
-                                   parameters=values or None).terms[1]
+                    first = expand(
+                        "loss", order=2, objective=objective.name, parameters=values or None
+                    ).terms[1]
                     out.append(_display("L_1", first.components[0][1]))
     return "\n".join(out)
 
@@ -195,8 +232,17 @@ def _families_section():
 def report_document(*, order=4):
     """The whole report as LaTeX source, with ``order`` terms of each expansion."""
     check_order(order, maximum=MAX_PROOF_ORDER)
-    return "\n".join([_PREAMBLE, _NOTATION, _statements_section(order), _terms_section(order),
-                      _families_section(), r"\end{document}", ""])
+    return "\n".join(
+        [
+            _PREAMBLE,
+            _NOTATION,
+            _statements_section(order),
+            _terms_section(order),
+            _families_section(),
+            r"\end{document}",
+            "",
+        ]
+    )
 
 
 def write_report(path, *, order=4):

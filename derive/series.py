@@ -65,16 +65,16 @@ class Algebra:
     """
 
     def __init__(self):
-        self.expressions = []        # slot -> sympy expression of the generator
-        self.slots = {}              # sympy expression -> slot
-        self.per_class_mask = 0      # bits of the per-class generators
-        self._pairs = []             # (slot, inverse slot, mask, inverse mask)
-        self._pair_mask = 0          # bits of every generator that has an inverse
-        self._inverse = {}           # slot -> inverse slot
-        self._moments = {}           # (mean type, per-class monomial) -> polynomial
-        self._elements = {}          # sympy expression -> polynomial
-        self._reciprocal_n_minus_one = None   # slot of 1/(N - 1), if used
-        self._partial_fraction_mask = 0       # bits of N and 1/N, once 1/(N - 1) is in use
+        self.expressions = []  # slot -> sympy expression of the generator
+        self.slots = {}  # sympy expression -> slot
+        self.per_class_mask = 0  # bits of the per-class generators
+        self._pairs = []  # (slot, inverse slot, mask, inverse mask)
+        self._pair_mask = 0  # bits of every generator that has an inverse
+        self._inverse = {}  # slot -> inverse slot
+        self._moments = {}  # (mean type, per-class monomial) -> polynomial
+        self._elements = {}  # sympy expression -> polynomial
+        self._reciprocal_n_minus_one = None  # slot of 1/(N - 1), if used
+        self._partial_fraction_mask = 0  # bits of N and 1/N, once 1/(N - 1) is in use
         self.one = {0: _ONE}
 
     # -- generators -----------------------------------------------------------------------
@@ -98,8 +98,9 @@ class Algebra:
         inverse = self._inverse.get(slot)
         if inverse is None:
             base = self.expressions[slot]
-            inverse = self.generator(1 / base, per_class=bool(self.per_class_mask
-                                                              & (_MASK << (_BITS * slot))))
+            inverse = self.generator(
+                1 / base, per_class=bool(self.per_class_mask & (_MASK << (_BITS * slot)))
+            )
             self._inverse[slot], self._inverse[inverse] = inverse, slot
             mask, inverse_mask = _MASK << (_BITS * slot), _MASK << (_BITS * inverse)
             self._pairs.append((slot, inverse, mask, inverse_mask))
@@ -221,7 +222,9 @@ class Algebra:
             self._inverse_slot(self.slots[N])
             self._reciprocal_n_minus_one = self.generator(1 / (N - 1), per_class=False)
             n_slot, inverse_slot = self._n_slots()
-            self._partial_fraction_mask = (_MASK << (_BITS * n_slot)) | (_MASK << (_BITS * inverse_slot))
+            self._partial_fraction_mask = (_MASK << (_BITS * n_slot)) | (
+                _MASK << (_BITS * inverse_slot)
+            )
             self._pair_mask |= _MASK << (_BITS * self._reciprocal_n_minus_one)
         return self.monomial(self._reciprocal_n_minus_one, power)
 
@@ -230,8 +233,9 @@ class Algebra:
         for m, c in poly.items():
             for slot, inverse, mask, inverse_mask in pairs:
                 if m & mask and m & inverse_mask:
-                    common = min((m & mask) >> (_BITS * slot),
-                                 (m & inverse_mask) >> (_BITS * inverse))
+                    common = min(
+                        (m & mask) >> (_BITS * slot), (m & inverse_mask) >> (_BITS * inverse)
+                    )
                     m -= (common << (_BITS * slot)) + (common << (_BITS * inverse))
             value = out.get(m, _ZERO) + c
             if value:
@@ -332,8 +336,9 @@ class Algebra:
             for slot, exponent in self.exponents(monomial).items():
                 if slot not in values:
                     new = replacement(self.expressions[slot])
-                    values[slot] = (self.monomial(slot) if new is None
-                                    else self.element(sympy.sympify(new)))
+                    values[slot] = (
+                        self.monomial(slot) if new is None else self.element(sympy.sympify(new))
+                    )
                 term = self.mul(term, self.power(values[slot], exponent))
             out = self.add(out, term)
         return out
@@ -365,15 +370,16 @@ class Algebra:
                 if isinstance(mean, kind) and mean.args[0] == body:
                     value = self.monomial(self.generator(mean, per_class=False))
                 else:
-                    value = self.element(mean)      # a relation such as <zh**2> = 1
+                    value = self.element(mean)  # a relation such as <zh**2> = 1
             self._moments[key] = value
         return value
 
     # -- conversions ----------------------------------------------------------------------
     def _monomial_expr(self, monomial):
         expressions = self.expressions
-        return sympy.Mul(*[expressions[slot] ** exponent
-                           for slot, exponent in self.exponents(monomial).items()])
+        return sympy.Mul(
+            *[expressions[slot] ** exponent for slot, exponent in self.exponents(monomial).items()]
+        )
 
     def to_expr(self, poly):
         """A polynomial as a sympy expression."""
@@ -456,8 +462,10 @@ class Algebra:
 
     def _log_atom(self, value):
         if value.is_Rational and value.q != 1:
-            return self.add(self._log_atom(sympy.Integer(value.p)),
-                            self.scale(self._log_atom(sympy.Integer(value.q)), -_ONE))
+            return self.add(
+                self._log_atom(sympy.Integer(value.p)),
+                self.scale(self._log_atom(sympy.Integer(value.q)), -_ONE),
+            )
         return self._atom(sympy.log(value))
 
 
@@ -500,30 +508,37 @@ class Series:
             for j, b in other.coefficients.items():
                 if i + j < precision:
                     accumulate(coefficients.setdefault(i + j, {}), a, b)
-        return Series(self.algebra, {k: normalize(c) for k, c in coefficients.items()},
-                      precision)
+        return Series(self.algebra, {k: normalize(c) for k, c in coefficients.items()}, precision)
 
     def times(self, poly):
         """Every coefficient times a polynomial."""
         mul = self.algebra.mul
-        return Series(self.algebra, {k: mul(c, poly) for k, c in self.coefficients.items()},
-                      self.precision)
+        return Series(
+            self.algebra, {k: mul(c, poly) for k, c in self.coefficients.items()}, self.precision
+        )
 
     def map(self, function):
-        return Series(self.algebra, {k: function(c) for k, c in self.coefficients.items()},
-                      self.precision)
+        return Series(
+            self.algebra, {k: function(c) for k, c in self.coefficients.items()}, self.precision
+        )
 
     # -- transcendental operations, by the usual recurrences --------------------------------
     def _leading(self, operation):
         """``(a, c)``: the valuation and the leading coefficient, which must be one monomial in
         class constants (so that it can be divided out)."""
         a = self.valuation
-        check_argument(a < self.precision, "cannot take {} of a series that is zero to the "
-                       "precision computed", operation)
+        check_argument(
+            a < self.precision,
+            "cannot take {} of a series that is zero to the precision computed",
+            operation,
+        )
         leading = self[a]
-        check_argument(self.algebra.invertible(leading), "{} needs a leading coefficient that is "
-                       "one product of class constants, got {}", operation,
-                       self.algebra.to_expr(leading))
+        check_argument(
+            self.algebra.invertible(leading),
+            "{} needs a leading coefficient that is one product of class constants, got {}",
+            operation,
+            self.algebra.to_expr(leading),
+        )
         return a, leading
 
     def _unit(self, a, leading):
@@ -555,8 +570,11 @@ class Series:
         length = min(self.precision - a, precision + a)
         b = self._recurrence(unit, self.algebra.one, length, lambda n, k: -_ONE)
         inverse = self.algebra.inverse(leading)
-        return Series(self.algebra, {n - a: self.algebra.mul(c, inverse) for n, c in enumerate(b)},
-                      min(self.precision - 2 * a, precision))
+        return Series(
+            self.algebra,
+            {n - a: self.algebra.mul(c, inverse) for n, c in enumerate(b)},
+            min(self.precision - 2 * a, precision),
+        )
 
     def power(self, exponent, precision):
         """``self**exponent`` for a rational exponent (fractional: a leading coefficient whose
@@ -584,25 +602,39 @@ class Series:
         alpha = sympy.Rational(exponent)
         root = self.algebra.root(leading, alpha)
         shifted = a * alpha
-        check_argument(root is not None and shifted.is_Integer, "a fractional power needs a "
-                       "leading term with an exact root, got ({})*epsilon**{} to the power {}",
-                       self.algebra.to_expr(leading), a, alpha)
+        check_argument(
+            root is not None and shifted.is_Integer,
+            "a fractional power needs a "
+            "leading term with an exact root, got ({})*epsilon**{} to the power {}",
+            self.algebra.to_expr(leading),
+            a,
+            alpha,
+        )
         unit = self._unit(a, leading)
         q = QQ.from_sympy(alpha)
         # J. C. P. Miller's recurrence for (1 + u)**alpha.
         length = min(self.precision - a, precision - int(shifted))
         g = self._recurrence(unit, self.algebra.one, length, lambda n, k: ((q + 1) * k - n) / n)
         mul = self.algebra.mul
-        return Series(self.algebra, {n + int(shifted): mul(c, root) for n, c in enumerate(g)},
-                      min(self.precision - a + int(shifted), precision))
+        return Series(
+            self.algebra,
+            {n + int(shifted): mul(c, root) for n, c in enumerate(g)},
+            min(self.precision - a + int(shifted), precision),
+        )
 
     def exp(self, precision):
         check_argument(self.valuation >= 0, "exp of a series with negative powers of epsilon")
         constant = self[0]
-        rest = Series(self.algebra, {k: c for k, c in self.coefficients.items() if k}, self.precision)
+        rest = Series(
+            self.algebra, {k: c for k, c in self.coefficients.items() if k}, self.precision
+        )
         # g = exp(f) solves g' = f' g; exp of the constant term is an atom.
-        g = rest._recurrence(rest.coefficients, self.algebra.one, min(self.precision, precision),
-                             lambda n, k: QQ(k, n))
+        g = rest._recurrence(
+            rest.coefficients,
+            self.algebra.one,
+            min(self.precision, precision),
+            lambda n, k: QQ(k, n),
+        )
         result = Series(self.algebra, dict(enumerate(g)), min(self.precision, precision))
         if constant:
             result = result.times(self.algebra.element(sympy.exp(self.algebra.to_expr(constant))))
@@ -610,12 +642,18 @@ class Series:
 
     def log(self, precision):
         a = self.valuation
-        check_argument(a == 0 or a >= self.precision, "log of a series starting at epsilon**{}: "
-                       "its expansion has log(T) terms", a)
+        check_argument(
+            a == 0 or a >= self.precision,
+            "log of a series starting at epsilon**{}: its expansion has log(T) terms",
+            a,
+        )
         _, leading = self._leading("log")
         constant = self.algebra.log_of_monomial(leading)
-        check_argument(constant is not None, "log needs a positive leading coefficient, got {}",
-                       self.algebra.to_expr(leading))
+        check_argument(
+            constant is not None,
+            "log needs a positive leading coefficient, got {}",
+            self.algebra.to_expr(leading),
+        )
         unit = self._unit(0, leading)
         scale = self.algebra.scale
         length = int(min(self.precision, precision))
@@ -633,9 +671,11 @@ class Series:
     def taylor_at_one(self, derivative, precision, coefficient):
         r""":math:`f^{(n)}(s)` for the generator ``f`` of an f-divergence, ``s = 1 + u``:
         :math:`\sum_k f^{(n+k)}(1)\,u^k/k!`, ``coefficient(m)`` being :math:`f^{(m)}(1)`."""
-        check_argument(self.valuation >= 0 and self[0] == self.algebra.one,
-                       "f is expanded at 1: its argument must start at 1, got {} + O(epsilon)",
-                       self.algebra.to_expr(self[0]))
+        check_argument(
+            self.valuation >= 0 and self[0] == self.algebra.one,
+            "f is expanded at 1: its argument must start at 1, got {} + O(epsilon)",
+            self.algebra.to_expr(self[0]),
+        )
         algebra = self.algebra
         u = Series(algebra, {k: c for k, c in self.coefficients.items() if k}, self.precision)
         result = Series(algebra, {}, INF)
@@ -701,13 +741,17 @@ class _Expander:
             return self.series(expr.args[0], precision).map(lambda c: A.mean(c, kind))
         if isinstance(expr, FDerivative):
             order, argument, *parameters = expr.args
-            check_argument(order.is_Integer and order >= 0, "f^(n) needs an integer n >= 0, "
-                           "got {}", order)
+            check_argument(
+                order.is_Integer and order >= 0, "f^(n) needs an integer n >= 0, got {}", order
+            )
             return self.series(argument, precision).taylor_at_one(
-                int(order), precision, lambda m: type(expr).taylor_coefficient(m, *parameters))
-        raise DeriveError(f"cannot expand {expr} in 1/T: supported are rationals, epsilon, T, "
-                          f"per-class symbols, class constants, +, *, powers, exp, log, f and "
-                          f"mean(...)")
+                int(order), precision, lambda m: type(expr).taylor_coefficient(m, *parameters)
+            )
+        raise DeriveError(
+            f"cannot expand {expr} in 1/T: supported are rationals, epsilon, T, "
+            f"per-class symbols, class constants, +, *, powers, exp, log, f and "
+            f"mean(...)"
+        )
 
     def _power(self, base, exponent, precision):
         inner = self.series(base, precision)
@@ -734,8 +778,11 @@ class _Expander:
         elif not exponent.is_Integer:
             a = inner.valuation
             shifted = a * exponent
-            if a < inner.precision and shifted.is_Integer and \
-                    inner.precision - a + shifted < precision:
+            if (
+                a < inner.precision
+                and shifted.is_Integer
+                and inner.precision - a + shifted < precision
+            ):
                 inner = self.series(base, precision + a - int(shifted))
         return inner.power(exponent, precision)
 
@@ -765,11 +812,19 @@ def power_series(expr, *, order):
     Raises :class:`~derive.DeriveError` if ``expr`` has negative powers of :math:`\epsilon`.
     """
     check_order(order)
-    check_argument(isinstance(expr, (sympy.Basic, int)) and not isinstance(expr, bool),
-                   "power_series needs a sympy expression, got {!r}", expr)
+    check_argument(
+        isinstance(expr, (sympy.Basic, int)) and not isinstance(expr, bool),
+        "power_series needs a sympy expression, got {!r}",
+        expr,
+    )
     result = series_of(expr, precision=order)
-    check_argument(result.valuation >= 0, "{} has a pole of order {} at T = infinity",
-                   expr, -result.valuation)
-    check_argument(result.precision >= order, "internal: expansion reached precision {} < {}",
-                   result.precision, order)
+    check_argument(
+        result.valuation >= 0, "{} has a pole of order {} at T = infinity", expr, -result.valuation
+    )
+    check_argument(
+        result.precision >= order,
+        "internal: expansion reached precision {} < {}",
+        result.precision,
+        order,
+    )
     return [result.algebra.to_expr(result[k]) for k in range(order)]

@@ -23,14 +23,15 @@ def synthetic_data(count, generator):
     """Ten Gaussian clusters in 8 dimensions (unit spread, centres 2.5 apart on average)."""
     centres = 2.5 * torch.randn(CLASSES, FEATURES, generator=generator, dtype=torch.float64)
     labels = torch.randint(0, CLASSES, (count,), generator=generator)
-    inputs = centres[labels] + torch.randn(count, FEATURES, generator=generator,
-                                           dtype=torch.float64)
+    inputs = centres[labels] + torch.randn(
+        count, FEATURES, generator=generator, dtype=torch.float64
+    )
     return inputs, labels
 
 
 def main(directory=os.path.dirname(os.path.abspath(__file__))):
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)       # tiny matrices: threads only cost time (and order of sums)
+    torch.set_num_threads(1)  # tiny matrices: threads only cost time (and order of sums)
     try:
         return _make(directory)
     finally:
@@ -44,8 +45,9 @@ def _make(directory):
     train_inputs, train_labels = inputs[:512], labels[:512]
     held_out = inputs[512:]
 
-    teacher = torch.nn.Sequential(torch.nn.Linear(FEATURES, 32), torch.nn.Tanh(),
-                                  torch.nn.Linear(32, CLASSES)).double()
+    teacher = torch.nn.Sequential(
+        torch.nn.Linear(FEATURES, 32), torch.nn.Tanh(), torch.nn.Linear(32, CLASSES)
+    ).double()
     optimizer = torch.optim.Adam(teacher.parameters(), lr=1e-2)
     for _ in range(200):
         optimizer.zero_grad()
@@ -60,9 +62,9 @@ def _make(directory):
     for _ in range(50):
         optimizer.zero_grad()
         log_q = torch.log_softmax(student(train_inputs) / temperature, -1)
-        loss = temperature ** 2 * torch.nn.functional.kl_div(log_q, soft_targets,
-                                                             reduction="batchmean",
-                                                             log_target=True)
+        loss = temperature**2 * torch.nn.functional.kl_div(
+            log_q, soft_targets, reduction="batchmean", log_target=True
+        )
         loss.backward()
         optimizer.step()
 
@@ -70,8 +72,10 @@ def _make(directory):
         teacher_logits = teacher(held_out).numpy()
         student_logits = student(held_out).numpy()
     paths = []
-    for name, values in (("teacher_logits.npy", teacher_logits),
-                         ("student_logits.npy", student_logits)):
+    for name, values in (
+        ("teacher_logits.npy", teacher_logits),
+        ("student_logits.npy", student_logits),
+    ):
         path = os.path.join(directory, name)
         numpy.save(path, values.astype(numpy.float64))
         paths.append(path)

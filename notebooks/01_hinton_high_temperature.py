@@ -77,8 +77,13 @@ for name, piece in derive.leading_pieces("gradient").items():
 
 # %%
 zero_mean = {derive.ClassMean(derive.z_i): 0, derive.ClassMean(derive.v_i): 0}
-display(formula(r"G_{0,i}\big|_{\langle z\rangle = \langle v\rangle = 0}",
-                leading_gradient.expr.subs(zero_mean), term=True))
+display(
+    formula(
+        r"G_{0,i}\big|_{\langle z\rangle = \langle v\rangle = 0}",
+        leading_gradient.expr.subs(zero_mean),
+        term=True,
+    )
+)
 print(derive.STATEMENTS["hinton-zero-mean"].prove())
 
 # %% [markdown]
@@ -87,9 +92,15 @@ print(derive.STATEMENTS["hinton-zero-mean"].prove())
 
 # %%
 only_student_centred = derive.Statement(
-    "hinton-zero-mean (student only)", "", "", "refuted",
-    lambda order: {"G_0 - dL_LM/dz_i": leading_gradient.expr.subs({derive.ClassMean(derive.z_i): 0})
-                   - objectives.logits_matching_gradient()})
+    "hinton-zero-mean (student only)",
+    "",
+    "",
+    "refuted",
+    lambda order: {
+        "G_0 - dL_LM/dz_i": leading_gradient.expr.subs({derive.ClassMean(derive.z_i): 0})
+        - objectives.logits_matching_gradient()
+    },
+)
 print(only_student_centred.prove(order=1))
 
 # %% [markdown]

@@ -58,8 +58,7 @@ for statement_id in ("zero-mean-gradient/logits-matching", "zero-mean-gradient/s
 
 # %%
 curves = figures.mean_gap_trajectories(steps=50)
-figures.plot_mean_gaps(curves);
-
+figures.plot_mean_gaps(curves)
 # %%
 for label, gaps in curves.items():
     print(f"{label:40s} step 0: {gaps[0]:.2e}   step 50: {gaps[-1]:.2e}")
@@ -68,6 +67,10 @@ for label, gaps in curves.items():
 # ## The statements behind the plot, checked on many random networks and optimizers
 
 # %%
-for statement_id in ("mean-preservation", "mean-preservation/adam", "equal-mean",
-                     "equal-mean/nonzero-row-mean"):
+for statement_id in (
+    "mean-preservation",
+    "mean-preservation/adam",
+    "equal-mean",
+    "equal-mean/nonzero-row-mean",
+):
     print(verify.run_check(statement_id, examples=8).describe(), "\n")

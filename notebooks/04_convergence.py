@@ -35,8 +35,7 @@ for term in derive.expand("gradient", order=2).terms:
 
 # %%
 curves = figures.remainder_curves(classes=5, orders=(1, 2, 3, 4))
-figures.plot_remainders(curves);
-
+figures.plot_remainders(curves)
 # %% [markdown]
 # The fitted slopes, and where each dtype stops resolving the remainder (its floor):
 

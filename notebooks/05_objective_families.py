@@ -59,15 +59,24 @@ print(derive.STATEMENTS["f-divergence-first-correction"].prove(order=2))
 # derive's $L_0 + L_1/T$ (dashed). At $\beta = 0$ or $1$ the divergence is identically 0.
 
 # %%
-entries = [("kl", ("kl", {})), ("reverse-kl", ("reverse-kl", {})),
-           ("jsd, beta = 3/10", ("jsd", {"beta": "3/10"})),
-           ("jsd, beta = 1/2", ("jsd", {"beta": "1/2"})),
-           ("skew-kl, alpha = 1/5", ("skew-kl", {"alpha": "1/5"})),
-           ("alpha-divergence, alpha = 1/2", ("alpha-divergence", {"alpha": "1/2"}))]
-weights = {"kl": 1, "reverse-kl": 1, "jsd, beta = 3/10": 0.21, "jsd, beta = 1/2": 0.25,
-           "skew-kl, alpha = 1/5": 0.64, "alpha-divergence, alpha = 1/2": 1}
+entries = [
+    ("kl", ("kl", {})),
+    ("reverse-kl", ("reverse-kl", {})),
+    ("jsd, beta = 3/10", ("jsd", {"beta": "3/10"})),
+    ("jsd, beta = 1/2", ("jsd", {"beta": "1/2"})),
+    ("skew-kl, alpha = 1/5", ("skew-kl", {"alpha": "1/5"})),
+    ("alpha-divergence, alpha = 1/2", ("alpha-divergence", {"alpha": "1/2"})),
+]
+weights = {
+    "kl": 1,
+    "reverse-kl": 1,
+    "jsd, beta = 3/10": 0.21,
+    "jsd, beta = 1/2": 0.25,
+    "skew-kl, alpha = 1/5": 0.64,
+    "alpha-divergence, alpha = 1/2": 1,
+}
 curves = figures.objective_curves(entries)
-figures.plot_objective_curves(curves, weights=weights);
+figures.plot_objective_curves(curves, weights=weights)
 print(derive.STATEMENTS["jsd-limit"].prove(order=2))
 print(derive.STATEMENTS["jsd-limit/beta-free"].prove(order=1))
 
@@ -92,8 +101,11 @@ for label in ("kl", "reverse-kl"):
 # $T_s$ is label smoothing with weight 1, then $-\mathrm{Cov}(v, z)/(T\,T_s)$.
 
 # %%
-display(formula("L_0", derive.expand("loss", order=1, objective="two-temperature").terms[0].expr,
-                term=True))
+display(
+    formula(
+        "L_0", derive.expand("loss", order=1, objective="two-temperature").terms[0].expr, term=True
+    )
+)
 for term in derive.expand("loss", order=2, objective="hot-teacher").terms:
     display(formula(f"L_{{{term.power}}}", term.expr))
 print(derive.STATEMENTS["hot-teacher-label-smoothing"].prove(order=2))

@@ -38,8 +38,10 @@ from verify import figures
 print(derive.STATEMENTS["dkd-identity"].prove())
 print(derive.STATEMENTS["dkd-binary"].prove())
 for row in figures.dkd_split():
-    print(f"N = {row['classes']:2d}: KL = {row['kl']:.6f}, TCKD = {row['tckd']:.6f}, "
-          f"(1 - p_g) NCKD = {row['weighted_nckd']:.6f}, residual {row['residual']:.1e}")
+    print(
+        f"N = {row['classes']:2d}: KL = {row['kl']:.6f}, TCKD = {row['tckd']:.6f}, "
+        f"(1 - p_g) NCKD = {row['weighted_nckd']:.6f}, residual {row['residual']:.1e}"
+    )
 
 # %% [markdown]
 # ## At high temperature DKD is a reweighted mean-squared error
@@ -50,8 +52,13 @@ for row in figures.dkd_split():
 
 # %%
 for name in ("dkd-tckd", "dkd-nckd", "dkd"):
-    display(formula(rf"L_0^{{\mathrm{{{name}}}}}",
-                    derive.expand("loss", order=1, objective=name).terms[0].expr, term=True))
+    display(
+        formula(
+            rf"L_0^{{\mathrm{{{name}}}}}",
+            derive.expand("loss", order=1, objective=name).terms[0].expr,
+            term=True,
+        )
+    )
 print(derive.STATEMENTS["dkd-limit"].prove(order=1))
 
 # %% [markdown]
@@ -79,10 +86,16 @@ population = figures.difference_curve(("standardized-kl", {"std": "population"})
 unbiased = figures.difference_curve(("standardized-kl", {"std": "unbiased"}), ("dist", {}))
 import matplotlib.pyplot as plt  # noqa: E402
 
-plt.loglog(population["temperatures"], population["difference"],
-           label=f"population std: slope {population['slope']:.2f}")
-plt.loglog(unbiased["temperatures"], unbiased["difference"],
-           label=f"unbiased std: slope {unbiased['slope']:.2f}")
+plt.loglog(
+    population["temperatures"],
+    population["difference"],
+    label=f"population std: slope {population['slope']:.2f}",
+)
+plt.loglog(
+    unbiased["temperatures"],
+    unbiased["difference"],
+    label=f"unbiased std: slope {unbiased['slope']:.2f}",
+)
 plt.xlabel("temperature T")
 plt.ylabel("|standardized KD - DIST|")
-plt.legend();
+plt.legend()

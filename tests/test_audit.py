@@ -14,9 +14,18 @@ from hypothesis import strategies as st
 import derive
 from verify._errors import VerifyError
 from verify.audit import CAUSES, VERDICTS, audit, parse_expectation
-from verify.gallery import (EXAMPLES, dkd, gkd_generalized_jsd, kd_batchmean,
-                            kd_logit_standardization, kd_mean_reduction, kd_missing_t_squared,
-                            kd_soft_cross_entropy, kd_with_loss_weight, token_kd)
+from verify.gallery import (
+    EXAMPLES,
+    dkd,
+    gkd_generalized_jsd,
+    kd_batchmean,
+    kd_logit_standardization,
+    kd_mean_reduction,
+    kd_missing_t_squared,
+    kd_soft_cross_entropy,
+    kd_with_loss_weight,
+    token_kd,
+)
 from verify.losses import TWINS
 
 # torch's own warning about reduction='mean' (the pitfall kd_mean_reduction demonstrates).
@@ -26,15 +35,17 @@ pytestmark = pytest.mark.filterwarnings("ignore:reduction. 'mean' divides:UserWa
 @pytest.fixture(scope="module")
 def gallery():
     """Every gallery entry audited once, with its options."""
-    return {name: audit(example.function, **dict(example.options))
-            for name, example in EXAMPLES.items()}
+    return {
+        name: audit(example.function, **dict(example.options)) for name, example in EXAMPLES.items()
+    }
 
 
 def _close(value, expected, relative):
     if isinstance(expected, str):
         return value == expected
-    return value is not None and math.isclose(value, expected, rel_tol=relative,
-                                              abs_tol=relative * 1e-3)
+    return value is not None and math.isclose(
+        value, expected, rel_tol=relative, abs_tol=relative * 1e-3
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -90,16 +101,36 @@ def test_gallery_example_traced_agrees_with_the_numbers(name, gallery):
 def test_the_gallery_spans_the_registered_families(gallery):
     """Reverse KL, JSD_beta, DKD, standardized KD (unbiased std), DIST, and 'unknown'."""
     identified = {result.objective for result in gallery.values()}
-    assert {"kl", "reverse-kl", "jsd", "skew-kl", "dkd", "standardized-kl", "dist",
-            "hot-teacher", "unknown"} <= identified
+    assert {
+        "kl",
+        "reverse-kl",
+        "jsd",
+        "skew-kl",
+        "dkd",
+        "standardized-kl",
+        "dist",
+        "hot-teacher",
+        "unknown",
+    } <= identified
     assert gallery["kd_logit_standardization"].parameters == (("std", "unbiased"),)
 
 
 def test_json_has_the_contract_keys_and_is_deterministic():
     first = audit(kd_mean_reduction, seed=3).to_json()
-    assert {"shift_invariant", "temperature_exponent", "limit_scale", "limit_cosine", "classes",
-            "batch_size", "verdict", "diagnoses", "objective", "parameters", "weight",
-            "match_error"} <= set(first)
+    assert {
+        "shift_invariant",
+        "temperature_exponent",
+        "limit_scale",
+        "limit_cosine",
+        "classes",
+        "batch_size",
+        "verdict",
+        "diagnoses",
+        "objective",
+        "parameters",
+        "weight",
+        "match_error",
+    } <= set(first)
     assert first["objective"] == "kl" and first["weight"] == pytest.approx(0.1, rel=1e-6)
     assert audit(kd_mean_reduction, seed=3).to_json() == first
     assert first["classes"] == 10 and first["batch_size"] == 16
@@ -110,23 +141,27 @@ def test_value_grows_with_temperature_while_the_gradient_is_correct():
     student = torch.randn(4, 10, generator=generator, dtype=torch.float64)
     teacher = torch.randn(4, 10, generator=generator, dtype=torch.float64)
     values = [float(kd_soft_cross_entropy(student, teacher, t)) for t in (10.0, 100.0, 1000.0)]
-    assert values[0] * 50 < values[1] and values[1] * 50 < values[2]   # about T**2 log N
+    assert values[0] * 50 < values[1] and values[1] * 50 < values[2]  # about T**2 log N
     assert audit(kd_soft_cross_entropy).verdict == "consistent"
 
 
 def test_diagnoses_quote_the_measured_numbers_and_the_code_change(gallery):
     assert gallery["kd_mean_reduction"].diagnoses == (
         "limit scale 1/N = 0.1: reduction='mean' averages over classes too; "
-        "use reduction='batchmean'",)
-    assert "pass the student's log-probabilities first" in \
-        gallery["kd_swapped_kl_div"].diagnoses[0]
+        "use reduction='batchmean'",
+    )
+    assert "pass the student's log-probabilities first" in gallery["kd_swapped_kl_div"].diagnoses[0]
     assert "an eps of 1e-08" in gallery["dist_inter_class"].diagnoses[0]
     assert "takes over past T ~ " in gallery["dist_inter_class"].diagnoses[0]
     assert "top 5 classes" in gallery["kd_top_k_teacher"].diagnoses[0]
-    assert "F.log_softmax(student_logits / T, dim=-1), not F.softmax" in \
-        gallery["kl_div_on_probabilities"].diagnoses[0]
-    assert "divides by the batch size, not by the number of tokens" in \
-        gallery["token_kd_over_batch"].diagnoses[0]
+    assert (
+        "F.log_softmax(student_logits / T, dim=-1), not F.softmax"
+        in gallery["kl_div_on_probabilities"].diagnoses[0]
+    )
+    assert (
+        "divides by the batch size, not by the number of tokens"
+        in gallery["token_kd_over_batch"].diagnoses[0]
+    )
     assert "the gradient grows with sequence length" in gallery["token_kd_over_batch"].diagnoses[0]
     assert "by a factor T^-2" in gallery["kd_t_squared_one_path"].diagnoses[0]
 
@@ -138,22 +173,27 @@ def test_float32_classifies_like_float64():
     result = audit(kd_missing_t_squared, dtype="float32")
     assert result.causes == ("missing-temperature-factor",) and result.dtype == "float32"
     assert result.symbolic.agrees, result.symbolic.disagreements
-    assert result.temperatures[-1] < 1e4            # the range follows the dtype
+    assert result.temperatures[-1] < 1e4  # the range follows the dtype
 
 
 @settings(max_examples=4, deadline=None)
-@given(classes=st.integers(min_value=3, max_value=60), batch_size=st.integers(2, 40),
-       seed=st.integers(0, 2**31))
+@given(
+    classes=st.integers(min_value=3, max_value=60),
+    batch_size=st.integers(2, 40),
+    seed=st.integers(0, 2**31),
+)
 def test_reduction_pitfalls_are_named_for_any_shape(classes, batch_size, seed):
     shape = {"classes": classes, "batch_size": batch_size, "seed": seed}
-    results = [audit(fn, **shape) for fn in (kd_batchmean, kd_mean_reduction,
-                                              EXAMPLES["kd_sum_reduction"].function)]
+    results = [
+        audit(fn, **shape)
+        for fn in (kd_batchmean, kd_mean_reduction, EXAMPLES["kd_sum_reduction"].function)
+    ]
     assert results[0].verdict == "consistent"
     causes = results[1].causes
     assert "mean-reduction" in causes
-    assert set(causes) <= {"mean-reduction", "double-batch-average"}   # 1/N == 1/B if N == B
+    assert set(causes) <= {"mean-reduction", "double-batch-average"}  # 1/N == 1/B if N == B
     assert results[2].causes == ("sum-reduction",)
-    for result in results:              # the exact relation agrees at every shape
+    for result in results:  # the exact relation agrees at every shape
         assert result.symbolic.agrees, result.symbolic.disagreements
 
 
@@ -170,32 +210,38 @@ def test_a_kept_loss_weight_is_consistent_only_when_declared():
     assert "(declared 0.5)" in declared_half.diagnoses[0]
 
 
-@pytest.mark.parametrize("fn, expect, causes", [
-    (gkd_generalized_jsd, "jsd", ()),
-    (gkd_generalized_jsd, "jsd:beta=0.3", ()),
-    (gkd_generalized_jsd, "jsd:beta=1/2", ("other-parameters",)),
-    (gkd_generalized_jsd, "skew-kl", ("other-objective",)),
-    (dkd, "dkd", ()),
-    (dkd, "dkd:alpha=1,beta=2", ("other-parameters",)),
-    (kd_logit_standardization, "standardized-kl:std=unbiased", ()),
-    (kd_logit_standardization, "standardized-kl:std=population", ("other-parameters",)),
-    (kd_batchmean, "reverse-kl", ("other-objective",)),
-])
+@pytest.mark.parametrize(
+    "fn, expect, causes",
+    [
+        (gkd_generalized_jsd, "jsd", ()),
+        (gkd_generalized_jsd, "jsd:beta=0.3", ()),
+        (gkd_generalized_jsd, "jsd:beta=1/2", ("other-parameters",)),
+        (gkd_generalized_jsd, "skew-kl", ("other-objective",)),
+        (dkd, "dkd", ()),
+        (dkd, "dkd:alpha=1,beta=2", ("other-parameters",)),
+        (kd_logit_standardization, "standardized-kl:std=unbiased", ()),
+        (kd_logit_standardization, "standardized-kl:std=population", ("other-parameters",)),
+        (kd_batchmean, "reverse-kl", ("other-objective",)),
+    ],
+)
 def test_the_verdict_follows_the_declaration(fn, expect, causes):
     result = audit(fn, expect=expect)
     assert result.causes == causes, result.diagnoses
     assert result.verdict == ("consistent" if not causes else "inconsistent")
 
 
-@pytest.mark.parametrize("expect, message", [
-    ("softmax", "expect must be NAME[:k=v,...] with NAME one of kl, reverse-kl"),
-    ("jsd:beta", "parameters are k=v separated by commas, got 'beta'"),
-    ("jsd:beta=2", "parameter beta of objective jsd must be a rational in [0, 1]"),
-    ("jsd:gamma=1", "objective jsd has parameters beta, got the parameter 'gamma'"),
-    ("jsd:beta=x", "--expect jsd: parameter beta must be a number, got 'x'"),
-    ("standardized-kl", "give the parameter std (one of population, unbiased)"),
-    (3, "expect must be NAME[:k=v,...]"),
-])
+@pytest.mark.parametrize(
+    "expect, message",
+    [
+        ("softmax", "expect must be NAME[:k=v,...] with NAME one of kl, reverse-kl"),
+        ("jsd:beta", "parameters are k=v separated by commas, got 'beta'"),
+        ("jsd:beta=2", "parameter beta of objective jsd must be a rational in [0, 1]"),
+        ("jsd:gamma=1", "objective jsd has parameters beta, got the parameter 'gamma'"),
+        ("jsd:beta=x", "--expect jsd: parameter beta must be a number, got 'x'"),
+        ("standardized-kl", "give the parameter std (one of population, unbiased)"),
+        (3, "expect must be NAME[:k=v,...]"),
+    ],
+)
 def test_a_bad_declaration_is_one_verify_error(expect, message):
     with pytest.raises(VerifyError) as error:
         parse_expectation(expect)
@@ -240,8 +286,11 @@ def test_every_registered_objective_is_identified_from_its_twin(name):
         assert _close(dict(result.parameters)[key], value, 0.05)
     assert _close(result.weight, weight, 0.02)
     assert result.match_error <= result.match_tolerance
-    declared = name + "".join(f":{k}={v}" for k, v in TWINS[name].parameters[:1]) \
+    declared = (
+        name
+        + "".join(f":{k}={v}" for k, v in TWINS[name].parameters[:1])
         + "".join(f",{k}={v}" for k, v in TWINS[name].parameters[1:])
+    )
     assert audit(_twin_loss(name), classes=6, batch_size=8, expect=declared).consistent
 
 
@@ -257,6 +306,7 @@ def _kd_plus_row_penalty(student_logits, teacher_logits, temperature):
 def _kd_times(factor):
     def loss(student_logits, teacher_logits, temperature):
         return factor * kd_batchmean(student_logits, teacher_logits, temperature)
+
     return loss
 
 
@@ -283,9 +333,12 @@ def _kd_at_the_next_temperature(student_logits, teacher_logits, temperature):
 def _position_weighted_tokens(student_logits, teacher_logits, temperature, mask):
     """Token KD weighted by position: neither uniform nor per sequence."""
     weights = torch.arange(1, student_logits.shape[1] + 1, dtype=student_logits.dtype) * mask
-    per_token = temperature**2 * F.kl_div(F.log_softmax(student_logits / temperature, -1),
-                                          F.log_softmax(teacher_logits / temperature, -1),
-                                          reduction="none", log_target=True).sum(-1)
+    per_token = temperature**2 * F.kl_div(
+        F.log_softmax(student_logits / temperature, -1),
+        F.log_softmax(teacher_logits / temperature, -1),
+        reduction="none",
+        log_target=True,
+    ).sum(-1)
     return (per_token * weights).sum() / weights.sum()
 
 
@@ -324,10 +377,16 @@ PLANTED = [
     (_kd_double_batch_average, {}, ("double-batch-average",)),
     (_self_distillation_entropy, {}, ("wrong-limit",)),
     (_kd_at_the_next_temperature, {}, ("unidentified",)),
-    (_position_weighted_tokens, {"batch_size": 4, "sequence_length": 6, "mask": True},
-     ("uneven-token-weights",)),
-    (_correlation_with_eps_rescaled, _LARGE,
-     ("eps-denominator", "temperature-power", "constant-factor")),
+    (
+        _position_weighted_tokens,
+        {"batch_size": 4, "sequence_length": 6, "mask": True},
+        ("uneven-token-weights",),
+    ),
+    (
+        _correlation_with_eps_rescaled,
+        _LARGE,
+        ("eps-denominator", "temperature-power", "constant-factor"),
+    ),
     (_correlation_with_eps_on_each_norm, _LARGE, ("temperature-power", "limit-not-established")),
     (gkd_generalized_jsd, {"dtype": "float32"}, ("ambiguous", "other-objective")),
 ]
@@ -342,7 +401,7 @@ def test_planted_violations_are_caught(fn, options, causes):
 
 def test_every_cause_has_an_example_or_a_planted_violation(gallery):
     planted = {cause for _, _, causes in PLANTED for cause in causes}
-    declared = {"other-parameters"}       # test_the_verdict_follows_the_declaration
+    declared = {"other-parameters"}  # test_the_verdict_follows_the_declaration
     named = {cause for result in gallery.values() for cause in result.causes}
     assert set(CAUSES) == named | planted | declared
 
@@ -363,7 +422,7 @@ def test_a_token_loss_names_its_normalization_with_its_scale():
     result = audit(token_kd, batch_size=4, sequence_length=6, mask=True)
     assert result.to_json()["normalization"] == {"name": "token-mean", "scale": 1.0}
     assert result.sequence_length == 6 and result.verdict == "consistent"
-    unmasked = audit(token_kd, batch_size=4, sequence_length=6)   # every token real
+    unmasked = audit(token_kd, batch_size=4, sequence_length=6)  # every token real
     assert unmasked.normalization == "token-mean" and unmasked.consistent
 
 
@@ -379,5 +438,8 @@ def test_a_loss_without_target_is_fitted_with_the_teacher_argmax_and_says_so():
 
 def test_verdicts_are_the_two_documented_ones():
     assert VERDICTS == ("consistent", "inconsistent")
-    assert all(name in derive.OBJECTIVES for name in {e.objective for e in EXAMPLES.values()}
-               if name != "unknown")
+    assert all(
+        name in derive.OBJECTIVES
+        for name in {e.objective for e in EXAMPLES.values()}
+        if name != "unknown"
+    )

@@ -47,6 +47,7 @@ def _noisy_module(tmp_path_factory):
         patch.syspath_prepend(str(directory))
         yield
 
+
 #: ``(argv, message)``: the command lines that must fail with exit code 2.
 BAD_COMMAND_LINES = [
     # --classes: type, bounds, empty, huge
@@ -120,8 +121,10 @@ BAD_COMMAND_LINES = [
     (("audit_targets:raises_base_exception",), "raised _Stop: stop"),
     (("audit_targets:exits_in_backward",), "called sys.exit(3) in its backward pass"),
     (("audit_targets:hangs", "--timeout", "0.5"), "did not finish within its timeout of 0.5 s"),
-    (("audit_targets:swallows_everything_and_hangs", "--timeout", "0.5"),
-     "did not finish within its timeout of 0.5 s"),
+    (
+        ("audit_targets:swallows_everything_and_hangs", "--timeout", "0.5"),
+        "did not finish within its timeout of 0.5 s",
+    ),
 ]
 
 
@@ -132,8 +135,9 @@ def _run(capsys, *argv):
 
 
 @pytest.mark.parametrize("argv, message", BAD_COMMAND_LINES)
-def test_bad_input_is_one_line_exit_2_and_leaves_nothing(capsys, monkeypatch, tmp_path, argv,
-                                                          message):
+def test_bad_input_is_one_line_exit_2_and_leaves_nothing(
+    capsys, monkeypatch, tmp_path, argv, message
+):
     monkeypatch.chdir(tmp_path)
     code, out, err = _run(capsys, *argv)
     assert code == 2
@@ -144,14 +148,17 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(capsys, monkeypatch, tm
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("argv, code", [
-    ((TARGET,), 0),
-    (("verify.gallery:kd_sum_reduction", "--batch-size", "8", "--classes", "5", "--json"), 1),
-    (("verify.gallery:kd_with_loss_weight", "--weight", "1/2"), 0),
-    (("verify.gallery:reverse_kl", "--expect", "reverse-kl", "--json"), 0),
-    (("verify.gallery:token_kd", "--shape", "3,5,7", "--mask", "--json"), 0),
-    (("verify.gallery:kd_missing_t_squared", "--dtype", "float32", "--seed", "7"), 1),
-])
+@pytest.mark.parametrize(
+    "argv, code",
+    [
+        ((TARGET,), 0),
+        (("verify.gallery:kd_sum_reduction", "--batch-size", "8", "--classes", "5", "--json"), 1),
+        (("verify.gallery:kd_with_loss_weight", "--weight", "1/2"), 0),
+        (("verify.gallery:reverse_kl", "--expect", "reverse-kl", "--json"), 0),
+        (("verify.gallery:token_kd", "--shape", "3,5,7", "--mask", "--json"), 0),
+        (("verify.gallery:kd_missing_t_squared", "--dtype", "float32", "--seed", "7"), 1),
+    ],
+)
 def test_good_input_exits_0_or_1_with_a_report(capsys, monkeypatch, tmp_path, argv, code):
     monkeypatch.chdir(tmp_path)
     returned, out, err = _run(capsys, *argv)
@@ -231,11 +238,14 @@ def test_bad_api_arguments_raise_verify_error(keywords, message):
     assert message in str(error.value)
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: load_target(3), "target must be MODULE:FUNCTION"),
-    (lambda: parse_expectation("kl", weight=True), "weight must be a finite number > 0"),
-    (lambda: parse_expectation(["kl"]), "expect must be NAME[:k=v,...]"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: load_target(3), "target must be MODULE:FUNCTION"),
+        (lambda: parse_expectation("kl", weight=True), "weight must be a finite number > 0"),
+        (lambda: parse_expectation(["kl"]), "expect must be NAME[:k=v,...]"),
+    ],
+)
 def test_the_other_entry_points_raise_verify_error(call, message):
     with pytest.raises(VerifyError) as error:
         call()
@@ -243,10 +253,19 @@ def test_the_other_entry_points_raise_verify_error(call, message):
 
 
 def _process(*argv, cwd=ROOT):
-    environment = {**os.environ, "OMP_NUM_THREADS": "1",
-                   "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
-    return subprocess.run([sys.executable, "-m", "verify", "audit", *argv], capture_output=True,
-                          text=True, cwd=cwd, env=environment, timeout=300)
+    environment = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "verify", "audit", *argv],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=environment,
+        timeout=300,
+    )
 
 
 def test_process_exit_0_with_pure_json_though_the_loss_prints(tmp_path):

@@ -17,8 +17,13 @@ from derive.tracing import Relation
 from derive.tracing._symbols import B
 from verify.audit import add_arguments, audit, run
 from verify.audit.symbolic import TRACE_ORDER, SymbolicCheck
-from verify.gallery import (kd_batchmean, kd_mean_reduction, kd_missing_t_squared,
-                            kd_top_k_teacher, token_kd)
+from verify.gallery import (
+    kd_batchmean,
+    kd_mean_reduction,
+    kd_missing_t_squared,
+    kd_top_k_teacher,
+    token_kd,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore:reduction. 'mean' divides:UserWarning")
 
@@ -29,21 +34,27 @@ SHAPE = {"classes": 6, "batch_size": 4}
 @pytest.fixture(scope="module")
 def audited():
     """The three KD losses of the issue, audited once each (numerically and symbolically)."""
-    return {fn.__name__: audit(fn, **SHAPE)
-            for fn in (kd_batchmean, kd_mean_reduction, kd_missing_t_squared)}
+    return {
+        fn.__name__: audit(fn, **SHAPE)
+        for fn in (kd_batchmean, kd_mean_reduction, kd_missing_t_squared)
+    }
 
 
 # --------------------------------------------------------------------------------------------
 # Tracing succeeds: the relation beside the numeric identification, agreeing
 
 
-@pytest.mark.parametrize("name, text, weight, exponent, verdict", [
-    ("kd_batchmean", "= KD", 1.0, 0, "consistent"),
-    ("kd_mean_reduction", "= (1/N)*KD", 1.0 / SHAPE["classes"], 0, "inconsistent"),
-    ("kd_missing_t_squared", "= T^-2*KD", 1.0, -2, "inconsistent"),
-])
-def test_relation_agrees_with_the_numeric_identification(audited, name, text, weight, exponent,
-                                                         verdict):
+@pytest.mark.parametrize(
+    "name, text, weight, exponent, verdict",
+    [
+        ("kd_batchmean", "= KD", 1.0, 0, "consistent"),
+        ("kd_mean_reduction", "= (1/N)*KD", 1.0 / SHAPE["classes"], 0, "inconsistent"),
+        ("kd_missing_t_squared", "= T^-2*KD", 1.0, -2, "inconsistent"),
+    ],
+)
+def test_relation_agrees_with_the_numeric_identification(
+    audited, name, text, weight, exponent, verdict
+):
     result = audited[name]
     check = result.symbolic
     assert result.verdict == verdict
@@ -62,14 +73,17 @@ def test_relation_agrees_with_the_numeric_identification(audited, name, text, we
     lines = result.to_text().splitlines()
     index = next(i for i, line in enumerate(lines) if line.startswith("  identified as"))
     assert lines[index + 1].startswith(
-        f"  symbolic              ℓ {text}, exactly, at every term computed")
+        f"  symbolic              ℓ {text}, exactly, at every term computed"
+    )
     assert lines[index + 1].endswith("agrees with the numeric results")
     assert "TOOLKIT BUG" not in result.to_text()
     # JSON: additive, the relation as derive trace prints it.
     data = result.to_json()["symbolic"]
     assert data["traced"] is True and data["agrees"] is True and data["reason"] is None
-    assert data["relation"]["factor"] == {"= KD": "1", "= (1/N)*KD": "1/N",
-                                          "= T^-2*KD": "T**(-2)"}[text]
+    assert (
+        data["relation"]["factor"]
+        == {"= KD": "1", "= (1/N)*KD": "1/N", "= T^-2*KD": "T**(-2)"}[text]
+    )
     assert data["batch_weight"] == "1/B" and data["disagreements"] == []
 
 
@@ -78,12 +92,20 @@ def test_the_symbolic_key_is_additive():
     with_trace = audit(kd_mean_reduction, **SHAPE).to_json()
     without = audit(kd_mean_reduction, symbolic=False, **SHAPE).to_json()
     assert set(with_trace) - set(without) == set()
-    assert {k: v for k, v in with_trace.items() if k != "symbolic"} == \
-        {k: v for k, v in without.items() if k != "symbolic"}
-    assert without["symbolic"] == {"traced": False, "order": None, "relation": None,
-                                   "relation_text": None, "batch_weight": None,
-                                   "predicted": None, "agrees": None, "disagreements": [],
-                                   "reason": "not asked for (--no-trace)"}
+    assert {k: v for k, v in with_trace.items() if k != "symbolic"} == {
+        k: v for k, v in without.items() if k != "symbolic"
+    }
+    assert without["symbolic"] == {
+        "traced": False,
+        "order": None,
+        "relation": None,
+        "relation_text": None,
+        "batch_weight": None,
+        "predicted": None,
+        "agrees": None,
+        "disagreements": [],
+        "reason": "not asked for (--no-trace)",
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -127,14 +149,18 @@ def _misbehaves_when_traced(exception):
         if isinstance(temperature, torch.fx.Proxy):
             raise exception
         return kd_batchmean(student_logits, teacher_logits, temperature)
+
     return loss
 
 
-@pytest.mark.parametrize("exception, shown", [
-    (SystemExit(0), "SystemExit: 0"),
-    (KeyboardInterrupt(), "was interrupted (KeyboardInterrupt)"),
-    (_Stop("stop"), "_Stop: stop"),
-])
+@pytest.mark.parametrize(
+    "exception, shown",
+    [
+        (SystemExit(0), "SystemExit: 0"),
+        (KeyboardInterrupt(), "was interrupted (KeyboardInterrupt)"),
+        (_Stop("stop"), "_Stop: stop"),
+    ],
+)
 def test_base_exceptions_while_traced_are_contained(exception, shown):
     result = audit(_misbehaves_when_traced(exception), **SHAPE)
     assert result.verdict == "consistent"
@@ -169,22 +195,35 @@ def _planted(monkeypatch, change):
     monkeypatch.setattr(derive, "trace", wrong)
 
 
-@pytest.mark.parametrize("change, expected", [
-    # = KD where the loss is (1/N)*KD: the weight disagrees.
-    (lambda r: dataclasses.replace(r, relation=Relation("kl", sympy.Integer(1),
-                                                        powers=r.relation.powers)),
-     "identification: symbolic kl, weight 1 (exact), numeric kl, weight 0.1667"),
-    # = reverse-kl: another objective.
-    (lambda r: dataclasses.replace(r, relation=Relation("reverse-kl", r.relation.factor,
-                                                        powers=r.relation.powers)),
-     "identification: symbolic reverse-kl, weight 0.1667 (exact), numeric kl"),
-    # A sum over the batch: the leading order's scale disagrees too.
-    (lambda r: dataclasses.replace(r, batch_weight=sympy.Integer(1)),
-     "limit scale: symbolic 0.666667, numeric 0.166667"),
-    # No relation where the numeric audit identifies KD.
-    (lambda r: dataclasses.replace(r, relation=None),
-     "identification: symbolic no exact relation at the terms computed, numeric kl"),
-])
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        # = KD where the loss is (1/N)*KD: the weight disagrees.
+        (
+            lambda r: dataclasses.replace(
+                r, relation=Relation("kl", sympy.Integer(1), powers=r.relation.powers)
+            ),
+            "identification: symbolic kl, weight 1 (exact), numeric kl, weight 0.1667",
+        ),
+        # = reverse-kl: another objective.
+        (
+            lambda r: dataclasses.replace(
+                r, relation=Relation("reverse-kl", r.relation.factor, powers=r.relation.powers)
+            ),
+            "identification: symbolic reverse-kl, weight 0.1667 (exact), numeric kl",
+        ),
+        # A sum over the batch: the leading order's scale disagrees too.
+        (
+            lambda r: dataclasses.replace(r, batch_weight=sympy.Integer(1)),
+            "limit scale: symbolic 0.666667, numeric 0.166667",
+        ),
+        # No relation where the numeric audit identifies KD.
+        (
+            lambda r: dataclasses.replace(r, relation=None),
+            "identification: symbolic no exact relation at the terms computed, numeric kl",
+        ),
+    ],
+)
 def test_planted_disagreement_is_flagged(monkeypatch, change, expected):
     _planted(monkeypatch, change)
     result = audit(kd_mean_reduction, **SHAPE)
@@ -204,14 +243,16 @@ def test_planted_disagreement_is_flagged(monkeypatch, change, expected):
 def test_planted_disagreement_through_the_command_line(monkeypatch, capsys):
     """Exit code: the numeric verdict's (0 here); the bug report on stderr beside --json."""
     _planted(monkeypatch, lambda r: dataclasses.replace(r, batch_weight=1 / B**2))
-    code = run(_arguments("verify.gallery:kd_batchmean", "--json", "--classes", "6",
-                          "--batch-size", "4"))
+    code = run(
+        _arguments("verify.gallery:kd_batchmean", "--json", "--classes", "6", "--batch-size", "4")
+    )
     captured = capsys.readouterr()
     assert code == 0
     data = json.loads(captured.out)
     assert data["verdict"] == "consistent" and data["symbolic"]["agrees"] is False
-    assert captured.err.startswith("verify audit: TOOLKIT BUG: the symbolic and numeric results "
-                                   "disagree (")
+    assert captured.err.startswith(
+        "verify audit: TOOLKIT BUG: the symbolic and numeric results disagree ("
+    )
     assert len(captured.err.splitlines()) == 1
 
 
@@ -230,8 +271,9 @@ def _arguments(*argv):
 
 
 def test_json_stays_pure_when_the_loss_prints(capsys):
-    code = run(_arguments(f"{__name__}:printing_kd", "--json", "--classes", "6",
-                          "--batch-size", "4"))
+    code = run(
+        _arguments(f"{__name__}:printing_kd", "--json", "--classes", "6", "--batch-size", "4")
+    )
     captured = capsys.readouterr()
     assert code == 0 and captured.err == ""
     data = json.loads(captured.out)
@@ -240,8 +282,16 @@ def test_json_stays_pure_when_the_loss_prints(capsys):
 
 
 def test_no_trace_option(capsys):
-    code = run(_arguments("verify.gallery:kd_missing_t_squared", "--no-trace", "--classes", "6",
-                          "--batch-size", "4"))
+    code = run(
+        _arguments(
+            "verify.gallery:kd_missing_t_squared",
+            "--no-trace",
+            "--classes",
+            "6",
+            "--batch-size",
+            "4",
+        )
+    )
     out = capsys.readouterr().out
     assert code == 1
     assert "  symbolic              not traced (not asked for (--no-trace))" in out.splitlines()

@@ -17,18 +17,29 @@ import pytest
 import torch
 
 import derive
-from derive.bounds import (CertifiedExpansion, certified_bounds, circle_factor,
-                           radius_temperature, uniform_coefficient_bound,
-                           uniform_remainder_bound)
+from derive.bounds import (
+    CertifiedExpansion,
+    certified_bounds,
+    circle_factor,
+    radius_temperature,
+    uniform_coefficient_bound,
+    uniform_remainder_bound,
+)
 from derive.cli import main as derive_main
 from derive.statements import STATEMENTS, radius
 from verify.checks._common import CheckContext
-from verify.checks.radius import (claimed_radius, half_plane_margins, run_radius_check,
-                                  run_tight_check, tight_logits)
+from verify.checks.radius import (
+    claimed_radius,
+    half_plane_margins,
+    run_radius_check,
+    run_tight_check,
+    tight_logits,
+)
 from verify.symbolic import evaluate_mpmath
 
 
 # -- the exact remainders ------------------------------------------------------------------
+
 
 @lru_cache(maxsize=None)
 def _terms(quantity, order):
@@ -51,11 +62,16 @@ def exact_remainders(student, teacher, temperatures, order, *, with_errors=False
         rows_z = numpy.array([z], dtype=object)
         rows_v = numpy.array([v], dtype=object)
         # Substituting N first keeps 1/N exact (a Python int would make it a float).
-        loss_terms = [evaluate_mpmath(term.xreplace({derive.N: classes}), rows_z, rows_v)[0, 0]
-                      for term in _terms("loss", order)]
-        gradient_terms = [numpy.broadcast_to(evaluate_mpmath(term.xreplace({derive.N: classes}),
-                                                             rows_z, rows_v), (1, classes))[0]
-                          for term in _terms("gradient", order)]
+        loss_terms = [
+            evaluate_mpmath(term.xreplace({derive.N: classes}), rows_z, rows_v)[0, 0]
+            for term in _terms("loss", order)
+        ]
+        gradient_terms = [
+            numpy.broadcast_to(
+                evaluate_mpmath(term.xreplace({derive.N: classes}), rows_z, rows_v), (1, classes)
+            )[0]
+            for term in _terms("gradient", order)
+        ]
         for temperature in temperatures:
             t = mpmath.mpf(temperature)
             shift_z, shift_v = max(z), max(v)
@@ -66,23 +82,30 @@ def exact_remainders(student, teacher, temperatures, order, *, with_errors=False
             p = [e / sum_v for e in exp_v]
             log_q = [(x - shift_z) / t - mpmath.log(sum_z) for x in z]
             log_p = [(x - shift_v) / t - mpmath.log(sum_v) for x in v]
-            loss = t ** 2 * mpmath.fsum(pi * (lp - lq) for pi, lp, lq in zip(p, log_p, log_q))
+            loss = t**2 * mpmath.fsum(pi * (lp - lq) for pi, lp, lq in zip(p, log_p, log_q))
             gradient = [t * (qi - pi) for qi, pi in zip(q, p)]
             for k in range(order):
-                loss -= loss_terms[k] / t ** k
-                gradient = [g - c / t ** k for g, c in zip(gradient, gradient_terms[k])]
+                loss -= loss_terms[k] / t**k
+                gradient = [g - c / t**k for g, c in zip(gradient, gradient_terms[k])]
             norm = mpmath.sqrt(mpmath.fsum(g * g for g in gradient))
             if not with_errors:
                 results.append((float(abs(loss)), float(norm)))
                 continue
             unit = mpmath.mpf(10) ** (5 - digits)
-            loss_size = t ** 2 * mpmath.fsum(pi * (abs(lp) + abs(lq))
-                                             for pi, lp, lq in zip(p, log_p, log_q)) \
-                + mpmath.fsum(abs(term) / t ** k for k, term in enumerate(loss_terms))
+            loss_size = t**2 * mpmath.fsum(
+                pi * (abs(lp) + abs(lq)) for pi, lp, lq in zip(p, log_p, log_q)
+            ) + mpmath.fsum(abs(term) / t**k for k, term in enumerate(loss_terms))
             gradient_size = t * (mpmath.fsum(q) + mpmath.fsum(p)) + mpmath.fsum(
-                abs(c) / t ** k for k, term in enumerate(gradient_terms) for c in term)
-            results.append((float(abs(loss)), float(norm), float(unit * loss_size),
-                            float(unit * gradient_size)))
+                abs(c) / t**k for k, term in enumerate(gradient_terms) for c in term
+            )
+            results.append(
+                (
+                    float(abs(loss)),
+                    float(norm),
+                    float(unit * loss_size),
+                    float(unit * gradient_size),
+                )
+            )
     return results
 
 
@@ -99,22 +122,25 @@ def _random_cases(seed, count, *, max_classes=1000):
         kind = index % 4
         student = generator.normal(size=classes) * scale
         teacher = generator.normal(size=classes) * scale
-        if kind == 1:      # a confident teacher: one logit far above the others
+        if kind == 1:  # a confident teacher: one logit far above the others
             teacher[generator.integers(classes)] += 6 * scale
-        elif kind == 2:    # two-valued logits, where the half-plane argument is tight
+        elif kind == 2:  # two-valued logits, where the half-plane argument is tight
             student = scale * generator.integers(0, 2, size=classes).astype(float)
             teacher = scale * generator.integers(0, 2, size=classes).astype(float)
             if student.max() == student.min() and teacher.max() == teacher.min():
                 student[0] += scale
-        elif kind == 3:    # a student close to the teacher
+        elif kind == 3:  # a student close to the teacher
             student = teacher + generator.normal(size=classes) * scale * 0.05
         radius = radius_temperature(student, teacher)
-        temperatures = [radius * (1 + 10 ** generator.uniform(-3, -1)),
-                        radius * 10 ** generator.uniform(0.05, 1),
-                        radius * 10 ** generator.uniform(1, 3),
-                        10 ** generator.uniform(max(0.0, math.log10(radius) + 3), 6)]
-        cases.append((student.tolist(), teacher.tolist(), temperatures,
-                      int(generator.integers(1, 4))))
+        temperatures = [
+            radius * (1 + 10 ** generator.uniform(-3, -1)),
+            radius * 10 ** generator.uniform(0.05, 1),
+            radius * 10 ** generator.uniform(1, 3),
+            10 ** generator.uniform(max(0.0, math.log10(radius) + 3), 6),
+        ]
+        cases.append(
+            (student.tolist(), teacher.tolist(), temperatures, int(generator.integers(1, 4)))
+        )
     return cases
 
 
@@ -127,11 +153,22 @@ def _sweep(cases):
         radius = expansion.radius_temperature
         exact = exact_remainders(student, teacher, temperatures, order, with_errors=True)
         for temperature, (loss, gradient, loss_error, gradient_error) in zip(temperatures, exact):
-            for quantity, value, error in (("loss", loss, loss_error),
-                                           ("gradient", gradient, gradient_error)):
+            for quantity, value, error in (
+                ("loss", loss, loss_error),
+                ("gradient", gradient, gradient_error),
+            ):
                 bound = expansion.remainder_bound(temperature, order, quantity=quantity)
-                records.append((quantity, temperature / radius if radius else math.inf,
-                                len(student), order, value, bound, error))
+                records.append(
+                    (
+                        quantity,
+                        temperature / radius if radius else math.inf,
+                        len(student),
+                        order,
+                        value,
+                        bound,
+                        error,
+                    )
+                )
     return records
 
 
@@ -143,8 +180,11 @@ def _assert_sound(records):
 
 def _factors(records, low, high=math.inf):
     # Only where the remainder is resolved far above the reference's rounding.
-    return sorted(bound / exact for _, ratio, _, _, exact, bound, error in records
-                  if low <= ratio < high and exact > 1e6 * error)
+    return sorted(
+        bound / exact
+        for _, ratio, _, _, exact, bound, error in records
+        if low <= ratio < high and exact > 1e6 * error
+    )
 
 
 @pytest.fixture(scope="module")
@@ -189,21 +229,28 @@ def test_ball_coefficients_are_derives_terms(classes):
     with mpmath.workdps(40):
         rows_z = numpy.array([[mpmath.mpf(x) for x in student]], dtype=object)
         rows_v = numpy.array([[mpmath.mpf(x) for x in teacher]], dtype=object)
-        for k, (loss_ball, gradient_ball) in enumerate(zip(
-                expansion.coefficients("loss", order), expansion.coefficients("gradient", order))):
-            loss = evaluate_mpmath(_terms("loss", order)[k].xreplace({derive.N: classes}),
-                                   rows_z, rows_v)[0, 0]
-            gradient = numpy.broadcast_to(evaluate_mpmath(
-                _terms("gradient", order)[k].xreplace({derive.N: classes}), rows_z, rows_v),
-                (1, classes))[0]
+        for k, (loss_ball, gradient_ball) in enumerate(
+            zip(expansion.coefficients("loss", order), expansion.coefficients("gradient", order))
+        ):
+            loss = evaluate_mpmath(
+                _terms("loss", order)[k].xreplace({derive.N: classes}), rows_z, rows_v
+            )[0, 0]
+            gradient = numpy.broadcast_to(
+                evaluate_mpmath(
+                    _terms("gradient", order)[k].xreplace({derive.N: classes}), rows_z, rows_v
+                ),
+                (1, classes),
+            )[0]
             norm = mpmath.sqrt(mpmath.fsum(g * g for g in gradient))
             for ball, exact in ((loss_ball, loss), (gradient_ball, norm)):
                 # The ball contains derive's term (to the 40 digits of the reference).
-                assert abs(_ball_value(ball) - exact) <= \
-                    float(ball.rad()) + 1e-35 * (1 + abs(exact))
+                assert abs(_ball_value(ball) - exact) <= float(ball.rad()) + 1e-35 * (
+                    1 + abs(exact)
+                )
 
 
 # -- the radius ----------------------------------------------------------------------------
+
 
 def test_no_bound_outside_the_radius_and_one_just_inside():
     expansion = CertifiedExpansion([0.0, 3.0, 1.0], [1.0, 0.0, 2.0])
@@ -236,15 +283,15 @@ def test_two_class_radius_is_exact():
     radius_t = logit_range / math.pi
     magnitudes = [abs(float(c.mid())) for c in coefficients]
     inside, outside = radius_t * 1.1, radius_t * 0.9
-    assert magnitudes[52] * inside ** -52 < magnitudes[20] * inside ** -20
-    assert magnitudes[52] * outside ** -52 > 10 * magnitudes[20] * outside ** -20
+    assert magnitudes[52] * inside**-52 < magnitudes[20] * inside**-20
+    assert magnitudes[52] * outside**-52 > 10 * magnitudes[20] * outside**-20
     assert expansion.remainder_bound(outside, 4) is None
     # Inside, the bound holds against the closed form.
     bound = expansion.remainder_bound(inside, 4)
     with mpmath.workdps(40):
         t = mpmath.mpf(inside)
-        closed = t ** 2 * mpmath.log(mpmath.cosh(logit_range / (2 * t)))
-        partial = sum(_ball_value(c) / t ** k for k, c in enumerate(coefficients[:4]))
+        closed = t**2 * mpmath.log(mpmath.cosh(logit_range / (2 * t)))
+        partial = sum(_ball_value(c) / t**k for k, c in enumerate(coefficients[:4]))
         assert float(abs(closed - partial)) <= bound
 
 
@@ -261,12 +308,13 @@ def _ball_value(ball):
 def test_half_plane_margin_vanishes_exactly_at_the_radius():
     # Two classes, uniform teacher: the centred sum is 2 cos(Im(eps) R/2), zero at eps = i pi/R.
     margin, tolerance = half_plane_margins([0.0, 2.0], [0.0, 0.0], math.pi / 2)
-    assert 0 < margin <= math.cos(math.pi / 2 * (1 - 2 ** -10)) * (1 + 1e-9)
+    assert 0 < margin <= math.cos(math.pi / 2 * (1 - 2**-10)) * (1 + 1e-9)
     margin, _ = half_plane_margins([0.0, 2.0], [0.0, 0.0], 1.1 * math.pi / 2)
     assert margin < -0.1
 
 
 # -- uniform bounds ------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("classes", [2, 3, 10, 100, 1000])
 def test_uniform_bounds_hold_for_every_number_of_classes(classes):
@@ -275,34 +323,39 @@ def test_uniform_bounds_hold_for_every_number_of_classes(classes):
     for _ in range(1 if classes > 100 else 3):
         student = generator.uniform(0, logit_range, size=classes)
         teacher = generator.uniform(0, logit_range, size=classes)
-        student[:2] = (0.0, logit_range)      # range exactly R for the student
+        student[:2] = (0.0, logit_range)  # range exactly R for the student
         expansion = CertifiedExpansion(student.tolist(), teacher.tolist())
         for k, ball in enumerate(expansion.coefficients("loss", 12)):
             assert abs(float(ball.mid())) <= uniform_coefficient_bound(k, logit_range)
         for k, ball in enumerate(expansion.coefficients("gradient", 12)):
             assert math.sqrt(classes) * float(ball.mid()) <= uniform_coefficient_bound(
-                k, logit_range, quantity="gradient")
+                k, logit_range, quantity="gradient"
+            )
         temperatures = [logit_range / math.pi * 1.5, 3.0, 100.0]
         for order in (1, 2):
             exact = exact_remainders(student.tolist(), teacher.tolist(), temperatures, order)
             for temperature, (loss, gradient) in zip(temperatures, exact):
                 assert loss <= uniform_remainder_bound(logit_range, temperature, order)
                 assert math.sqrt(classes) * gradient <= uniform_remainder_bound(
-                    logit_range, temperature, order, quantity="gradient")
+                    logit_range, temperature, order, quantity="gradient"
+                )
 
 
 def test_uniform_bounds_do_not_depend_on_the_number_of_classes_and_scale_with_the_range():
     # |L_0| = Var(z - v)/2 <= R^2/2: the majorant gives R^2 at x -> 0 (C(0) = 1).
     assert uniform_coefficient_bound(0, 1.0) == pytest.approx(1.0)
     assert uniform_coefficient_bound(3, 2.0) == pytest.approx(
-        2.0 ** 5 * uniform_coefficient_bound(3, 1.0))
+        2.0**5 * uniform_coefficient_bound(3, 1.0)
+    )
     assert uniform_remainder_bound(2.0, 20.0, 2) == pytest.approx(
-        4.0 * uniform_remainder_bound(1.0, 10.0, 2))
+        4.0 * uniform_remainder_bound(1.0, 10.0, 2)
+    )
     assert uniform_remainder_bound(1.0, 1 / math.pi * 0.999, 1) is None
     assert circle_factor(math.pi) == math.inf
 
 
 # -- the threshold temperature -------------------------------------------------------------
+
 
 def test_threshold_temperature_is_certified_and_nearly_smallest():
     student, teacher = [0.3, -1.2, 2.0, 0.5], [1.0, -0.5, 1.5, -1.0]
@@ -313,15 +366,16 @@ def test_threshold_temperature_is_certified_and_nearly_smallest():
         assert t0 > expansion.radius_temperature
         # Certified: the exact relative remainder after two terms is at most tol from T0 on.
         temperatures = [t0, 2 * t0, 10 * t0]
-        for temperature, remainders in zip(temperatures, exact_remainders(
-                student, teacher, temperatures, 2)):
+        for temperature, remainders in zip(
+            temperatures, exact_remainders(student, teacher, temperatures, 2)
+        ):
             size = _exact_size(student, teacher, temperature, quantity)
             assert remainders[index] <= tolerance * size
         # Smallest, up to the bisection: 1 % below T0 the certificate fails.
-        below = expansion.remainder_bound(t0 / 1.01, 2, quantity=quantity,
-                                          circles=(0.5, 0.8, 0.95))
-        first_below = expansion.remainder_bound(t0 / 1.01, 1, quantity=quantity,
-                                                circles=(0.5, 0.8, 0.95))
+        below = expansion.remainder_bound(t0 / 1.01, 2, quantity=quantity, circles=(0.5, 0.8, 0.95))
+        first_below = expansion.remainder_bound(
+            t0 / 1.01, 1, quantity=quantity, circles=(0.5, 0.8, 0.95)
+        )
         leading = float(abs(expansion.coefficients(quantity, 1)[0].mid()))
         assert below / (leading - first_below) > tolerance
 
@@ -336,12 +390,14 @@ def _exact_size(student, teacher, temperature, quantity):
         q = [mpmath.exp(x - lz) for x in z]
         p = [mpmath.exp(x - lv) for x in v]
         if quantity == "loss":
-            return float(t ** 2 * mpmath.fsum(pi * ((a - lv) - (b - lz))
-                                              for pi, a, b in zip(p, v, z)))
+            return float(
+                t**2 * mpmath.fsum(pi * ((a - lv) - (b - lz)) for pi, a, b in zip(p, v, z))
+            )
         return float(t * mpmath.sqrt(mpmath.fsum((a - b) ** 2 for a, b in zip(q, p))))
 
 
 # -- the statements ------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("statement_id", ["convergence-radius", "radius-tight-two-classes"])
 def test_radius_statements_hold(statement_id):
@@ -351,8 +407,9 @@ def test_radius_statements_hold(statement_id):
 
 def test_a_wrong_radius_in_the_two_class_closed_form_is_refuted(monkeypatch):
     original = radius.two_class_coefficient
-    monkeypatch.setattr(radius, "two_class_coefficient",
-                        lambda k, r: original(k, r * sympy_rational(11, 10)))
+    monkeypatch.setattr(
+        radius, "two_class_coefficient", lambda k, r: original(k, r * sympy_rational(11, 10))
+    )
     result = STATEMENTS["radius-tight-two-classes"].prove(order=4)
     assert result.verdict == "refuted"
     assert any(name.startswith("L_2") for name, r in result.residuals.items() if r != 0)
@@ -373,9 +430,11 @@ def test_a_wrong_interpolation_path_is_refuted(monkeypatch):
 
 # -- the numeric checks and their negative controls ----------------------------------------
 
+
 def _context(examples):
-    return CheckContext.create(device="cpu", dtype=torch.float64, examples=examples, seed=0,
-                               search_examples=10)
+    return CheckContext.create(
+        device="cpu", dtype=torch.float64, examples=examples, seed=0, search_examples=10
+    )
 
 
 def _too_large(student, teacher):
@@ -419,16 +478,19 @@ def test_certified_remainders_flag_a_bound_that_is_too_small(monkeypatch):
     import verify.checks.radius as checks
 
     student, teacher = [0.0, 1.5, -0.5], [0.5, 0.0, 1.0]
-    honest = checks.certified_remainders(student, teacher, claimed_radius(student, teacher),
-                                         orders=(1,))
+    honest = checks.certified_remainders(
+        student, teacher, claimed_radius(student, teacher), orders=(1,)
+    )
     assert all(error <= tolerance for _, error, tolerance in honest)
     monkeypatch.setattr(bounds.CertifiedExpansion, "remainder_bound", shrunk)
-    planted = checks.certified_remainders(student, teacher, claimed_radius(student, teacher),
-                                          orders=(1,))
+    planted = checks.certified_remainders(
+        student, teacher, claimed_radius(student, teacher), orders=(1,)
+    )
     assert any(error > tolerance for _, error, tolerance in planted)
 
 
 # -- the command line ----------------------------------------------------------------------
+
 
 @pytest.fixture
 def logit_files(tmp_path):
@@ -442,23 +504,49 @@ def logit_files(tmp_path):
 
 def test_bound_json_matches_the_python_api(logit_files, capsys):
     directory, student, teacher = logit_files
-    code = derive_main(["bound", "--teacher", str(directory / "teacher.npy"), "--student",
-                        str(directory / "student.npy"), "--temperature", "4", "--order", "2",
-                        "--json"])
+    code = derive_main(
+        [
+            "bound",
+            "--teacher",
+            str(directory / "teacher.npy"),
+            "--student",
+            str(directory / "student.npy"),
+            "--temperature",
+            "4",
+            "--order",
+            "2",
+            "--json",
+        ]
+    )
     data = json.loads(capsys.readouterr().out)
     assert code == 0
     assert data["temperature"] == 4.0 and data["order"] == 2 and len(data["examples"]) == 3
     expected = certified_bounds(student.tolist(), teacher.tolist(), 4.0, 2)
     assert data["examples"] == [r.to_json() for r in expected]
-    assert set(data["examples"][0]) == {"radius_temperature", "converges",
-                                        "loss_remainder_bound", "gradient_remainder_bound"}
+    assert set(data["examples"][0]) == {
+        "radius_temperature",
+        "converges",
+        "loss_remainder_bound",
+        "gradient_remainder_bound",
+    }
 
 
 def test_bound_is_null_outside_the_radius(logit_files, capsys):
     directory, student, teacher = logit_files
-    code = derive_main(["bound", "--teacher", str(directory / "teacher.npy"), "--student",
-                        str(directory / "student.npy"), "--temperature", "0.5", "--order", "1",
-                        "--json"])
+    code = derive_main(
+        [
+            "bound",
+            "--teacher",
+            str(directory / "teacher.npy"),
+            "--student",
+            str(directory / "student.npy"),
+            "--temperature",
+            "0.5",
+            "--order",
+            "1",
+            "--json",
+        ]
+    )
     examples = json.loads(capsys.readouterr().out)["examples"]
     assert code == 0
     for example in examples:
@@ -480,16 +568,23 @@ def _write(path, kind):
     elif kind == "strings":
         numpy.save(path, numpy.array([["a", "b"]]))
     elif kind == "npz":
-        with open(path, "wb") as stream:        # numpy.savez(path) would append ".npz"
+        with open(path, "wb") as stream:  # numpy.savez(path) would append ".npz"
             numpy.savez(stream, a=numpy.zeros((2, 2)))
 
 
-@pytest.mark.parametrize("kind, fragment", [
-    ("text", "is not a .npy file"), ("one-dimensional", "must have shape [B, N]"),
-    ("one class", "N >= 2 classes"), ("nan", "must be finite"),
-    ("strings", "must hold real numbers"), ("npz", "is not a .npy file"),
-    ("missing", "no such file"), ("shape", "same shape"),
-])
+@pytest.mark.parametrize(
+    "kind, fragment",
+    [
+        ("text", "is not a .npy file"),
+        ("one-dimensional", "must have shape [B, N]"),
+        ("one class", "N >= 2 classes"),
+        ("nan", "must be finite"),
+        ("strings", "must hold real numbers"),
+        ("npz", "is not a .npy file"),
+        ("missing", "no such file"),
+        ("shape", "same shape"),
+    ],
+)
 def test_bad_files_are_one_line_errors(logit_files, capsys, kind, fragment):
     directory, _, _ = logit_files
     bad = directory / "bad.npy"
@@ -497,41 +592,79 @@ def test_bad_files_are_one_line_errors(logit_files, capsys, kind, fragment):
         numpy.save(bad, numpy.zeros((2, 5)))
     elif kind != "missing":
         _write(bad, kind)
-    code = derive_main(["bound", "--teacher", str(bad), "--student",
-                        str(directory / "student.npy"), "--temperature", "4", "--order", "2"])
+    code = derive_main(
+        [
+            "bound",
+            "--teacher",
+            str(bad),
+            "--student",
+            str(directory / "student.npy"),
+            "--temperature",
+            "4",
+            "--order",
+            "2",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 2 and captured.out == ""
     assert len(captured.err.strip().splitlines()) == 1 and fragment in captured.err
     assert "Traceback" not in captured.err
 
 
-@pytest.mark.parametrize("option, value", [("--temperature", "0"), ("--temperature", "-1"),
-                                           ("--temperature", "nan"), ("--temperature", "inf"),
-                                           ("--order", "0"), ("--order", "31")])
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--temperature", "0"),
+        ("--temperature", "-1"),
+        ("--temperature", "nan"),
+        ("--temperature", "inf"),
+        ("--order", "0"),
+        ("--order", "31"),
+    ],
+)
 def test_bad_numbers_are_one_line_errors(logit_files, capsys, option, value):
     directory, _, _ = logit_files
     arguments = {"--temperature": "4", "--order": "2"}
     arguments[option] = value
-    code = derive_main(["bound", "--teacher", str(directory / "teacher.npy"), "--student",
-                        str(directory / "student.npy"), "--temperature",
-                        arguments["--temperature"], "--order", arguments["--order"]])
+    code = derive_main(
+        [
+            "bound",
+            "--teacher",
+            str(directory / "teacher.npy"),
+            "--student",
+            str(directory / "student.npy"),
+            "--temperature",
+            arguments["--temperature"],
+            "--order",
+            arguments["--order"],
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 2 and captured.out == ""
     assert len(captured.err.strip().splitlines()) == 1 and value in captured.err
 
 
-@pytest.mark.parametrize("call, fragment", [
-    (lambda: CertifiedExpansion([0.0], [0.0]), "at least 2 classes"),
-    (lambda: CertifiedExpansion([0.0, 1.0], [0.0, 1.0, 2.0]), "one length"),
-    (lambda: CertifiedExpansion([0.0, math.inf], [0.0, 1.0]), "finite"),
-    (lambda: CertifiedExpansion([0.0, 1.0], [0.0, 1.0]).remainder_bound(0.0, 1), "temperature"),
-    (lambda: CertifiedExpansion([0.0, 1.0], [0.0, 1.0]).remainder_bound(1.0, 0), "order"),
-    (lambda: CertifiedExpansion([0.0, 1.0], [0.0, 1.0]).remainder_bound(1.0, 1, quantity="x"),
-     "quantity"),
-    (lambda: CertifiedExpansion([0.0, 1.0], [0.0, 1.0]).circle_maximum("loss", 4.0), "rho"),
-    (lambda: CertifiedExpansion([0.0, 1.0], [1.0, 0.0]).threshold_temperature(1, 2.0),
-     "tolerance"),
-])
+@pytest.mark.parametrize(
+    "call, fragment",
+    [
+        (lambda: CertifiedExpansion([0.0], [0.0]), "at least 2 classes"),
+        (lambda: CertifiedExpansion([0.0, 1.0], [0.0, 1.0, 2.0]), "one length"),
+        (lambda: CertifiedExpansion([0.0, math.inf], [0.0, 1.0]), "finite"),
+        (lambda: CertifiedExpansion([0.0, 1.0], [0.0, 1.0]).remainder_bound(0.0, 1), "temperature"),
+        (lambda: CertifiedExpansion([0.0, 1.0], [0.0, 1.0]).remainder_bound(1.0, 0), "order"),
+        (
+            lambda: CertifiedExpansion([0.0, 1.0], [0.0, 1.0]).remainder_bound(
+                1.0, 1, quantity="x"
+            ),
+            "quantity",
+        ),
+        (lambda: CertifiedExpansion([0.0, 1.0], [0.0, 1.0]).circle_maximum("loss", 4.0), "rho"),
+        (
+            lambda: CertifiedExpansion([0.0, 1.0], [1.0, 0.0]).threshold_temperature(1, 2.0),
+            "tolerance",
+        ),
+    ],
+)
 def test_bad_arguments_raise_derive_errors(call, fragment):
     with pytest.raises(derive.DeriveError, match=fragment):
         call()

@@ -33,7 +33,7 @@ def test_gradient_terms_match_a_direct_sympy_series(classes):
     exp_v = [sympy.exp(EPS * v) for v in teacher]
     expansion = expand("gradient", order=order, classes=classes)
     for i in range(classes):
-        exact = (exp_z[i] / sum(exp_z) - exp_v[i] / sum(exp_v)) / EPS   # T (q_i - p_i)
+        exact = (exp_z[i] / sum(exp_z) - exp_v[i] / sum(exp_v)) / EPS  # T (q_i - p_i)
         direct = sympy.series(exact, EPS, 0, order).removeO()
         for term in expansion.terms:
             derived = _at(term.expr[i], classes, student, teacher)
@@ -80,7 +80,7 @@ def test_gradient_terms_match_high_precision_taylor_coefficients_at_order_8():
     student, teacher = _logits(classes, seed=7)
     zf, vf = _mp(student), _mp(teacher)
 
-    def scaled_gradient(eps, i):   # eps * dL/dz_i = q_i - p_i
+    def scaled_gradient(eps, i):  # eps * dL/dz_i = q_i - p_i
         ez = [mpmath.exp(eps * z) for z in zf]
         ev = [mpmath.exp(eps * v) for v in vf]
         return ez[i] / mpmath.fsum(ez) - ev[i] / mpmath.fsum(ev)
@@ -90,7 +90,9 @@ def test_gradient_terms_match_high_precision_taylor_coefficients_at_order_8():
         reference = mpmath.taylor(lambda e: scaled_gradient(e, i), 0, order)
         for term in expansion.terms:
             derived = mpmath.mpf(sympy.N(_at(term.expr[i], classes, student, teacher), 40))
-            assert abs(derived - reference[term.power + 1]) < 1e-25 * max(1, abs(reference[term.power + 1]))
+            assert abs(derived - reference[term.power + 1]) < 1e-25 * max(
+                1, abs(reference[term.power + 1])
+            )
 
 
 def test_symbolic_terms_are_polynomials_in_moments_without_exponentials():
@@ -114,10 +116,12 @@ def test_other_objectives_use_the_same_engine_and_agree_to_leading_order():
 def test_reverse_kl_matches_high_precision_taylor_coefficients():
     classes, order = 3, 4
     student, teacher = _logits(classes, seed=3)
-    reference = _kl_taylor(_mp(teacher), _mp(student), order + 1)   # KL(q||p): swap roles
+    reference = _kl_taylor(_mp(teacher), _mp(student), order + 1)  # KL(q||p): swap roles
     for term in expand("loss", order=order, classes=classes, objective="reverse-kl").terms:
         derived = mpmath.mpf(sympy.N(_at(term.expr, classes, student, teacher), 40))
-        assert abs(derived - reference[term.power + 2]) < 1e-25 * max(1, abs(reference[term.power + 2]))
+        assert abs(derived - reference[term.power + 2]) < 1e-25 * max(
+            1, abs(reference[term.power + 2])
+        )
 
 
 def test_concrete_json_strings_parse_in_explicit_symbols():
@@ -133,23 +137,45 @@ def test_concrete_json_strings_parse_in_explicit_symbols():
 
 def test_symbolic_json_strings_parse_back_in_the_documented_notation():
     for term in expand("loss", order=3).to_json()["terms"]:
-        assert sympy.expand(derive.parse(term["expr"]) - expand("loss", order=3).terms[term["power"]].expr) == 0
+        assert (
+            sympy.expand(
+                derive.parse(term["expr"]) - expand("loss", order=3).terms[term["power"]].expr
+            )
+            == 0
+        )
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: expand("loss", order=0), "order must be an integer >= 1, got 0"),
-    (lambda: expand("loss", order=2.5), "order must be an integer >= 1, got 2.5"),
-    (lambda: expand("loss", order=True), "order must be an integer >= 1, got True"),
-    (lambda: expand("loss", order=2, classes=1), "classes must be an integer >= 2"),
-    (lambda: expand("hessian", order=2), "quantity must be one of loss, gradient, got 'hessian'"),
-    (lambda: expand("loss", order=2, objective="no-such-objective"), "objective must be one of"),
-    (lambda: derive.power_series(derive.z_i / derive.epsilon, order=2), "pole of order 1"),
-    (lambda: derive.power_series(sympy.sin(derive.epsilon), order=2), "cannot expand sin(epsilon)"),
-    (lambda: derive.power_series(sympy.log(derive.epsilon), order=2), "its expansion has log(T) terms"),
-    (lambda: derive.power_series(sympy.log(derive.z_i + derive.epsilon), order=2),
-     "log needs a leading coefficient that is one product of class constants, got z_i"),
-    (lambda: derive.power_series(None, order=2), "power_series needs a sympy expression"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: expand("loss", order=0), "order must be an integer >= 1, got 0"),
+        (lambda: expand("loss", order=2.5), "order must be an integer >= 1, got 2.5"),
+        (lambda: expand("loss", order=True), "order must be an integer >= 1, got True"),
+        (lambda: expand("loss", order=2, classes=1), "classes must be an integer >= 2"),
+        (
+            lambda: expand("hessian", order=2),
+            "quantity must be one of loss, gradient, got 'hessian'",
+        ),
+        (
+            lambda: expand("loss", order=2, objective="no-such-objective"),
+            "objective must be one of",
+        ),
+        (lambda: derive.power_series(derive.z_i / derive.epsilon, order=2), "pole of order 1"),
+        (
+            lambda: derive.power_series(sympy.sin(derive.epsilon), order=2),
+            "cannot expand sin(epsilon)",
+        ),
+        (
+            lambda: derive.power_series(sympy.log(derive.epsilon), order=2),
+            "its expansion has log(T) terms",
+        ),
+        (
+            lambda: derive.power_series(sympy.log(derive.z_i + derive.epsilon), order=2),
+            "log needs a leading coefficient that is one product of class constants, got z_i",
+        ),
+        (lambda: derive.power_series(None, order=2), "power_series needs a sympy expression"),
+    ],
+)
 def test_bad_input_raises_the_package_error(call, message):
     with pytest.raises(DeriveError, match=message.replace("(", r"\(").replace(")", r"\)")):
         call()

@@ -10,8 +10,20 @@ import sympy
 from hypothesis import given, strategies as st
 
 import derive
-from derive import (ClassMean, N, OtherMean, epsilon, expand, expression_latex, parse, parse_latex,
-                    term_latex, v_i, write_report, z_i)
+from derive import (
+    ClassMean,
+    N,
+    OtherMean,
+    epsilon,
+    expand,
+    expression_latex,
+    parse,
+    parse_latex,
+    term_latex,
+    v_i,
+    write_report,
+    z_i,
+)
 from derive.notation import canonical, readable
 
 MEAN = r"\left\langle {} \right\rangle"
@@ -20,24 +32,28 @@ Z, V, Z2, ZV, V2 = (MEAN.format(x) for x in ("z", "v", "z^{2}", "z v", "v^{2}"))
 
 def test_leading_gradient_term_golden():
     assert expand("gradient", order=1).terms[0].latex == (
-        rf"\frac{{1}}{{N}} \left(z_{{i}} - v_{{i}} - {Z} + {V}\right)")
+        rf"\frac{{1}}{{N}} \left(z_{{i}} - v_{{i}} - {Z} + {V}\right)"
+    )
 
 
 def test_leading_loss_term_golden():
     assert expand("loss", order=1).terms[0].latex == (
         rf"\frac{{1}}{{2}} {Z2} - {ZV} + \frac{{1}}{{2}} {V2} - \frac{{1}}{{2}} {Z}^{{2}} "
-        rf"+ {Z} {V} - \frac{{1}}{{2}} {V}^{{2}}")
+        rf"+ {Z} {V} - \frac{{1}}{{2}} {V}^{{2}}"
+    )
 
 
 def test_first_correction_to_the_gradient_golden():
     assert expand("gradient", order=2).terms[1].latex == (
         rf"\frac{{1}}{{N}} \left(\frac{{1}}{{2}} z_{{i}}^{{2}} - z_{{i}} {Z} - \frac{{1}}{{2}} v_{{i}}^{{2}} "
-        rf"+ v_{{i}} {V} - \frac{{1}}{{2}} {Z2} + \frac{{1}}{{2}} {V2} + {Z}^{{2}} - {V}^{{2}}\right)")
+        rf"+ v_{{i}} {V} - \frac{{1}}{{2}} {Z2} + \frac{{1}}{{2}} {V2} + {Z}^{{2}} - {V}^{{2}}\right)"
+    )
 
 
 def test_differences_read_z_minus_v():
     assert expression_latex(ClassMean((z_i - v_i) ** 2) / 2) == (
-        r"\frac{\left\langle \left(z - v\right)^{2} \right\rangle}{2}")
+        r"\frac{\left\langle \left(z - v\right)^{2} \right\rangle}{2}"
+    )
     assert expression_latex(ClassMean(z_i) - ClassMean(v_i)) == rf"{Z} - {V}"
     assert term_latex((z_i - v_i) / N) == r"\frac{1}{N} \left(z_{i} - v_{i}\right)"
 
@@ -68,8 +84,9 @@ def _variants():
             yield name, values
 
 
-@pytest.mark.parametrize("name, values", list(_variants()),
-                         ids=[n + str(v) for n, v in _variants()])
+@pytest.mark.parametrize(
+    "name, values", list(_variants()), ids=[n + str(v) for n, v in _variants()]
+)
 def test_every_term_and_definition_round_trips(name, values):
     definition = derive.OBJECTIVES[name]
     loss = definition.loss(**values)
@@ -96,8 +113,18 @@ def test_round_trip_catches_a_planted_printing_error():
 
 # -- random nested expressions -----------------------------------------------------------
 
-_LEAVES = st.sampled_from([z_i, v_i, N, epsilon, sympy.Integer(2), sympy.Rational(1, 3),
-                           ClassMean(z_i), ClassMean(v_i**2)])
+_LEAVES = st.sampled_from(
+    [
+        z_i,
+        v_i,
+        N,
+        epsilon,
+        sympy.Integer(2),
+        sympy.Rational(1, 3),
+        ClassMean(z_i),
+        ClassMean(v_i**2),
+    ]
+)
 
 
 def _extend(children):
@@ -105,7 +132,7 @@ def _extend(children):
         st.builds(lambda a, b: a + b, children, children),
         st.builds(lambda a, b: a - b, children, children),
         st.builds(lambda a, b: a * b, children, children),
-        st.builds(lambda a: a ** 2, children),
+        st.builds(lambda a: a**2, children),
         st.builds(lambda a: sympy.exp(epsilon * a), children),
         st.builds(lambda a: sympy.log(1 + a**2), children),
         st.builds(lambda a: ClassMean(a), children),
@@ -129,8 +156,13 @@ def test_random_nested_expressions_round_trip(expr):
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")
 def test_report_compiles_and_reads_correctly(tmp_path):
     tex = write_report(str(tmp_path / "report.tex"), order=3)
-    run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "report.tex"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "report.tex"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     log = (tmp_path / "report.log").read_text(errors="replace")
     assert run.returncode == 0, log[-2000:]
     assert (tmp_path / "report.pdf").stat().st_size > 10_000
@@ -138,14 +170,15 @@ def test_report_compiles_and_reads_correctly(tmp_path):
     assert tex.endswith("report.tex")
     if shutil.which("pdftotext") is None:
         return
-    text = subprocess.run(["pdftotext", "report.pdf", "-"], cwd=tmp_path, capture_output=True,
-                          text=True, check=True).stdout
+    text = subprocess.run(
+        ["pdftotext", "report.pdf", "-"], cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout
     # Text-mode angle brackets come out as inverted punctuation; raw identifiers would show.
     for wrong in ("¡", "¿", "sum_i", "b_bar", "dL_LM", "w_bar"):
         assert wrong not in text, wrong
     source = tex and (tmp_path / "report.tex").read_text()
     for line in ("L_0 = \\underbrace", "G_{0,i} = \\underbrace"):
         start = source.index(line)
-        shown = source[start:source.index("\\]", start)]
+        shown = source[start : source.index("\\]", start)]
         # The two pieces are joined by a sign: the leading term is their sum, not a product.
         assert "} - \\underbrace" in shown or "} + \\underbrace" in shown, shown

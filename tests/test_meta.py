@@ -12,8 +12,10 @@ def test_every_public_name_is_importable():
 
 
 def test_importing_derive_does_not_import_torch():
-    code = ("import sys, derive; derive.expand('gradient', order=2); derive.prove_all(order=1); "
-            "print('torch' in sys.modules)")
+    code = (
+        "import sys, derive; derive.expand('gradient', order=2); derive.prove_all(order=1); "
+        "print('torch' in sys.modules)"
+    )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == "False"
 
@@ -22,6 +24,7 @@ def test_the_theory_page_states_every_registry_statement():
     import pathlib
 
     text = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "theory.md").read_text()
-    missing = [statement_id for statement_id in derive.STATEMENTS
-               if f"[{statement_id}]" not in text]
+    missing = [
+        statement_id for statement_id in derive.STATEMENTS if f"[{statement_id}]" not in text
+    ]
     assert not missing, missing

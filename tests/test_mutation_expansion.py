@@ -17,8 +17,10 @@ from derive.objectives import OBJECTIVES
 
 def explicit(classes):
     """The explicit logit symbols, built here (real, as the notation documents)."""
-    return (sympy.symbols(f"z1:{classes + 1}", real=True),
-            sympy.symbols(f"v1:{classes + 1}", real=True))
+    return (
+        sympy.symbols(f"z1:{classes + 1}", real=True),
+        sympy.symbols(f"v1:{classes + 1}", real=True),
+    )
 
 
 @pytest.mark.parametrize("objective", ["kl", "ce-mixture"])
@@ -42,8 +44,9 @@ def test_the_label_is_class_one_and_its_component_differs():
     assert set(term.symbolic) == {"g", "i"} and term.symbolic["g"] != term.symbolic["i"]
     assert set(term.text) == {"g", "i"} and set(term.latex) == {"g", "i"}
     assert set(term.readable) == {"g", "i"}
-    concrete = expand("gradient", order=2, classes=3, objective="ce-mixture",
-                      parameters={"alpha": "1/2"}).terms[0]
+    concrete = expand(
+        "gradient", order=2, classes=3, objective="ce-mixture", parameters={"alpha": "1/2"}
+    ).terms[0]
     z, v = explicit(3)
     # With equal logits every class but the label gets the same gradient; the label another.
     same = {**{z[c]: 0 for c in range(3)}, **{v[c]: 0 for c in range(3)}}
@@ -75,7 +78,8 @@ def test_the_leading_term_is_the_sum_of_the_named_pieces(quantity):
 def test_leading_pieces_of_the_loss_are_the_theorys():
     pieces = leading_pieces("loss")
     from derive.notation import ClassMean
-    regularizer = -(ClassMean(z_i) - ClassMean(v_i))**2 / 2
+
+    regularizer = -((ClassMean(z_i) - ClassMean(v_i)) ** 2) / 2
     assert sympy.expand(pieces["regularizer"] - regularizer) == 0
     gradient = leading_pieces("gradient")
     assert sympy.expand(gradient["logits-matching"] - (z_i - v_i) / N) == 0
@@ -101,16 +105,19 @@ def test_progress_is_reported_before_and_after():
     assert "2 terms" in messages[0] and messages[1] == ""
 
 
-@pytest.mark.parametrize("call", [
-    lambda: expand("hessian", order=1),
-    lambda: expand("loss", order=1, objective="nope"),
-    lambda: expand("loss", order=1, objective=3),
-    lambda: expand("loss", order=1, classes=1),
-    lambda: expand("loss", order=1, objective="kl", parameters=[("beta", 1)]),
-    lambda: expand("loss", order=25),
-    lambda: expand("loss", order=12, objective="jsd"),
-    lambda: leading_pieces("hessian"),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: expand("hessian", order=1),
+        lambda: expand("loss", order=1, objective="nope"),
+        lambda: expand("loss", order=1, objective=3),
+        lambda: expand("loss", order=1, classes=1),
+        lambda: expand("loss", order=1, objective="kl", parameters=[("beta", 1)]),
+        lambda: expand("loss", order=25),
+        lambda: expand("loss", order=12, objective="jsd"),
+        lambda: leading_pieces("hessian"),
+    ],
+)
 def test_bad_input_is_refused(call):
     with pytest.raises(DeriveError):
         call()
@@ -143,8 +150,7 @@ class _PoleObjective:
 
 
 @pytest.mark.parametrize("quantity, order", [("loss", 1), ("gradient", 2)])
-def test_an_objective_with_a_pole_at_infinite_temperature_is_refused(monkeypatch, quantity,
-                                                                     order):
+def test_an_objective_with_a_pole_at_infinite_temperature_is_refused(monkeypatch, quantity, order):
     monkeypatch.setitem(OBJECTIVES, "test-pole", _PoleObjective())
     with pytest.raises(DeriveError, match=f"{quantity} of test-pole has a pole of order {order} "):
         expand(quantity, order=2, objective="test-pole")
@@ -163,14 +169,14 @@ class _CancellingPoleObjective(_PoleObjective):
     = 3 z**2 - 4 z**3 eps + 5 z**4 eps**2 + ..."""
 
     def loss(self):
-        return 1 / (epsilon + epsilon**2 * z_i)**2 - 1 / epsilon**2 + 2 * z_i / epsilon
+        return 1 / (epsilon + epsilon**2 * z_i) ** 2 - 1 / epsilon**2 + 2 * z_i / epsilon
 
 
 def test_an_expansion_is_right_or_refused_never_silently_short(monkeypatch):
     monkeypatch.setitem(OBJECTIVES, "test-cancelling-pole", _CancellingPoleObjective())
     try:
         terms = expand("loss", order=3, objective="test-cancelling-pole").terms
-    except DeriveError as error:              # the engine may fall short of the precision ...
+    except DeriveError as error:  # the engine may fall short of the precision ...
         assert "precision" in str(error)
         return
     # ... but what it returns must be right.

@@ -25,14 +25,16 @@ def test_leading_is_the_first_term():
 def test_gradient_sums_over_every_class():
     assert sympy.expand(gradient_sum(z_i - ClassMean(z_i))) == 0
     # With a label: G_g + (N - 1) <G>_{not g} when the other classes are averaged ...
-    assert gradient_sum({"g": z_g, "i": OtherMean(z_i) - z_i}) == \
-        z_g + (N - 1) * OtherMean(OtherMean(z_i) - z_i)
+    assert gradient_sum({"g": z_g, "i": OtherMean(z_i) - z_i}) == z_g + (N - 1) * OtherMean(
+        OtherMean(z_i) - z_i
+    )
     # ... else G_g + N <G> - G at i = g.
     total = gradient_sum({"g": 2 * z_g, "i": z_i})
     assert sympy.expand(total - (2 * z_g + N * ClassMean(z_i) - z_g)) == 0
 
 
 # -- derive/statements/core.py -----------------------------------------------------------------
+
 
 def test_the_rmsprop_refutation_is_ten_adam_steps():
     # RMSprop's first step is g / sqrt((1 - 0.99) g**2) = 10 g/|g|: ten times Adam's g/|g|.

@@ -17,12 +17,17 @@ def test_means_are_linear_and_pull_out_class_constants():
     assert is_class_constant(ClassMean(z_i) ** 2) and not is_class_constant(z_i * ClassMean(v_i))
 
 
-@pytest.mark.parametrize("expr", [
-    ClassMean(z_i**3 * v_i),
-    sympy.log(ClassMean(sympy.exp(epsilon * z_i))),
-    ClassMean(sympy.exp(epsilon * z_i) * (z_i - sympy.log(ClassMean(sympy.exp(epsilon * z_i))))),
-    ClassMean((z_i - ClassMean(z_i)) ** 2) * z_i,
-])
+@pytest.mark.parametrize(
+    "expr",
+    [
+        ClassMean(z_i**3 * v_i),
+        sympy.log(ClassMean(sympy.exp(epsilon * z_i))),
+        ClassMean(
+            sympy.exp(epsilon * z_i) * (z_i - sympy.log(ClassMean(sympy.exp(epsilon * z_i))))
+        ),
+        ClassMean((z_i - ClassMean(z_i)) ** 2) * z_i,
+    ],
+)
 def test_derivative_rule_agrees_with_explicit_classes(expr):
     classes = 3
     zs, vs = logit_symbols(classes)
@@ -37,8 +42,13 @@ def test_derivative_rule_agrees_with_explicit_classes(expr):
 
 def test_concrete_writes_means_as_explicit_sums():
     zs, vs = logit_symbols(2)
-    assert sympy.expand(concrete(moment(1, 1) + z_i / N, classes=2, component=2)
-                        - ((zs[0] * vs[0] + zs[1] * vs[1]) / 2 + zs[1] / 2)) == 0
+    assert (
+        sympy.expand(
+            concrete(moment(1, 1) + z_i / N, classes=2, component=2)
+            - ((zs[0] * vs[0] + zs[1] * vs[1]) / 2 + zs[1] / 2)
+        )
+        == 0
+    )
 
 
 def test_class_sum_and_canonical_reduce_a_softmax_sum_to_one():

@@ -26,7 +26,9 @@ def test_ipynb_is_paired_with_its_script_and_stripped(script):
     assert paired.exists(), f"run: jupytext --to ipynb {script}"
     source = [(c.cell_type, c.source) for c in jupytext.read(script).cells]
     notebook = jupytext.read(paired)
-    assert [(c.cell_type, c.source) for c in notebook.cells] == source, f"run: jupytext --sync {script}"
+    assert [(c.cell_type, c.source) for c in notebook.cells] == source, (
+        f"run: jupytext --sync {script}"
+    )
     assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code")
 
 
@@ -55,10 +57,16 @@ def check_formulas(notebook):
 @pytest.mark.parametrize("script", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_executes_and_shows_the_engines_formulas(script, tmp_path):
     notebook = jupytext.read(script)
-    client = nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
-                                     resources={"metadata": {"path": str(tmp_path)}})
+    client = nbclient.NotebookClient(
+        notebook,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
     client.execute()
-    errors = [o for c in notebook.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    errors = [
+        o for c in notebook.cells for o in c.get("outputs", []) if o.get("output_type") == "error"
+    ]
     assert not errors
     shown = check_formulas(notebook)
     assert shown > 0 or script.stem.startswith("03")
@@ -70,11 +78,16 @@ def test_the_formula_check_catches_a_wrong_display():
 
     formula = derive.formula("G", derive.expand("gradient", order=1).terms[0].expr, term=True)
     bundle = formula._repr_mimebundle_()
-    bundle[MIME_TYPE] = dict(bundle[MIME_TYPE], latex=bundle[MIME_TYPE]["latex"].replace("-", "+", 1))
+    bundle[MIME_TYPE] = dict(
+        bundle[MIME_TYPE], latex=bundle[MIME_TYPE]["latex"].replace("-", "+", 1)
+    )
     cell = nbformat.v4.new_code_cell(outputs=[nbformat.v4.new_output("display_data", data=bundle)])
     with pytest.raises(AssertionError):
         check_formulas(nbformat.v4.new_notebook(cells=[cell]))
-    plain = nbformat.v4.new_code_cell(outputs=[nbformat.v4.new_output(
-        "display_data", data={"text/latex": "$x$", "text/plain": "x"})])
+    plain = nbformat.v4.new_code_cell(
+        outputs=[
+            nbformat.v4.new_output("display_data", data={"text/latex": "$x$", "text/plain": "x"})
+        ]
+    )
     with pytest.raises(AssertionError, match="without derive.formula"):
         check_formulas(nbformat.v4.new_notebook(cells=[plain]))

@@ -51,28 +51,59 @@ def _references():
     return {
         "kl": ({}, 2, lambda z, v, e: _kl(p(v, e), p(z, e))),
         "reverse-kl": ({}, 2, lambda z, v, e: _kl(p(z, e), p(v, e))),
-        "js": ({}, 2, lambda z, v, e: (_kl(p(v, e), _mix(p(v, e), p(z, e), half))
-                                       + _kl(p(z, e), _mix(p(v, e), p(z, e), half))) / 2),
+        "js": (
+            {},
+            2,
+            lambda z, v, e: (
+                (
+                    _kl(p(v, e), _mix(p(v, e), p(z, e), half))
+                    + _kl(p(z, e), _mix(p(v, e), p(z, e), half))
+                )
+                / 2
+            ),
+        ),
         "jsd": ({"beta": "3/10"}, 2, lambda z, v, e: _jsd(p(v, e), p(z, e), _mp("3/10"))),
-        "skew-kl": ({"alpha": "1/5"}, 2,
-                    lambda z, v, e: _kl(p(v, e), _mix(p(v, e), p(z, e), _mp(fifth)))),
-        "skew-reverse-kl": ({"alpha": "1/3"}, 2,
-                            lambda z, v, e: _kl(p(z, e), _mix(p(v, e), p(z, e), 1 - _mp(third)))),
-        "alpha-divergence": ({"alpha": "1/2"}, 2, lambda z, v, e: _amari(p(v, e), p(z, e), _mp(half))),
+        "skew-kl": (
+            {"alpha": "1/5"},
+            2,
+            lambda z, v, e: _kl(p(v, e), _mix(p(v, e), p(z, e), _mp(fifth))),
+        ),
+        "skew-reverse-kl": (
+            {"alpha": "1/3"},
+            2,
+            lambda z, v, e: _kl(p(z, e), _mix(p(v, e), p(z, e), 1 - _mp(third))),
+        ),
+        "alpha-divergence": (
+            {"alpha": "1/2"},
+            2,
+            lambda z, v, e: _amari(p(v, e), p(z, e), _mp(half)),
+        ),
         "two-temperature": ({"r": "2"}, 2, lambda z, v, e: _kl(p(v, e), p(z, e / 2))),
-        "hot-teacher": ({"student_temperature": "3/2"}, 0,
-                        lambda z, v, e: _kl(p(v, e), p(z, 1 / _mp("3/2")))),
-        "ce-mixture": ({"alpha": "1/4"}, 2,
-                       lambda z, v, e: _mp("1/4") * (-mpmath.log(p(z, 1)[0])) * e**2
-                       + _mp("3/4") * _kl(p(v, e), p(z, e))),
+        "hot-teacher": (
+            {"student_temperature": "3/2"},
+            0,
+            lambda z, v, e: _kl(p(v, e), p(z, 1 / _mp("3/2"))),
+        ),
+        "ce-mixture": (
+            {"alpha": "1/4"},
+            2,
+            lambda z, v, e: (
+                _mp("1/4") * (-mpmath.log(p(z, 1)[0])) * e**2 + _mp("3/4") * _kl(p(v, e), p(z, e))
+            ),
+        ),
         # The label is class 1 (index 0).
         "dkd-tckd": ({}, 2, lambda z, v, e: _tckd(p(v, e), p(z, e))),
         "dkd-nckd": ({}, 2, lambda z, v, e: _nckd(p(v, e), p(z, e))),
-        "dkd": ({"alpha": "1/2", "beta": "8"}, 2,
-                lambda z, v, e: _tckd(p(v, e), p(z, e)) / 2 + 8 * _nckd(p(v, e), p(z, e))),
-        "standardized-kl": ({"std": "unbiased"}, 2,
-                            lambda z, v, e: _kl(p(_standardized(v, True), e),
-                                                p(_standardized(z, True), e))),
+        "dkd": (
+            {"alpha": "1/2", "beta": "8"},
+            2,
+            lambda z, v, e: _tckd(p(v, e), p(z, e)) / 2 + 8 * _nckd(p(v, e), p(z, e)),
+        ),
+        "standardized-kl": (
+            {"std": "unbiased"},
+            2,
+            lambda z, v, e: _kl(p(_standardized(v, True), e), p(_standardized(z, True), e)),
+        ),
         # 0/0 at T = infinity: its coefficients come from a contour around eps = 0 (below).
         "dist": ({}, 0, lambda z, v, e: 1 - _pearson(p(z, e), p(v, e), scale=e)),
     }
@@ -112,7 +143,9 @@ def _jsd(p, q, beta):
 
 
 def _amari(p, q, alpha):
-    return (mpmath.fsum(a**alpha * b**(1 - alpha) for a, b in zip(p, q)) - 1) / (alpha * (alpha - 1))
+    return (mpmath.fsum(a**alpha * b ** (1 - alpha) for a, b in zip(p, q)) - 1) / (
+        alpha * (alpha - 1)
+    )
 
 
 def _at(expr, classes, student, teacher):
@@ -132,17 +165,28 @@ def test_loss_terms_match_fifty_digit_taylor_coefficients(name, classes, order):
     z, v = [_mp(x) for x in student], [_mp(x) for x in teacher]
     if name == "dist":
         spread = max(max(z) - min(z), max(v) - min(v))
-        reference = mpmath.taylor(lambda e: value(z, v, e), 0, order + offset, method="quad",
-                                  radius=mpmath.mpf(1) / (4 * spread))
+        reference = mpmath.taylor(
+            lambda e: value(z, v, e),
+            0,
+            order + offset,
+            method="quad",
+            radius=mpmath.mpf(1) / (4 * spread),
+        )
     else:
         reference = mpmath.taylor(lambda e: value(z, v, e), 0, order + offset)
-    terms = expand("loss", order=order, classes=classes, objective=name,
-                   parameters=parameters).terms
+    terms = expand(
+        "loss", order=order, classes=classes, objective=name, parameters=parameters
+    ).terms
     for term in terms:
         expected = reference[term.power + offset]
         derived = mpmath.mpf(sympy.N(_at(term.expr, classes, student, teacher), DIGITS - 5))
-        assert abs(derived - expected) < mpmath.mpf(10) ** (10 - DIGITS) * max(1, abs(expected)), \
-            (name, classes, term.power, derived, expected)
+        assert abs(derived - expected) < mpmath.mpf(10) ** (10 - DIGITS) * max(1, abs(expected)), (
+            name,
+            classes,
+            term.power,
+            derived,
+            expected,
+        )
 
 
 @pytest.mark.parametrize("classes", [2, 3, 5])
@@ -153,14 +197,16 @@ def test_generic_f_with_derivatives_of_the_member_generators_gives_their_terms(c
     t = sympy.Symbol("t", positive=True)
     generic = expand("loss", order=5, classes=classes, objective="f-divergence").terms
     for name, generator in (("kl", t * sympy.log(t)), ("reverse-kl", -sympy.log(t))):
-        derivatives = {derive.f_derivative(k): sympy.diff(generator, t, k).subs(t, 1)
-                       for k in range(1, 8)}
+        derivatives = {
+            derive.f_derivative(k): sympy.diff(generator, t, k).subs(t, 1) for k in range(1, 8)
+        }
         _, _, value = _references()[name]
         z, v = [_mp(x) for x in student], [_mp(x) for x in teacher]
         reference = mpmath.taylor(lambda e: value(z, v, e), 0, 7)
         for term in generic:
-            derived = mpmath.mpf(sympy.N(_at(term.expr.xreplace(derivatives), classes, student,
-                                             teacher), DIGITS - 5))
+            derived = mpmath.mpf(
+                sympy.N(_at(term.expr.xreplace(derivatives), classes, student, teacher), DIGITS - 5)
+            )
             assert abs(derived - reference[term.power + 2]) < mpmath.mpf(10) ** (10 - DIGITS)
 
 
@@ -172,8 +218,9 @@ def test_the_reference_comparison_catches_a_planted_wrong_term():
     _, _, value = _references()["jsd"]
     reference = mpmath.taylor(lambda e: value(z, v, e), 0, 4)
     zs, _ = logit_symbols(classes)
-    terms = expand("loss", order=3, classes=classes, objective="jsd",
-                   parameters={"beta": "3/10"}).terms
+    terms = expand(
+        "loss", order=3, classes=classes, objective="jsd", parameters={"beta": "3/10"}
+    ).terms
     planted = terms[1].expr + sum(x**3 for x in zs) / (10**6 * classes)
     for wrong in (planted, terms[2].expr):
         derived = mpmath.mpf(sympy.N(_at(wrong, classes, student, teacher), 40))
@@ -187,12 +234,15 @@ def test_label_component_of_the_mixture_gradient_matches_the_closed_form(classes
     student, teacher = _logits(classes, seed=70 + classes)
     z, v = [_mp(x) for x in student], [_mp(x) for x in teacher]
     alpha = _mp("1/4")
-    terms = expand("gradient", order=4, classes=classes, objective="ce-mixture",
-                   parameters={"alpha": "1/4"}).terms
+    terms = expand(
+        "gradient", order=4, classes=classes, objective="ce-mixture", parameters={"alpha": "1/4"}
+    ).terms
     for c in range(classes):
-        def scaled(e, c=c):   # eps * gradient_c
+
+        def scaled(e, c=c):  # eps * gradient_c
             ce = alpha * (_softmax(z, 1)[c] - (1 if c == 0 else 0))
             return e * ce + (1 - alpha) * (_softmax(z, e)[c] - _softmax(v, e)[c])
+
         reference = mpmath.taylor(scaled, 0, 5)
         for term in terms:
             derived = mpmath.mpf(sympy.N(_at(term.expr[c], classes, student, teacher), 45))

@@ -67,8 +67,14 @@ def test_shown_output_is_what_the_command_prints(block, tmp_path):
     for name, body in _module_files().items():
         (tmp_path / name).write_text(body)
     environment = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]))
-    run = subprocess.run([sys.executable, *shlex.split(command[2:])[1:]], cwd=tmp_path,
-                         env=environment, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, *shlex.split(command[2:])[1:]],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     assert _shown_lines_in_order(shown, run.stdout) is None, run.stdout
 
@@ -134,9 +140,13 @@ def _objectives_table():
     return table
 
 
-_RATIO = {"1": sympy.Integer(1), "1/4": sympy.Rational(1, 4), "f2": sympy.Symbol("f2"),
-          "β(1 − β)": sympy.Symbol("beta") * (1 - sympy.Symbol("beta")),
-          "(1 − α)²": (1 - sympy.Symbol("alpha"))**2}
+_RATIO = {
+    "1": sympy.Integer(1),
+    "1/4": sympy.Rational(1, 4),
+    "f2": sympy.Symbol("f2"),
+    "β(1 − β)": sympy.Symbol("beta") * (1 - sympy.Symbol("beta")),
+    "(1 − α)²": (1 - sympy.Symbol("alpha")) ** 2,
+}
 
 
 def test_the_objectives_table_lists_every_objective():
@@ -155,8 +165,9 @@ def test_the_stated_limit_ratio_is_the_engines(name):
 def _symbols_of(stated, expression):
     """The stated ratio with its parameter symbols replaced by the engine's (same names)."""
     by_name = {symbol.name: symbol for symbol in expression.free_symbols}
-    return stated.subs({symbol: by_name[symbol.name] for symbol in stated.free_symbols
-                        if symbol.name in by_name})
+    return stated.subs(
+        {symbol: by_name[symbol.name] for symbol in stated.free_symbols if symbol.name in by_name}
+    )
 
 
 def test_a_wrong_stated_ratio_fails():

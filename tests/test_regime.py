@@ -12,8 +12,7 @@ import pytest
 import torch
 
 from verify.cli import main as verify_main
-from verify.regime import (DEFAULT_TEMPERATURES, load_logits, perturbed_students,
-                           regime_report)
+from verify.regime import DEFAULT_TEMPERATURES, load_logits, perturbed_students, regime_report
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 TEACHER = os.path.join(EXAMPLES, "teacher_logits.npy")
@@ -34,8 +33,10 @@ def _exact_distance(student, teacher, temperature):
         mean = mpmath.fsum(d) / len(d)
         limit = [(x - mean) / len(d) for x in d]
         deviation = [t * (a - b) - c for a, b, c in zip(q, p, limit)]
-        return float(mpmath.sqrt(mpmath.fsum(x * x for x in deviation))
-                     / mpmath.sqrt(mpmath.fsum(x * x for x in limit)))
+        return float(
+            mpmath.sqrt(mpmath.fsum(x * x for x in deviation))
+            / mpmath.sqrt(mpmath.fsum(x * x for x in limit))
+        )
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,8 @@ def test_the_shipped_example_is_what_the_script_makes(tmp_path):
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
-        "make_example_logits", os.path.join(EXAMPLES, "make_example_logits.py"))
+        "make_example_logits", os.path.join(EXAMPLES, "make_example_logits.py")
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     paths = module.main(str(tmp_path))
@@ -64,8 +66,9 @@ def test_distances_agree_with_a_40_digit_reference(shipped):
     report = regime_report(teacher, student, temperatures=temperatures)
     for row, distances in zip(report.rows, report.distances):
         for index, measured in enumerate(distances):
-            exact = _exact_distance(student[index].tolist(), teacher[index].tolist(),
-                                    row.temperature)
+            exact = _exact_distance(
+                student[index].tolist(), teacher[index].tolist(), row.temperature
+            )
             # float64 autograd: a few hundred roundings of quantities of size ~1 around a
             # result that cancels to `exact` times the leading size; 1e-10 is far above them.
             assert measured == pytest.approx(exact, rel=1e-10, abs=1e-12)
@@ -81,10 +84,15 @@ def test_the_certified_column_bounds_the_exact_distance(shipped):
             inside = row.temperature > report.radius_temperatures[index]
             assert math.isnan(bound) != inside
             if inside:
-                assert _exact_distance(student[index].tolist(), teacher[index].tolist(),
-                                       row.temperature) <= bound
+                assert (
+                    _exact_distance(
+                        student[index].tolist(), teacher[index].tolist(), row.temperature
+                    )
+                    <= bound
+                )
         assert row.inside_radius == pytest.approx(
-            sum(row.temperature > r for r in report.radius_temperatures) / 6)
+            sum(row.temperature > r for r in report.radius_temperatures) / 6
+        )
 
 
 def test_first_correction_explains_the_deviation_at_high_temperature():
@@ -95,8 +103,11 @@ def test_first_correction_explains_the_deviation_at_high_temperature():
         # The remainder after G_0 is T^-1 G_1 + O(T^-2).
         assert abs(row.first_correction_share_median - 1) < 20 / row.temperature
     # Two classes: odd orders vanish, the first correction is zero.
-    pairs = regime_report(torch.tensor([[1.0, -0.5]], dtype=torch.float64),
-                          torch.tensor([[0.3, 0.2]], dtype=torch.float64), temperatures=[50.0])
+    pairs = regime_report(
+        torch.tensor([[1.0, -0.5]], dtype=torch.float64),
+        torch.tensor([[0.3, 0.2]], dtype=torch.float64),
+        temperatures=[50.0],
+    )
     assert pairs.rows[0].first_correction_share_median < 1e-12
 
 
@@ -110,15 +121,15 @@ def test_certified_bounds_for_the_first_examples_only(shipped):
 def test_perturbed_students_are_seeded_and_scaled():
     teacher = torch.tensor([[1.0, 2.0, 4.0], [0.0, 0.0, 0.0]], dtype=torch.float64)
     first, again = perturbed_students(teacher, seed=5), perturbed_students(teacher, seed=5)
-    assert torch.equal(first, again) and not torch.equal(first, perturbed_students(teacher,
-                                                                                   seed=6))
-    assert torch.all(first[1] != 0)      # a constant row still gets (unit-scale) noise
+    assert torch.equal(first, again) and not torch.equal(first, perturbed_students(teacher, seed=6))
+    assert torch.all(first[1] != 0)  # a constant row still gets (unit-scale) noise
 
 
 def test_the_shipped_example_runs_end_to_end(tmp_path, capsys):
     plot = tmp_path / "regime.png"
-    code = verify_main(["regime", "--logits", TEACHER, "--student", STUDENT, "--json",
-                        "--plot", str(plot)])
+    code = verify_main(
+        ["regime", "--logits", TEACHER, "--student", STUDENT, "--json", "--plot", str(plot)]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     data = json.loads(captured.out)
@@ -130,8 +141,7 @@ def test_the_shipped_example_runs_end_to_end(tmp_path, capsys):
     assert data["radius_temperature"]["max"] > 4
     assert rows[2]["distance_median"] > 0.5 and rows[2]["inside_radius"] < 0.5
     assert rows[-1]["distance_median"] < 0.05 and rows[-1]["inside_radius"] == 1.0
-    assert rows[-1]["distance_median"] == pytest.approx(rows[-2]["distance_median"] / 2,
-                                                        rel=0.05)
+    assert rows[-1]["distance_median"] == pytest.approx(rows[-2]["distance_median"] / 2, rel=0.05)
     for row in rows:
         if row["inside_radius"] == 1.0:
             # Each example's bound exceeds its distance, so do the order statistics.
@@ -143,8 +153,9 @@ def test_the_shipped_example_runs_end_to_end(tmp_path, capsys):
 def test_pt_files_and_the_text_report(tmp_path, capsys):
     logits = torch.tensor([[2.0, 0.5, -1.0], [0.0, 1.0, 0.5]], dtype=torch.float32)
     torch.save(logits, tmp_path / "logits.pt")
-    code = verify_main(["regime", "--logits", str(tmp_path / "logits.pt"), "--temperatures",
-                        "8,1,2"])
+    code = verify_main(
+        ["regime", "--logits", str(tmp_path / "logits.pt"), "--temperatures", "8,1,2"]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "distance median" in out and "inside radius" in out
@@ -174,11 +185,20 @@ def _bad_file(directory, kind):
     return path
 
 
-@pytest.mark.parametrize("kind, fragment", [
-    ("text", "not a .npy file"), ("one-dimensional", "shape [B, N]"), ("one class", "N >= 2"),
-    ("nan", "must be finite"), ("inf", "must be finite"), ("dict", "one tensor"),
-    ("pickle", "not a saved tensor"), ("extension", ".pt or .npy"), ("missing", "no such file"),
-])
+@pytest.mark.parametrize(
+    "kind, fragment",
+    [
+        ("text", "not a .npy file"),
+        ("one-dimensional", "shape [B, N]"),
+        ("one class", "N >= 2"),
+        ("nan", "must be finite"),
+        ("inf", "must be finite"),
+        ("dict", "one tensor"),
+        ("pickle", "not a saved tensor"),
+        ("extension", ".pt or .npy"),
+        ("missing", "no such file"),
+    ],
+)
 def test_bad_logit_files_are_one_line_errors(tmp_path, capsys, kind, fragment):
     path = tmp_path / "missing.npy" if kind == "missing" else _bad_file(tmp_path, kind)
     plot = tmp_path / "plot.png"
@@ -189,16 +209,24 @@ def test_bad_logit_files_are_one_line_errors(tmp_path, capsys, kind, fragment):
     assert fragment in captured.err and "Traceback" not in captured.err
 
 
-@pytest.mark.parametrize("arguments, fragment", [
-    (["--temperatures", "0,1"], "> 0"), (["--temperatures", "-2"], "> 0"),
-    (["--temperatures", "nan"], "> 0"), (["--temperatures", "1,x"], "'x'"),
-    (["--student", "SHAPE"], "shape"), (["--plot", "DIRECTORY"], "--plot"),
-])
+@pytest.mark.parametrize(
+    "arguments, fragment",
+    [
+        (["--temperatures", "0,1"], "> 0"),
+        (["--temperatures", "-2"], "> 0"),
+        (["--temperatures", "nan"], "> 0"),
+        (["--temperatures", "1,x"], "'x'"),
+        (["--student", "SHAPE"], "shape"),
+        (["--plot", "DIRECTORY"], "--plot"),
+    ],
+)
 def test_bad_options_are_one_line_errors(tmp_path, capsys, arguments, fragment):
     numpy.save(tmp_path / "teacher.npy", numpy.zeros((2, 3)))
     numpy.save(tmp_path / "student.npy", numpy.zeros((3, 3)))
-    arguments = [str(tmp_path / "student.npy") if a == "SHAPE" else
-                 str(tmp_path) if a == "DIRECTORY" else a for a in arguments]
+    arguments = [
+        str(tmp_path / "student.npy") if a == "SHAPE" else str(tmp_path) if a == "DIRECTORY" else a
+        for a in arguments
+    ]
     code = verify_main(["regime", "--logits", str(tmp_path / "teacher.npy")] + arguments)
     captured = capsys.readouterr()
     assert code == 2 and captured.out == ""

@@ -10,12 +10,32 @@ from derive.notation import f_derivative
 from derive.objectives import half_variance
 from derive.statements import core, families, target_aware
 
-CORE_IDS = ["zero-mean-gradient", "mean-preservation", "equal-mean", "infinite-temperature",
-            "hinton-zero-mean", "equal-mean-suffices", "expansion"]
-FAMILY_IDS = ["f-divergence-limit", "f-divergence-first-correction", "jsd-limit", "skew-limit",
-              "two-temperature-limit", "hot-teacher-label-smoothing"]
-TARGET_IDS = ["dkd-identity", "dkd-limit", "dkd-binary", "standardized-limit", "scale-invariance",
-              "dist-limit", "standardized-equals-dist"]
+CORE_IDS = [
+    "zero-mean-gradient",
+    "mean-preservation",
+    "equal-mean",
+    "infinite-temperature",
+    "hinton-zero-mean",
+    "equal-mean-suffices",
+    "expansion",
+]
+FAMILY_IDS = [
+    "f-divergence-limit",
+    "f-divergence-first-correction",
+    "jsd-limit",
+    "skew-limit",
+    "two-temperature-limit",
+    "hot-teacher-label-smoothing",
+]
+TARGET_IDS = [
+    "dkd-identity",
+    "dkd-limit",
+    "dkd-binary",
+    "standardized-limit",
+    "scale-invariance",
+    "dist-limit",
+    "standardized-equals-dist",
+]
 
 
 @pytest.mark.parametrize("statement_id", list(STATEMENTS))
@@ -31,10 +51,10 @@ def test_each_proof_comes_out_as_expected(statement_id):
 
 def test_registry_holds_the_theory_ids_in_order_and_refutations_name_their_parent():
     theory = [i for i in STATEMENTS if "/" not in i]
-    assert theory[:len(CORE_IDS)] == CORE_IDS
-    assert theory[len(CORE_IDS):len(CORE_IDS) + len(FAMILY_IDS)] == FAMILY_IDS
+    assert theory[: len(CORE_IDS)] == CORE_IDS
+    assert theory[len(CORE_IDS) : len(CORE_IDS) + len(FAMILY_IDS)] == FAMILY_IDS
     start = len(CORE_IDS) + len(FAMILY_IDS)
-    assert theory[start:start + len(TARGET_IDS)] == TARGET_IDS
+    assert theory[start : start + len(TARGET_IDS)] == TARGET_IDS
     for statement_id, statement in STATEMENTS.items():
         assert (statement.expected == "refuted") == ("/" in statement_id)
         assert statement.numeric_check == f"verify.CHECKS[{statement_id!r}]"
@@ -49,8 +69,11 @@ def test_zero_mean_gradient_holds_at_every_order_up_to_eight():
 
 
 def _variants():
-    return [(definition, definition.variant_name(values))
-            for definition in derive.OBJECTIVES.values() for values in definition.variants()]
+    return [
+        (definition, definition.variant_name(values))
+        for definition in derive.OBJECTIVES.values()
+        for values in definition.variants()
+    ]
 
 
 def test_zero_mean_gradient_covers_every_objective():
@@ -101,6 +124,7 @@ def test_f_divergence_coefficients_of_the_members():
 
 
 # -- negative controls: planted violations make the proofs fail ----------------------------
+
 
 def test_infinite_temperature_proof_fails_without_the_regularizer(monkeypatch):
     real = core.leading_pieces
@@ -153,7 +177,7 @@ def test_mean_preservation_proof_catches_a_per_class_rescaled_step(monkeypatch):
     # A per-class rescale: step_i multiplied by (1 + v_i), which has nonzero class mean weight.
     def rescaled(*, nesterov, first):
         weight, buffer = real_step(nesterov=nesterov, first=first)
-        step = (derive.notation.w_i - weight)
+        step = derive.notation.w_i - weight
         return derive.notation.w_i - step * (1 + v_i), buffer
 
     monkeypatch.setattr(core, "_sgd_step", rescaled)
@@ -173,9 +197,11 @@ def test_mean_preservation_proof_catches_a_first_step_without_the_buffer_start(m
 
 def test_shift_invariance_proof_catches_a_loss_with_a_logit_penalty(monkeypatch):
     real = core._shift_invariant_losses
-    monkeypatch.setattr(core, "_shift_invariant_losses",
-                        lambda: {**real(), "kd + mean logit": derive.OBJECTIVES["kl"].loss()
-                                 + ClassMean(z_i)})
+    monkeypatch.setattr(
+        core,
+        "_shift_invariant_losses",
+        lambda: {**real(), "kd + mean logit": derive.OBJECTIVES["kl"].loss() + ClassMean(z_i)},
+    )
     result = STATEMENTS["zero-mean-gradient"].prove(order=1)
     assert result.residuals["sum_i dL/dz_i, kd + mean logit"] == 1
 
@@ -192,20 +218,26 @@ def test_f_divergence_limit_catches_a_wrong_generator_derivative(monkeypatch):
     monkeypatch.setattr(families, "_derivatives", planted)
     result = STATEMENTS["f-divergence-limit"].prove(order=2)
     wrong = {k for k, r in result.residuals.items() if r != 0}
-    assert result.verdict == "refuted" and wrong == {"L_1: f = t*log(t) vs kl",
-                                                     "G_1: f = t*log(t) vs kl"}
+    assert result.verdict == "refuted" and wrong == {
+        "L_1: f = t*log(t) vs kl",
+        "G_1: f = t*log(t) vs kl",
+    }
 
 
 def test_first_correction_catches_a_wrong_closed_form(monkeypatch):
     real = families.first_correction
-    monkeypatch.setattr(families, "first_correction",
-                        lambda second, third: real(second, third * sympy.Rational(101, 100)))
+    monkeypatch.setattr(
+        families,
+        "first_correction",
+        lambda second, third: real(second, third * sympy.Rational(101, 100)),
+    )
     assert STATEMENTS["f-divergence-first-correction"].prove(order=2).verdict == "refuted"
 
 
 def test_jsd_limit_catches_a_wrong_weight(monkeypatch):
-    monkeypatch.setattr(families, "half_variance",
-                        lambda x: half_variance(x) + ClassMean(x) ** 2 / 10**6)
+    monkeypatch.setattr(
+        families, "half_variance", lambda x: half_variance(x) + ClassMean(x) ** 2 / 10**6
+    )
     assert STATEMENTS["jsd-limit"].prove(order=1).verdict == "refuted"
 
 
@@ -225,7 +257,8 @@ def test_dkd_limit_catches_a_wrong_denominator(monkeypatch):
     monkeypatch.setattr(target_aware, "leading", planted)
     result = STATEMENTS["dkd-limit"].prove(order=1)
     assert [k for k, r in result.residuals.items() if r != 0] == [
-        "L_0(T^2 TCKD) - (d_g - <d>)^2/(2(N - 1))"]
+        "L_0(T^2 TCKD) - (d_g - <d>)^2/(2(N - 1))"
+    ]
 
 
 def test_dkd_identity_catches_a_planted_weight(monkeypatch):
@@ -265,8 +298,10 @@ def test_expansion_checks_a_closed_form_gradient_against_the_loss(monkeypatch, n
 
     real = registry.OBJECTIVES[name]
     assert real.gradient_build is not None
-    wrong = dataclasses.replace(real, gradient_build=lambda **values: (
-        real.gradient_build(**values) * sympy.Rational(101, 100)))
+    wrong = dataclasses.replace(
+        real,
+        gradient_build=lambda **values: real.gradient_build(**values) * sympy.Rational(101, 100),
+    )
     monkeypatch.setitem(registry.OBJECTIVES, name, wrong)
     for cache in (registry._gradient, expansion._symbolic_terms):
         cache.cache_clear()

@@ -35,7 +35,7 @@ EXPECTED_RELATIONS = {
     "kd_missing_t_squared": ("kl", T**-2, "loss", 1 / B),
     "kd_mean_reduction": ("kl", 1 / N, "loss", 1 / B),
     "kd_sum_reduction": ("kl", 1, "loss", 1),
-    "kd_detached_student": ("kl", 1, "loss", 1 / B),      # in value; no gradient
+    "kd_detached_student": ("kl", 1, "loss", 1 / B),  # in value; no gradient
     "sigmoid_bce_distillation": None,
     "mse_on_probabilities": None,
     "logits_matching_uncentred": None,
@@ -89,21 +89,30 @@ def test_every_gallery_loss_is_traced_or_refused_in_one_line(traced_gallery):
         assert "\n" not in message, name
         # Control flow, an operation outside the supported set, a signature with more
         # arguments, or a loss the engine has no expansion of: nothing else is refused.
-        assert re.match(r"unsupported: |trace needs fn\(student_logits, teacher_logits, T\)|"
-                        r"the traced loss of .* has no expansion in 1/T", message), message
+        assert re.match(
+            r"unsupported: |trace needs fn\(student_logits, teacher_logits, T\)|"
+            r"the traced loss of .* has no expansion in 1/T",
+            message,
+        ), message
     for name in UNTRACEABLE:
         assert "verify audit" in refusals[name]
 
 
 def test_capped_temperature_is_refused_at_its_line():
-    with pytest.raises(DeriveError, match=r"control flow on a traced value at .*gallery\.py:\d+ "
-                                          r"\(kd_capped_t_squared\): return min\(temperature"):
+    with pytest.raises(
+        DeriveError,
+        match=r"control flow on a traced value at .*gallery\.py:\d+ "
+        r"\(kd_capped_t_squared\): return min\(temperature",
+    ):
         trace(EXAMPLES["kd_capped_t_squared"].function)
 
 
 def test_type_dependent_temperature_path_is_refused():
-    with pytest.raises(DeriveError, match=r"another value when T is a Python number than when "
-                                          r"it is a tensor .*isinstance"):
+    with pytest.raises(
+        DeriveError,
+        match=r"another value when T is a Python number than when "
+        r"it is a tensor .*isinstance",
+    ):
         trace(EXAMPLES["kd_t_squared_one_path"].function)
 
 
@@ -152,14 +161,22 @@ def test_gallery_leading_order_is_what_the_audit_measures(gallery):
 def _comparable(gallery):
     """The traced gallery losses the audit audits as the trace sees them, on logits [B, N] (not
     on token sequences [B, L, N])."""
-    return {name: result for name, result in gallery.items()
-            if "sequence_length" not in dict(getattr(EXAMPLES[name], "options", ()))}
+    return {
+        name: result
+        for name, result in gallery.items()
+        if "sequence_length" not in dict(getattr(EXAMPLES[name], "options", ()))
+    }
 
 
 def _exact_kd(result):
     relation = result.relation
-    return (relation is not None and relation.objective == "kl" and relation.factor == 1
-            and result.batch_weight == 1 / B and not result.no_gradient)
+    return (
+        relation is not None
+        and relation.objective == "kl"
+        and relation.factor == 1
+        and result.batch_weight == 1 / B
+        and not result.no_gradient
+    )
 
 
 def test_gallery_relation_agrees_with_the_audits_verdict(gallery):
@@ -178,8 +195,9 @@ def test_gallery_relation_agrees_with_the_audits_verdict(gallery):
 
 
 # Objectives a trace cannot be compared with: written with a label or in standardized logits.
-_NOT_COMPARED = {name for name, o in derive.OBJECTIVES.items()
-                 if o.labelled or o.coordinates != "logits"}
+_NOT_COMPARED = {
+    name for name, o in derive.OBJECTIVES.items() if o.labelled or o.coordinates != "logits"
+}
 
 
 def test_gallery_identification_agrees_with_the_audit(gallery):
@@ -190,11 +208,14 @@ def test_gallery_identification_agrees_with_the_audit(gallery):
         example = EXAMPLES[name]
         objective = getattr(example, "objective", None)
         if objective is None:
-            continue                    # a gallery without identifications
+            continue  # a gallery without identifications
         identified = result.identification(classes=10, batch_size=16)
         if identified is None:
-            assert (objective == "unknown" or getattr(example, "defect", None) is not None
-                    or objective in _NOT_COMPARED), name
+            assert (
+                objective == "unknown"
+                or getattr(example, "defect", None) is not None
+                or objective in _NOT_COMPARED
+            ), name
             continue
         compared += 1
         assert identified["objective"] == objective, name
@@ -257,14 +278,19 @@ def test_negative_controls():
     assert corrected.relation is None
     # ... though at leading order it is KD, all that a numeric audit sees.
     assert corrected.leading_order(classes=10, batch_size=16) == {
-        "shift_invariant": True, "temperature_exponent": 0.0, "limit_scale": 1.0,
-        "limit_cosine_is_one": True}
+        "shift_invariant": True,
+        "temperature_exponent": 0.0,
+        "limit_scale": 1.0,
+        "limit_cosine_is_one": True,
+    }
     assert trace(kd_times_temperature, order=3).relation.text == "= T^-1*KD"
     swapped = trace(swapped_kl, order=3)
     assert swapped.relation.objective == "reverse-kl" and swapped.relation.factor == 1
     # Reverse KL agrees with KD at T^0 only: at three terms it is not KD.
-    assert swapped.terms[0].symbolic == trace(EXAMPLES["kd_batchmean"].function,
-                                              order=1).terms[0].symbolic
+    assert (
+        swapped.terms[0].symbolic
+        == trace(EXAMPLES["kd_batchmean"].function, order=1).terms[0].symbolic
+    )
     assert swapped.terms[1].symbolic != 0
 
 
@@ -274,21 +300,28 @@ def test_negative_controls():
 
 def inline_module_accumulated(student_logits, teacher_logits, temperature):
     loss = 0
-    loss += nn.KLDivLoss(reduction="batchmean")(F.log_softmax(student_logits / temperature, 1),
-                                                 F.softmax(teacher_logits / temperature, 1))
+    loss += nn.KLDivLoss(reduction="batchmean")(
+        F.log_softmax(student_logits / temperature, 1), F.softmax(teacher_logits / temperature, 1)
+    )
     return loss * temperature * temperature
 
 
 def legacy_size_average(student_logits, teacher_logits, temperature):
-    kl = F.kl_div(F.log_softmax(student_logits / temperature, 1),
-                  F.log_softmax(teacher_logits / temperature, 1), size_average=False,
-                  log_target=True)
+    kl = F.kl_div(
+        F.log_softmax(student_logits / temperature, 1),
+        F.log_softmax(teacher_logits / temperature, 1),
+        size_average=False,
+        log_target=True,
+    )
     return kl * temperature**2 / student_logits.shape[0]
 
 
 def numel_arithmetic(student_logits, teacher_logits, temperature):
-    kl = F.kl_div(F.log_softmax(student_logits / temperature, -1),
-                  F.softmax(teacher_logits / temperature, -1).detach(), reduction="sum")
+    kl = F.kl_div(
+        F.log_softmax(student_logits / temperature, -1),
+        F.softmax(teacher_logits / temperature, -1).detach(),
+        reduction="sum",
+    )
     return kl * temperature**2 * student_logits.size(1) / student_logits.numel()
 
 
@@ -307,8 +340,9 @@ def jsd_three_tenths(student_logits, teacher_logits, temperature):
 
 def student_at_twice_the_temperature(student_logits, teacher_logits, temperature):
     log_q = F.log_softmax(student_logits / (2 * temperature), dim=1)
-    return temperature**2 * F.kl_div(log_q, F.softmax(teacher_logits / temperature, dim=1),
-                                     reduction="batchmean")
+    return temperature**2 * F.kl_div(
+        log_q, F.softmax(teacher_logits / temperature, dim=1), reduction="batchmean"
+    )
 
 
 def half_variance_unbiased(student_logits, teacher_logits, temperature):
@@ -326,14 +360,17 @@ def sigmoid_bce_probabilities(student_logits, teacher_logits, temperature):
     return temperature**2 * F.binary_cross_entropy(student, teacher, reduction="none").sum(1).mean()
 
 
-@pytest.mark.parametrize("function, text", [
-    (inline_module_accumulated, "= KD"),
-    (legacy_size_average, "= KD"),
-    (numel_arithmetic, "= KD"),
-    (cross_entropy_module, "= KD + (terms free of z)"),
-    (jsd_three_tenths, "= jsd(beta=3/10)"),
-    (student_at_twice_the_temperature, "= two-temperature(r=2)"),
-])
+@pytest.mark.parametrize(
+    "function, text",
+    [
+        (inline_module_accumulated, "= KD"),
+        (legacy_size_average, "= KD"),
+        (numel_arithmetic, "= KD"),
+        (cross_entropy_module, "= KD + (terms free of z)"),
+        (jsd_three_tenths, "= jsd(beta=3/10)"),
+        (student_at_twice_the_temperature, "= two-temperature(r=2)"),
+    ],
+)
 def test_real_code_relations(function, text):
     result = trace(function, order=3)
     assert result.relation.text == text
@@ -348,7 +385,7 @@ def test_variance_corrections_and_sigmoid_bce():
     assert population.temperature_ignored and unbiased.temperature_ignored
     bce = trace(sigmoid_bce_probabilities, order=2)
     assert bce.limit == {"exponent": 0, "uncentred_scale": N / 4}
-    assert not bce.shift_invariant and bce.valuation == -2     # T^2 N log 2 in the value
+    assert not bce.shift_invariant and bce.valuation == -2  # T^2 N log 2 in the value
 
 
 # --------------------------------------------------------------------------------------------
@@ -357,8 +394,10 @@ def test_variance_corrections_and_sigmoid_bce():
 
 def _logits(seed, batch=5, classes=4):
     generator = torch.Generator().manual_seed(seed)
-    return (torch.randn(batch, classes, generator=generator, dtype=torch.float64),
-            torch.randn(batch, classes, generator=generator, dtype=torch.float64))
+    return (
+        torch.randn(batch, classes, generator=generator, dtype=torch.float64),
+        torch.randn(batch, classes, generator=generator, dtype=torch.float64),
+    )
 
 
 def _value_and_gradient(function, student, teacher, temperature):
@@ -368,8 +407,15 @@ def _value_and_gradient(function, student, teacher, temperature):
     return float(value.detach()), gradient
 
 
-@pytest.mark.parametrize("name", ["kd_mean_reduction", "kd_missing_t_squared",
-                                  "sigmoid_bce_distillation", "mse_on_probabilities"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "kd_mean_reduction",
+        "kd_missing_t_squared",
+        "sigmoid_bce_distillation",
+        "mse_on_probabilities",
+    ],
+)
 def test_terms_match_the_function_to_their_order(gallery, name):
     """``w * sum_b sum_k term_k T^-k`` and its gradient leave a remainder of the next order:
     its log-log slope between T = 40 and T = 80 is -(first power left out), within 0.1."""
@@ -379,15 +425,17 @@ def test_terms_match_the_function_to_their_order(gallery, name):
     weight = float(result.batch_weight.subs(B, batch))
     loss_terms = [(term.power, SymbolicFunction(term.symbolic)) for term in result.terms]
     gradient = LeadingSeries.of(result.gradient.subs(B, batch), order=DEFAULT_ORDER)
-    gradient_terms = [(power, SymbolicFunction(expr))
-                      for power, expr in zip(gradient.powers, gradient.exprs())]
+    gradient_terms = [
+        (power, SymbolicFunction(expr)) for power, expr in zip(gradient.powers, gradient.exprs())
+    ]
     slopes = []
     for terms, numeric in ((loss_terms, 0), (gradient_terms, 1)):
         remainders = []
         for temperature in (40.0, 80.0):
-            found = _value_and_gradient(EXAMPLES[name].function, student, teacher,
-                                        temperature)[numeric]
-            series = sum(f(student, teacher) * temperature ** -power for power, f in terms)
+            found = _value_and_gradient(EXAMPLES[name].function, student, teacher, temperature)[
+                numeric
+            ]
+            series = sum(f(student, teacher) * temperature**-power for power, f in terms)
             series = weight * float(series.sum()) if numeric == 0 else series
             remainders.append(float(torch.as_tensor(found - series).abs().max()))
         next_power = terms[-1][0] + 1
@@ -406,8 +454,11 @@ def test_translation_bug_is_caught_by_the_self_check(monkeypatch):
         return module._result(real, sympy.exp(expr) / derive.ClassMean(sympy.exp(expr)))
 
     monkeypatch.setitem(module._FUNCTIONS, F.softmax, wrong_softmax)
-    with pytest.raises(DeriveError, match=r"disagrees with verify.gallery:kd_mean_reduction at "
-                                          r"T=2: value"):
+    with pytest.raises(
+        DeriveError,
+        match=r"disagrees with verify.gallery:kd_mean_reduction at "
+        r"T=2: value",
+    ):
         trace(EXAMPLES["kd_mean_reduction"].function)
 
 
@@ -426,7 +477,8 @@ def half_detached(student_logits, teacher_logits, temperature):
     """A detached weight: the value is KL(q || p), the gradient T (q - q) rounding noise."""
     q = F.softmax(student_logits / temperature, -1)
     log_ratio = F.log_softmax(student_logits / temperature, -1) - F.log_softmax(
-        teacher_logits / temperature, -1)
+        teacher_logits / temperature, -1
+    )
     return temperature**2 * (q.detach() * log_ratio).sum(-1).mean()
 
 
@@ -452,8 +504,14 @@ def indexed(student_logits, teacher_logits, temperature):
 
 
 def squared_batch_mean(student_logits, teacher_logits, temperature):
-    return F.kl_div(F.log_softmax(student_logits / temperature, 1),
-                    F.softmax(teacher_logits / temperature, 1), reduction="batchmean") ** 2
+    return (
+        F.kl_div(
+            F.log_softmax(student_logits / temperature, 1),
+            F.softmax(teacher_logits / temperature, 1),
+            reduction="batchmean",
+        )
+        ** 2
+    )
 
 
 def exits(student_logits, teacher_logits, temperature):
@@ -461,18 +519,28 @@ def exits(student_logits, teacher_logits, temperature):
 
 
 def per_example_losses(student_logits, teacher_logits, temperature):
-    return F.kl_div(F.log_softmax(student_logits, 1), F.softmax(teacher_logits, 1),
-                    reduction="none").sum(1)
+    return F.kl_div(
+        F.log_softmax(student_logits, 1), F.softmax(teacher_logits, 1), reduction="none"
+    ).sum(1)
 
 
-@pytest.mark.parametrize("function, pattern", [
-    (clamped, r"^unsupported: Tensor\.clamp at .*test_trace\.py:\d+ \(clamped\): p = F\.softmax"),
-    (indexed, r"^unsupported: indexing a tensor .* at .*test_trace\.py:\d+ \(indexed\)"),
-    (squared_batch_mean, r"^unsupported: a power of a sum over the batch .* would not be a "
-                         r"sum of per-example losses at .*\(squared_batch_mean\)"),
-    (exits, r"^cannot trace .*exits: SystemExit: 3 at .*test_trace\.py:\d+ \(exits\)"),
-    (per_example_losses, r"returns a tensor of shape \[B\], expected a scalar"),
-])
+@pytest.mark.parametrize(
+    "function, pattern",
+    [
+        (
+            clamped,
+            r"^unsupported: Tensor\.clamp at .*test_trace\.py:\d+ \(clamped\): p = F\.softmax",
+        ),
+        (indexed, r"^unsupported: indexing a tensor .* at .*test_trace\.py:\d+ \(indexed\)"),
+        (
+            squared_batch_mean,
+            r"^unsupported: a power of a sum over the batch .* would not be a "
+            r"sum of per-example losses at .*\(squared_batch_mean\)",
+        ),
+        (exits, r"^cannot trace .*exits: SystemExit: 3 at .*test_trace\.py:\d+ \(exits\)"),
+        (per_example_losses, r"returns a tensor of shape \[B\], expected a scalar"),
+    ],
+)
 def test_unsupported_code_gets_one_line(function, pattern):
     with pytest.raises(DeriveError, match=pattern) as error:
         trace(function)
@@ -484,8 +552,9 @@ def test_cli_error_is_one_line_and_exit_2(capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("python -m derive: error: unsupported: "
-                                                   "Tensor.clamp at ")
+    assert len(lines) == 1 and lines[0].startswith(
+        "python -m derive: error: unsupported: Tensor.clamp at "
+    )
     assert main(["trace", "verify.gallery:no_such_loss"]) == 2
     assert main(["trace", "verify.gallery:kd_batchmean", "--order", "0"]) == 2
 
@@ -495,8 +564,9 @@ def test_cli_error_is_one_line_and_exit_2(capsys):
 
 
 def test_cli_json_has_the_expand_shape_plus_weight_and_relation(capsys):
-    assert main(["trace", "verify.gallery:kd_mean_reduction", "--order", "2",
-                 "--format", "json"]) == 0
+    assert (
+        main(["trace", "verify.gallery:kd_mean_reduction", "--order", "2", "--format", "json"]) == 0
+    )
     data = json.loads(capsys.readouterr().out)
     expand_keys = set(derive.expand("loss", order=1).to_json())
     assert expand_keys <= set(data)
@@ -513,6 +583,8 @@ def test_cli_text_and_latex(capsys):
     text = capsys.readouterr().out
     assert "relation: ℓ = T^-2*KD, exactly" in text and "T^-2:" in text and "KD_0 =" in text
     assert "multiply the KL term by T**2" in text
-    assert main(["trace", "verify.gallery:kd_missing_t_squared", "--order", "1",
-                 "--format", "latex"]) == 0
+    assert (
+        main(["trace", "verify.gallery:kd_missing_t_squared", "--order", "1", "--format", "latex"])
+        == 0
+    )
     assert capsys.readouterr().out.startswith(r"\ell = \frac{1}{T^{2}}\,L_{\mathrm{KD}}")

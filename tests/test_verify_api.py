@@ -10,10 +10,22 @@ import pytest
 import verify
 from verify import checks
 
-MODULES = ["verify", "verify.checks", "verify.strategies", "verify.tolerances", "verify.devices",
-           "verify.results", "verify.symbolic", "verify.losses", "verify.networks",
-           "verify.optimizers", "verify.convergence", "verify.search", "verify.registry",
-           "verify.cli"]
+MODULES = [
+    "verify",
+    "verify.checks",
+    "verify.strategies",
+    "verify.tolerances",
+    "verify.devices",
+    "verify.results",
+    "verify.symbolic",
+    "verify.losses",
+    "verify.networks",
+    "verify.optimizers",
+    "verify.convergence",
+    "verify.search",
+    "verify.registry",
+    "verify.cli",
+]
 
 
 @pytest.mark.parametrize("module_name", MODULES)
@@ -45,9 +57,12 @@ def test_each_statement_has_one_registered_check(statement_id):
 
 
 def test_importing_verify_leaves_plotting_and_notebooks_alone():
-    code = ("import sys, verify; "
-            "print(sorted(m for m in ('matplotlib', 'IPython', 'jupyter', 'nbclient') "
-            "if m in sys.modules))")
-    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True).stdout
+    code = (
+        "import sys, verify; "
+        "print(sorted(m for m in ('matplotlib', 'IPython', 'jupyter', 'nbclient') "
+        "if m in sys.modules))"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert output.strip() == "[]"

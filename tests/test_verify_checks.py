@@ -38,7 +38,7 @@ def test_refutations_print_a_small_counterexample(results, statement_id):
     counterexample = results[statement_id].counterexample
     assert counterexample and len(counterexample) < 400, counterexample
     assert "tolerance" in counterexample
-    assert "..." not in counterexample            # small: every vector shown in full
+    assert "..." not in counterexample  # small: every vector shown in full
 
 
 @pytest.mark.parametrize("statement_id", [s for s in derive.STATEMENTS if "/" not in s])
@@ -56,7 +56,9 @@ def test_float32_floor_is_reported_not_failed():
     result = CHECKS["expansion"](dtype=torch.float32, examples=8, search_examples=10)
     assert result.verdict == "holds", result
     assert any("float32 floor" in note for note in result.notes)
-    first_order = [note for note in result.notes if note.startswith("gradient after 1 term (slope -1)")]
+    first_order = [
+        note for note in result.notes if note.startswith("gradient after 1 term (slope -1)")
+    ]
     assert first_order and "float32 floor at T=" in first_order[0]
 
 

@@ -13,32 +13,43 @@ from verify.cli import SUBCOMMANDS, main
 
 BAD_ARGUMENTS = [
     (["check", "--examples", "0"], "argument --examples: must be an integer in 1..65536, got '0'"),
-    (["check", "--examples", "many"],
-     "argument --examples: must be an integer in 1..65536, got 'many'"),
-    (["check", "--examples", "1000000000"],
-     "argument --examples: must be an integer in 1..65536, got '1000000000'"),
+    (
+        ["check", "--examples", "many"],
+        "argument --examples: must be an integer in 1..65536, got 'many'",
+    ),
+    (
+        ["check", "--examples", "1000000000"],
+        "argument --examples: must be an integer in 1..65536, got '1000000000'",
+    ),
     (["check", "--examples", "1_0"], "argument --examples: must be an integer in 1..65536"),
     (["check", "--examples", ""], "argument --examples: must be an integer in 1..65536"),
     (["check", "--seed", "-3"], "argument --seed: must be an integer in 0..4294967295, got '-3'"),
-    (["check", "--seed", "18000000000000"],
-     "argument --seed: must be an integer in 0..4294967295, got '18000000000000'"),
+    (
+        ["check", "--seed", "18000000000000"],
+        "argument --seed: must be an integer in 0..4294967295, got '18000000000000'",
+    ),
     (["figures", "--out", "/proc/x"], "--out directory is not writable: /proc"),
     (["figures", "--out", ""], "--out must be a directory path, got ''"),
     (["figures", "--out", "/dev/null"], "--out must be a directory, got /dev/null"),
     (["figures", "--out", "/no/such/parent/x"], "--out cannot be created: /no/such/parent"),
     (["figures", "--out", "x", "--seed", "-1"], "argument --seed: must be an integer in 0.."),
-    (["check", "--dtype", "float16"],
-     "argument --dtype: invalid choice: 'float16' (choose from 'float64', 'float32')"),
-    (["check", "--device", "tpu"],
-     "argument --device: invalid choice: 'tpu' (choose from 'auto', 'cpu', 'cuda')"),
+    (
+        ["check", "--dtype", "float16"],
+        "argument --dtype: invalid choice: 'float16' (choose from 'float64', 'float32')",
+    ),
+    (
+        ["check", "--device", "tpu"],
+        "argument --device: invalid choice: 'tpu' (choose from 'auto', 'cpu', 'cuda')",
+    ),
     (["check", "--bogus"], "unrecognized arguments: --bogus"),
     (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate'"),
     ([], "the following arguments are required: COMMAND"),
 ]
 
 
-@pytest.mark.parametrize("argv, message", BAD_ARGUMENTS,
-                         ids=[" ".join(argv) or "(none)" for argv, _ in BAD_ARGUMENTS])
+@pytest.mark.parametrize(
+    "argv, message", BAD_ARGUMENTS, ids=[" ".join(argv) or "(none)" for argv, _ in BAD_ARGUMENTS]
+)
 def test_bad_arguments_exit_2_with_one_line(capsys, argv, message):
     assert main(argv) == 2
     captured = capsys.readouterr()
@@ -48,11 +59,11 @@ def test_bad_arguments_exit_2_with_one_line(capsys, argv, message):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present")
-@pytest.mark.parametrize("argv", [["check", "--device", "cuda"],
-                                  ["check", "--dtype", "float16"]])
+@pytest.mark.parametrize("argv", [["check", "--device", "cuda"], ["check", "--dtype", "float16"]])
 def test_bad_input_in_a_real_process_has_no_traceback(argv):
-    completed = subprocess.run([sys.executable, "-m", "verify", *argv], capture_output=True,
-                               text=True, timeout=120)
+    completed = subprocess.run(
+        [sys.executable, "-m", "verify", *argv], capture_output=True, text=True, timeout=120
+    )
     assert completed.returncode == 2
     assert completed.stdout == ""
     assert len(completed.stderr.splitlines()) == 1, completed.stderr
@@ -76,6 +87,7 @@ def quick(request):
     def run(argv, capsys):
         code = main(argv)
         return code, capsys.readouterr()
+
     return run
 
 
@@ -87,19 +99,31 @@ def test_json_output_follows_the_contract(quick, capsys, monkeypatch, check_resu
     def cached(**options):
         calls.append(options)
         return list(check_results)
+
     monkeypatch.setattr(registry, "run_checks", cached)
-    code, captured = quick(["check", "--examples", "4", "--seed", "2", "--json",
-                            "--device", "cpu"], capsys)
+    code, captured = quick(
+        ["check", "--examples", "4", "--seed", "2", "--json", "--device", "cpu"], capsys
+    )
     assert [(c["examples"], c["seed"], str(c["device"]), c["thorough"]) for c in calls] == [
-        (4, 2, "cpu", False)]
+        (4, 2, "cpu", False)
+    ]
     assert code == 0, captured.out
     document = json.loads(captured.out)
     assert set(document) == {"device", "dtype", "seed", "results"}
     assert (document["device"], document["dtype"], document["seed"]) == ("cpu", "float64", 2)
     assert [r["id"] for r in document["results"]] == list(derive.STATEMENTS)
     for result in document["results"]:
-        assert set(result) == {"id", "expected", "verdict", "examples", "worst_error",
-                               "tolerance", "counterexample", "resolved", "unresolved"}
+        assert set(result) == {
+            "id",
+            "expected",
+            "verdict",
+            "examples",
+            "worst_error",
+            "tolerance",
+            "counterexample",
+            "resolved",
+            "unresolved",
+        }
         assert result["expected"] == derive.STATEMENTS[result["id"]].expected
         assert result["verdict"] == result["expected"]
         assert (result["counterexample"] is None) == (result["verdict"] == "holds")
@@ -111,10 +135,21 @@ def test_table_output_lists_every_statement(quick, capsys):
     assert code == 0
     lines = captured.out.splitlines()
     header = next(line for line in lines if line.startswith("statement"))
-    assert header.split() == ["statement", "expected", "verdict", "worst", "error", "tolerance",
-                              "examples", "device"]
-    rows = {line.split()[0]: line.split() for line in lines if line.split()
-            and line.split()[0] in derive.STATEMENTS}
+    assert header.split() == [
+        "statement",
+        "expected",
+        "verdict",
+        "worst",
+        "error",
+        "tolerance",
+        "examples",
+        "device",
+    ]
+    rows = {
+        line.split()[0]: line.split()
+        for line in lines
+        if line.split() and line.split()[0] in derive.STATEMENTS
+    }
     assert list(rows) == list(derive.STATEMENTS)
     assert all(row[1] == row[2].rstrip("*") and row[-1] == "cpu" for row in rows.values())
     assert "Counterexamples (hypothesis-shrunk):" in captured.out
@@ -126,9 +161,18 @@ def test_an_unexpected_verdict_exits_1(quick, capsys, monkeypatch):
     from verify.results import CheckResult
 
     def wrong(*, device="cpu", dtype=torch.float64, examples=1, seed=0, search_examples=None):
-        return CheckResult(id="expansion", expected="holds", verdict="refuted", worst_error=1.0,
-                           tolerance=0.1, examples=1, device="cpu", dtype="float64",
-                           counterexample="planted")
+        return CheckResult(
+            id="expansion",
+            expected="holds",
+            verdict="refuted",
+            worst_error=1.0,
+            tolerance=0.1,
+            examples=1,
+            device="cpu",
+            dtype="float64",
+            counterexample="planted",
+        )
+
     monkeypatch.setattr(registry, "resolve_check", lambda statement_id: wrong)
     monkeypatch.setattr(registry, "statements", lambda: {"expansion": None})
     code, captured = quick(["check", "--json"], capsys)
@@ -143,8 +187,9 @@ def test_default_run_passes_is_deterministic_and_fits_in_two_minutes():
     outputs = []
     for _ in range(2):
         start = time.perf_counter()
-        completed = subprocess.run([sys.executable, "-m", "verify", "check"], capture_output=True,
-                                   text=True, timeout=600)
+        completed = subprocess.run(
+            [sys.executable, "-m", "verify", "check"], capture_output=True, text=True, timeout=600
+        )
         elapsed = time.perf_counter() - start
         assert completed.returncode == 0, completed.stdout + completed.stderr
         assert elapsed < 120, elapsed

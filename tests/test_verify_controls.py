@@ -14,12 +14,19 @@ from hypothesis import strategies as st
 
 import derive
 from verify.checks._common import CheckContext
-from verify.checks.equal_mean import (equal_bias_initialization, equal_mean_initialization,
-                                      run_equal_mean_check)
+from verify.checks.equal_mean import (
+    equal_bias_initialization,
+    equal_mean_initialization,
+    run_equal_mean_check,
+)
 from verify.checks.expansion import expansion_terms, run_expansion_check
 from verify.checks.mean_preservation import run_mean_preservation_check
-from verify.checks.temperature import (default_initialization, run_infinite_temperature_check,
-                                       run_trajectory_check, zero_mean_logits_matching)
+from verify.checks.temperature import (
+    default_initialization,
+    run_infinite_temperature_check,
+    run_trajectory_check,
+    zero_mean_logits_matching,
+)
 from verify.checks.zero_mean import run_zero_mean_check
 from verify.losses import LOSSES, Loss, logits_matching_loss
 from verify.optimizers import OptimizerSpec
@@ -28,8 +35,9 @@ from planted import PerClassScaledSGD
 
 
 def _context(examples=4, dtype=torch.float64):
-    return CheckContext.create(device="cpu", dtype=dtype, examples=examples, seed=0,
-                               search_examples=25)
+    return CheckContext.create(
+        device="cpu", dtype=dtype, examples=examples, seed=0, search_examples=25
+    )
 
 
 def _assert_flagged(result, *fragments):
@@ -50,8 +58,12 @@ def _assert_not_flagged(result):
 
 KD = LOSSES["kl"]
 KD_PLUS_CONSTANT = Loss(
-    "kd+1e-6*sum(z)", True, lambda p: KD(p) + 1e-6 * p.student.sum(-1),
-    lambda p: KD.magnitudes(p)[0], lambda p: KD.magnitudes(p)[1])
+    "kd+1e-6*sum(z)",
+    True,
+    lambda p: KD(p) + 1e-6 * p.student.sum(-1),
+    lambda p: KD.magnitudes(p)[0],
+    lambda p: KD.magnitudes(p)[1],
+)
 
 
 def test_zero_mean_flags_a_gradient_with_a_constant_added():
@@ -59,8 +71,9 @@ def test_zero_mean_flags_a_gradient_with_a_constant_added():
     _assert_flagged(result, "kd+1e-6*sum(z)", "sum of the logit gradient")
 
 
-PLANTED_SGD = OptimizerSpec("sgd", (("lr", 0.05),), factory=PerClassScaledSGD,
-                            label="PerClassScaledSGD")
+PLANTED_SGD = OptimizerSpec(
+    "sgd", (("lr", 0.05),), factory=PerClassScaledSGD, label="PerClassScaledSGD"
+)
 
 
 def test_mean_preservation_flags_a_per_class_rescaled_update():
@@ -77,8 +90,9 @@ def test_mean_preservation_flags_a_wrong_weight_decay_prediction():
                         parameter.grad.add_(parameter.detach(), alpha=group["weight_decay"])
             return super().step(closure)
 
-    planted = OptimizerSpec("sgd", (("lr", 0.05), ("weight_decay", 0.1)), factory=DoubleDecaySGD,
-                            label="DoubleDecaySGD")
+    planted = OptimizerSpec(
+        "sgd", (("lr", 0.05), ("weight_decay", 0.1)), factory=DoubleDecaySGD, label="DoubleDecaySGD"
+    )
     result = run_mean_preservation_check("mean-preservation", st.just(planted), _context(8))
     _assert_flagged(result, "DoubleDecaySGD")
 
@@ -97,22 +111,31 @@ def test_equal_mean_flags_a_row_mean_off_by_a_millionth():
 
 
 def test_infinite_temperature_flags_a_limit_without_the_regularizer():
-    result = run_infinite_temperature_check("infinite-temperature", _context(8),
-                                            limit=logits_matching_loss)
+    result = run_infinite_temperature_check(
+        "infinite-temperature", _context(8), limit=logits_matching_loss
+    )
     _assert_flagged(result, "|grad L_KD - grad limit| has slope")
 
 
 def test_hinton_flags_logits_matching_without_normalization():
-    result = run_trajectory_check("hinton-zero-mean", _context(4),
-                                  reference_loss=logits_matching_loss,
-                                  initialization=default_initialization, steps=5)
+    result = run_trajectory_check(
+        "hinton-zero-mean",
+        _context(4),
+        reference_loss=logits_matching_loss,
+        initialization=default_initialization,
+        steps=5,
+    )
     _assert_flagged(result, "trajectories has slope")
 
 
 def test_equal_mean_suffices_flags_logits_matching_without_equal_means():
-    result = run_trajectory_check("equal-mean-suffices", _context(4),
-                                  reference_loss=logits_matching_loss,
-                                  initialization=default_initialization, steps=5)
+    result = run_trajectory_check(
+        "equal-mean-suffices",
+        _context(4),
+        reference_loss=logits_matching_loss,
+        initialization=default_initialization,
+        steps=5,
+    )
     _assert_flagged(result, "trajectories has slope")
 
 
@@ -128,14 +151,18 @@ def test_expansion_flags_a_gradient_term_one_percent_off(terms):
     _assert_flagged(result)
     # The wrong term breaks both G_1 = dL_1/dz and the slope after two terms; the search
     # reports the first criterion it meets.
-    assert ("G_1 - dL_1/dz" in result.counterexample
-            or "gradient remainder after 2 terms" in result.counterexample), result.counterexample
+    assert (
+        "G_1 - dL_1/dz" in result.counterexample
+        or "gradient remainder after 2 terms" in result.counterexample
+    ), result.counterexample
 
 
 def test_expansion_flags_a_loss_term_with_a_constant_added(terms):
     gradient, loss = terms
     planted = [loss[0], loss[1] + sympy.Rational(1, 1000), *loss[2:]]
-    result = run_expansion_check("expansion", _context(), gradient_terms=gradient, loss_terms=planted)
+    result = run_expansion_check(
+        "expansion", _context(), gradient_terms=gradient, loss_terms=planted
+    )
     _assert_flagged(result, "loss remainder after 2 terms")
 
 
@@ -148,19 +175,23 @@ def test_expansion_flags_a_gradient_term_that_does_not_sum_to_zero(terms):
 
 # -- refutations must be able to say "holds" ----------------------------------------------------
 
+
 def test_zero_mean_refutation_passes_a_shift_invariant_loss():
-    _assert_not_flagged(run_zero_mean_check("zero-mean-gradient/sigmoid-bce", [KD], _context(64),
-                                            networks=False))
+    _assert_not_flagged(
+        run_zero_mean_check("zero-mean-gradient/sigmoid-bce", [KD], _context(64), networks=False)
+    )
 
 
 def test_adaptive_refutation_passes_sgd():
-    _assert_not_flagged(run_mean_preservation_check("mean-preservation/adam", sgd_optimizers(),
-                                                    _context(8)))
+    _assert_not_flagged(
+        run_mean_preservation_check("mean-preservation/adam", sgd_optimizers(), _context(8))
+    )
 
 
 def test_nonzero_row_mean_refutation_passes_equal_mean_initialization():
-    _assert_not_flagged(run_equal_mean_check("equal-mean/nonzero-row-mean",
-                                             equal_mean_initialization, _context(8)))
+    _assert_not_flagged(
+        run_equal_mean_check("equal-mean/nonzero-row-mean", equal_mean_initialization, _context(8))
+    )
 
 
 def test_the_refuted_initialization_is_the_one_without_centred_rows():
@@ -170,9 +201,13 @@ def test_the_refuted_initialization_is_the_one_without_centred_rows():
 
 def test_trajectory_check_with_hinton_normalization_passes_without_equal_means():
     # Zero-mean normalization alone suffices, whatever the initial means (Hinton et al.).
-    result = run_trajectory_check("equal-mean-suffices", _context(4),
-                                  reference_loss=zero_mean_logits_matching,
-                                  initialization=default_initialization, steps=5)
+    result = run_trajectory_check(
+        "equal-mean-suffices",
+        _context(4),
+        reference_loss=zero_mean_logits_matching,
+        initialization=default_initialization,
+        steps=5,
+    )
     assert result.verdict == "holds", result
 
 

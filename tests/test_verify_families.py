@@ -14,8 +14,9 @@ from verify.losses import TWINS, DistillationProblem
 
 
 def _context(examples=32):
-    return CheckContext.create(device="cpu", dtype=torch.float64, examples=examples, seed=0,
-                               search_examples=10)
+    return CheckContext.create(
+        device="cpu", dtype=torch.float64, examples=examples, seed=0, search_examples=10
+    )
 
 
 def _problem(classes=5, batch=6, seed=0, temperature=3.0):
@@ -23,13 +24,27 @@ def _problem(classes=5, batch=6, seed=0, temperature=3.0):
     student = torch.randn(batch, classes, generator=generator, dtype=torch.float64) * 2
     teacher = torch.randn(batch, classes, generator=generator, dtype=torch.float64) * 2
     labels = torch.randint(classes, (batch,), generator=generator)
-    return DistillationProblem(student, teacher, labels, torch.softmax(teacher, -1),
-                               torch.full((batch,), temperature, dtype=torch.float64))
+    return DistillationProblem(
+        student,
+        teacher,
+        labels,
+        torch.softmax(teacher, -1),
+        torch.full((batch,), temperature, dtype=torch.float64),
+    )
 
 
-@pytest.mark.parametrize("statement_id", [s for s in CASES] + [
-    "dkd-identity", "dkd-binary", "scale-invariance", "dkd-identity/unweighted",
-    "dkd-binary/three-classes", "scale-invariance/kd"])
+@pytest.mark.parametrize(
+    "statement_id",
+    [s for s in CASES]
+    + [
+        "dkd-identity",
+        "dkd-binary",
+        "scale-invariance",
+        "dkd-identity/unweighted",
+        "dkd-binary/three-classes",
+        "scale-invariance/kd",
+    ],
+)
 def test_verdict_is_the_registry_expectation(statement_id):
     result = CHECKS[statement_id](examples=32, search_examples=10)
     assert result.verdict == derive.STATEMENTS[statement_id].expected, result.describe()
@@ -41,8 +56,10 @@ def test_a_wrong_parameter_in_the_terms_is_caught():
     # The jsd twin at beta = 3/10 against derive's terms at beta = 1/3: the limit is off.
     def wrong(order):
         key = (("beta", "1/3"),)
-        return (objective_terms("jsd", "gradient", order, key),
-                objective_terms("jsd", "loss", order, key))
+        return (
+            objective_terms("jsd", "gradient", order, key),
+            objective_terms("jsd", "loss", order, key),
+        )
 
     result = run_objective_check("jsd-limit", [Case("jsd", (1,), wrong, "planted")], _context())
     assert result.verdict == "refuted" and "planted" in result.counterexample
@@ -51,13 +68,15 @@ def test_a_wrong_parameter_in_the_terms_is_caught():
 def test_a_wrong_first_correction_is_caught():
     # skew-kl's terms with reverse-kl's T^-1 term.
     def wrong(order):
-        own = [objective_terms("skew-kl", q, order, (("alpha", "1/5"),))
-               for q in ("gradient", "loss")]
+        own = [
+            objective_terms("skew-kl", q, order, (("alpha", "1/5"),)) for q in ("gradient", "loss")
+        ]
         other = [objective_terms("reverse-kl", q, order) for q in ("gradient", "loss")]
         return tuple(a[:1] + b[1:2] for a, b in zip(own, other))
 
-    result = run_objective_check("skew-limit", [Case("skew-kl", (2,), wrong, "planted")],
-                                 _context())
+    result = run_objective_check(
+        "skew-limit", [Case("skew-kl", (2,), wrong, "planted")], _context()
+    )
     assert result.verdict == "refuted"
 
 
@@ -67,8 +86,7 @@ def test_identity_tolerance_is_pinned_from_both_sides(monkeypatch, factor, flagg
     _, tolerances = target_aware.identity_errors(problem)
     real = target_aware._tckd
     # TCKD off by factor x its own example's tolerance: caught iff factor > 1.
-    monkeypatch.setattr(target_aware, "_tckd",
-                        lambda *args: real(*args) + factor * tolerances)
+    monkeypatch.setattr(target_aware, "_tckd", lambda *args: real(*args) + factor * tolerances)
     errors, planted_tolerances = target_aware.identity_errors(problem)
     assert bool((errors > planted_tolerances).all()) is flagged
     assert bool((errors > planted_tolerances).any()) is flagged

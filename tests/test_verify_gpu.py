@@ -22,8 +22,15 @@ def test_every_check_gives_its_verdict_on_cuda(statement_id, dtype):
 
 
 def test_stacked_networks_on_cuda_match_the_cpu():
-    spec = NetworkSpec(kind="conv", input_shape=(2, 5, 5), widths=(4, 3), activation="gelu",
-                       bias=True, normalization="batch", classes=6)
+    spec = NetworkSpec(
+        kind="conv",
+        input_shape=(2, 5, 5),
+        widths=(4, 3),
+        activation="gelu",
+        bias=True,
+        normalization="batch",
+        classes=6,
+    )
     cpu = StackedNetworks.build(spec, count=8, seed=3)
     cuda = StackedNetworks.build(spec, count=8, seed=3, device="cuda")
     inputs = torch.randn(8, 4, 2, 5, 5, dtype=torch.float64)

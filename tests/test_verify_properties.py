@@ -18,8 +18,13 @@ from verify.checks.equal_mean import equal_mean_initialization, mean_gaps
 from verify.checks.mean_preservation import mean_drifts
 from verify.checks.zero_mean import logit_gradient_sums, output_layer_gradient_sums
 from verify.convergence import leading_order, measure_convergence
-from verify.losses import (DistillationProblem, Loss, infinite_temperature_limit, kd_loss,
-                           logits_matching_loss)
+from verify.losses import (
+    DistillationProblem,
+    Loss,
+    infinite_temperature_limit,
+    kd_loss,
+    logits_matching_loss,
+)
 from verify.networks import StackedNetworks
 from verify.optimizers import OptimizerSpec
 from verify.tolerances import SLOPE_TOLERANCE
@@ -29,11 +34,13 @@ DTYPES = st.sampled_from([torch.float64, torch.float32])
 
 
 def _problems(dtype, **bounds):
-    return strategies.distillation_problems(dtype=dtype, **{"max_classes": 200,
-                                                            "max_batch_size": 16, **bounds})
+    return strategies.distillation_problems(
+        dtype=dtype, **{"max_classes": 200, "max_batch_size": 16, **bounds}
+    )
 
 
 # -- [zero-mean-gradient] -----------------------------------------------------------------------
+
 
 @given(st.data(), DTYPES, strategies.losses())
 def test_softmax_losses_have_zero_sum_logit_gradients(data, dtype, objective):
@@ -45,23 +52,33 @@ def test_softmax_losses_have_zero_sum_logit_gradients(data, dtype, objective):
 @given(st.data(), DTYPES, strategies.losses(), st.floats(1e-5, 1.0))
 def test_a_planted_constant_gradient_is_flagged_in_every_example(data, dtype, objective, constant):
     problem = data.draw(_problems(dtype, max_scale=10.0, max_offset=10.0, max_temperature=100.0))
-    planted = Loss(objective.name + "+c", True,
-                   lambda p: objective(p) + constant * p.student.sum(-1),
-                   lambda p: objective.magnitudes(p)[0], lambda p: objective.magnitudes(p)[1])
+    planted = Loss(
+        objective.name + "+c",
+        True,
+        lambda p: objective(p) + constant * p.student.sum(-1),
+        lambda p: objective.magnitudes(p)[0],
+        lambda p: objective.magnitudes(p)[1],
+    )
     errors, tolerances = logit_gradient_sums(planted, problem)
     assert bool((errors > tolerances).all())
 
 
 @given(st.data(), strategies.losses(shift_invariant=False))
 def test_controls_are_not_shift_invariant(data, objective):
-    problem = data.draw(_problems(torch.float64, max_scale=10.0, max_offset=0.0,
-                                  min_temperature=0.5, max_temperature=10.0))
+    problem = data.draw(
+        _problems(
+            torch.float64, max_scale=10.0, max_offset=0.0, min_temperature=0.5, max_temperature=10.0
+        )
+    )
     shifted = problem.with_student(problem.student + 1.0)
     assert not torch.allclose(objective(shifted), objective(problem))
 
 
-@given(strategies.network_specs(max_depth=3, max_width=8), strategies.losses(),
-       strategies.temperatures(min_value=0.5, max_value=100.0))
+@given(
+    strategies.network_specs(max_depth=3, max_width=8),
+    strategies.losses(),
+    strategies.temperatures(min_value=0.5, max_value=100.0),
+)
 def test_output_layer_gradients_are_zero_sum(spec, objective, temperature):
     networks = StackedNetworks.build(spec, count=3, seed=1)
     generator = torch.Generator().manual_seed(2)
@@ -69,13 +86,19 @@ def test_output_layer_gradients_are_zero_sum(spec, objective, temperature):
     inputs = torch.randn(*shape, *spec.input_shape, generator=generator, dtype=torch.float64)
     teacher = 3 * torch.randn(*shape, spec.classes, generator=generator, dtype=torch.float64)
     labels = torch.randint(spec.classes, shape, generator=generator)
-    problem = DistillationProblem(teacher, teacher, labels, torch.softmax(teacher, -1),
-                                  torch.full(shape, temperature, dtype=torch.float64))
+    problem = DistillationProblem(
+        teacher,
+        teacher,
+        labels,
+        torch.softmax(teacher, -1),
+        torch.full(shape, temperature, dtype=torch.float64),
+    )
     errors, tolerances = output_layer_gradient_sums(objective, networks, inputs, problem)
     assert bool((errors <= tolerances).all())
 
 
 # -- [mean-preservation] ------------------------------------------------------------------------
+
 
 def _batches(spec, count, temperature, seed=3, batch=4):
     generator = torch.Generator().manual_seed(seed)
@@ -85,13 +108,23 @@ def _batches(spec, count, temperature, seed=3, batch=4):
         inputs = torch.randn(*shape, *spec.input_shape, generator=generator, dtype=torch.float64)
         teacher = 2 * torch.randn(*shape, spec.classes, generator=generator, dtype=torch.float64)
         labels = torch.randint(spec.classes, shape, generator=generator)
-        return inputs, DistillationProblem(teacher, teacher, labels, torch.softmax(teacher, -1),
-                                           torch.full(shape, temperature, dtype=torch.float64))
+        return inputs, DistillationProblem(
+            teacher,
+            teacher,
+            labels,
+            torch.softmax(teacher, -1),
+            torch.full(shape, temperature, dtype=torch.float64),
+        )
+
     return batches
 
 
-@given(strategies.network_specs(max_depth=3, max_width=8), strategies.sgd_optimizers(),
-       strategies.losses(), strategies.temperatures(min_value=0.5, max_value=50.0))
+@given(
+    strategies.network_specs(max_depth=3, max_width=8),
+    strategies.sgd_optimizers(),
+    strategies.losses(),
+    strategies.temperatures(min_value=0.5, max_value=50.0),
+)
 def test_sgd_keeps_the_class_means_on_their_prediction(spec, optimizer, objective, temperature):
     networks = StackedNetworks.build(spec, count=2, seed=4)
     steps = 4
@@ -100,8 +133,11 @@ def test_sgd_keeps_the_class_means_on_their_prediction(spec, optimizer, objectiv
     assert bool((errors <= tolerances).all())
 
 
-@given(strategies.network_specs(max_depth=3, max_width=8).filter(lambda spec: spec.bias),
-       strategies.losses(), strategies.temperatures(min_value=0.5, max_value=50.0))
+@given(
+    strategies.network_specs(max_depth=3, max_width=8).filter(lambda spec: spec.bias),
+    strategies.losses(),
+    strategies.temperatures(min_value=0.5, max_value=50.0),
+)
 def test_a_per_class_rescaled_update_is_flagged(spec, objective, temperature):
     planted = OptimizerSpec("sgd", (("lr", 0.1),), factory=PerClassScaledSGD)
     networks = StackedNetworks.build(spec, count=2, seed=4)
@@ -122,44 +158,64 @@ def test_weight_decay_alone_is_the_plain_sgd_factor(optimizer):
 
 # -- [equal-mean] -------------------------------------------------------------------------------
 
-@given(strategies.network_specs(max_depth=3, max_width=8), strategies.sgd_optimizers(),
-       strategies.losses())
+
+@given(
+    strategies.network_specs(max_depth=3, max_width=8),
+    strategies.sgd_optimizers(),
+    strategies.losses(),
+)
 def test_equal_mean_initialization_keeps_logit_means_equal(spec, optimizer, objective):
     student = StackedNetworks.build(spec, count=2, seed=5)
     teacher = StackedNetworks.build(spec, count=2, seed=6)
     decay = optimizer.options.get("weight_decay", 0.0)
     student_bound, teacher_bound, bias_bound = equal_mean_initialization(
-        student, teacher, zero_bias=decay > 0)
+        student, teacher, zero_bias=decay > 0
+    )
     generator = torch.Generator().manual_seed(7)
 
     def fresh(step):
         return 3 * torch.randn(2, 8, *spec.input_shape, generator=generator, dtype=torch.float64)
 
     def evaluate(step, networks, trajectory):
-        return mean_gaps(networks, teacher, fresh(step),
-                         student_weight_bound=trajectory.weight_bounds[-1],
-                         teacher_weight_bound=teacher_bound,
-                         bias_bound=bias_bound + trajectory.bias_bounds[-1])
+        return mean_gaps(
+            networks,
+            teacher,
+            fresh(step),
+            student_weight_bound=trajectory.weight_bounds[-1],
+            teacher_weight_bound=teacher_bound,
+            bias_bound=bias_bound + trajectory.bias_bounds[-1],
+        )
 
-    trajectory = train(student, optimizer, objective, _batches(spec, 2, 2.0), steps=3,
-                       evaluate=evaluate, initial_weight_bound=student_bound)
+    trajectory = train(
+        student,
+        optimizer,
+        objective,
+        _batches(spec, 2, 2.0),
+        steps=3,
+        evaluate=evaluate,
+        initial_weight_bound=student_bound,
+    )
     for errors, tolerances in trajectory.evaluations:
         assert bool((errors <= tolerances).all())
 
 
 # -- losses -------------------------------------------------------------------------------------
 
+
 @given(st.data())
 def test_kd_gradient_is_temperature_times_q_minus_p(data):
-    problem = data.draw(_problems(torch.float64, max_scale=10.0, max_offset=0.0,
-                                  max_temperature=1e3))
+    problem = data.draw(
+        _problems(torch.float64, max_scale=10.0, max_offset=0.0, max_temperature=1e3)
+    )
     student = problem.student.detach().requires_grad_(True)
     temperature = problem.temperature
-    (gradient,) = torch.autograd.grad(kd_loss(student, problem.teacher,
-                                              temperature=temperature).sum(), student)
+    (gradient,) = torch.autograd.grad(
+        kd_loss(student, problem.teacher, temperature=temperature).sum(), student
+    )
     column = temperature.unsqueeze(-1)
-    closed_form = column * (torch.softmax(problem.student / column, -1)
-                            - torch.softmax(problem.teacher / column, -1))
+    closed_form = column * (
+        torch.softmax(problem.student / column, -1) - torch.softmax(problem.teacher / column, -1)
+    )
     assert torch.allclose(gradient, closed_form, rtol=0, atol=1e-12 * float(column.max()))
 
 
@@ -171,10 +227,13 @@ def test_the_limit_is_half_the_variance_of_the_difference(data):
     limit = infinite_temperature_limit(problem.student, problem.teacher)
     scale = float((difference**2).mean(-1).max()) + 1.0
     assert torch.allclose(limit, half_variance, rtol=0, atol=1e-9 * scale)
-    assert bool((logits_matching_loss(problem.student, problem.teacher) >= limit - 1e-9 * scale).all())
+    assert bool(
+        (logits_matching_loss(problem.student, problem.teacher) >= limit - 1e-9 * scale).all()
+    )
 
 
 # -- convergence ------------------------------------------------------------------------------
+
 
 @given(st.integers(1, 4), st.floats(0.1, 10.0), st.floats(-0.5, 0.5))
 def test_a_power_law_has_its_slope(order, coefficient, correction):
@@ -213,6 +272,7 @@ def test_a_slope_off_by_more_than_the_tolerance_fails():
 
 # -- strategies -----------------------------------------------------------------------------
 
+
 @given(st.data(), st.integers(1, 8), st.integers(2, 50), DTYPES)
 def test_logits_have_the_requested_shape_and_type(data, batch_size, classes, dtype):
     values = data.draw(strategies.logits(batch_size=batch_size, classes=classes, dtype=dtype))
@@ -224,8 +284,9 @@ def test_logits_have_the_requested_shape_and_type(data, batch_size, classes, dty
 def test_drawn_networks_end_in_a_linear_layer_of_the_class_count(spec, count):
     networks = StackedNetworks.build(spec, count=count, seed=0)
     assert isinstance(spec.build()._modules["output"], torch.nn.Linear)
-    features, logits = networks.forward(torch.randn(count, 2, *spec.input_shape,
-                                                    dtype=torch.float64))
+    features, logits = networks.forward(
+        torch.randn(count, 2, *spec.input_shape, dtype=torch.float64)
+    )
     assert features.shape == (count, 2, spec.features)
     assert logits.shape == (count, 2, spec.classes)
     assert 1 <= spec.depth <= 4
@@ -249,6 +310,7 @@ def test_student_and_teacher_draws_differ_even_when_minimal():
     # The salt alone tells the two minimal draws apart: one salt always gives the same tensor.
     assert not torch.equal(minimal(0), minimal(1))
     assert torch.equal(minimal(1), minimal(1))
-    problem = find(strategies.distillation_problems(max_classes=3, max_batch_size=2),
-                   lambda p: True)
+    problem = find(
+        strategies.distillation_problems(max_classes=3, max_batch_size=2), lambda p: True
+    )
     assert not torch.equal(problem.student, problem.teacher)

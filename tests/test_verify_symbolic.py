@@ -44,8 +44,9 @@ def test_symbolic_terms_match_sympy_on_explicit_classes(quantity, pair):
     student, teacher = pair
     z = torch.tensor([student], dtype=torch.float64)
     v = torch.tensor([teacher], dtype=torch.float64)
-    for k, (function, reference) in enumerate(zip(_symbolic(quantity),
-                                                  _concrete(quantity, len(student)))):
+    for k, (function, reference) in enumerate(
+        zip(_symbolic(quantity), _concrete(quantity, len(student)))
+    ):
         value = function(z, v)[0].expand(len(student) if quantity == "gradient" else 1)
         expected = numpy.atleast_1d(numpy.asarray(reference(student, teacher), dtype=float))
         scale = float(function.magnitude(z, v).max()) + 1e-300

@@ -60,25 +60,63 @@ TARGETS = os.path.join(ROOT, "tools", "mutation_targets.toml")
 # -- mutants ---------------------------------------------------------------------------------
 
 _SWAPS = {
-    ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult,
-    ast.FloorDiv: ast.Div, ast.Mod: ast.FloorDiv, ast.Pow: ast.Mult, ast.LShift: ast.RShift,
-    ast.RShift: ast.LShift, ast.BitAnd: ast.BitOr, ast.BitOr: ast.BitAnd, ast.BitXor: ast.BitOr,
-    ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq,
-    ast.NotEq: ast.Eq, ast.Is: ast.IsNot, ast.IsNot: ast.Is, ast.In: ast.NotIn, ast.NotIn: ast.In,
-    ast.And: ast.Or, ast.Or: ast.And,
+    ast.Add: ast.Sub,
+    ast.Sub: ast.Add,
+    ast.Mult: ast.Div,
+    ast.Div: ast.Mult,
+    ast.FloorDiv: ast.Div,
+    ast.Mod: ast.FloorDiv,
+    ast.Pow: ast.Mult,
+    ast.LShift: ast.RShift,
+    ast.RShift: ast.LShift,
+    ast.BitAnd: ast.BitOr,
+    ast.BitOr: ast.BitAnd,
+    ast.BitXor: ast.BitOr,
+    ast.Lt: ast.LtE,
+    ast.LtE: ast.Lt,
+    ast.Gt: ast.GtE,
+    ast.GtE: ast.Gt,
+    ast.Eq: ast.NotEq,
+    ast.NotEq: ast.Eq,
+    ast.Is: ast.IsNot,
+    ast.IsNot: ast.Is,
+    ast.In: ast.NotIn,
+    ast.NotIn: ast.In,
+    ast.And: ast.Or,
+    ast.Or: ast.And,
 }
 _SYMBOLS = {
-    ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%",
-    ast.Pow: "**", ast.LShift: "<<", ast.RShift: ">>", ast.BitAnd: "&", ast.BitOr: "|",
-    ast.BitXor: "^", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==",
-    ast.NotEq: "!=", ast.Is: "is", ast.IsNot: "is not", ast.In: "in", ast.NotIn: "not in",
-    ast.And: "and", ast.Or: "or",
+    ast.Add: "+",
+    ast.Sub: "-",
+    ast.Mult: "*",
+    ast.Div: "/",
+    ast.FloorDiv: "//",
+    ast.Mod: "%",
+    ast.Pow: "**",
+    ast.LShift: "<<",
+    ast.RShift: ">>",
+    ast.BitAnd: "&",
+    ast.BitOr: "|",
+    ast.BitXor: "^",
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+    ast.Is: "is",
+    ast.IsNot: "is not",
+    ast.In: "in",
+    ast.NotIn: "not in",
+    ast.And: "and",
+    ast.Or: "or",
 }
 
 
 def _is_string(node):
-    return isinstance(node, ast.JoinedStr) or (isinstance(node, ast.Constant)
-                                                and isinstance(node.value, (str, bytes)))
+    return isinstance(node, ast.JoinedStr) or (
+        isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes))
+    )
 
 
 def _docstring_nodes(tree):
@@ -96,8 +134,9 @@ def _skipped_subtrees(tree):
     ``lru_cache(maxsize=...)``, strings."""
     skip = _docstring_nodes(tree)
     for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__"
-                                                for t in node.targets):
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets
+        ):
             skip.add(id(node))
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             if node.returns is not None:
@@ -106,7 +145,10 @@ def _skipped_subtrees(tree):
                 if arg.annotation is not None:
                     skip.add(id(arg.annotation))
             for decorator in node.decorator_list:
-                if isinstance(decorator, ast.Call) and getattr(decorator.func, "id", "") == "lru_cache":
+                if (
+                    isinstance(decorator, ast.Call)
+                    and getattr(decorator.func, "id", "") == "lru_cache"
+                ):
                     skip.add(id(decorator))
         if isinstance(node, ast.AnnAssign):
             skip.add(id(node.annotation))
@@ -141,13 +183,16 @@ def _module_level_lines(tree):
             if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 for decorator in statement.decorator_list:
                     lines.update(range(decorator.lineno, decorator.end_lineno + 1))
-                for default in statement.args.defaults + [d for d in statement.args.kw_defaults if d]:
+                for default in statement.args.defaults + [
+                    d for d in statement.args.kw_defaults if d
+                ]:
                     lines.update(range(default.lineno, default.end_lineno + 1))
                 continue
             if isinstance(statement, ast.ClassDef):
                 visit(statement.body)
                 continue
             lines.update(range(statement.lineno, statement.end_lineno + 1))
+
     visit(tree.body)
     return lines
 
@@ -163,34 +208,67 @@ def mutants(source):
         order[id(node)] = index
 
     def add(node, operator, description, apply):
-        found.append({"line": node.lineno, "end_line": node.end_lineno, "operator": operator,
-                      "description": description, "node": order[id(node)], "apply": apply})
+        found.append(
+            {
+                "line": node.lineno,
+                "end_line": node.end_lineno,
+                "operator": operator,
+                "description": description,
+                "node": order[id(node)],
+                "apply": apply,
+            }
+        )
 
     for node, parent, field in _walk(tree, skip):
         if isinstance(node, ast.BinOp) and type(node.op) in _SWAPS:
-            if isinstance(node.op, (ast.Add, ast.Mod)) and (_is_string(node.left) or _is_string(node.right)):
+            if isinstance(node.op, (ast.Add, ast.Mod)) and (
+                _is_string(node.left) or _is_string(node.right)
+            ):
                 continue
             new = _SWAPS[type(node.op)]
-            add(node, "binop", f"{_SYMBOLS[type(node.op)]} -> {_SYMBOLS[new]}", ("op", new.__name__))
+            add(
+                node, "binop", f"{_SYMBOLS[type(node.op)]} -> {_SYMBOLS[new]}", ("op", new.__name__)
+            )
         elif isinstance(node, ast.AugAssign) and type(node.op) in _SWAPS:
             new = _SWAPS[type(node.op)]
-            add(node, "augassign", f"{_SYMBOLS[type(node.op)]}= -> {_SYMBOLS[new]}=",
-                ("op", new.__name__))
+            add(
+                node,
+                "augassign",
+                f"{_SYMBOLS[type(node.op)]}= -> {_SYMBOLS[new]}=",
+                ("op", new.__name__),
+            )
             add(node, "delete", "augmented assignment deleted", ("delete",))
         elif isinstance(node, ast.Compare):
             for k, op in enumerate(node.ops):
                 new = _SWAPS[type(op)]
-                add(node, "compare", f"{_SYMBOLS[type(op)]} -> {_SYMBOLS[new]}", ("cmpop", k, new.__name__))
+                add(
+                    node,
+                    "compare",
+                    f"{_SYMBOLS[type(op)]} -> {_SYMBOLS[new]}",
+                    ("cmpop", k, new.__name__),
+                )
         elif isinstance(node, ast.BoolOp):
             new = _SWAPS[type(node.op)]
-            add(node, "boolop", f"{_SYMBOLS[type(node.op)]} -> {_SYMBOLS[new]}", ("op", new.__name__))
+            add(
+                node,
+                "boolop",
+                f"{_SYMBOLS[type(node.op)]} -> {_SYMBOLS[new]}",
+                ("op", new.__name__),
+            )
         elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
             add(node, "unary", "not dropped", ("unwrap",))
-        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) \
-                and not isinstance(node.operand, ast.Constant):
+        elif (
+            isinstance(node, ast.UnaryOp)
+            and isinstance(node.op, ast.USub)
+            and not isinstance(node.operand, ast.Constant)
+        ):
             add(node, "unary", "unary minus dropped", ("unwrap",))
-        elif isinstance(node, ast.Constant) and not isinstance(node.value, (str, bytes)) \
-                and node.value is not None and node.value is not Ellipsis:
+        elif (
+            isinstance(node, ast.Constant)
+            and not isinstance(node.value, (str, bytes))
+            and node.value is not None
+            and node.value is not Ellipsis
+        ):
             value = node.value
             if isinstance(value, bool):
                 add(node, "constant", f"{value} -> {not value}", ("const", not value))
@@ -202,12 +280,18 @@ def mutants(source):
                 else:
                     add(node, "constant", f"{value!r} -> {value * 10!r}", ("const", value * 10))
                     add(node, "constant", f"{value!r} -> {value / 10!r}", ("const", value / 10))
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
-                and node.func.id in ("min", "max"):
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("min", "max")
+        ):
             new = "max" if node.func.id == "min" else "min"
             add(node, "call", f"{node.func.id} -> {new}", ("rename", new))
-        elif isinstance(node, ast.Return) and node.value is not None \
-                and not (isinstance(node.value, ast.Constant) and node.value.value is None):
+        elif (
+            isinstance(node, ast.Return)
+            and node.value is not None
+            and not (isinstance(node.value, ast.Constant) and node.value.value is None)
+        ):
             add(node, "return", "return value -> None", ("return_none",))
         elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
             add(node, "delete", "call statement deleted", ("delete",))
@@ -272,9 +356,14 @@ def diff(source, mutant, path):
     # Find the smallest statement holding the mutation and unparse it.
     target = None
     for node in ast.walk(tree):
-        if isinstance(node, ast.stmt) and node.lineno <= mutant["line"] and \
-                node.end_lineno >= mutant["end_line"] and not isinstance(
-                    node, (ast.FunctionDef, ast.ClassDef, ast.If, ast.For, ast.While, ast.With, ast.Try)):
+        if (
+            isinstance(node, ast.stmt)
+            and node.lineno <= mutant["line"]
+            and node.end_lineno >= mutant["end_line"]
+            and not isinstance(
+                node, (ast.FunctionDef, ast.ClassDef, ast.If, ast.For, ast.While, ast.With, ast.Try)
+            )
+        ):
             if target is None or node.end_lineno - node.lineno <= target.end_lineno - target.lineno:
                 target = node
     if target is None:
@@ -285,18 +374,25 @@ def diff(source, mutant, path):
     if target is None:
         return f"{path}:{mutant['line']}: {mutant['description']}\n"
     start, end = target.lineno, target.end_lineno
-    indent = lines[start - 1][:len(lines[start - 1]) - len(lines[start - 1].lstrip())]
+    indent = lines[start - 1][: len(lines[start - 1]) - len(lines[start - 1].lstrip())]
     text = ast.unparse(target)
     if isinstance(target, ast.expr):
         text = lines[start - 1].split("if", 1)[0] + "if " + text + ":"
         new = [text + "\n"]
     else:
         new = [indent + line + "\n" for line in text.splitlines()]
-    return "".join(difflib.unified_diff(lines[start - 1:end], new, f"{path}:{start}",
-                                        f"{path}:{start} (mutant {mutant['id']})"))
+    return "".join(
+        difflib.unified_diff(
+            lines[start - 1 : end],
+            new,
+            f"{path}:{start}",
+            f"{path}:{start} (mutant {mutant['id']})",
+        )
+    )
 
 
 # -- running tests in forked children ----------------------------------------------------------
+
 
 class _MutantFinder(importlib.abc.MetaPathFinder):
     def __init__(self, name, path, code):
@@ -308,8 +404,11 @@ class _MutantFinder(importlib.abc.MetaPathFinder):
         loader = _MutantLoader(fullname, self.path, self.code)
         is_package = os.path.basename(self.path) == "__init__.py"
         return importlib.util.spec_from_file_location(
-            fullname, self.path, loader=loader,
-            submodule_search_locations=[os.path.dirname(self.path)] if is_package else None)
+            fullname,
+            self.path,
+            loader=loader,
+            submodule_search_locations=[os.path.dirname(self.path)] if is_package else None,
+        )
 
 
 class _MutantLoader(importlib.machinery.SourceFileLoader):
@@ -335,12 +434,25 @@ def _preload():
     os.environ.setdefault("MPLBACKEND", "Agg")
     # Plugins: only hypothesis's (the others, loaded from entry points, cost time per child).
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    for name in ("torch", "numpy", "sympy", "mpmath", "flint", "hypothesis", "pytest",
-                 "_pytest.doctest", "_pytest.python", "_hypothesis_pytestplugin",
-                 "matplotlib", "matplotlib.pyplot", "torch.func", "torch.fx"):
+    for name in (
+        "torch",
+        "numpy",
+        "sympy",
+        "mpmath",
+        "flint",
+        "hypothesis",
+        "pytest",
+        "_pytest.doctest",
+        "_pytest.python",
+        "_hypothesis_pytestplugin",
+        "matplotlib",
+        "matplotlib.pyplot",
+        "torch.func",
+        "torch.fx",
+    ):
         try:
             __import__(name)
-        except Exception:        # noqa: BLE001 - optional
+        except Exception:  # noqa: BLE001 - optional
             pass
     if ROOT not in sys.path:
         sys.path.insert(0, ROOT)
@@ -354,7 +466,7 @@ def _fork(child, timeout, log):
     with status an exit code, or ``"timeout"``."""
     start = time.monotonic()
     pid = os.fork()
-    if pid == 0:                                            # child
+    if pid == 0:  # child
         code = 3
         try:
             os.setpgid(0, 0)
@@ -363,8 +475,9 @@ def _fork(child, timeout, log):
             os.dup2(descriptor, 2)
             os.chdir(ROOT)
             code = child()
-        except BaseException:                              # noqa: BLE001
+        except BaseException:  # noqa: BLE001
             import traceback
+
             traceback.print_exc()
             code = 3
         finally:
@@ -391,8 +504,17 @@ def _fork(child, timeout, log):
 # --assert=plain: pytest's assertion-rewriting import hook serves every module named on the
 # command line (a module's doctests are selected by its path) from the file on disk, ahead of
 # the mutant's import hook; with it off, asserts still fail, with shorter messages.
-PYTEST_BASE = ["-p", "no:cacheprovider", "-p", "_hypothesis_pytestplugin", "-o", "addopts=",
-               "-W", "ignore::DeprecationWarning", "--assert=plain"]
+PYTEST_BASE = [
+    "-p",
+    "no:cacheprovider",
+    "-p",
+    "_hypothesis_pytestplugin",
+    "-o",
+    "addopts=",
+    "-W",
+    "ignore::DeprecationWarning",
+    "--assert=plain",
+]
 
 
 def _freeze():
@@ -439,11 +561,11 @@ def _imports(name, path, modules):
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
-                base = base[:len(base) - node.level + 1]
+                base = base[: len(base) - node.level + 1]
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module
-            found.add(target)           # its package's __init__ runs, but is not depended on
+            found.add(target)  # its package's __init__ runs, but is not depended on
             for alias in node.names:
                 found.add(f"{target}.{alias.name}")
     return {m for m in found if m in modules and m != name}
@@ -481,6 +603,7 @@ def _purge(names):
             parent, _, child = module.rpartition(".")
             if parent in sys.modules and not hasattr(sys.modules[parent], child):
                 setattr(sys.modules[parent], child, value)
+
     return rebind
 
 
@@ -513,6 +636,7 @@ class _RebindPlugin:
 
 
 # -- coverage: which test runs which lines ------------------------------------------------------
+
 
 class _CoveragePlugin:
     """Records, per test, the lines of ``path`` it executes (fixture setups counted for every
@@ -601,10 +725,16 @@ def measure(path, selection, out, purged):
         code = pytest.main(args + list(selection), plugins=[plugin, _RebindPlugin(rebind)])
         per_test, import_lines = plugin.finish()
         with open(out, "w") as handle:
-            json.dump({"per_test": {k: sorted(v) for k, v in per_test.items()},
-                       "import_lines": sorted(import_lines),
-                       "durations": plugin.durations, "outcomes": plugin.outcomes,
-                       "exit_code": int(code)}, handle)
+            json.dump(
+                {
+                    "per_test": {k: sorted(v) for k, v in per_test.items()},
+                    "import_lines": sorted(import_lines),
+                    "durations": plugin.durations,
+                    "outcomes": plugin.outcomes,
+                    "exit_code": int(code),
+                },
+                handle,
+            )
         return int(code)
 
     log = out + ".log"
@@ -613,6 +743,7 @@ def measure(path, selection, out, purged):
 
 
 # -- the run ------------------------------------------------------------------------------------
+
 
 def load_targets():
     import tomllib
@@ -660,8 +791,11 @@ def run(args):
         print(f"  done in {time.monotonic() - started:.0f} s", flush=True)
     _freeze()
     loaded = {m for m in sys.modules if m.split(".")[0] in PROJECT_PACKAGES}
-    print(f"{len(purged)} modules import {name} (imported afresh per mutant); "
-          f"{len(loaded - purged)} kept warm", flush=True)
+    print(
+        f"{len(purged)} modules import {name} (imported afresh per mutant); "
+        f"{len(loaded - purged)} kept warm",
+        flush=True,
+    )
 
     if args.remeasure or not os.path.exists(coverage_file) or args.tests:
         print(f"measuring coverage of {path} by {' '.join(selection)} ...", flush=True)
@@ -674,12 +808,19 @@ def run(args):
     if failing:
         print("tests failing on the clean module (left out):\n  " + "\n  ".join(failing))
     durations = coverage["durations"]
-    usable = {t: set(lines) for t, lines in coverage["per_test"].items()
-              if t not in failing and coverage["outcomes"].get(t) != "skipped"
-              and not any(t.startswith(x) for x in exclude) and durations.get(t, 0) <= slow}
+    usable = {
+        t: set(lines)
+        for t, lines in coverage["per_test"].items()
+        if t not in failing
+        and coverage["outcomes"].get(t) != "skipped"
+        and not any(t.startswith(x) for x in exclude)
+        and durations.get(t, 0) <= slow
+    }
     left_out = sorted(t for t in coverage["per_test"] if t not in usable)
     if left_out:
-        print(f"{len(left_out)} tests not used (failing, skipped, excluded or slower than {slow} s)")
+        print(
+            f"{len(left_out)} tests not used (failing, skipped, excluded or slower than {slow} s)"
+        )
     tree = ast.parse(source)
     # Lines run at import (module level, or in functions called at import): every test is a
     # candidate.
@@ -695,6 +836,7 @@ def run(args):
     if args.sample:
         # A reproducible random sample of the mutants (ids are stable for one source).
         import random
+
         ids = [m["id"] for m in all_mutants if not lines or lines[0] <= m["line"] <= lines[1]]
         chosen = set(random.Random(args.seed).sample(ids, min(args.sample, len(ids))))
     results = []
@@ -703,16 +845,27 @@ def run(args):
         key = (m["line"], m["end_line"], m["description"], m["node"])
         old = previous.get(key)
         m = {k: v for k, v in m.items()}
-        if (lines and not (lines[0] <= m["line"] <= lines[1])) or \
-                (chosen is not None and m["id"] not in chosen):
+        if (lines and not (lines[0] <= m["line"] <= lines[1])) or (
+            chosen is not None and m["id"] not in chosen
+        ):
             if old:
-                results.append({**m, **{k: old[k] for k in ("status", "killer", "seconds", "tests")
-                                        if k in old}})
+                results.append(
+                    {
+                        **m,
+                        **{k: old[k] for k in ("status", "killer", "seconds", "tests") if k in old},
+                    }
+                )
             else:
                 results.append({**m, "status": "not run"})
             continue
-        if old and args.only_survivors and old.get("status") not in ("survived", "not run", "no tests"):
-            results.append({**m, **{k: old[k] for k in ("status", "killer", "seconds", "tests") if k in old}})
+        if (
+            old
+            and args.only_survivors
+            and old.get("status") not in ("survived", "not run", "no tests")
+        ):
+            results.append(
+                {**m, **{k: old[k] for k in ("status", "killer", "seconds", "tests") if k in old}}
+            )
             continue
         todo.append(m)
         results.append(m)
@@ -742,13 +895,16 @@ def run(args):
                 continue
             expected = sum(durations.get(t, 1.0) for t in tests)
             timeout = args.timeout or (3 * expected + 20)
-            doctests = any("::" in t and not t.startswith("tests") for t in tests) or \
-                any(t.endswith(".py") and not t.startswith("tests") for t in tests)
+            doctests = any("::" in t and not t.startswith("tests") for t in tests) or any(
+                t.endswith(".py") and not t.startswith("tests") for t in tests
+            )
 
             def child(code=code, tests=tests, doctests=doctests):
                 rebind = _purge(purged)
                 sys.meta_path.insert(0, _MutantFinder(name, absolute, code))
-                return int(pytest.main(_pytest_args(tests, doctests), plugins=[_RebindPlugin(rebind)]))
+                return int(
+                    pytest.main(_pytest_args(tests, doctests), plugins=[_RebindPlugin(rebind)])
+                )
 
             log = os.path.join(log_dir, f"{name}.{m['id']}.log")
             status, seconds = _fork(child, timeout, log)
@@ -766,9 +922,12 @@ def run(args):
             elif os.path.exists(log):
                 os.unlink(log)
         if args.verbose or m["status"] != "killed":
-            print(f"[{count}/{len(todo)} {time.monotonic() - started:.0f}s] #{m['id']} "
-                  f"{path}:{m['line']} {m['description']}: {m['status']}"
-                  f" ({m.get('tests')} tests, {m.get('seconds', 0)} s)", flush=True)
+            print(
+                f"[{count}/{len(todo)} {time.monotonic() - started:.0f}s] #{m['id']} "
+                f"{path}:{m['line']} {m['description']}: {m['status']}"
+                f" ({m.get('tests')} tests, {m.get('seconds', 0)} s)",
+                flush=True,
+            )
         if count % 10 == 0:
             _save(state_file, path, results, coverage_file, selection, slow)
     _save(state_file, path, results, coverage_file, selection, slow)
@@ -788,8 +947,17 @@ def _killer(log, status):
 
 def _save(state_file, path, results, coverage_file, selection, slow):
     with open(state_file + ".tmp", "w") as handle:
-        json.dump({"module": path, "selection": selection, "slow": slow, "coverage": coverage_file,
-                   "mutants": [{k: v for k, v in m.items()} for m in results]}, handle, indent=1)
+        json.dump(
+            {
+                "module": path,
+                "selection": selection,
+                "slow": slow,
+                "coverage": coverage_file,
+                "mutants": [{k: v for k, v in m.items()} for m in results],
+            },
+            handle,
+            indent=1,
+        )
     os.replace(state_file + ".tmp", state_file)
 
 
@@ -802,8 +970,10 @@ def _score(results):
 def _print_score(path, results, equivalent=()):
     killed, total = _score(results)
     survivors = [m for m in results if m.get("status") in ("survived", "no tests")]
-    print(f"{path}: {killed}/{total} killed ({100 * killed / max(total, 1):.1f} %), "
-          f"{len(survivors)} survivors")
+    print(
+        f"{path}: {killed}/{total} killed ({100 * killed / max(total, 1):.1f} %), "
+        f"{len(survivors)} survivors"
+    )
 
 
 def report(args):
@@ -814,10 +984,12 @@ def report(args):
     killed, total = _score(results)
     survivors = [m for m in results if m.get("status") in ("survived", "no tests")]
     not_equivalent = [m for m in survivors if _signature(m) not in equivalent]
-    print(f"{args.module}: {total} mutants, {killed} killed ({100 * killed / max(total, 1):.1f} %); "
-          f"{len(survivors) - len(not_equivalent)} survivors judged equivalent; "
-          f"score without them {100 * killed / max(total - len(survivors) + len(not_equivalent), 1):.1f} %")
-    for m in (survivors if args.all else not_equivalent):
+    print(
+        f"{args.module}: {total} mutants, {killed} killed ({100 * killed / max(total, 1):.1f} %); "
+        f"{len(survivors) - len(not_equivalent)} survivors judged equivalent; "
+        f"score without them {100 * killed / max(total - len(survivors) + len(not_equivalent), 1):.1f} %"
+    )
+    for m in survivors if args.all else not_equivalent:
         mark = " [equivalent]" if _signature(m) in equivalent else ""
         print(f"--- #{m['id']} line {m['line']}: {m['description']} ({m['status']}){mark}")
         if args.diff:

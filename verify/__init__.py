@@ -36,8 +36,23 @@ from .results import CheckResult
 from .symbolic import SymbolicFunction
 
 __all__ = [
-    "VerifyError", "check_argument", "CHECKS", "DEVICES", "DTYPES", "resolve_device",
-    "resolve_dtype", "DistillationProblem", "Loss", "LOSSES", "TWINS", "NetworkSpec",
+    "VerifyError",
+    "check_argument",
+    "CHECKS",
+    "DEVICES",
+    "DTYPES",
+    "resolve_device",
+    "resolve_dtype",
+    "DistillationProblem",
+    "Loss",
+    "LOSSES",
+    "TWINS",
+    "NetworkSpec",
     "StackedNetworks",
-    "OptimizerSpec", "resolve_check", "run_check", "run_checks", "CheckResult", "SymbolicFunction",
+    "OptimizerSpec",
+    "resolve_check",
+    "run_check",
+    "run_checks",
+    "CheckResult",
+    "SymbolicFunction",
 ]

@@ -31,13 +31,21 @@ def check_argument(condition, message, *args):
 
 def check_positive_integer(value, *, name):
     """Validate an integer >= 1 (bools are refused) and return it."""
-    check_argument(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-                   "{} must be an integer >= 1, got {!r}", name, value)
+    check_argument(
+        isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+        "{} must be an integer >= 1, got {!r}",
+        name,
+        value,
+    )
     return value
 
 
 def check_integer(value, *, name):
     """Validate an integer (bools are refused) and return it."""
-    check_argument(isinstance(value, int) and not isinstance(value, bool),
-                   "{} must be an integer, got {!r}", name, value)
+    check_argument(
+        isinstance(value, int) and not isinstance(value, bool),
+        "{} must be an integer, got {!r}",
+        name,
+        value,
+    )
     return value

@@ -43,12 +43,15 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 def _integer(minimum, maximum):
     """An argparse type: plain decimal digits in ``minimum..maximum`` (no '1_0', no '1e3')."""
+
     def parse(text):
         value = int(text) if re.fullmatch(r"[+-]?[0-9]{1,30}", text.strip()) else None
         if value is None or not minimum <= value <= maximum:
-            raise argparse.ArgumentTypeError(f"must be an integer in {minimum}..{maximum}, "
-                                             f"got {text!r}")
+            raise argparse.ArgumentTypeError(
+                f"must be an integer in {minimum}..{maximum}, got {text!r}"
+            )
         return value
+
     return parse
 
 
@@ -58,20 +61,36 @@ _seed = _integer(0, MAX_SEED)
 
 # -- check -------------------------------------------------------------------------------------
 
+
 def _add_check_arguments(parser):
-    parser.add_argument("--device", default="auto", choices=DEVICES,
-                        help="where to run: auto (CUDA if present), cpu or cuda (default auto)")
-    parser.add_argument("--dtype", default="float64", choices=tuple(DTYPES),
-                        help="floating point type (default float64)")
-    parser.add_argument("--examples", type=_examples, default=None, metavar="N",
-                        help=f"random cases per check, at most {MAX_EXAMPLES} (default: each "
-                             f"check's own)")
-    parser.add_argument("--seed", type=_seed, default=0, metavar="S",
-                        help="seed of every random draw (default 0)")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        choices=DEVICES,
+        help="where to run: auto (CUDA if present), cpu or cuda (default auto)",
+    )
+    parser.add_argument(
+        "--dtype",
+        default="float64",
+        choices=tuple(DTYPES),
+        help="floating point type (default float64)",
+    )
+    parser.add_argument(
+        "--examples",
+        type=_examples,
+        default=None,
+        metavar="N",
+        help=f"random cases per check, at most {MAX_EXAMPLES} (default: each check's own)",
+    )
+    parser.add_argument(
+        "--seed", type=_seed, default=0, metavar="S", help="seed of every random draw (default 0)"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--thorough", action="store_true",
-                        help=f"16x the examples and a 16x longer counterexample search "
-                             f"(sized for a GPU)")
+    parser.add_argument(
+        "--thorough",
+        action="store_true",
+        help=f"16x the examples and a 16x longer counterexample search (sized for a GPU)",
+    )
 
 
 def _format_number(value):
@@ -82,19 +101,34 @@ def _table(rows, headers):
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
     lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(headers, widths)).rstrip()]
     lines.append("  ".join("-" * width for width in widths))
-    lines += ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
-              for row in rows]
+    lines += [
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
+        for row in rows
+    ]
     return "\n".join(lines)
 
 
 def _report(results, device, dtype, seed):
-    headers = ("statement", "expected", "verdict", "worst error", "tolerance", "examples",
-               "device")
-    rows = [(r.id, r.expected, _verdict_cell(r), _format_number(r.worst_error),
-             _format_number(r.tolerance), r.examples, r.device) for r in results]
+    headers = ("statement", "expected", "verdict", "worst error", "tolerance", "examples", "device")
+    rows = [
+        (
+            r.id,
+            r.expected,
+            _verdict_cell(r),
+            _format_number(r.worst_error),
+            _format_number(r.tolerance),
+            r.examples,
+            r.device,
+        )
+        for r in results
+    ]
     failed = [r.id for r in results if not r.as_expected]
-    lines = [f"verify check: dtype {dtype_name(dtype)}, device {device}, seed {seed}", "",
-             _table(rows, headers), ""]
+    lines = [
+        f"verify check: dtype {dtype_name(dtype)}, device {device}, seed {seed}",
+        "",
+        _table(rows, headers),
+        "",
+    ]
     partial = [r for r in results if not r.resolved]
     if partial:
         lines.append("Sub-claims round-off left untested (* in the table):")
@@ -112,8 +146,10 @@ def _report(results, device, dtype, seed):
             lines.append(f"  {r.id}:")
             lines += [f"    {note}" for note in r.notes]
         lines.append("")
-    lines.append(f"{len(results) - len(failed)} of {len(results)} verdicts as expected"
-                 + (f"; unexpected: {', '.join(failed)}" if failed else ""))
+    lines.append(
+        f"{len(results) - len(failed)} of {len(results)} verdicts as expected"
+        + (f"; unexpected: {', '.join(failed)}" if failed else "")
+    )
     return "\n".join(lines)
 
 
@@ -131,10 +167,15 @@ def _progress(total):
 
     def report(result):
         done.append(result)
-        print(f"\r{len(done)}/{total} checked ({result.id})\033[K", end="", file=sys.stderr,
-              flush=True)
+        print(
+            f"\r{len(done)}/{total} checked ({result.id})\033[K",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
         if len(done) == total:
             print("\r\033[K", end="", file=sys.stderr, flush=True)
+
     return report
 
 
@@ -143,13 +184,26 @@ def _run_check(arguments):
 
     device = resolve_device(arguments.device)
     dtype = resolve_dtype(arguments.dtype)
-    results = run_checks(device=device, dtype=dtype, examples=arguments.examples,
-                         seed=arguments.seed, thorough=arguments.thorough,
-                         on_result=_progress(len(statements())))
+    results = run_checks(
+        device=device,
+        dtype=dtype,
+        examples=arguments.examples,
+        seed=arguments.seed,
+        thorough=arguments.thorough,
+        on_result=_progress(len(statements())),
+    )
     if arguments.json:
-        print(json.dumps({"device": str(device), "dtype": dtype_name(dtype),
-                          "seed": arguments.seed,
-                          "results": [r.to_json() for r in results]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "device": str(device),
+                    "dtype": dtype_name(dtype),
+                    "seed": arguments.seed,
+                    "results": [r.to_json() for r in results],
+                },
+                indent=2,
+            )
+        )
     else:
         print(_report(results, device, dtype, arguments.seed))
     return 0 if all(r.as_expected for r in results) else 1
@@ -168,8 +222,12 @@ def _run_audit(arguments):
 
 
 def _add_figures_arguments(parser):
-    parser.add_argument("--out", required=True, metavar="DIR",
-                        help="directory for the PNG files (created if missing)")
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="directory for the PNG files (created if missing)",
+    )
     parser.add_argument("--seed", type=_seed, default=0, help=f"seed in 0..{MAX_SEED} (default 0)")
 
 
@@ -195,23 +253,39 @@ def _run_regime(arguments):
 
 #: Subcommands: name -> (help, add_arguments(parser), run(arguments) -> exit code).
 SUBCOMMANDS = {
-    "check": ("check every statement of the registry (docs/theory.md) numerically", _add_check_arguments,
-              _run_check),
-    "audit": ("identify a distillation loss MODULE:FUNCTION and check it against its declared "
-              "objective", _add_audit_arguments, _run_audit),
-    "figures": ("write the figures of notebooks 03 and 04 as PNG", _add_figures_arguments,
-                _run_figures),
-    "regime": ("how far KD's gradient is from logits matching at each T, for your logits",
-               _add_regime_arguments, _run_regime),
+    "check": (
+        "check every statement of the registry (docs/theory.md) numerically",
+        _add_check_arguments,
+        _run_check,
+    ),
+    "audit": (
+        "identify a distillation loss MODULE:FUNCTION and check it against its declared objective",
+        _add_audit_arguments,
+        _run_audit,
+    ),
+    "figures": (
+        "write the figures of notebooks 03 and 04 as PNG",
+        _add_figures_arguments,
+        _run_figures,
+    ),
+    "regime": (
+        "how far KD's gradient is from logits matching at each T, for your logits",
+        _add_regime_arguments,
+        _run_regime,
+    ),
 }
 
 
 def build_parser():
     """The argument parser, one subparser per entry of :data:`SUBCOMMANDS`."""
-    parser = _ArgumentParser(prog=_PROG, description="Numeric verification of the theory of "
-                             "knowledge distillation at high temperature.")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND",
-                                       parser_class=_ArgumentParser)
+    parser = _ArgumentParser(
+        prog=_PROG,
+        description="Numeric verification of the theory of "
+        "knowledge distillation at high temperature.",
+    )
+    subparsers = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=_ArgumentParser
+    )
     subparsers.required = True
     for name, (help_text, add_arguments, run) in SUBCOMMANDS.items():
         subparser = subparsers.add_parser(name, help=help_text, description=help_text)
@@ -235,7 +309,7 @@ def _threads_for_this_machine():
 
     try:
         available = len(os.sched_getaffinity(0))
-    except AttributeError:          # not on Linux
+    except AttributeError:  # not on Linux
         available = os.cpu_count() or 1
     if torch.get_num_threads() > available:
         torch.set_num_threads(available)
@@ -252,8 +326,9 @@ def main(argv=None):
     try:
         return arguments.run(arguments)
     except (VerifyError, _derive_error()) as error:
-        print(f"{_PROG} {arguments.command}: error: {' '.join(str(error).split())}",
-              file=sys.stderr)
+        print(
+            f"{_PROG} {arguments.command}: error: {' '.join(str(error).split())}", file=sys.stderr
+        )
         return 2
     except KeyboardInterrupt:
         print(f"{_PROG} {arguments.command}: interrupted", file=sys.stderr)

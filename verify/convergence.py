@@ -35,8 +35,13 @@ import numpy
 from ._errors import check_argument
 from .tolerances import RESOLUTION_FACTOR, SLOPE_TOLERANCE
 
-__all__ = ["Convergence", "loglog_slope", "roundoff_envelope", "measure_convergence",
-           "leading_order"]
+__all__ = [
+    "Convergence",
+    "loglog_slope",
+    "roundoff_envelope",
+    "measure_convergence",
+    "leading_order",
+]
 
 #: A slope is only fitted over at least this many resolved temperatures ...
 MINIMUM_POINTS = 3
@@ -111,11 +116,15 @@ class Convergence:
         return self.resolved and self.error <= SLOPE_TOLERANCE
 
     def describe(self):
-        floor = f"round-off dominates from T={self.floor:.3g}" if self.floor else "no floor on the grid"
+        floor = (
+            f"round-off dominates from T={self.floor:.3g}" if self.floor else "no floor on the grid"
+        )
         if not self.resolved:
             return f"order {self.order}: unresolved ({self.points} temperatures above round-off; {floor})"
-        return (f"order {self.order}: slope {self.slope:.3f} over T in [{self.low:.3g}, "
-                f"{self.high:.3g}] ({self.points} temperatures; {floor})")
+        return (
+            f"order {self.order}: slope {self.slope:.3f} over T in [{self.low:.3g}, "
+            f"{self.high:.3g}] ({self.points} temperatures; {floor})"
+        )
 
 
 def measure_convergence(temperatures, differences, roundoff, *, order, window_decades=None):
@@ -137,18 +146,26 @@ def measure_convergence(temperatures, differences, roundoff, *, order, window_de
     """
     temperatures = numpy.asarray(temperatures, dtype=float)
     differences = numpy.asarray(differences, dtype=float)
-    check_argument(temperatures.shape == differences.shape == numpy.shape(roundoff)
-                   and temperatures.ndim == 1, "temperatures, differences and roundoff must be "
-                   "1-d of one length, got {}, {}, {}", temperatures.shape, differences.shape,
-                   numpy.shape(roundoff))
-    check_argument(bool(numpy.all(numpy.diff(temperatures) > 0)),
-                   "temperatures must increase, got {}", temperatures)
+    check_argument(
+        temperatures.shape == differences.shape == numpy.shape(roundoff) and temperatures.ndim == 1,
+        "temperatures, differences and roundoff must be 1-d of one length, got {}, {}, {}",
+        temperatures.shape,
+        differences.shape,
+        numpy.shape(roundoff),
+    )
+    check_argument(
+        bool(numpy.all(numpy.diff(temperatures) > 0)),
+        "temperatures must increase, got {}",
+        temperatures,
+    )
     envelope = roundoff_envelope(temperatures, roundoff)
     finite = numpy.isfinite(differences)
     dominated = ~finite | (2 * envelope >= differences)
     floor = float(temperatures[numpy.argmax(dominated)]) if dominated.any() else None
     below_floor = temperatures < floor if floor is not None else numpy.ones_like(finite)
-    resolved = below_floor & finite & (differences > RESOLUTION_FACTOR * envelope) & (differences > 0)
+    resolved = (
+        below_floor & finite & (differences > RESOLUTION_FACTOR * envelope) & (differences > 0)
+    )
     if resolved.any():
         high = float(temperatures[resolved].max())
         if window_decades is not None:
@@ -169,6 +186,6 @@ def _settled(temperatures, differences):
     A window still bending towards its asymptote (a small leading coefficient, or one that
     cancels against the next order) is left unresolved rather than misread."""
     middle = len(temperatures) // 2
-    lower = loglog_slope(temperatures[:middle + 1], differences[:middle + 1])
+    lower = loglog_slope(temperatures[: middle + 1], differences[: middle + 1])
     upper = loglog_slope(temperatures[middle:], differences[middle:])
     return abs(lower - upper) <= SLOPE_TOLERANCE

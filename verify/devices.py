@@ -40,21 +40,33 @@ def resolve_device(device="cpu"):
     """
     if isinstance(device, torch.device):
         device = str(device)
-    check_argument(isinstance(device, str) and (device in DEVICES or device.startswith("cuda:")),
-                   "device must be one of {}, got {!r}", ", ".join(DEVICES), device)
+    check_argument(
+        isinstance(device, str) and (device in DEVICES or device.startswith("cuda:")),
+        "device must be one of {}, got {!r}",
+        ", ".join(DEVICES),
+        device,
+    )
     if device == "auto":
         return torch.device("cuda" if cuda_available() else "cpu")
     if device.startswith("cuda"):
-        check_argument(cuda_available(), "device {!r} was requested but CUDA is not available "
-                       "(torch {}); use --device cpu or auto", device, torch.__version__)
+        check_argument(
+            cuda_available(),
+            "device {!r} was requested but CUDA is not available "
+            "(torch {}); use --device cpu or auto",
+            device,
+            torch.__version__,
+        )
         try:
             resolved = torch.device(device)
         except RuntimeError:
             resolved = None
-        check_argument(resolved is not None and (resolved.index is None
-                                                 or resolved.index < torch.cuda.device_count()),
-                       "device {!r} does not exist: {} CUDA device(s) present", device,
-                       torch.cuda.device_count())
+        check_argument(
+            resolved is not None
+            and (resolved.index is None or resolved.index < torch.cuda.device_count()),
+            "device {!r} does not exist: {} CUDA device(s) present",
+            device,
+            torch.cuda.device_count(),
+        )
         return resolved
     return torch.device(device)
 
@@ -62,8 +74,9 @@ def resolve_device(device="cpu"):
 def resolve_dtype(dtype=torch.float64):
     """A floating :class:`torch.dtype` from a name in :data:`DTYPES` or a dtype."""
     if isinstance(dtype, torch.dtype):
-        check_argument(dtype in DTYPES.values(), "dtype must be one of {}, got {}",
-                       ", ".join(DTYPES), dtype)
+        check_argument(
+            dtype in DTYPES.values(), "dtype must be one of {}, got {}", ", ".join(DTYPES), dtype
+        )
         return dtype
     check_argument(dtype in DTYPES, "dtype must be one of {}, got {!r}", ", ".join(DTYPES), dtype)
     return DTYPES[dtype]

@@ -24,14 +24,27 @@ from .losses import LOSSES, DistillationProblem
 from .networks import NetworkSpec, StackedNetworks
 from .optimizers import OptimizerSpec
 
-__all__ = ["mean_gap_trajectories", "remainder_curves", "plot_mean_gaps", "plot_remainders",
-           "write_figures", "FIGURES"]
+__all__ = [
+    "mean_gap_trajectories",
+    "remainder_curves",
+    "plot_mean_gaps",
+    "plot_remainders",
+    "write_figures",
+    "FIGURES",
+]
 
 #: The file names :func:`write_figures` writes.
 FIGURES = ("03_mean_gap.png", "04_remainders.png")
 
-_SPEC = NetworkSpec(kind="mlp", input_shape=(8,), widths=(32, 32), activation="tanh", bias=True,
-                    normalization="none", classes=10)
+_SPEC = NetworkSpec(
+    kind="mlp",
+    input_shape=(8,),
+    widths=(32, 32),
+    activation="tanh",
+    bias=True,
+    normalization="none",
+    classes=10,
+)
 _OPTIMIZERS = {
     "SGD (momentum 0.9)": OptimizerSpec("sgd", (("lr", 0.05), ("momentum", 0.9))),
     "Adam": OptimizerSpec("adam", (("lr", 1e-3),)),
@@ -52,10 +65,14 @@ def mean_gap_trajectories(*, steps=50, temperature=4.0, seed=0, dtype=torch.floa
     Equal-mean initialization centres both output layers' rows (:math:`\bar w = 0`) and gives
     the student the teacher's :math:`\bar b`; default initialization is PyTorch's.
     """
-    check_argument(isinstance(steps, int) and steps >= 1, "steps must be an integer >= 1, got {!r}", steps)
+    check_argument(
+        isinstance(steps, int) and steps >= 1, "steps must be an integer >= 1, got {!r}", steps
+    )
     generator = torch.Generator().manual_seed(seed)
-    batches = [torch.randn(1, 32, 8, generator=generator, dtype=torch.float64).to(dtype)
-               for _ in range(steps)]
+    batches = [
+        torch.randn(1, 32, 8, generator=generator, dtype=torch.float64).to(dtype)
+        for _ in range(steps)
+    ]
     held_out = torch.randn(1, 256, 8, generator=generator, dtype=torch.float64).to(dtype)
     teacher = StackedNetworks.build(_SPEC, count=1, seed=seed + 1000, dtype=dtype)
     kd = LOSSES["kl"]
@@ -65,16 +82,22 @@ def mean_gap_trajectories(*, steps=50, temperature=4.0, seed=0, dtype=torch.floa
             student = StackedNetworks.build(_SPEC, count=1, seed=seed, dtype=dtype)
             if initialization == "equal-mean":
                 _centre_output_rows(student)
-                _centre_output_rows(teacher_copy := StackedNetworks.build(
-                    _SPEC, count=1, seed=seed + 1000, dtype=dtype))
+                _centre_output_rows(
+                    teacher_copy := StackedNetworks.build(
+                        _SPEC, count=1, seed=seed + 1000, dtype=dtype
+                    )
+                )
                 with torch.no_grad():
-                    student.output_bias.sub_(student.output_bias.mean(1, keepdim=True)
-                                             - teacher_copy.output_bias.mean(1, keepdim=True))
+                    student.output_bias.sub_(
+                        student.output_bias.mean(1, keepdim=True)
+                        - teacher_copy.output_bias.mean(1, keepdim=True)
+                    )
                 reference = teacher_copy
             else:
                 reference = teacher
             curves[f"{initialization} init, {label}"] = _distil(
-                student, reference, optimizer_spec, kd, temperature, batches, held_out)
+                student, reference, optimizer_spec, kd, temperature, batches, held_out
+            )
     return curves
 
 
@@ -83,8 +106,11 @@ def _distil(student, teacher, optimizer_spec, objective, temperature, batches, h
 
     def gap():
         with torch.no_grad():
-            return float((student.forward(held_out)[1].mean(-1)
-                          - teacher.forward(held_out)[1].mean(-1)).abs().max())
+            return float(
+                (student.forward(held_out)[1].mean(-1) - teacher.forward(held_out)[1].mean(-1))
+                .abs()
+                .max()
+            )
 
     gaps = [gap()]
     for inputs in batches:
@@ -93,8 +119,9 @@ def _distil(student, teacher, optimizer_spec, objective, temperature, batches, h
         _, logits = student.forward(inputs)
         temperatures = torch.full(logits.shape[:-1], temperature, dtype=logits.dtype)
         labels = torch.zeros(logits.shape[:-1], dtype=torch.long)
-        problem = DistillationProblem(logits, teacher_logits, labels, teacher_logits.softmax(-1),
-                                      temperatures)
+        problem = DistillationProblem(
+            logits, teacher_logits, labels, teacher_logits.softmax(-1), temperatures
+        )
         optimizer.zero_grad(set_to_none=True)
         objective(problem).mean().backward()
         optimizer.step()
@@ -118,13 +145,16 @@ def remainder_curves(*, classes=5, seed=0, orders=(1, 2, 3, 4)):
     gradient_terms, loss_terms = expansion_terms(max(orders))
     curves = {"temperatures": temperatures}
     for dtype in (torch.float64, torch.float32):
-        measured = remainders(student.to(dtype), teacher.to(dtype), temperatures,
-                              gradient_terms, loss_terms)
+        measured = remainders(
+            student.to(dtype), teacher.to(dtype), temperatures, gradient_terms, loss_terms
+        )
         for order in orders:
             size, roundoff = measured["gradient", order]
             curves[str(dtype).removeprefix("torch."), order] = {
-                "remainder": size, "roundoff": roundoff,
-                "convergence": measure_convergence(temperatures, size, roundoff, order=order)}
+                "remainder": size,
+                "roundoff": roundoff,
+                "convergence": measure_convergence(temperatures, size, roundoff, order=order),
+            }
     return curves
 
 
@@ -137,11 +167,22 @@ def plot_mean_gaps(curves, ax=None):
     for label, gaps in curves.items():
         style = styles["Adam" if "Adam" in label else "SGD"]
         color = "tab:blue" if label.startswith("equal-mean") else "tab:red"
-        ax.semilogy(numpy.arange(len(gaps)), numpy.maximum(gaps, 1e-18), style, color=color,
-                    label=label, linewidth=2)
+        ax.semilogy(
+            numpy.arange(len(gaps)),
+            numpy.maximum(gaps, 1e-18),
+            style,
+            color=color,
+            label=label,
+            linewidth=2,
+        )
     ax.axhline(float(torch.finfo(torch.float64).eps), color="grey", linewidth=0.8, linestyle=":")
-    ax.text(0.5, float(torch.finfo(torch.float64).eps) * 1.6, "float64 machine epsilon",
-            color="grey", fontsize=8)
+    ax.text(
+        0.5,
+        float(torch.finfo(torch.float64).eps) * 1.6,
+        "float64 machine epsilon",
+        color="grey",
+        fontsize=8,
+    )
     ax.set_xlabel("optimizer step")
     ax.set_ylabel(r"$\max_x |\langle z(x)\rangle - \langle v(x)\rangle|$ (logit units)")
     ax.set_title("Student-teacher logit-mean gap during KD (T = 4)")
@@ -163,16 +204,31 @@ def plot_remainders(curves, ax=None):
             data = curves[dtype, order]
             convergence = data["convergence"]
             slope = f"slope {convergence.slope:.2f}" if convergence.resolved else "unresolved"
-            ax.loglog(temperatures, data["remainder"], style, color=color,
-                      linewidth=2 if dtype == "float64" else 1.5, label=f"K={order}, {dtype}: {slope}")
-    ax.loglog(temperatures, curves["float64", orders[0]]["roundoff"], color="grey", linewidth=0.8,
-              label="float64 round-off (vs 40-digit mpmath)")
+            ax.loglog(
+                temperatures,
+                data["remainder"],
+                style,
+                color=color,
+                linewidth=2 if dtype == "float64" else 1.5,
+                label=f"K={order}, {dtype}: {slope}",
+            )
+    ax.loglog(
+        temperatures,
+        curves["float64", orders[0]]["roundoff"],
+        color="grey",
+        linewidth=0.8,
+        label="float64 round-off (vs 40-digit mpmath)",
+    )
     floor = curves["float32", orders[0]]["convergence"].floor
     if floor:
         # Past this T, float32 round-off hides even the first-order remainder.
         ax.axvline(floor, color="black", linestyle="--", linewidth=1)
-        ax.text(floor * 1.3, ax.get_ylim()[1] / 1e3, f"float32 floor of\nthe T^-1 term:\nT = {floor:.3g}",
-                fontsize=8)
+        ax.text(
+            floor * 1.3,
+            ax.get_ylim()[1] / 1e3,
+            f"float32 floor of\nthe T^-1 term:\nT = {floor:.3g}",
+            fontsize=8,
+        )
     ax.set_xlabel("temperature T")
     ax.set_ylabel(r"$\|\nabla L_{KD}(T) - \sum_{k<K} T^{-k} G_k\|$ (logit-gradient units)")
     ax.set_title("Remainder after K terms of the expansion: slope -K")
@@ -195,13 +251,18 @@ def write_figures(out, *, seed=0):
     from derive._files import check_output_directory, check_output_path, write_atomically
 
     check_output_directory(out)
-    check_argument(isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0,
-                   "seed must be an integer >= 0, got {!r}", seed)
+    check_argument(
+        isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0,
+        "seed must be an integer >= 0, got {!r}",
+        seed,
+    )
     for name in FIGURES:
         if os.path.isdir(out):
             check_output_path(os.path.join(out, name))
-    data = [(FIGURES[0], mean_gap_trajectories(seed=seed), plot_mean_gaps),
-            (FIGURES[1], remainder_curves(seed=seed), plot_remainders)]
+    data = [
+        (FIGURES[0], mean_gap_trajectories(seed=seed), plot_mean_gaps),
+        (FIGURES[1], remainder_curves(seed=seed), plot_remainders),
+    ]
     os.makedirs(out, exist_ok=True)
     paths = []
     for name, values, plot in data:
@@ -217,6 +278,7 @@ def write_figures(out, *, seed=0):
 
 # -- objective families (notebooks 05 and 06) ------------------------------------------------
 
+
 def _draw_logits(classes, seed, *, scale=2.0):
     generator = torch.Generator().manual_seed(seed)
     student = torch.randn(1, classes, generator=generator, dtype=torch.float64) * scale
@@ -230,8 +292,9 @@ def _twin_values(entry, student, teacher, temperatures, labels):
     twin = TWINS[entry[0]].with_parameters(**entry[1]) if entry[1] else TWINS[entry[0]]
     column = torch.tensor(temperatures, dtype=torch.float64)
     count = len(temperatures)
-    return twin(student.repeat(count, 1), teacher.repeat(count, 1), column,
-                labels.repeat(count)).numpy()
+    return twin(
+        student.repeat(count, 1), teacher.repeat(count, 1), column, labels.repeat(count)
+    ).numpy()
 
 
 def _derived_values(entry, student, teacher, labels, order):
@@ -256,8 +319,10 @@ def objective_curves(entries, *, classes=6, seed=0, temperatures=None):
     labels = torch.tensor([0])
     curves = {"temperatures": temperatures}
     for label, entry in entries:
-        curves[label] = {"value": _twin_values(entry, student, teacher, temperatures, labels),
-                         "terms": _derived_values(entry, student, teacher, labels, 2)}
+        curves[label] = {
+            "value": _twin_values(entry, student, teacher, temperatures, labels),
+            "terms": _derived_values(entry, student, teacher, labels, 2),
+        }
     return curves
 
 
@@ -272,10 +337,15 @@ def plot_objective_curves(curves, ax=None, *, weights=None):
         if label == "temperatures":
             continue
         weight = 1.0 if weights is None else float(weights[label])
-        line, = ax.semilogx(temperatures, data["value"] / weight, label=label, linewidth=2)
+        (line,) = ax.semilogx(temperatures, data["value"] / weight, label=label, linewidth=2)
         first, second = data["terms"]
-        ax.semilogx(temperatures, (first + second / temperatures) / weight, "--",
-                    color=line.get_color(), linewidth=1)
+        ax.semilogx(
+            temperatures,
+            (first + second / temperatures) / weight,
+            "--",
+            color=line.get_color(),
+            linewidth=1,
+        )
     ax.set_xlabel("temperature T")
     ax.set_ylabel("loss" + (" / weight" if weights else ""))
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
@@ -289,13 +359,18 @@ def difference_curve(first, second, *, classes=6, seed=0, temperatures=None):
     temperatures = numpy.logspace(0, 4, 25) if temperatures is None else numpy.asarray(temperatures)
     student, teacher = _draw_logits(classes, seed)
     labels = torch.tensor([0])
-    difference = numpy.abs(_twin_values(first, student, teacher, temperatures, labels)
-                           - _twin_values(second, student, teacher, temperatures, labels))
+    difference = numpy.abs(
+        _twin_values(first, student, teacher, temperatures, labels)
+        - _twin_values(second, student, teacher, temperatures, labels)
+    )
     from .convergence import loglog_slope
 
     upper = temperatures >= temperatures[-1] / 10
-    return {"temperatures": temperatures, "difference": difference,
-            "slope": loglog_slope(temperatures[upper], difference[upper])}
+    return {
+        "temperatures": temperatures,
+        "difference": difference,
+        "slope": loglog_slope(temperatures[upper], difference[upper]),
+    }
 
 
 def dkd_split(*, classes=(2, 3, 5, 10), seed=0, temperature=4.0):
@@ -314,6 +389,14 @@ def dkd_split(*, classes=(2, 3, 5, 10), seed=0, temperature=4.0):
         target = float(_tckd(student, teacher, column, labels))
         others = float(_nckd(student, teacher, column, labels))
         weight = 1 - float(log_p.exp()[0, 0])
-        rows.append({"classes": count, "kl": kl, "tckd": target, "nckd": others,
-                     "weighted_nckd": weight * others, "residual": kl - target - weight * others})
+        rows.append(
+            {
+                "classes": count,
+                "kl": kl,
+                "tckd": target,
+                "nckd": others,
+                "weighted_nckd": weight * others,
+                "residual": kl - target - weight * others,
+            }
+        )
     return rows

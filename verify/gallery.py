@@ -52,15 +52,37 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "GalleryExample", "EXAMPLES", "kd_batchmean", "kd_soft_cross_entropy",
-    "kd_with_loss_weight", "reverse_kl", "kd_swapped_kl_div", "gkd_generalized_jsd",
-    "distillm_skew_kl", "dkd", "kd_logit_standardization", "kd_student_unsoftened",
-    "dist_inter_class", "kl_div_on_probabilities", "kl_div_log_target_on_probabilities",
-    "kd_teacher_unsoftened", "kd_top_k_teacher",
-    "kd_missing_t_squared", "kd_mean_reduction", "kd_sum_reduction", "kd_t_squared_one_path",
-    "kd_capped_t_squared", "kd_detached_student", "sigmoid_bce_distillation",
-    "mse_on_probabilities", "logits_matching_uncentred", "logits_matching_centred",
-    "token_kd", "token_kd_per_sequence", "token_kd_over_batch", "token_kd_sum",
+    "GalleryExample",
+    "EXAMPLES",
+    "kd_batchmean",
+    "kd_soft_cross_entropy",
+    "kd_with_loss_weight",
+    "reverse_kl",
+    "kd_swapped_kl_div",
+    "gkd_generalized_jsd",
+    "distillm_skew_kl",
+    "dkd",
+    "kd_logit_standardization",
+    "kd_student_unsoftened",
+    "dist_inter_class",
+    "kl_div_on_probabilities",
+    "kl_div_log_target_on_probabilities",
+    "kd_teacher_unsoftened",
+    "kd_top_k_teacher",
+    "kd_missing_t_squared",
+    "kd_mean_reduction",
+    "kd_sum_reduction",
+    "kd_t_squared_one_path",
+    "kd_capped_t_squared",
+    "kd_detached_student",
+    "sigmoid_bce_distillation",
+    "mse_on_probabilities",
+    "logits_matching_uncentred",
+    "logits_matching_centred",
+    "token_kd",
+    "token_kd_per_sequence",
+    "token_kd_over_batch",
+    "token_kd_sum",
     "token_kd_unmasked",
 ]
 
@@ -73,8 +95,9 @@ def kd_batchmean(student_logits, teacher_logits, temperature):
     r"""The reference: :math:`T^2\,\mathrm{KL}(p\,\|\,q)`, averaged over the batch."""
     student_log_probabilities = F.log_softmax(student_logits / temperature, dim=-1)
     teacher_log_probabilities = F.log_softmax(teacher_logits / temperature, dim=-1)
-    divergence = F.kl_div(student_log_probabilities, teacher_log_probabilities,
-                          reduction="batchmean", log_target=True)
+    divergence = F.kl_div(
+        student_log_probabilities, teacher_log_probabilities, reduction="batchmean", log_target=True
+    )
     return temperature**2 * divergence
 
 
@@ -109,16 +132,18 @@ def kd_mean_reduction(student_logits, teacher_logits, temperature):
     """
     student_log_probabilities = F.log_softmax(student_logits / temperature, dim=-1)
     teacher_probabilities = F.softmax(teacher_logits / temperature, dim=-1)
-    return temperature**2 * F.kl_div(student_log_probabilities, teacher_probabilities,
-                                     reduction="mean")
+    return temperature**2 * F.kl_div(
+        student_log_probabilities, teacher_probabilities, reduction="mean"
+    )
 
 
 def kd_sum_reduction(student_logits, teacher_logits, temperature):
     """``reduction='sum'`` adds over the batch: the gradient is ``B`` times too large."""
     student_log_probabilities = F.log_softmax(student_logits / temperature, dim=-1)
     teacher_probabilities = F.softmax(teacher_logits / temperature, dim=-1)
-    return temperature**2 * F.kl_div(student_log_probabilities, teacher_probabilities,
-                                     reduction="sum")
+    return temperature**2 * F.kl_div(
+        student_log_probabilities, teacher_probabilities, reduction="sum"
+    )
 
 
 def kd_t_squared_one_path(student_logits, teacher_logits, temperature):
@@ -142,8 +167,11 @@ def kd_capped_t_squared(student_logits, teacher_logits, temperature):
     Above ``T = 1000`` the gradient fades like ``T**-2`` again: it follows no single power of
     ``T`` over the audited range.
     """
-    return min(temperature, 1000.0) ** 2 / temperature**2 * kd_batchmean(
-        student_logits, teacher_logits, temperature)
+    return (
+        min(temperature, 1000.0) ** 2
+        / temperature**2
+        * kd_batchmean(student_logits, teacher_logits, temperature)
+    )
 
 
 def kd_detached_student(student_logits, teacher_logits, temperature):
@@ -160,8 +188,9 @@ def sigmoid_bce_distillation(student_logits, teacher_logits, temperature):
     :math:`\frac{1}{4B}(z - v)`, uncentred logits matching, :math:`N/4` times KD's scale.
     """
     teacher_probabilities = torch.sigmoid(teacher_logits / temperature)
-    elementwise = F.binary_cross_entropy_with_logits(student_logits / temperature,
-                                                     teacher_probabilities, reduction="none")
+    elementwise = F.binary_cross_entropy_with_logits(
+        student_logits / temperature, teacher_probabilities, reduction="none"
+    )
     return temperature**2 * elementwise.sum(-1).mean()
 
 
@@ -172,8 +201,10 @@ def mse_on_probabilities(student_logits, teacher_logits, temperature):
     its gradient is :math:`\frac{2}{N^2 T^2}` times KD's: no ``T**2`` factor, and a scale of
     :math:`2/N^2`.
     """
-    return F.mse_loss(F.softmax(student_logits / temperature, dim=-1),
-                      F.softmax(teacher_logits / temperature, dim=-1))
+    return F.mse_loss(
+        F.softmax(student_logits / temperature, dim=-1),
+        F.softmax(teacher_logits / temperature, dim=-1),
+    )
 
 
 def logits_matching_uncentred(student_logits, teacher_logits, temperature):
@@ -214,8 +245,9 @@ def reverse_kl(student_logits, teacher_logits, temperature):
     et al. 2024), written on purpose: consistent with ``--expect reverse-kl``."""
     student_log_probabilities = F.log_softmax(student_logits / temperature, dim=-1)
     teacher_log_probabilities = F.log_softmax(teacher_logits / temperature, dim=-1)
-    divergence = (student_log_probabilities.exp()
-                  * (student_log_probabilities - teacher_log_probabilities)).sum(-1)
+    divergence = (
+        student_log_probabilities.exp() * (student_log_probabilities - teacher_log_probabilities)
+    ).sum(-1)
     return temperature**2 * divergence.mean()
 
 
@@ -230,8 +262,9 @@ def kd_swapped_kl_div(student_logits, teacher_logits, temperature):
     :math:`1/T`."""
     teacher_log_probabilities = F.log_softmax(teacher_logits / temperature, dim=-1)
     student_probabilities = F.softmax(student_logits / temperature, dim=-1)
-    return temperature**2 * F.kl_div(teacher_log_probabilities, student_probabilities,
-                                     reduction="batchmean")
+    return temperature**2 * F.kl_div(
+        teacher_log_probabilities, student_probabilities, reduction="batchmean"
+    )
 
 
 def gkd_generalized_jsd(student_logits, teacher_logits, temperature, beta=0.3):
@@ -243,13 +276,21 @@ def gkd_generalized_jsd(student_logits, teacher_logits, temperature, beta=0.3):
     student_log_probabilities = F.log_softmax(student_logits / temperature, dim=-1)
     teacher_log_probabilities = F.log_softmax(teacher_logits / temperature, dim=-1)
     beta = torch.tensor(beta, dtype=student_log_probabilities.dtype)
-    mixture_log_probabilities = torch.logsumexp(torch.stack([
-        student_log_probabilities + torch.log(1 - beta),
-        teacher_log_probabilities + torch.log(beta)]), dim=0)
-    kl_teacher = F.kl_div(mixture_log_probabilities, teacher_log_probabilities,
-                          reduction="none", log_target=True)
-    kl_student = F.kl_div(mixture_log_probabilities, student_log_probabilities,
-                          reduction="none", log_target=True)
+    mixture_log_probabilities = torch.logsumexp(
+        torch.stack(
+            [
+                student_log_probabilities + torch.log(1 - beta),
+                teacher_log_probabilities + torch.log(beta),
+            ]
+        ),
+        dim=0,
+    )
+    kl_teacher = F.kl_div(
+        mixture_log_probabilities, teacher_log_probabilities, reduction="none", log_target=True
+    )
+    kl_student = F.kl_div(
+        mixture_log_probabilities, student_log_probabilities, reduction="none", log_target=True
+    )
     jsd = beta * kl_teacher + (1 - beta) * kl_student
     return temperature**2 * jsd.sum(-1).mean()
 
@@ -276,8 +317,9 @@ def _other_mask(logits, target):
 
 
 def _cat_mask(t, mask1, mask2):
-    return torch.cat([(t * mask1).sum(dim=1, keepdim=True), (t * mask2).sum(1, keepdim=True)],
-                     dim=1)
+    return torch.cat(
+        [(t * mask1).sum(dim=1, keepdim=True), (t * mask2).sum(1, keepdim=True)], dim=1
+    )
 
 
 def dkd(student_logits, teacher_logits, temperature, target, alpha=1.0, beta=8.0):
@@ -293,13 +335,18 @@ def dkd(student_logits, teacher_logits, temperature, target, alpha=1.0, beta=8.0
     pred_student = _cat_mask(pred_student, gt_mask, other_mask)
     pred_teacher = _cat_mask(pred_teacher, gt_mask, other_mask)
     log_pred_student = torch.log(pred_student)
-    tckd_loss = (F.kl_div(log_pred_student, pred_teacher, reduction="sum")
-                 * (temperature**2) / target.shape[0])
+    tckd_loss = (
+        F.kl_div(log_pred_student, pred_teacher, reduction="sum")
+        * (temperature**2)
+        / target.shape[0]
+    )
     pred_teacher_part2 = F.softmax(teacher_logits / temperature - 1000.0 * gt_mask, dim=1)
-    log_pred_student_part2 = F.log_softmax(student_logits / temperature - 1000.0 * gt_mask,
-                                           dim=1)
-    nckd_loss = (F.kl_div(log_pred_student_part2, pred_teacher_part2, reduction="sum")
-                 * (temperature**2) / target.shape[0])
+    log_pred_student_part2 = F.log_softmax(student_logits / temperature - 1000.0 * gt_mask, dim=1)
+    nckd_loss = (
+        F.kl_div(log_pred_student_part2, pred_teacher_part2, reduction="sum")
+        * (temperature**2)
+        / target.shape[0]
+    )
     return alpha * tckd_loss + beta * nckd_loss
 
 
@@ -327,8 +374,9 @@ def kd_student_unsoftened(student_logits, teacher_logits, temperature):
     gradient grows like :math:`T^2`."""
     student_log_probabilities = F.log_softmax(student_logits, dim=-1)
     teacher_probabilities = F.softmax(teacher_logits / temperature, dim=-1)
-    return temperature**2 * F.kl_div(student_log_probabilities, teacher_probabilities,
-                                     reduction="batchmean")
+    return temperature**2 * F.kl_div(
+        student_log_probabilities, teacher_probabilities, reduction="batchmean"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -357,24 +405,27 @@ def kl_div_on_probabilities(student_logits, teacher_logits, temperature):
     """``F.kl_div`` given the student's probabilities where it expects log-probabilities."""
     student_probabilities = F.softmax(student_logits / temperature, dim=-1)
     teacher_probabilities = F.softmax(teacher_logits / temperature, dim=-1)
-    return temperature**2 * F.kl_div(student_probabilities, teacher_probabilities,
-                                     reduction="batchmean")
+    return temperature**2 * F.kl_div(
+        student_probabilities, teacher_probabilities, reduction="batchmean"
+    )
 
 
 def kl_div_log_target_on_probabilities(student_logits, teacher_logits, temperature):
     """``log_target=True`` with the teacher's probabilities (not log-probabilities) as target."""
     student_log_probabilities = F.log_softmax(student_logits / temperature, dim=-1)
     teacher_probabilities = F.softmax(teacher_logits / temperature, dim=-1)
-    return temperature**2 * F.kl_div(student_log_probabilities, teacher_probabilities,
-                                     reduction="batchmean", log_target=True)
+    return temperature**2 * F.kl_div(
+        student_log_probabilities, teacher_probabilities, reduction="batchmean", log_target=True
+    )
 
 
 def kd_teacher_unsoftened(student_logits, teacher_logits, temperature):
     """The temperature applied to the student only: the teacher's softmax stays at 1."""
     student_log_probabilities = F.log_softmax(student_logits / temperature, dim=-1)
     teacher_probabilities = F.softmax(teacher_logits, dim=-1)
-    return temperature**2 * F.kl_div(student_log_probabilities, teacher_probabilities,
-                                     reduction="batchmean")
+    return temperature**2 * F.kl_div(
+        student_log_probabilities, teacher_probabilities, reduction="batchmean"
+    )
 
 
 def kd_top_k_teacher(student_logits, teacher_logits, temperature, k=5):
@@ -384,9 +435,11 @@ def kd_top_k_teacher(student_logits, teacher_logits, temperature, k=5):
     sparse = torch.full_like(teacher_logits, float("-inf")).scatter(-1, indices, values)
     teacher_probabilities = F.softmax(sparse / temperature, dim=-1)
     student_log_probabilities = F.log_softmax(student_logits / temperature, dim=-1)
-    per_class = torch.where(teacher_probabilities > 0, teacher_probabilities * (
-        torch.log(teacher_probabilities) - student_log_probabilities),
-        torch.zeros_like(teacher_probabilities))
+    per_class = torch.where(
+        teacher_probabilities > 0,
+        teacher_probabilities * (torch.log(teacher_probabilities) - student_log_probabilities),
+        torch.zeros_like(teacher_probabilities),
+    )
     return temperature**2 * per_class.sum(-1).mean()
 
 
@@ -398,8 +451,9 @@ def _token_kd(student_logits, teacher_logits, temperature):
     """KD per token, ``[B, L]``."""
     student_log_probabilities = F.log_softmax(student_logits / temperature, dim=-1)
     teacher_log_probabilities = F.log_softmax(teacher_logits / temperature, dim=-1)
-    return temperature**2 * F.kl_div(student_log_probabilities, teacher_log_probabilities,
-                                     reduction="none", log_target=True).sum(-1)
+    return temperature**2 * F.kl_div(
+        student_log_probabilities, teacher_log_probabilities, reduction="none", log_target=True
+    ).sum(-1)
 
 
 def token_kd(student_logits, teacher_logits, temperature, mask):
@@ -431,9 +485,11 @@ def token_kd_unmasked(student_logits, teacher_logits, temperature):
     classes = student_logits.shape[-1]
     student_log_probabilities = F.log_softmax(student_logits / temperature, dim=-1)
     teacher_probabilities = F.softmax(teacher_logits / temperature, dim=-1)
-    return temperature**2 * F.kl_div(student_log_probabilities.reshape(-1, classes),
-                                     teacher_probabilities.reshape(-1, classes),
-                                     reduction="batchmean")
+    return temperature**2 * F.kl_div(
+        student_log_probabilities.reshape(-1, classes),
+        teacher_probabilities.reshape(-1, classes),
+        reduction="batchmean",
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -518,77 +574,197 @@ _OTHER = ("other-objective",)
 #: Every gallery loss by name, with the audit's expected findings.
 EXAMPLES = _examples(
     # correct
-    GalleryExample(kd_batchmean, "consistent", (), temperature_exponent=0.0, limit_scale=_one,
-                   limit_cosine_is_one=True),
-    GalleryExample(kd_soft_cross_entropy, "consistent", (), temperature_exponent=0.0,
-                   limit_scale=_one, limit_cosine_is_one=True),
-    GalleryExample(kd_with_loss_weight, "consistent", (), weight=0.5,
-                   options=(("weight", 0.5),)),
-    GalleryExample(reverse_kl, "consistent", (), "reverse-kl",
-                   options=(("expect", "reverse-kl"),)),
+    GalleryExample(
+        kd_batchmean,
+        "consistent",
+        (),
+        temperature_exponent=0.0,
+        limit_scale=_one,
+        limit_cosine_is_one=True,
+    ),
+    GalleryExample(
+        kd_soft_cross_entropy,
+        "consistent",
+        (),
+        temperature_exponent=0.0,
+        limit_scale=_one,
+        limit_cosine_is_one=True,
+    ),
+    GalleryExample(kd_with_loss_weight, "consistent", (), weight=0.5, options=(("weight", 0.5),)),
+    GalleryExample(reverse_kl, "consistent", (), "reverse-kl", options=(("expect", "reverse-kl"),)),
     # other objectives
-    GalleryExample(kd_swapped_kl_div, "inconsistent", ("swapped-kl-arguments",), "reverse-kl",
-                   temperature_exponent=0.0, limit_scale=_one, limit_cosine_is_one=True),
+    GalleryExample(
+        kd_swapped_kl_div,
+        "inconsistent",
+        ("swapped-kl-arguments",),
+        "reverse-kl",
+        temperature_exponent=0.0,
+        limit_scale=_one,
+        limit_cosine_is_one=True,
+    ),
     GalleryExample(gkd_generalized_jsd, "inconsistent", _OTHER, "jsd", (("beta", 0.3),)),
     GalleryExample(distillm_skew_kl, "inconsistent", _OTHER, "skew-kl", (("alpha", 0.1),)),
     GalleryExample(dkd, "inconsistent", _OTHER, "dkd", (("alpha", 1.0), ("beta", 8.0))),
-    GalleryExample(kd_logit_standardization, "inconsistent", _OTHER, "standardized-kl",
-                   (("std", "unbiased"),)),
-    GalleryExample(kd_student_unsoftened, "inconsistent", ("one-sided-temperature",),
-                   "hot-teacher", (("student_temperature", 1.0),), temperature_exponent=2.0),
+    GalleryExample(
+        kd_logit_standardization, "inconsistent", _OTHER, "standardized-kl", (("std", "unbiased"),)
+    ),
+    GalleryExample(
+        kd_student_unsoftened,
+        "inconsistent",
+        ("one-sided-temperature",),
+        "hot-teacher",
+        (("student_temperature", 1.0),),
+        temperature_exponent=2.0,
+    ),
     # known defects
-    GalleryExample(dist_inter_class, "inconsistent", ("eps-denominator", "temperature-power"),
-                   "dist", (("eps", 1e-8),), defect="eps-denominator"),
-    GalleryExample(kl_div_on_probabilities, "inconsistent", ("kl-div-probabilities",),
-                   defect="kl-div-probabilities"),
-    GalleryExample(kl_div_log_target_on_probabilities, "inconsistent",
-                   ("log-target-probabilities",), defect="log-target-probabilities"),
-    GalleryExample(kd_teacher_unsoftened, "inconsistent", ("one-sided-temperature",),
-                   defect="one-sided-temperature"),
-    GalleryExample(kd_top_k_teacher, "inconsistent", ("top-k-teacher",), "kl", (("k", 5),),
-                   defect="top-k-teacher"),
+    GalleryExample(
+        dist_inter_class,
+        "inconsistent",
+        ("eps-denominator", "temperature-power"),
+        "dist",
+        (("eps", 1e-8),),
+        defect="eps-denominator",
+    ),
+    GalleryExample(
+        kl_div_on_probabilities,
+        "inconsistent",
+        ("kl-div-probabilities",),
+        defect="kl-div-probabilities",
+    ),
+    GalleryExample(
+        kl_div_log_target_on_probabilities,
+        "inconsistent",
+        ("log-target-probabilities",),
+        defect="log-target-probabilities",
+    ),
+    GalleryExample(
+        kd_teacher_unsoftened,
+        "inconsistent",
+        ("one-sided-temperature",),
+        defect="one-sided-temperature",
+    ),
+    GalleryExample(
+        kd_top_k_teacher,
+        "inconsistent",
+        ("top-k-teacher",),
+        "kl",
+        (("k", 5),),
+        defect="top-k-teacher",
+    ),
     # leading-order pitfalls
-    GalleryExample(kd_missing_t_squared, "inconsistent", ("missing-temperature-factor",),
-                   temperature_exponent=-2.0, limit_scale=_one, limit_cosine_is_one=True),
-    GalleryExample(kd_mean_reduction, "inconsistent", ("mean-reduction",),
-                   weight=lambda *, classes, batch_size: 1.0 / classes,
-                   temperature_exponent=0.0,
-                   limit_scale=lambda *, classes, batch_size: 1.0 / classes,
-                   limit_cosine_is_one=True),
-    GalleryExample(kd_sum_reduction, "inconsistent", ("sum-reduction",),
-                   weight=lambda *, classes, batch_size: float(batch_size),
-                   temperature_exponent=0.0,
-                   limit_scale=lambda *, classes, batch_size: float(batch_size),
-                   limit_cosine_is_one=True),
-    GalleryExample(kd_t_squared_one_path, "inconsistent", ("tensor-temperature-path",),
-                   temperature_exponent=0.0, limit_scale=_one, limit_cosine_is_one=True),
+    GalleryExample(
+        kd_missing_t_squared,
+        "inconsistent",
+        ("missing-temperature-factor",),
+        temperature_exponent=-2.0,
+        limit_scale=_one,
+        limit_cosine_is_one=True,
+    ),
+    GalleryExample(
+        kd_mean_reduction,
+        "inconsistent",
+        ("mean-reduction",),
+        weight=lambda *, classes, batch_size: 1.0 / classes,
+        temperature_exponent=0.0,
+        limit_scale=lambda *, classes, batch_size: 1.0 / classes,
+        limit_cosine_is_one=True,
+    ),
+    GalleryExample(
+        kd_sum_reduction,
+        "inconsistent",
+        ("sum-reduction",),
+        weight=lambda *, classes, batch_size: float(batch_size),
+        temperature_exponent=0.0,
+        limit_scale=lambda *, classes, batch_size: float(batch_size),
+        limit_cosine_is_one=True,
+    ),
+    GalleryExample(
+        kd_t_squared_one_path,
+        "inconsistent",
+        ("tensor-temperature-path",),
+        temperature_exponent=0.0,
+        limit_scale=_one,
+        limit_cosine_is_one=True,
+    ),
     GalleryExample(kd_capped_t_squared, "inconsistent", ("not-a-power-law",)),
     GalleryExample(kd_detached_student, "inconsistent", ("no-gradient",), "unknown", (), None),
-    GalleryExample(sigmoid_bce_distillation, "inconsistent",
-                   ("not-shift-invariant", "uncentred-limit"), "unknown", (), None,
-                   shift_invariant=False, temperature_exponent=0.0,
-                   limit_scale=lambda *, classes, batch_size: classes / 4.0,
-                   limit_cosine_is_one=False),
-    GalleryExample(mse_on_probabilities, "inconsistent",
-                   ("missing-temperature-factor", "constant-factor"), "unknown", (), None,
-                   temperature_exponent=-2.0,
-                   limit_scale=lambda *, classes, batch_size: 2.0 / classes**2,
-                   limit_cosine_is_one=True),
-    GalleryExample(logits_matching_uncentred, "inconsistent",
-                   ("not-shift-invariant", "uncentred-limit", "temperature-ignored"), "unknown",
-                   (), None, shift_invariant=False, temperature_exponent=0.0, limit_scale=_one,
-                   limit_cosine_is_one=False),
-    GalleryExample(logits_matching_centred, "inconsistent", ("temperature-ignored",), "unknown",
-                   (), None, temperature_exponent=0.0, limit_scale=_one,
-                   limit_cosine_is_one=True),
+    GalleryExample(
+        sigmoid_bce_distillation,
+        "inconsistent",
+        ("not-shift-invariant", "uncentred-limit"),
+        "unknown",
+        (),
+        None,
+        shift_invariant=False,
+        temperature_exponent=0.0,
+        limit_scale=lambda *, classes, batch_size: classes / 4.0,
+        limit_cosine_is_one=False,
+    ),
+    GalleryExample(
+        mse_on_probabilities,
+        "inconsistent",
+        ("missing-temperature-factor", "constant-factor"),
+        "unknown",
+        (),
+        None,
+        temperature_exponent=-2.0,
+        limit_scale=lambda *, classes, batch_size: 2.0 / classes**2,
+        limit_cosine_is_one=True,
+    ),
+    GalleryExample(
+        logits_matching_uncentred,
+        "inconsistent",
+        ("not-shift-invariant", "uncentred-limit", "temperature-ignored"),
+        "unknown",
+        (),
+        None,
+        shift_invariant=False,
+        temperature_exponent=0.0,
+        limit_scale=_one,
+        limit_cosine_is_one=False,
+    ),
+    GalleryExample(
+        logits_matching_centred,
+        "inconsistent",
+        ("temperature-ignored",),
+        "unknown",
+        (),
+        None,
+        temperature_exponent=0.0,
+        limit_scale=_one,
+        limit_cosine_is_one=True,
+    ),
     # token sequences
     GalleryExample(token_kd, "consistent", (), options=_SEQUENCES, normalization="token-mean"),
-    GalleryExample(token_kd_per_sequence, "inconsistent", ("sequence-mean",),
-                   options=_SEQUENCES, normalization="sequence-mean"),
-    GalleryExample(token_kd_over_batch, "inconsistent", ("batch-normalized",), weight=None,
-                   options=_SEQUENCES, normalization="batch-normalized"),
-    GalleryExample(token_kd_sum, "inconsistent", ("token-sum",), weight=None,
-                   options=_SEQUENCES, normalization="token-sum"),
-    GalleryExample(token_kd_unmasked, "inconsistent", ("padding-included", "position-mean"),
-                   weight=None, options=_SEQUENCES, normalization="position-mean"),
+    GalleryExample(
+        token_kd_per_sequence,
+        "inconsistent",
+        ("sequence-mean",),
+        options=_SEQUENCES,
+        normalization="sequence-mean",
+    ),
+    GalleryExample(
+        token_kd_over_batch,
+        "inconsistent",
+        ("batch-normalized",),
+        weight=None,
+        options=_SEQUENCES,
+        normalization="batch-normalized",
+    ),
+    GalleryExample(
+        token_kd_sum,
+        "inconsistent",
+        ("token-sum",),
+        weight=None,
+        options=_SEQUENCES,
+        normalization="token-sum",
+    ),
+    GalleryExample(
+        token_kd_unmasked,
+        "inconsistent",
+        ("padding-included", "position-mean"),
+        weight=None,
+        options=_SEQUENCES,
+        normalization="position-mean",
+    ),
 )

@@ -42,10 +42,24 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "kd_loss", "hard_cross_entropy", "soft_cross_entropy", "label_smoothing_cross_entropy",
-    "kd_mixture", "logits_matching_loss", "infinite_temperature_limit",
-    "sigmoid_bce_distillation_loss", "DistillationProblem", "Loss", "LOSSES", "CONTROL_LOSSES",
-    "Twin", "TWINS", "twin", "student_log_softmax", "probed_magnitudes", "HELLINGER",
+    "kd_loss",
+    "hard_cross_entropy",
+    "soft_cross_entropy",
+    "label_smoothing_cross_entropy",
+    "kd_mixture",
+    "logits_matching_loss",
+    "infinite_temperature_limit",
+    "sigmoid_bce_distillation_loss",
+    "DistillationProblem",
+    "Loss",
+    "LOSSES",
+    "CONTROL_LOSSES",
+    "Twin",
+    "TWINS",
+    "twin",
+    "student_log_softmax",
+    "probed_magnitudes",
+    "HELLINGER",
 ]
 
 
@@ -86,8 +100,9 @@ def standardized(logits, *, unbiased):
     spread = centred.pow(2).sum(-1, keepdim=True) / (logits.shape[-1] - (1 if unbiased else 0))
     result = centred / spread.sqrt()
     if _PROBES:
-        result._chain_factor = ((1 + result.detach().pow(2).amax(-1)) / spread.detach().sqrt()
-                                .squeeze(-1))
+        result._chain_factor = (
+            1 + result.detach().pow(2).amax(-1)
+        ) / spread.detach().sqrt().squeeze(-1)
     return result
 
 
@@ -111,8 +126,9 @@ def probed_magnitudes(function, student, *rest):
         probes = [probe for probe in probes if probe[0].requires_grad]
         if not probes:
             return None
-        gradients = torch.autograd.grad(loss.sum(), [result for result, _, _ in probes],
-                                        allow_unused=True)
+        gradients = torch.autograd.grad(
+            loss.sum(), [result for result, _, _ in probes], allow_unused=True
+        )
     magnitude = torch.zeros(student.shape[:-1], dtype=student.dtype, device=student.device)
     argument = torch.zeros_like(magnitude)
     largest = student.detach().abs().amax(-1)
@@ -127,12 +143,14 @@ def probed_magnitudes(function, student, *rest):
 
 # -- the shift invariant losses of the zero-mean checks -------------------------------------
 
+
 def kd_loss(student_logits, teacher_logits, *, temperature):
     r""":math:`T^2\,\mathrm{KL}(\mathrm{softmax}(v/T)\,\|\,\mathrm{softmax}(z/T))` per example."""
     student_log_probabilities = student_log_softmax(student_logits, temperature)
     teacher_log_probabilities = _teacher_log_softmax(teacher_logits, temperature)
-    divergence = F.kl_div(student_log_probabilities, teacher_log_probabilities,
-                          reduction="none", log_target=True).sum(-1)
+    divergence = F.kl_div(
+        student_log_probabilities, teacher_log_probabilities, reduction="none", log_target=True
+    ).sum(-1)
     return _squared(temperature, student_logits) * divergence
 
 
@@ -158,8 +176,9 @@ def label_smoothing_cross_entropy(student_logits, labels, *, smoothing, temperat
 def kd_mixture(student_logits, teacher_logits, labels, *, temperature, weight):
     r""":math:`\alpha\,\mathrm{CE}(z, y) + (1 - \alpha)\,L_{KD}(z, v; T)`, ``weight`` being
     :math:`\alpha`."""
-    return (weight * hard_cross_entropy(student_logits, labels)
-            + (1 - weight) * kd_loss(student_logits, teacher_logits, temperature=temperature))
+    return weight * hard_cross_entropy(student_logits, labels) + (1 - weight) * kd_loss(
+        student_logits, teacher_logits, temperature=temperature
+    )
 
 
 def logits_matching_loss(student_logits, teacher_logits):
@@ -179,12 +198,14 @@ def sigmoid_bce_distillation_loss(student_logits, teacher_logits, *, temperature
     shift invariant (a control for [zero-mean-gradient])."""
     temperature = _per_example(temperature, student_logits)
     targets = torch.sigmoid(teacher_logits / temperature)
-    elementwise = F.binary_cross_entropy_with_logits(student_logits / temperature, targets,
-                                                     reduction="none")
+    elementwise = F.binary_cross_entropy_with_logits(
+        student_logits / temperature, targets, reduction="none"
+    )
     return temperature.squeeze(-1) ** 2 * elementwise.sum(-1)
 
 
 # -- twins of derive's objectives ----------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Twin:
@@ -203,8 +224,13 @@ class Twin:
     scaled: bool = True
 
     def __call__(self, student, teacher, temperature, labels=None):
-        return self.function(student, teacher, temperature, labels,
-                             **{key: _number(value) for key, value in self.parameters})
+        return self.function(
+            student,
+            teacher,
+            temperature,
+            labels,
+            **{key: _number(value) for key, value in self.parameters},
+        )
 
     @property
     def derive_parameters(self):
@@ -215,8 +241,7 @@ class Twin:
         """The same twin at other parameter values (a choice such as ``std="population"``)."""
         values = dict(self.parameters)
         values.update(parameters)
-        return Twin(self.name, self.function, tuple(values.items()), self.substitution,
-                    self.scaled)
+        return Twin(self.name, self.function, tuple(values.items()), self.substitution, self.scaled)
 
     @property
     def label(self):
@@ -244,9 +269,11 @@ TWINS = {}
 def twin(name, *, scaled=True, **parameters):
     """Register the decorated torch function as the twin of objective ``name``, checked at
     ``parameters`` (exact values, e.g. ``beta="3/10"``)."""
+
     def register(function):
         TWINS[name] = Twin(name, function, tuple(parameters.items()), scaled=scaled)
         return function
+
     return register
 
 
@@ -284,8 +311,9 @@ def _log_mixture(log_p, log_q, weight):
     if weight == 1:
         return log_p
     weight = torch.as_tensor(weight, dtype=log_p.dtype, device=log_p.device)
-    return torch.logsumexp(torch.stack([log_p + torch.log(weight),
-                                        log_q + torch.log1p(-weight)]), dim=0)
+    return torch.logsumexp(
+        torch.stack([log_p + torch.log(weight), log_q + torch.log1p(-weight)]), dim=0
+    )
 
 
 def _jsd_value(student, teacher, temperature, beta):
@@ -321,8 +349,9 @@ def _skew_kl_twin(student, teacher, temperature, labels, *, alpha):
 def _skew_reverse_kl_twin(student, teacher, temperature, labels, *, alpha):
     log_q = student_log_softmax(student, temperature)
     log_p = _teacher_log_softmax(teacher, temperature)
-    return _squared(temperature, student) * _divergence(log_q,
-                                                        _log_mixture(log_p, log_q, 1 - alpha))
+    return _squared(temperature, student) * _divergence(
+        log_q, _log_mixture(log_p, log_q, 1 - alpha)
+    )
 
 
 @twin("alpha-divergence", alpha="1/2")
@@ -355,8 +384,9 @@ def _f_divergence_twin(student, teacher, temperature, labels):
     return _squared(temperature, student) * -2 * torch.expm1(overlap)
 
 
-TWINS["f-divergence"] = Twin("f-divergence", _f_divergence_twin,
-                             substitution=tuple(HELLINGER.items()))
+TWINS["f-divergence"] = Twin(
+    "f-divergence", _f_divergence_twin, substitution=tuple(HELLINGER.items())
+)
 
 
 @twin("two-temperature", r="2")
@@ -375,8 +405,11 @@ def _hot_teacher_twin(student, teacher, temperature, labels, *, student_temperat
 
 @twin("ce-mixture", alpha="3/10")
 def _ce_mixture_twin(student, teacher, temperature, labels, *, alpha):
-    cross_entropy = -student_log_softmax(student, torch.ones_like(student[..., 0])).gather(
-        -1, labels.unsqueeze(-1)).squeeze(-1)
+    cross_entropy = (
+        -student_log_softmax(student, torch.ones_like(student[..., 0]))
+        .gather(-1, labels.unsqueeze(-1))
+        .squeeze(-1)
+    )
     return alpha * cross_entropy + (1 - alpha) * _kl_twin(student, teacher, temperature, labels)
 
 
@@ -397,8 +430,9 @@ def _tckd(student, teacher, temperature, labels):
     log_p_label, log_q_label = _at_label(log_p, labels), _at_label(log_q, labels)
     log_p_rest = torch.logsumexp(_others(log_p, labels), dim=-1)
     log_q_rest = torch.logsumexp(_others(log_q, labels), dim=-1)
-    return (log_p_label.exp() * (log_p_label - log_q_label)
-            + log_p_rest.exp() * (log_p_rest - log_q_rest))
+    return log_p_label.exp() * (log_p_label - log_q_label) + log_p_rest.exp() * (
+        log_p_rest - log_q_rest
+    )
 
 
 def _nckd(student, teacher, temperature, labels):
@@ -420,15 +454,21 @@ def _nckd_twin(student, teacher, temperature, labels):
 
 @twin("dkd", alpha="1", beta="8")
 def _dkd_twin(student, teacher, temperature, labels, *, alpha, beta):
-    return _squared(temperature, student) * (alpha * _tckd(student, teacher, temperature, labels)
-                                             + beta * _nckd(student, teacher, temperature, labels))
+    return _squared(temperature, student) * (
+        alpha * _tckd(student, teacher, temperature, labels)
+        + beta * _nckd(student, teacher, temperature, labels)
+    )
 
 
 @twin("standardized-kl", std="unbiased")
 def _standardized_kl_twin(student, teacher, temperature, labels, *, std):
     unbiased = std == "unbiased"
-    return _kl_twin(standardized(student, unbiased=unbiased),
-                    standardized(teacher, unbiased=unbiased), temperature, labels)
+    return _kl_twin(
+        standardized(student, unbiased=unbiased),
+        standardized(teacher, unbiased=unbiased),
+        temperature,
+        labels,
+    )
 
 
 @twin("dist", scaled=False)
@@ -441,6 +481,7 @@ def _dist_twin(student, teacher, temperature, labels):
 
 
 # -- problems, and losses with what their tolerance needs ----------------------------------
+
 
 @dataclass(frozen=True)
 class DistillationProblem:
@@ -459,16 +500,21 @@ class DistillationProblem:
 
     def with_student(self, student):
         """The same problem with other student logits (for instance leaves that need grad)."""
-        return DistillationProblem(student, self.teacher, self.labels, self.targets,
-                                   self.temperature)
+        return DistillationProblem(
+            student, self.teacher, self.labels, self.targets, self.temperature
+        )
 
     def describe(self, index=0, *, digits=4, limit=8):
         """One example of the batch, in words (vectors cut after ``limit`` entries)."""
+
         def vector(tensor):
             values = [f"{float(x):.{digits}g}" for x in tensor[index][:limit]]
             return "[" + ", ".join(values) + (", ...]" if self.classes > limit else "]")
-        return (f"T={float(self.temperature[index]):.{digits}g}, {self.classes} classes, "
-                f"student {vector(self.student)}, teacher {vector(self.teacher)}")
+
+        return (
+            f"T={float(self.temperature[index]):.{digits}g}, {self.classes} classes, "
+            f"student {vector(self.student)}, teacher {vector(self.teacher)}"
+        )
 
 
 @dataclass(frozen=True)
@@ -497,16 +543,18 @@ class Loss:
     def defined(self, problem):
         """Where the loss is defined, per example."""
         if self.domain is None:
-            return torch.ones(problem.student.shape[:-1], dtype=torch.bool,
-                              device=problem.student.device)
+            return torch.ones(
+                problem.student.shape[:-1], dtype=torch.bool, device=problem.student.device
+            )
         return self.domain(problem)
 
     def magnitudes(self, problem):
         """``(gradient magnitude, argument magnitude)`` per example."""
         if self.gradient_magnitude is not None:
             return self.gradient_magnitude(problem), self.argument_magnitude(problem)
-        measured = probed_magnitudes(lambda student: self.function(problem.with_student(student)),
-                                     problem.student)
+        measured = probed_magnitudes(
+            lambda student: self.function(problem.with_student(student)), problem.student
+        )
         if measured is None:
             raise ValueError(f"{self.name}: no student log-softmax to measure")
         return measured
@@ -524,17 +572,22 @@ def _arguments(problem, temperature):
 
 
 def _twin_loss(entry):
-    return Loss(entry.label, True,
-                lambda p: entry(p.student, p.teacher, p.temperature, p.labels),
-                uses_labels=entry.name in _LABELLED,
-                domain=_spread_out if entry.name in _STANDARDIZED else None)
+    return Loss(
+        entry.label,
+        True,
+        lambda p: entry(p.student, p.teacher, p.temperature, p.labels),
+        uses_labels=entry.name in _LABELLED,
+        domain=_spread_out if entry.name in _STANDARDIZED else None,
+    )
 
 
 def _spread_out(problem):
     """Logits that are not all equal, for student and teacher: where standardized logits (and
     a correlation of softmaxes) are defined."""
+
     def spread(logits):
         return (logits.amax(-1) - logits.amin(-1)) > 0
+
     return spread(problem.student.detach()) & spread(problem.teacher.detach())
 
 
@@ -552,29 +605,45 @@ _SMOOTHING = 0.1
 #: first: searches for counterexamples shrink towards the first) and the cross-entropies.
 LOSSES = {
     "kl": _twin_loss(TWINS["kl"]),
-    "hard-ce": Loss("hard-ce", True,
-                    lambda p: hard_cross_entropy(p.student, p.labels, temperature=p.temperature),
-                    uses_labels=True),
-    "soft-ce": Loss("soft-ce", True,
-                    lambda p: soft_cross_entropy(p.student, p.targets, temperature=p.temperature)),
+    "hard-ce": Loss(
+        "hard-ce",
+        True,
+        lambda p: hard_cross_entropy(p.student, p.labels, temperature=p.temperature),
+        uses_labels=True,
+    ),
+    "soft-ce": Loss(
+        "soft-ce",
+        True,
+        lambda p: soft_cross_entropy(p.student, p.targets, temperature=p.temperature),
+    ),
     "label-smoothing": Loss(
-        "label-smoothing", True,
-        lambda p: label_smoothing_cross_entropy(p.student, p.labels, smoothing=_SMOOTHING,
-                                                temperature=p.temperature), uses_labels=True),
+        "label-smoothing",
+        True,
+        lambda p: label_smoothing_cross_entropy(
+            p.student, p.labels, smoothing=_SMOOTHING, temperature=p.temperature
+        ),
+        uses_labels=True,
+    ),
     **{name: _twin_loss(entry) for name, entry in TWINS.items() if name != "kl"},
     "standardized-kl (std=population)": _twin_loss(
-        TWINS["standardized-kl"].with_parameters(std="population")),
+        TWINS["standardized-kl"].with_parameters(std="population")
+    ),
 }
 
 #: The controls that are not shift invariant: [zero-mean-gradient] must fail for them.
 CONTROL_LOSSES = {
     "sigmoid-bce": Loss(
-        "sigmoid-bce", False,
+        "sigmoid-bce",
+        False,
         lambda p: sigmoid_bce_distillation_loss(p.student, p.teacher, temperature=p.temperature),
-        lambda p: 2.0 * p.temperature * p.classes, lambda p: _arguments(p, p.temperature)),
+        lambda p: 2.0 * p.temperature * p.classes,
+        lambda p: _arguments(p, p.temperature),
+    ),
     "logits-matching": Loss(
-        "logits-matching", False,
+        "logits-matching",
+        False,
         lambda p: logits_matching_loss(p.student, p.teacher),
         lambda p: (p.student.abs() + p.teacher.abs()).mean(-1) + 0 * p.temperature,
-        lambda p: 0 * p.temperature),
+        lambda p: 0 * p.temperature,
+    ),
 }

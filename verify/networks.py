@@ -37,8 +37,13 @@ from ._errors import check_argument, check_positive_integer
 __all__ = ["ACTIVATIONS", "NORMALIZATIONS", "KINDS", "NetworkSpec", "Network", "StackedNetworks"]
 
 #: Activations by name.
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "silu": nn.SiLU,
-               "softplus": nn.Softplus}
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "softplus": nn.Softplus,
+}
 #: Normalization layers by name. Batch norm keeps no running statistics (batch statistics
 #: in every forward), which is what :func:`torch.vmap` supports over stacked networks.
 NORMALIZATIONS = ("none", "layer", "batch")
@@ -79,18 +84,33 @@ class NetworkSpec:
     output_scale: float = 1.0
 
     def __post_init__(self):
-        check_argument(self.kind in KINDS, "kind must be one of {}, got {!r}", ", ".join(KINDS),
-                       self.kind)
-        check_argument(self.activation in ACTIVATIONS, "activation must be one of {}, got {!r}",
-                       ", ".join(ACTIVATIONS), self.activation)
-        check_argument(self.normalization in NORMALIZATIONS,
-                       "normalization must be one of {}, got {!r}", ", ".join(NORMALIZATIONS),
-                       self.normalization)
-        check_argument(isinstance(self.classes, int) and self.classes >= 2,
-                       "classes must be an integer >= 2, got {!r}", self.classes)
-        check_argument(len(self.input_shape) == (1 if self.kind == "mlp" else 3),
-                       "input_shape of a {} must have {} entries, got {!r}", self.kind,
-                       1 if self.kind == "mlp" else 3, self.input_shape)
+        check_argument(
+            self.kind in KINDS, "kind must be one of {}, got {!r}", ", ".join(KINDS), self.kind
+        )
+        check_argument(
+            self.activation in ACTIVATIONS,
+            "activation must be one of {}, got {!r}",
+            ", ".join(ACTIVATIONS),
+            self.activation,
+        )
+        check_argument(
+            self.normalization in NORMALIZATIONS,
+            "normalization must be one of {}, got {!r}",
+            ", ".join(NORMALIZATIONS),
+            self.normalization,
+        )
+        check_argument(
+            isinstance(self.classes, int) and self.classes >= 2,
+            "classes must be an integer >= 2, got {!r}",
+            self.classes,
+        )
+        check_argument(
+            len(self.input_shape) == (1 if self.kind == "mlp" else 3),
+            "input_shape of a {} must have {} entries, got {!r}",
+            self.kind,
+            1 if self.kind == "mlp" else 3,
+            self.input_shape,
+        )
 
     @property
     def depth(self):
@@ -111,8 +131,10 @@ class NetworkSpec:
             name = f"MLP {shape}"
         else:
             channels = "-".join(str(w) for w in (self.input_shape[0], *self.widths))
-            name = (f"convnet {channels} channels on {self.input_shape[1]}x{self.input_shape[2]}"
-                    f" -> {self.classes}")
+            name = (
+                f"convnet {channels} channels on {self.input_shape[1]}x{self.input_shape[2]}"
+                f" -> {self.classes}"
+            )
         parts = [name, self.activation, "bias" if self.bias else "no bias"]
         if self.normalization != "none":
             parts.append(f"{self.normalization} norm")
@@ -192,8 +214,9 @@ class StackedNetworks:
         self.spec = spec
         self.count = len(modules)
         parameters, buffers = stack_module_state(modules)
-        self.parameters = {name: value.detach().clone().requires_grad_(True)
-                           for name, value in parameters.items()}
+        self.parameters = {
+            name: value.detach().clone().requires_grad_(True) for name, value in parameters.items()
+        }
         self.buffers = buffers
         self._base = copy.deepcopy(modules[0]).to("meta")
 
@@ -223,8 +246,9 @@ class StackedNetworks:
         def tile(value):
             return value.detach().repeat(copies, *([1] * (value.ndim - 1)))
 
-        repeated.parameters = {name: tile(value).requires_grad_(True)
-                               for name, value in self.parameters.items()}
+        repeated.parameters = {
+            name: tile(value).requires_grad_(True) for name, value in self.parameters.items()
+        }
         repeated.buffers = {name: tile(value) for name, value in self.buffers.items()}
         return repeated
 
@@ -232,27 +256,35 @@ class StackedNetworks:
         """A copy with every parameter and buffer converted to ``dtype`` (exactly, when widening
         float32 to float64: used to measure float32 round-off against float64)."""
         converted = copy.copy(self)
-        converted.parameters = {name: value.detach().to(dtype).requires_grad_(True)
-                                for name, value in self.parameters.items()}
-        converted.buffers = {name: value.to(dtype) if value.is_floating_point() else value
-                             for name, value in self.buffers.items()}
+        converted.parameters = {
+            name: value.detach().to(dtype).requires_grad_(True)
+            for name, value in self.parameters.items()
+        }
+        converted.buffers = {
+            name: value.to(dtype) if value.is_floating_point() else value
+            for name, value in self.buffers.items()
+        }
         return converted
 
     def flat_parameters(self):
         """All parameters of each network as one row: shape ``[M, P]``."""
-        return torch.cat([value.detach().reshape(self.count, -1)
-                          for value in self.parameters.values()], dim=1)
+        return torch.cat(
+            [value.detach().reshape(self.count, -1) for value in self.parameters.values()], dim=1
+        )
 
     def to(self, device):
-        self.parameters = {name: value.detach().to(device).requires_grad_(True)
-                           for name, value in self.parameters.items()}
+        self.parameters = {
+            name: value.detach().to(device).requires_grad_(True)
+            for name, value in self.parameters.items()
+        }
         self.buffers = {name: value.to(device) for name, value in self.buffers.items()}
         return self
 
     def forward(self, inputs, parameters=None):
         """Features ``[M, B, d]`` and logits ``[M, B, N]`` for inputs ``[M, B, *input_shape]``."""
-        return self._call(self.parameters if parameters is None else parameters,
-                          self.buffers, inputs)
+        return self._call(
+            self.parameters if parameters is None else parameters, self.buffers, inputs
+        )
 
     def leaves(self):
         """The stacked parameter tensors, for an optimizer or ``torch.autograd.grad``."""

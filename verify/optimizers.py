@@ -43,8 +43,13 @@ SGD_FAMILY = ("sgd",)
 #: Per-coordinate adaptive: [mean-preservation] is refuted.
 ADAPTIVE = ("adam", "adamw", "rmsprop", "adagrad")
 
-_LABELS = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop",
-           "adagrad": "Adagrad"}
+_LABELS = {
+    "sgd": "SGD",
+    "adam": "Adam",
+    "adamw": "AdamW",
+    "rmsprop": "RMSprop",
+    "adagrad": "Adagrad",
+}
 
 
 @dataclass(frozen=True)
@@ -61,8 +66,12 @@ class OptimizerSpec:
     label: str = None
 
     def __post_init__(self):
-        check_argument(self.factory is not None or self.name in OPTIMIZERS,
-                       "optimizer must be one of {}, got {!r}", ", ".join(OPTIMIZERS), self.name)
+        check_argument(
+            self.factory is not None or self.name in OPTIMIZERS,
+            "optimizer must be one of {}, got {!r}",
+            ", ".join(OPTIMIZERS),
+            self.name,
+        )
 
     @property
     def options(self):
@@ -107,8 +116,9 @@ class OptimizerSpec:
         if self.name == "adamw":
             return [(1 - learning_rate * decay) ** (t + 1) for t in range(steps)]
         if self.name != "sgd":
-            check_argument(decay == 0.0, "no mean prediction for {} with coupled weight decay",
-                           self.describe())
+            check_argument(
+                decay == 0.0, "no mean prediction for {} with coupled weight decay", self.describe()
+            )
             return [1.0] * steps
         momentum = options.get("momentum", 0.0)
         if not momentum:
@@ -118,7 +128,9 @@ class OptimizerSpec:
         mean, buffer, factors = 1.0, None, []
         for _ in range(steps):
             direction = decay * mean
-            buffer = direction if buffer is None else momentum * buffer + (1 - dampening) * direction
+            buffer = (
+                direction if buffer is None else momentum * buffer + (1 - dampening) * direction
+            )
             direction = direction + momentum * buffer if nesterov else buffer
             mean = mean - learning_rate * direction
             factors.append(mean)

@@ -48,8 +48,19 @@ import torch
 
 from ._errors import MAX_SEED, VerifyError, check_argument
 
-__all__ = ["DEFAULT_TEMPERATURES", "PERTURBATION", "CERTIFIED_EXAMPLES", "RegimeRow", "RegimeReport", "load_logits",
-           "perturbed_students", "regime_report", "plot_regime", "add_arguments", "run"]
+__all__ = [
+    "DEFAULT_TEMPERATURES",
+    "PERTURBATION",
+    "CERTIFIED_EXAMPLES",
+    "RegimeRow",
+    "RegimeReport",
+    "load_logits",
+    "perturbed_students",
+    "regime_report",
+    "plot_regime",
+    "add_arguments",
+    "run",
+]
 
 #: Temperatures of the report unless given.
 DEFAULT_TEMPERATURES = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0)
@@ -65,51 +76,96 @@ CERTIFIED_EXAMPLES = 64
 def load_logits(path, *, option="--logits"):
     """A float64 tensor ``[B, N]`` from a ``.pt`` (a saved tensor) or ``.npy`` file; any problem
     is a one-line :class:`~verify.VerifyError` naming ``option`` and the file."""
-    check_argument(isinstance(path, (str, os.PathLike)) and str(path) != "",
-                   "{} must be a file path, got {!r}", option, path)
+    check_argument(
+        isinstance(path, (str, os.PathLike)) and str(path) != "",
+        "{} must be a file path, got {!r}",
+        option,
+        path,
+    )
     path = os.fspath(path)
     suffix = os.path.splitext(path)[1].lower()
-    check_argument(suffix in (".pt", ".pth", ".npy"), "{} must be a .pt or .npy file of logits "
-                   "[B, N], got {}", option, path)
+    check_argument(
+        suffix in (".pt", ".pth", ".npy"),
+        "{} must be a .pt or .npy file of logits [B, N], got {}",
+        option,
+        path,
+    )
     check_argument(os.path.exists(path), "{}: no such file: {}", option, path)
     check_argument(os.path.isfile(path), "{}: not a regular file: {}", option, path)
     if suffix == ".npy":
         with open(path, "rb") as stream:
-            check_argument(stream.read(6) == b"\x93NUMPY", "{}: {} is not a .npy file "
-                           "(numpy.save writes one)", option, path)
+            check_argument(
+                stream.read(6) == b"\x93NUMPY",
+                "{}: {} is not a .npy file (numpy.save writes one)",
+                option,
+                path,
+            )
         try:
             value = numpy.load(path, allow_pickle=False)
         except (ValueError, OSError, EOFError) as error:
-            reason = ("it holds Python objects, not numbers" if "allow_pickle" in str(error)
-                      else " ".join(str(error).split())[:100])
+            reason = (
+                "it holds Python objects, not numbers"
+                if "allow_pickle" in str(error)
+                else " ".join(str(error).split())[:100]
+            )
             raise VerifyError(f"{option}: {path} is not a readable array ({reason})") from None
-        check_argument(value.dtype.kind in "fiu", "{}: the array in {} must hold real numbers "
-                       "(float or integer), got dtype {}", option, path, value.dtype)
+        check_argument(
+            value.dtype.kind in "fiu",
+            "{}: the array in {} must hold real numbers (float or integer), got dtype {}",
+            option,
+            path,
+            value.dtype,
+        )
         value = torch.from_numpy(value.astype(numpy.float64))
     else:
         try:
             value = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:   # torch.load raises many types for a file it cannot read
+        except Exception as error:  # torch.load raises many types for a file it cannot read
             reason = " ".join(str(error).split())[:100] or type(error).__name__
             raise VerifyError(f"{option}: {path} is not a saved tensor ({reason})") from None
-        check_argument(isinstance(value, torch.Tensor), "{}: {} must hold one tensor [B, N], "
-                       "got a {}", option, path, type(value).__name__)
-        check_argument(not value.is_complex() and value.dtype != torch.bool,
-                       "{}: the tensor in {} must hold real numbers, got dtype {}", option, path,
-                       value.dtype)
+        check_argument(
+            isinstance(value, torch.Tensor),
+            "{}: {} must hold one tensor [B, N], got a {}",
+            option,
+            path,
+            type(value).__name__,
+        )
+        check_argument(
+            not value.is_complex() and value.dtype != torch.bool,
+            "{}: the tensor in {} must hold real numbers, got dtype {}",
+            option,
+            path,
+            value.dtype,
+        )
         value = value.detach().to(torch.float64)
-    check_argument(value.ndim == 2, "{}: the logits in {} must have shape [B, N], got shape {}",
-                   option, path, tuple(value.shape))
-    check_argument(value.shape[0] >= 1 and value.shape[1] >= 2, "{}: the logits in {} need "
-                   "B >= 1 rows and N >= 2 classes, got shape {}", option, path,
-                   tuple(value.shape))
-    check_argument(value.numel() <= MAX_VALUES, "{}: at most {} logits (B*N), got {}", option,
-                   MAX_VALUES, value.numel())
+    check_argument(
+        value.ndim == 2,
+        "{}: the logits in {} must have shape [B, N], got shape {}",
+        option,
+        path,
+        tuple(value.shape),
+    )
+    check_argument(
+        value.shape[0] >= 1 and value.shape[1] >= 2,
+        "{}: the logits in {} need B >= 1 rows and N >= 2 classes, got shape {}",
+        option,
+        path,
+        tuple(value.shape),
+    )
+    check_argument(
+        value.numel() <= MAX_VALUES,
+        "{}: at most {} logits (B*N), got {}",
+        option,
+        MAX_VALUES,
+        value.numel(),
+    )
     finite = torch.isfinite(value)
     if not bool(finite.all()):
         row, column = (int(i) for i in torch.nonzero(~finite)[0])
-        raise VerifyError(f"{option}: the logits in {path} must be finite, got "
-                          f"{float(value[row, column])} at [{row}, {column}]")
+        raise VerifyError(
+            f"{option}: the logits in {path} must be finite, got "
+            f"{float(value[row, column])} at [{row}, {column}]"
+        )
     return value
 
 
@@ -138,8 +194,10 @@ class RegimeRow:
 
     def to_json(self):
         def clean(value):
-            return None if value is None or (isinstance(value, float) and math.isnan(value)) \
-                else value
+            return (
+                None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+            )
+
         return {key: clean(value) for key, value in self.__dict__.items()}
 
 
@@ -152,8 +210,8 @@ class RegimeReport:
     student_source: str
     radius_temperatures: tuple = field(repr=False)
     rows: tuple = ()
-    distances: object = field(default=None, repr=False)      # [temperatures, B]
-    certified: object = field(default=None, repr=False)      # [temperatures, B], nan if none
+    distances: object = field(default=None, repr=False)  # [temperatures, B]
+    certified: object = field(default=None, repr=False)  # [temperatures, B], nan if none
 
     @property
     def radius_temperature_median(self):
@@ -164,10 +222,16 @@ class RegimeReport:
         return float(max(self.radius_temperatures))
 
     def to_json(self):
-        return {"batch": self.batch, "classes": self.classes, "student": self.student_source,
-                "radius_temperature": {"median": self.radius_temperature_median,
-                                       "max": self.radius_temperature_max},
-                "temperatures": [row.to_json() for row in self.rows]}
+        return {
+            "batch": self.batch,
+            "classes": self.classes,
+            "student": self.student_source,
+            "radius_temperature": {
+                "median": self.radius_temperature_median,
+                "max": self.radius_temperature_max,
+            },
+            "temperatures": [row.to_json() for row in self.rows],
+        }
 
 
 def _limit_and_correction(student, teacher):
@@ -177,8 +241,10 @@ def _limit_and_correction(student, teacher):
     from .symbolic import gradient_values
 
     terms = derive.expand("gradient", order=2).terms
-    return (gradient_values(terms[0].expr, student, teacher),
-            gradient_values(terms[1].expr, student, teacher))
+    return (
+        gradient_values(terms[0].expr, student, teacher),
+        gradient_values(terms[1].expr, student, teacher),
+    )
 
 
 def _kd_gradient(student, teacher, temperature):
@@ -196,8 +262,15 @@ def _median(values):
     return float(numpy.median(values)) if values else None
 
 
-def regime_report(teacher, student=None, *, temperatures=DEFAULT_TEMPERATURES, seed=0,
-                  student_source=None, certified_examples=CERTIFIED_EXAMPLES):
+def regime_report(
+    teacher,
+    student=None,
+    *,
+    temperatures=DEFAULT_TEMPERATURES,
+    seed=0,
+    student_source=None,
+    certified_examples=CERTIFIED_EXAMPLES,
+):
     """Measure how far KD's gradient is from the logits-matching limit at each temperature.
 
     Parameters
@@ -215,45 +288,68 @@ def regime_report(teacher, student=None, *, temperatures=DEFAULT_TEMPERATURES, s
     """
     from derive.bounds import CertifiedExpansion
 
-    check_argument(isinstance(teacher, torch.Tensor) and teacher.ndim == 2
-                   and teacher.shape[-1] >= 2 and teacher.shape[0] >= 1,
-                   "teacher logits must be a tensor [B, N] with N >= 2, got {!r}",
-                   getattr(teacher, "shape", teacher))
+    check_argument(
+        isinstance(teacher, torch.Tensor)
+        and teacher.ndim == 2
+        and teacher.shape[-1] >= 2
+        and teacher.shape[0] >= 1,
+        "teacher logits must be a tensor [B, N] with N >= 2, got {!r}",
+        getattr(teacher, "shape", teacher),
+    )
     teacher = teacher.detach().to(torch.float64)
-    check_argument(isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= MAX_SEED,
-                   "seed must be an integer in 0..{}, got {!r}", MAX_SEED, seed)
+    check_argument(
+        isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= MAX_SEED,
+        "seed must be an integer in 0..{}, got {!r}",
+        MAX_SEED,
+        seed,
+    )
     if student is None:
         student = perturbed_students(teacher, seed=seed)
-        student_source = student_source or (f"teacher + {PERTURBATION} x row std x N(0, 1) "
-                                            f"noise, seed {seed}")
-    check_argument(isinstance(student, torch.Tensor) and tuple(student.shape) ==
-                   tuple(teacher.shape), "student logits must have the teacher's shape {}, got "
-                   "{}", tuple(teacher.shape), tuple(getattr(student, "shape", ())))
+        student_source = student_source or (
+            f"teacher + {PERTURBATION} x row std x N(0, 1) noise, seed {seed}"
+        )
+    check_argument(
+        isinstance(student, torch.Tensor) and tuple(student.shape) == tuple(teacher.shape),
+        "student logits must have the teacher's shape {}, got {}",
+        tuple(teacher.shape),
+        tuple(getattr(student, "shape", ())),
+    )
     student = student.detach().to(torch.float64)
-    check_argument(bool(torch.isfinite(teacher).all() and torch.isfinite(student).all()),
-                   "logits must be finite")
+    check_argument(
+        bool(torch.isfinite(teacher).all() and torch.isfinite(student).all()),
+        "logits must be finite",
+    )
     temperatures = [float(t) for t in temperatures]
-    check_argument(len(temperatures) >= 1 and all(math.isfinite(t) and t > 0
-                                                  for t in temperatures),
-                   "temperatures must be finite numbers > 0, got {}", temperatures)
+    check_argument(
+        len(temperatures) >= 1 and all(math.isfinite(t) and t > 0 for t in temperatures),
+        "temperatures must be finite numbers > 0, got {}",
+        temperatures,
+    )
     limit, correction = _limit_and_correction(student, teacher)
     limit_norm = limit.norm(dim=-1)
-    check_argument(isinstance(certified_examples, int) and certified_examples >= 0,
-                   "certified_examples must be an integer >= 0, got {!r}", certified_examples)
-    expansions = [CertifiedExpansion(z.tolist(), v.tolist())
-                  for z, v in zip(student[:certified_examples], teacher[:certified_examples])]
-    spread = torch.maximum(student.amax(-1) - student.amin(-1),
-                           teacher.amax(-1) - teacher.amin(-1))
+    check_argument(
+        isinstance(certified_examples, int) and certified_examples >= 0,
+        "certified_examples must be an integer >= 0, got {!r}",
+        certified_examples,
+    )
+    expansions = [
+        CertifiedExpansion(z.tolist(), v.tolist())
+        for z, v in zip(student[:certified_examples], teacher[:certified_examples])
+    ]
+    spread = torch.maximum(student.amax(-1) - student.amin(-1), teacher.amax(-1) - teacher.amin(-1))
     radius_temperatures = tuple((spread / math.pi).tolist())
     rows, all_distances, all_certified = [], [], []
     for temperature in temperatures:
         deviation = _kd_gradient(student, teacher, temperature) - limit
         deviation_norm = deviation.norm(dim=-1)
-        distances = torch.where(limit_norm > 0, deviation_norm / limit_norm,
-                                torch.full_like(limit_norm, math.nan))
-        shares = torch.where(deviation_norm > 0,
-                             (correction / temperature).norm(dim=-1) / deviation_norm,
-                             torch.full_like(deviation_norm, math.nan))
+        distances = torch.where(
+            limit_norm > 0, deviation_norm / limit_norm, torch.full_like(limit_norm, math.nan)
+        )
+        shares = torch.where(
+            deviation_norm > 0,
+            (correction / temperature).norm(dim=-1) / deviation_norm,
+            torch.full_like(deviation_norm, math.nan),
+        )
         certified = []
         for expansion, norm in zip(expansions, limit_norm.tolist()):
             bound = expansion.remainder_bound(temperature, 1, quantity="gradient")
@@ -262,20 +358,29 @@ def regime_report(teacher, student=None, *, temperatures=DEFAULT_TEMPERATURES, s
         defined = [c for c in certified if not math.isnan(c)]
         inside = sum(temperature > r for r in radius_temperatures)
         finite_distances = [d for d in distances.tolist() if not math.isnan(d)]
-        rows.append(RegimeRow(
-            temperature=temperature,
-            distance_median=_median(finite_distances),
-            distance_worst=max(finite_distances) if finite_distances else None,
-            first_correction_share_median=_median(shares.tolist()),
-            certified_median=_median(defined), certified_worst=max(defined) if defined else None,
-            certified_examples=len(defined), inside_radius=inside / teacher.shape[0]))
+        rows.append(
+            RegimeRow(
+                temperature=temperature,
+                distance_median=_median(finite_distances),
+                distance_worst=max(finite_distances) if finite_distances else None,
+                first_correction_share_median=_median(shares.tolist()),
+                certified_median=_median(defined),
+                certified_worst=max(defined) if defined else None,
+                certified_examples=len(defined),
+                inside_radius=inside / teacher.shape[0],
+            )
+        )
         all_distances.append(distances.tolist())
         all_certified.append(certified)
-    return RegimeReport(batch=teacher.shape[0], classes=teacher.shape[1],
-                        student_source=student_source or "given",
-                        radius_temperatures=radius_temperatures, rows=tuple(rows),
-                        distances=numpy.array(all_distances),
-                        certified=numpy.array(all_certified))
+    return RegimeReport(
+        batch=teacher.shape[0],
+        classes=teacher.shape[1],
+        student_source=student_source or "given",
+        radius_temperatures=radius_temperatures,
+        rows=tuple(rows),
+        distances=numpy.array(all_distances),
+        certified=numpy.array(all_certified),
+    )
 
 
 def _format(value, spec=".3g"):
@@ -284,24 +389,44 @@ def _format(value, spec=".3g"):
 
 def report_text(report):
     """The report as a table."""
-    lines = [f"KD's logit gradient against the logits-matching limit: {report.batch} examples, "
-             f"{report.classes} classes; student: {report.student_source}",
-             f"radius temperature R/pi: median {report.radius_temperature_median:.3g}, largest "
-             f"{report.radius_temperature_max:.3g} (the series in 1/T converges above it)"]
+    lines = [
+        f"KD's logit gradient against the logits-matching limit: {report.batch} examples, "
+        f"{report.classes} classes; student: {report.student_source}",
+        f"radius temperature R/pi: median {report.radius_temperature_median:.3g}, largest "
+        f"{report.radius_temperature_max:.3g} (the series in 1/T converges above it)",
+    ]
     if report.batch > CERTIFIED_EXAMPLES:
         lines.append(f"certified bounds for the first {CERTIFIED_EXAMPLES} examples")
     lines.append("")
-    headers = ("T", "distance median", "worst", "1st corr. share", "certified median",
-               "certified worst", "inside radius")
-    rows = [(f"{row.temperature:g}", _format(row.distance_median), _format(row.distance_worst),
-             _format(row.first_correction_share_median, ".2f"), _format(row.certified_median),
-             _format(row.certified_worst), f"{100 * row.inside_radius:.0f} %")
-            for row in report.rows]
+    headers = (
+        "T",
+        "distance median",
+        "worst",
+        "1st corr. share",
+        "certified median",
+        "certified worst",
+        "inside radius",
+    )
+    rows = [
+        (
+            f"{row.temperature:g}",
+            _format(row.distance_median),
+            _format(row.distance_worst),
+            _format(row.first_correction_share_median, ".2f"),
+            _format(row.certified_median),
+            _format(row.certified_worst),
+            f"{100 * row.inside_radius:.0f} %",
+        )
+        for row in report.rows
+    ]
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
     lines.append("  ".join(h.rjust(w) for h, w in zip(headers, widths)))
     lines += ["  ".join(str(c).rjust(w) for c, w in zip(row, widths)) for row in rows]
-    lines += ["", "distance: ||grad L_KD(T) - G_0|| / ||G_0|| (autograd, float64); certified: "
-              "a proven upper bound on it, valid for every larger T (only inside the radius)"]
+    lines += [
+        "",
+        "distance: ||grad L_KD(T) - G_0|| / ||G_0|| (autograd, float64); certified: "
+        "a proven upper bound on it, valid for every larger T (only inside the radius)",
+    ]
     return "\n".join(lines)
 
 
@@ -315,21 +440,47 @@ def plot_regime(report, axes=None):
     temperatures = [row.temperature for row in report.rows]
 
     def series(name):
-        return [math.nan if getattr(row, name) is None else getattr(row, name)
-                for row in report.rows]
+        return [
+            math.nan if getattr(row, name) is None else getattr(row, name) for row in report.rows
+        ]
 
-    axes.loglog(temperatures, series("distance_median"), "o-", color="C0",
-                label="distance, median")
-    axes.loglog(temperatures, series("distance_worst"), "o--", color="C0", alpha=0.6,
-                label="distance, worst")
-    axes.loglog(temperatures, series("certified_median"), "s-", color="C1",
-                label="certified bound, median (inside the radius)")
-    axes.loglog(temperatures, series("certified_worst"), "s--", color="C1", alpha=0.6,
-                label="certified bound, worst")
-    axes.axvline(report.radius_temperature_median, color="k", linestyle=":",
-                 label=f"R/pi, median ({report.radius_temperature_median:.3g})")
-    axes.axvline(report.radius_temperature_max, color="k", linestyle="-.", alpha=0.6,
-                 label=f"R/pi, largest ({report.radius_temperature_max:.3g})")
+    axes.loglog(temperatures, series("distance_median"), "o-", color="C0", label="distance, median")
+    axes.loglog(
+        temperatures,
+        series("distance_worst"),
+        "o--",
+        color="C0",
+        alpha=0.6,
+        label="distance, worst",
+    )
+    axes.loglog(
+        temperatures,
+        series("certified_median"),
+        "s-",
+        color="C1",
+        label="certified bound, median (inside the radius)",
+    )
+    axes.loglog(
+        temperatures,
+        series("certified_worst"),
+        "s--",
+        color="C1",
+        alpha=0.6,
+        label="certified bound, worst",
+    )
+    axes.axvline(
+        report.radius_temperature_median,
+        color="k",
+        linestyle=":",
+        label=f"R/pi, median ({report.radius_temperature_median:.3g})",
+    )
+    axes.axvline(
+        report.radius_temperature_max,
+        color="k",
+        linestyle="-.",
+        alpha=0.6,
+        label=f"R/pi, largest ({report.radius_temperature_max:.3g})",
+    )
     axes.set_xlabel("temperature T")
     axes.set_ylabel("||grad L_KD - G_0|| / ||G_0||")
     axes.set_title("distance from the logits-matching regime")
@@ -338,6 +489,7 @@ def plot_regime(report, axes=None):
 
 
 # -- the command line --------------------------------------------------------------------------
+
 
 def _temperatures(text):
     import argparse
@@ -349,8 +501,10 @@ def _temperatures(text):
         except ValueError:
             value = None
         if value is None or not math.isfinite(value) or value <= 0:
-            raise argparse.ArgumentTypeError(f"must be a comma-separated list of finite "
-                                             f"numbers > 0, got {part.strip()!r} in {text!r}")
+            raise argparse.ArgumentTypeError(
+                f"must be a comma-separated list of finite "
+                f"numbers > 0, got {part.strip()!r} in {text!r}"
+            )
         values.append(value)
     return sorted(set(values))
 
@@ -368,14 +522,22 @@ def _seed(text):
 
 def add_arguments(parser):
     """The options of ``python -m verify regime``."""
-    parser.add_argument("--logits", required=True, metavar="FILE",
-                        help="teacher logits, a .pt or .npy array [B, N]")
-    parser.add_argument("--student", metavar="FILE",
-                        help="student logits of the same shape (default: the teacher's plus "
-                             f"{PERTURBATION} x row std of Gaussian noise)")
-    parser.add_argument("--temperatures", type=_temperatures,
-                        default=list(DEFAULT_TEMPERATURES), metavar="T1,T2,...",
-                        help="temperatures (default 1,2,4,...,128)")
+    parser.add_argument(
+        "--logits", required=True, metavar="FILE", help="teacher logits, a .pt or .npy array [B, N]"
+    )
+    parser.add_argument(
+        "--student",
+        metavar="FILE",
+        help="student logits of the same shape (default: the teacher's plus "
+        f"{PERTURBATION} x row std of Gaussian noise)",
+    )
+    parser.add_argument(
+        "--temperatures",
+        type=_temperatures,
+        default=list(DEFAULT_TEMPERATURES),
+        metavar="T1,T2,...",
+        help="temperatures (default 1,2,4,...,128)",
+    )
     parser.add_argument("--seed", type=_seed, default=0, help="seed of the perturbation")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--plot", metavar="FILE.png", help="also draw distance against T")
@@ -397,11 +559,20 @@ def run(arguments):
     source = None
     if arguments.student is not None:
         student = load_logits(arguments.student, option="--student")
-        check_argument(student.shape == teacher.shape, "--student must have the shape of "
-                       "--logits {}, got {}", tuple(teacher.shape), tuple(student.shape))
+        check_argument(
+            student.shape == teacher.shape,
+            "--student must have the shape of --logits {}, got {}",
+            tuple(teacher.shape),
+            tuple(student.shape),
+        )
         source = arguments.student
-    report = regime_report(teacher, student, temperatures=arguments.temperatures,
-                           seed=arguments.seed, student_source=source)
+    report = regime_report(
+        teacher,
+        student,
+        temperatures=arguments.temperatures,
+        seed=arguments.seed,
+        student_source=source,
+    )
     if arguments.plot is not None:
         import io
 

@@ -21,12 +21,18 @@ from ._errors import MAX_EXAMPLES, MAX_SEED, check_argument, check_positive_inte
 from .checks._common import SEARCH_EXAMPLES, THOROUGH_SEARCH_EXAMPLES
 from .devices import resolve_device, resolve_dtype
 
-__all__ = ["THOROUGH_FACTOR", "MAX_EXAMPLES", "MAX_SEED", "statements", "resolve_check",
-           "run_check", "run_checks"]
+__all__ = [
+    "THOROUGH_FACTOR",
+    "MAX_EXAMPLES",
+    "MAX_SEED",
+    "statements",
+    "resolve_check",
+    "run_check",
+    "run_checks",
+]
 
 #: ``--thorough`` multiplies every check's default number of examples by this.
 THOROUGH_FACTOR = 16
-
 
 
 def statements():
@@ -41,9 +47,10 @@ def resolve_check(statement_id):
     registry = statements()
     known = ", ".join(registry)
     if len(known) > 40:
-        known = known[:known.index(",", 20)] + ", ..."
-    check_argument(statement_id in registry, "unknown statement id {!r}; known: {}",
-                   statement_id, known)
+        known = known[: known.index(",", 20)] + ", ..."
+    check_argument(
+        statement_id in registry, "unknown statement id {!r}; known: {}", statement_id, known
+    )
     from .checks import CHECKS
 
     check = CHECKS.get(statement_id)
@@ -65,8 +72,16 @@ def _default_examples(check):
     return check.__kwdefaults__["examples"]
 
 
-def run_checks(*, device="cpu", dtype=torch.float64, examples=None, seed=0, thorough=False,
-               ids=None, on_result=None):
+def run_checks(
+    *,
+    device="cpu",
+    dtype=torch.float64,
+    examples=None,
+    seed=0,
+    thorough=False,
+    ids=None,
+    on_result=None,
+):
     """Run the checks of ``ids`` (default: every statement) and return their results.
 
     Parameters
@@ -83,17 +98,27 @@ def run_checks(*, device="cpu", dtype=torch.float64, examples=None, seed=0, thor
     device, dtype = resolve_device(device), resolve_dtype(dtype)
     if examples is not None:
         check_positive_integer(examples, name="examples")
-        check_argument(examples <= MAX_EXAMPLES, "examples must be at most {}, got {}",
-                       MAX_EXAMPLES, examples)
-    check_argument(isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= MAX_SEED,
-                   "seed must be an integer in 0..{}, got {!r}", MAX_SEED, seed)
+        check_argument(
+            examples <= MAX_EXAMPLES, "examples must be at most {}, got {}", MAX_EXAMPLES, examples
+        )
+    check_argument(
+        isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= MAX_SEED,
+        "seed must be an integer in 0..{}, got {!r}",
+        MAX_SEED,
+        seed,
+    )
     ids = list(statements()) if ids is None else list(ids)
     checks = [resolve_check(statement_id) for statement_id in ids]
     results = []
     for check in checks:
         count = examples or _default_examples(check) * (THOROUGH_FACTOR if thorough else 1)
-        result = check(device=device, dtype=dtype, examples=count, seed=seed,
-                       search_examples=THOROUGH_SEARCH_EXAMPLES if thorough else SEARCH_EXAMPLES)
+        result = check(
+            device=device,
+            dtype=dtype,
+            examples=count,
+            seed=seed,
+            search_examples=THOROUGH_SEARCH_EXAMPLES if thorough else SEARCH_EXAMPLES,
+        )
         results.append(result)
         if on_result is not None:
             on_result(result)

@@ -68,10 +68,18 @@ class CheckResult:
     unresolved: tuple = field(default=())
 
     def __post_init__(self):
-        check_argument(self.expected in VERDICTS, "expected must be one of {}, got {!r}",
-                       ", ".join(VERDICTS), self.expected)
-        check_argument(self.verdict in VERDICTS, "verdict must be one of {}, got {!r}",
-                       ", ".join(VERDICTS), self.verdict)
+        check_argument(
+            self.expected in VERDICTS,
+            "expected must be one of {}, got {!r}",
+            ", ".join(VERDICTS),
+            self.expected,
+        )
+        check_argument(
+            self.verdict in VERDICTS,
+            "verdict must be one of {}, got {!r}",
+            ", ".join(VERDICTS),
+            self.verdict,
+        )
 
     @property
     def as_expected(self):
@@ -89,9 +97,11 @@ class CheckResult:
         ...)"`` when some sub-claims could not be tested."""
         if self.resolved:
             return self.verdict
-        return (f"{self.verdict} ({len(self.unresolved)} sub-claim"
-                f"{'s' if len(self.unresolved) > 1 else ''} unresolved: "
-                f"{'; '.join(self.unresolved)})")
+        return (
+            f"{self.verdict} ({len(self.unresolved)} sub-claim"
+            f"{'s' if len(self.unresolved) > 1 else ''} unresolved: "
+            f"{'; '.join(self.unresolved)})"
+        )
 
     def describe(self):
         """A few lines for people: the verdict against the expectation, the worst case, the
@@ -104,9 +114,11 @@ class CheckResult:
           worst error 3.00e-03, tolerance 1.00e-01
           slope -1.000
         """
-        lines = [f"{self.id}: {self.summary} (expected {self.expected}) on {self.examples} "
-                 f"examples, {self.dtype} on {self.device}",
-                 f"  worst error {self.worst_error:.2e}, tolerance {self.tolerance:.2e}"]
+        lines = [
+            f"{self.id}: {self.summary} (expected {self.expected}) on {self.examples} "
+            f"examples, {self.dtype} on {self.device}",
+            f"  worst error {self.worst_error:.2e}, tolerance {self.tolerance:.2e}",
+        ]
         if self.counterexample:
             lines.append(f"  counterexample: {self.counterexample}")
         lines += [f"  {note}" for note in self.notes]

@@ -43,7 +43,7 @@ def _private_hypothesis_home():
         return
     try:
         from hypothesis.configuration import set_hypothesis_home_dir
-    except ImportError:     # an older hypothesis: nothing to redirect
+    except ImportError:  # an older hypothesis: nothing to redirect
         return
     directory = tempfile.mkdtemp(prefix="verify-hypothesis-")
     set_hypothesis_home_dir(directory)
@@ -65,8 +65,13 @@ def draw_examples(strategy, count, *, seed):
     examples = []
 
     @hypothesis_seed(seed)
-    @settings(max_examples=count, phases=[Phase.generate], database=None, deadline=None,
-              suppress_health_check=_QUIET)
+    @settings(
+        max_examples=count,
+        phases=[Phase.generate],
+        database=None,
+        deadline=None,
+        suppress_health_check=_QUIET,
+    )
     @given(strategy)
     def collect(example):
         examples.append(example)
@@ -83,9 +88,13 @@ def find_counterexample(strategy, condition, *, seed, max_examples=100):
     check_positive_integer(max_examples, name="max_examples")
     # No "explain" phase: it reruns the shrunk example many times to annotate it, which a
     # returned value does not need.
-    search_settings = settings(max_examples=max_examples, database=None, deadline=None,
-                               suppress_health_check=_QUIET,
-                               phases=[Phase.generate, Phase.target, Phase.shrink])
+    search_settings = settings(
+        max_examples=max_examples,
+        database=None,
+        deadline=None,
+        suppress_health_check=_QUIET,
+        phases=[Phase.generate, Phase.target, Phase.shrink],
+    )
     try:
         return find(strategy, condition, settings=search_settings, random=random.Random(seed))
     except (NoSuchExample, Unsatisfiable):

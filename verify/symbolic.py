@@ -45,8 +45,21 @@ import numpy
 import sympy
 import torch
 
-from derive import (ClassMean, N, OtherMean, T, epsilon, sigma_v, sigma_z, v_g, v_i, vh_i,
-                    z_g, z_i, zh_i)
+from derive import (
+    ClassMean,
+    N,
+    OtherMean,
+    T,
+    epsilon,
+    sigma_v,
+    sigma_z,
+    v_g,
+    v_i,
+    vh_i,
+    z_g,
+    z_i,
+    zh_i,
+)
 
 from ._errors import check_argument
 
@@ -69,8 +82,7 @@ class _TorchBackend:
     def other_mean(values, label_mask):
         """The mean over the classes other than the label (``label_mask`` is one-hot)."""
         values = values.expand_as(label_mask) if values.shape != label_mask.shape else values
-        return ((values * (1 - label_mask)).sum(-1, keepdim=True)
-                / (label_mask.shape[-1] - 1))
+        return (values * (1 - label_mask)).sum(-1, keepdim=True) / (label_mask.shape[-1] - 1)
 
     @staticmethod
     def exp(value):
@@ -123,16 +135,20 @@ def _evaluate(expr, environment, backend, memo):
     elif isinstance(expr, ClassMean):
         value = backend.mean(_evaluate(expr.args[0], environment, backend, memo))
     elif isinstance(expr, OtherMean):
-        check_argument("label_mask" in environment, "the term {} averages over the classes "
-                       "other than the label: give labels", expr)
-        value = backend.other_mean(_evaluate(expr.args[0], environment, backend, memo),
-                                   environment["label_mask"])
+        check_argument(
+            "label_mask" in environment,
+            "the term {} averages over the classes other than the label: give labels",
+            expr,
+        )
+        value = backend.other_mean(
+            _evaluate(expr.args[0], environment, backend, memo), environment["label_mask"]
+        )
     elif isinstance(expr, sympy.exp):
         value = backend.exp(_evaluate(expr.args[0], environment, backend, memo))
     elif isinstance(expr, sympy.log):
         value = backend.log(_evaluate(expr.args[0], environment, backend, memo))
     else:
-        raise AssertionError(f"unsupported node {expr!r}")   # excluded by _validate
+        raise AssertionError(f"unsupported node {expr!r}")  # excluded by _validate
     memo[expr] = value
     return value
 
@@ -156,15 +172,28 @@ def _product(values):
 @lru_cache(maxsize=None)
 def _validate(expr):
     for symbol in expr.free_symbols:
-        check_argument(symbol in _KNOWN, "cannot evaluate symbol {}: expected only {} "
-                       "(substitute parameters first)", symbol, ", ".join(map(str, _KNOWN)))
+        check_argument(
+            symbol in _KNOWN,
+            "cannot evaluate symbol {}: expected only {} (substitute parameters first)",
+            symbol,
+            ", ".join(map(str, _KNOWN)),
+        )
     for node in sympy.preorder_traversal(expr):
-        supported = (node.is_Symbol or node.is_Rational or node.is_Add or node.is_Mul
-                     or node.is_Pow or isinstance(node, (ClassMean, OtherMean, sympy.exp,
-                                                         sympy.log)))
-        check_argument(supported, "cannot evaluate {} (a {}): supported are rationals, z_i, v_i, "
-                       "N, T, epsilon, +, *, rational powers, exp, log and mean(...)",
-                       node, type(node).__name__)
+        supported = (
+            node.is_Symbol
+            or node.is_Rational
+            or node.is_Add
+            or node.is_Mul
+            or node.is_Pow
+            or isinstance(node, (ClassMean, OtherMean, sympy.exp, sympy.log))
+        )
+        check_argument(
+            supported,
+            "cannot evaluate {} (a {}): supported are rationals, z_i, v_i, "
+            "N, T, epsilon, +, *, rational powers, exp, log and mean(...)",
+            node,
+            type(node).__name__,
+        )
 
 
 def _environment(student, teacher, temperature, classes, labels=None, *, torch_backend=True):
@@ -173,8 +202,10 @@ def _environment(student, teacher, temperature, classes, labels=None, *, torch_b
         environment[T] = temperature
         environment[epsilon] = 1 / temperature
     if torch_backend:
-        for symbol, logits, hat, std in ((z_i, student, zh_i, sigma_z),
-                                         (v_i, teacher, vh_i, sigma_v)):
+        for symbol, logits, hat, std in (
+            (z_i, student, zh_i, sigma_z),
+            (v_i, teacher, vh_i, sigma_v),
+        ):
             centred = logits - logits.mean(-1, keepdim=True)
             deviation = centred.pow(2).mean(-1, keepdim=True).sqrt()
             environment[hat], environment[std] = centred / deviation, deviation
@@ -252,24 +283,35 @@ class SymbolicFunction:
         if not hasattr(self, "_absolute_function"):
             self._absolute_function = SymbolicFunction.__new__(SymbolicFunction)
             self._absolute_function.expr = _absolute(self.expr)
-        return self._absolute_function(student.abs(), teacher.abs(),
-                                       None if temperature is None else abs(temperature))
+        return self._absolute_function(
+            student.abs(), teacher.abs(), None if temperature is None else abs(temperature)
+        )
 
     def __call__(self, student, teacher, temperature=None, labels=None):
-        check_argument(student.shape == teacher.shape and student.ndim >= 1,
-                       "student and teacher logits must have the same shape [..., N], got {} "
-                       "and {}", tuple(student.shape), tuple(teacher.shape))
+        check_argument(
+            student.shape == teacher.shape and student.ndim >= 1,
+            "student and teacher logits must have the same shape [..., N], got {} and {}",
+            tuple(student.shape),
+            tuple(teacher.shape),
+        )
         needs_temperature = bool(self.expr.free_symbols & {T, epsilon})
-        check_argument(temperature is not None or not needs_temperature,
-                       "the term {} needs a temperature", self.expr)
-        check_argument(labels is not None or not (self.expr.free_symbols & set(_LABELLED)),
-                       "the term {} has the label's logits: give labels", self.expr)
+        check_argument(
+            temperature is not None or not needs_temperature,
+            "the term {} needs a temperature",
+            self.expr,
+        )
+        check_argument(
+            labels is not None or not (self.expr.free_symbols & set(_LABELLED)),
+            "the term {} has the label's logits: give labels",
+            self.expr,
+        )
         classes = student.shape[-1]
         environment = _environment(student, teacher, temperature, classes, labels)
         value = _evaluate(self.expr, environment, _TorchBackend, {})
         if not isinstance(value, torch.Tensor):
-            value = torch.full((*student.shape[:-1], 1), float(value), dtype=student.dtype,
-                               device=student.device)
+            value = torch.full(
+                (*student.shape[:-1], 1), float(value), dtype=student.dtype, device=student.device
+            )
         return value
 
 
@@ -286,14 +328,16 @@ def evaluate_mpmath(expr, student, teacher, temperature=None, labels=None):
     """
     expr = sympy.sympify(expr)
     _validate(expr)
-    to_mpf = numpy.vectorize(lambda x: mpmath.mpf(x) if not isinstance(x, mpmath.mpf) else x,
-                             otypes=[object])
+    to_mpf = numpy.vectorize(
+        lambda x: mpmath.mpf(x) if not isinstance(x, mpmath.mpf) else x, otypes=[object]
+    )
     student = to_mpf(numpy.asarray(student, dtype=object))
     teacher = to_mpf(numpy.asarray(teacher, dtype=object))
     if temperature is not None:
         temperature = to_mpf(numpy.asarray(temperature, dtype=object))
-    environment = _environment(student, teacher, temperature, student.shape[-1], labels,
-                               torch_backend=False)
+    environment = _environment(
+        student, teacher, temperature, student.shape[-1], labels, torch_backend=False
+    )
     value = _evaluate(expr, environment, _MpmathBackend, {})
     if not isinstance(value, numpy.ndarray):
         value = numpy.full((*student.shape[:-1], 1), value, dtype=object)

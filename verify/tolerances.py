@@ -36,8 +36,14 @@ import torch
 from ._errors import check_argument
 
 __all__ = [
-    "SOFTMAX_CHAIN_OPERATIONS", "UPDATE_OPERATIONS", "SLOPE_TOLERANCE", "RESOLUTION_FACTOR",
-    "machine_epsilon", "rounding_bound", "softmax_gradient_operations", "class_sum_tolerance",
+    "SOFTMAX_CHAIN_OPERATIONS",
+    "UPDATE_OPERATIONS",
+    "SLOPE_TOLERANCE",
+    "RESOLUTION_FACTOR",
+    "machine_epsilon",
+    "rounding_bound",
+    "softmax_gradient_operations",
+    "class_sum_tolerance",
     "forward_mean_tolerance",
 ]
 
@@ -71,8 +77,11 @@ RESOLUTION_FACTOR = 10.0
 
 def machine_epsilon(dtype):
     """The machine epsilon of a floating dtype, as a Python float."""
-    check_argument(isinstance(dtype, torch.dtype) and dtype.is_floating_point,
-                   "dtype must be a floating torch.dtype, got {!r}", dtype)
+    check_argument(
+        isinstance(dtype, torch.dtype) and dtype.is_floating_point,
+        "dtype must be a floating torch.dtype, got {!r}",
+        dtype,
+    )
     return float(torch.finfo(dtype).eps)
 
 

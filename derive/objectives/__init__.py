@@ -27,23 +27,62 @@ derive._errors.DeriveError: parameter beta of objective jsd must be a rational i
 
 from ._registry import FAMILIES, OBJECTIVES, Objective, Parameter, objective, parameter_symbols
 from .softmax import log_softmax, softmax, softmax_expectation
-from .kd import (kd_cross_entropy_loss, kd_gradient_closed_form, logits_matching_gradient,
-                 logits_matching_loss, regularizer_gradient, regularizer_loss,
-                 sigmoid_distillation_loss)
-from .divergences import (alpha_divergence_loss, f_divergence_loss, half_variance,
-                          jensen_shannon_loss, jsd_loss, kd_loss, reverse_kd_loss, skew_kl_loss,
-                          skew_reverse_kl_loss)
+from .kd import (
+    kd_cross_entropy_loss,
+    kd_gradient_closed_form,
+    logits_matching_gradient,
+    logits_matching_loss,
+    regularizer_gradient,
+    regularizer_loss,
+    sigmoid_distillation_loss,
+)
+from .divergences import (
+    alpha_divergence_loss,
+    f_divergence_loss,
+    half_variance,
+    jensen_shannon_loss,
+    jsd_loss,
+    kd_loss,
+    reverse_kd_loss,
+    skew_kl_loss,
+    skew_reverse_kl_loss,
+)
 from .temperature import hot_teacher_loss, two_temperature_loss
 from .target_aware import ce_mixture_loss, dkd_loss, nckd_loss, tckd_loss
 from .normalized import dist_loss, standardized_kl_loss
 
 __all__ = [
-    "FAMILIES", "OBJECTIVES", "Objective", "Parameter", "objective", "parameter_symbols",
-    "softmax", "log_softmax", "softmax_expectation", "kd_loss", "kd_cross_entropy_loss",
-    "reverse_kd_loss", "jensen_shannon_loss", "kd_gradient_closed_form", "logits_matching_loss",
-    "logits_matching_gradient", "regularizer_loss", "regularizer_gradient",
-    "sigmoid_distillation_loss", "half_variance", "f_divergence_loss", "jsd_loss",
-    "skew_kl_loss", "skew_reverse_kl_loss", "alpha_divergence_loss", "two_temperature_loss",
-    "hot_teacher_loss", "ce_mixture_loss", "tckd_loss", "nckd_loss", "dkd_loss",
-    "standardized_kl_loss", "dist_loss",
+    "FAMILIES",
+    "OBJECTIVES",
+    "Objective",
+    "Parameter",
+    "objective",
+    "parameter_symbols",
+    "softmax",
+    "log_softmax",
+    "softmax_expectation",
+    "kd_loss",
+    "kd_cross_entropy_loss",
+    "reverse_kd_loss",
+    "jensen_shannon_loss",
+    "kd_gradient_closed_form",
+    "logits_matching_loss",
+    "logits_matching_gradient",
+    "regularizer_loss",
+    "regularizer_gradient",
+    "sigmoid_distillation_loss",
+    "half_variance",
+    "f_divergence_loss",
+    "jsd_loss",
+    "skew_kl_loss",
+    "skew_reverse_kl_loss",
+    "alpha_divergence_loss",
+    "two_temperature_loss",
+    "hot_teacher_loss",
+    "ce_mixture_loss",
+    "tckd_loss",
+    "nckd_loss",
+    "dkd_loss",
+    "standardized_kl_loss",
+    "dist_loss",
 ]

@@ -75,49 +75,88 @@ class Parameter:
         else:
             interval = ""
         if self.excluded:
-            interval += (" " if interval else "") + "other than " + " and ".join(
-                str(value) for value in self.excluded)
+            interval += (
+                (" " if interval else "")
+                + "other than "
+                + " and ".join(str(value) for value in self.excluded)
+            )
         return f"a rational {interval} (e.g. 3/10) or a symbol name".replace("  ", " ")
 
     def resolve(self, value, objective_name):
         """The value as the definitions take it: a sympy Rational or Symbol, or a choice."""
         where = f"parameter {self.name} of objective {objective_name}"
         if self.choices:
-            check_argument(isinstance(value, str) and value in self.choices,
-                           "{} must be {}, got {!r}", where, self.allowed, value)
+            check_argument(
+                isinstance(value, str) and value in self.choices,
+                "{} must be {}, got {!r}",
+                where,
+                self.allowed,
+                value,
+            )
             return value
         if isinstance(value, sympy.Symbol):
             return value
         if isinstance(value, str):
             text = value.strip()
             if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text) and not keyword.iskeyword(text):
-                check_argument(text not in _RESERVED, "{} must be {}; {!r} is a symbol of the "
-                               "notation", where, self.allowed, text)
-                return self.symbol if text in (self.name, self.symbol.name) else \
-                    _symbol(text, self.positive)
-            check_argument(re.fullmatch(r"[+-]?[0-9]{1,30}(/[0-9]{1,30})?", text) is not None,
-                           "{} must be {}, got {!r}", where, self.allowed, value)
+                check_argument(
+                    text not in _RESERVED,
+                    "{} must be {}; {!r} is a symbol of the notation",
+                    where,
+                    self.allowed,
+                    text,
+                )
+                return (
+                    self.symbol
+                    if text in (self.name, self.symbol.name)
+                    else _symbol(text, self.positive)
+                )
+            check_argument(
+                re.fullmatch(r"[+-]?[0-9]{1,30}(/[0-9]{1,30})?", text) is not None,
+                "{} must be {}, got {!r}",
+                where,
+                self.allowed,
+                value,
+            )
             value = sympy.Rational(text)
         elif isinstance(value, float):
-            raise DeriveError(f"{where} must be {self.allowed}; a float such as {value!r} is "
-                              f"inexact, write it as a fraction")
+            raise DeriveError(
+                f"{where} must be {self.allowed}; a float such as {value!r} is "
+                f"inexact, write it as a fraction"
+            )
         elif isinstance(value, (int, Fraction)) and not isinstance(value, bool):
             value = sympy.Rational(value.numerator, value.denominator)
-        check_argument(isinstance(value, sympy.Rational), "{} must be {}, got {!r}", where,
-                       self.allowed, value)
-        check_argument(self.low is None or value > self.low or (value == self.low
-                                                                and "low" not in self.open),
-                       "{} must be {}, got {}", where, self.allowed, value)
-        check_argument(self.high is None or value < self.high or (value == self.high
-                                                                  and "high" not in self.open),
-                       "{} must be {}, got {}", where, self.allowed, value)
-        check_argument(value not in self.excluded, "{} must be {}, got {}", where, self.allowed,
-                       value)
+        check_argument(
+            isinstance(value, sympy.Rational), "{} must be {}, got {!r}", where, self.allowed, value
+        )
+        check_argument(
+            self.low is None or value > self.low or (value == self.low and "low" not in self.open),
+            "{} must be {}, got {}",
+            where,
+            self.allowed,
+            value,
+        )
+        check_argument(
+            self.high is None
+            or value < self.high
+            or (value == self.high and "high" not in self.open),
+            "{} must be {}, got {}",
+            where,
+            self.allowed,
+            value,
+        )
+        check_argument(
+            value not in self.excluded, "{} must be {}, got {}", where, self.allowed, value
+        )
         return value
 
     def to_json(self):
-        return {"name": self.name, "description": self.description, "allowed": self.allowed,
-                "default": None if self.default is None else str(self.default)}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "allowed": self.allowed,
+            "default": None if self.default is None else str(self.default),
+        }
 
 
 @lru_cache(maxsize=None)
@@ -126,9 +165,33 @@ def _symbol(name, positive=False):
 
 
 #: Names a parameter's symbol may not take: the notation's own.
-_RESERVED = {"N", "T", "epsilon", "z_i", "v_i", "z_g", "v_g", "zh_i", "vh_i", "sigma_z",
-             "sigma_v", "t_i", "w_i", "b_i", "u_i", "c_i", "m_i", "E", "mean", "mean_other",
-             "exp", "log", "sqrt", "fd", "fd_alpha"}
+_RESERVED = {
+    "N",
+    "T",
+    "epsilon",
+    "z_i",
+    "v_i",
+    "z_g",
+    "v_g",
+    "zh_i",
+    "vh_i",
+    "sigma_z",
+    "sigma_v",
+    "t_i",
+    "w_i",
+    "b_i",
+    "u_i",
+    "c_i",
+    "m_i",
+    "E",
+    "mean",
+    "mean_other",
+    "exp",
+    "log",
+    "sqrt",
+    "fd",
+    "fd_alpha",
+}
 
 
 @dataclass(frozen=True)
@@ -166,17 +229,23 @@ class Objective:
         values = dict(values or {})
         known = {p.name for p in self.parameters}
         for name in values:
-            check_argument(name in known, "objective {} has {}, got the parameter {!r}", self.name,
-                           ("parameters " + ", ".join(sorted(known))) if known else
-                           "no parameters", name)
+            check_argument(
+                name in known,
+                "objective {} has {}, got the parameter {!r}",
+                self.name,
+                ("parameters " + ", ".join(sorted(known))) if known else "no parameters",
+                name,
+            )
         resolved = []
         for parameter in self.parameters:
             if parameter.name in values:
                 value = parameter.resolve(values[parameter.name], self.name)
             elif parameter.default is None:
-                raise DeriveError(f"objective {self.name} needs the parameter {parameter.name} "
-                                  f"({parameter.allowed}), e.g. --param {parameter.name}="
-                                  f"{parameter.choices[0] if parameter.choices else '1/2'}")
+                raise DeriveError(
+                    f"objective {self.name} needs the parameter {parameter.name} "
+                    f"({parameter.allowed}), e.g. --param {parameter.name}="
+                    f"{parameter.choices[0] if parameter.choices else '1/2'}"
+                )
             elif parameter.default == "symbolic":
                 value = parameter.symbol
             else:
@@ -190,8 +259,9 @@ class Objective:
         variants = [{}]
         for parameter in self.parameters:
             if parameter.choices and parameter.default is None:
-                variants = [dict(v, **{parameter.name: c}) for v in variants
-                            for c in parameter.choices]
+                variants = [
+                    dict(v, **{parameter.name: c}) for v in variants for c in parameter.choices
+                ]
         return variants
 
     def variant_name(self, values):
@@ -217,38 +287,69 @@ class Objective:
         return self.limit(**dict(self.resolve(values)))
 
     def to_json(self):
-        return {"name": self.name, "title": self.title, "family": self.family,
-                "definition": self.definition, "max_order": self.max_order,
-                "parameters": [parameter.to_json() for parameter in self.parameters],
-                "labelled": self.labelled, "reference": self.reference}
+        return {
+            "name": self.name,
+            "title": self.title,
+            "family": self.family,
+            "definition": self.definition,
+            "max_order": self.max_order,
+            "parameters": [parameter.to_json() for parameter in self.parameters],
+            "labelled": self.labelled,
+            "reference": self.reference,
+        }
 
 
 #: Every objective, by name (the key of the CLI, the JSON, the proofs and verify's twins).
 OBJECTIVES = {}
 
 
-def objective(name, title, *, definition, family, parameters=(), labelled=False,
-              coordinates="logits", reference="", limit=None, max_order=MAX_ORDER,
-              gradient=None):
+def objective(
+    name,
+    title,
+    *,
+    definition,
+    family,
+    parameters=(),
+    labelled=False,
+    coordinates="logits",
+    reference="",
+    limit=None,
+    max_order=MAX_ORDER,
+    gradient=None,
+):
     """Register the decorated function ``build(**parameters) -> loss`` as objective ``name``;
     ``gradient(**parameters)``, optional, is its gradient w.r.t. ``z_i`` in closed form."""
-    check_argument(family in FAMILIES, "family must be one of {}, got {!r}", ", ".join(FAMILIES),
-                   family)
+    check_argument(
+        family in FAMILIES, "family must be one of {}, got {!r}", ", ".join(FAMILIES), family
+    )
 
     def register(build):
         check_argument(name not in OBJECTIVES, "objective {!r} is registered twice", name)
-        OBJECTIVES[name] = Objective(name, title, definition, family, build, tuple(parameters),
-                                     labelled, coordinates, reference, limit, max_order,
-                                     gradient)
+        OBJECTIVES[name] = Objective(
+            name,
+            title,
+            definition,
+            family,
+            build,
+            tuple(parameters),
+            labelled,
+            coordinates,
+            reference,
+            limit,
+            max_order,
+            gradient,
+        )
         return build
+
     return register
 
 
 def parameter_symbols():
     """``{name: symbol}`` of every parameter of every objective (what :func:`derive.parse`
     accepts besides the notation)."""
-    return {p.symbol.name: p.symbol for o in OBJECTIVES.values() for p in o.parameters
-            if not p.choices}
+    return {
+        p.symbol.name: p.symbol for o in OBJECTIVES.values() for p in o.parameters if not p.choices
+    }
 
 
 @lru_cache(maxsize=256)
@@ -277,8 +378,9 @@ def label_derivative(loss):
     :math:`i = g`."""
     others = sorted(loss.atoms(OtherMean), key=sympy.default_sort_key)
     frozen = {mean: sympy.Dummy() for mean in others}
-    through_means = loss.xreplace(frozen).diff(z_i).xreplace(
-        {dummy: mean for mean, dummy in frozen.items()})
+    through_means = (
+        loss.xreplace(frozen).diff(z_i).xreplace({dummy: mean for mean, dummy in frozen.items()})
+    )
     return loss.diff(z_g) + at_label(through_means)
 
 

@@ -21,9 +21,17 @@ from ..notation import AmariAlpha, FDerivative, epsilon, v_i, z_i
 from ._registry import Parameter, objective
 from .softmax import log_softmax, ratio, softmax, softmax_expectation
 
-__all__ = ["kd_loss", "reverse_kd_loss", "jensen_shannon_loss", "f_divergence_loss",
-           "jsd_loss", "skew_kl_loss", "skew_reverse_kl_loss", "alpha_divergence_loss",
-           "half_variance"]
+__all__ = [
+    "kd_loss",
+    "reverse_kd_loss",
+    "jensen_shannon_loss",
+    "f_divergence_loss",
+    "jsd_loss",
+    "skew_kl_loss",
+    "skew_reverse_kl_loss",
+    "alpha_divergence_loss",
+    "half_variance",
+]
 
 
 def half_variance(difference):
@@ -41,19 +49,30 @@ def _f_limit(second_derivative):
 _KL = r"T^2\,\mathrm{KL}(p\,\|\,q) = T^2 \sum_i p_i \log\frac{p_i}{q_i}"
 
 
-@objective("kl", "Knowledge distillation, T^2 KL(p || q)", definition=_KL,
-           family="f-divergence", reference="Hinton, Vinyals, Dean (2015), arXiv:1503.02531",
-           limit=_f_limit(lambda: 1), max_order=24)
+@objective(
+    "kl",
+    "Knowledge distillation, T^2 KL(p || q)",
+    definition=_KL,
+    family="f-divergence",
+    reference="Hinton, Vinyals, Dean (2015), arXiv:1503.02531",
+    limit=_f_limit(lambda: 1),
+    max_order=24,
+)
 def kd_loss():
     r""":math:`L_{KD} = T^2\,\mathrm{KL}(p\,\|\,q)`, :math:`p = \mathrm{softmax}(v/T)`,
     :math:`q = \mathrm{softmax}(z/T)`: the f-divergence of :math:`f(t) = t \log t`."""
     return softmax_expectation(v_i, log_softmax(v_i) - log_softmax(z_i)) / epsilon**2
 
 
-@objective("reverse-kl", "Reverse KL distillation, T^2 KL(q || p)",
-           definition=r"T^2\,\mathrm{KL}(q\,\|\,p) = T^2 \sum_i q_i \log\frac{q_i}{p_i}",
-           family="f-divergence", reference="MiniLLM, Gu et al. (2024), arXiv:2306.08543",
-           limit=_f_limit(lambda: 1), max_order=24)
+@objective(
+    "reverse-kl",
+    "Reverse KL distillation, T^2 KL(q || p)",
+    definition=r"T^2\,\mathrm{KL}(q\,\|\,p) = T^2 \sum_i q_i \log\frac{q_i}{p_i}",
+    family="f-divergence",
+    reference="MiniLLM, Gu et al. (2024), arXiv:2306.08543",
+    limit=_f_limit(lambda: 1),
+    max_order=24,
+)
 def reverse_kd_loss():
     r""":math:`T^2\,\mathrm{KL}(q\,\|\,p)`, the reverse (mode-seeking) direction:
     :math:`f(t) = -\log t`."""
@@ -71,11 +90,16 @@ def _mixture_gradient(beta):
     return softmax(z_i) * (per_class - softmax_expectation(z_i, per_class)) / epsilon
 
 
-@objective("js", "Jensen-Shannon distillation, T^2 JS(p, q)",
-           definition=r"\frac{T^2}{2}\left[\mathrm{KL}(p\,\|\,m) + \mathrm{KL}(q\,\|\,m)\right],"
-                      r"\ m = \tfrac12(p + q)",
-           family="f-divergence", limit=_f_limit(lambda: Rational(1, 4)), max_order=14,
-           gradient=lambda: _mixture_gradient(Rational(1, 2)))
+@objective(
+    "js",
+    "Jensen-Shannon distillation, T^2 JS(p, q)",
+    definition=r"\frac{T^2}{2}\left[\mathrm{KL}(p\,\|\,m) + \mathrm{KL}(q\,\|\,m)\right],"
+    r"\ m = \tfrac12(p + q)",
+    family="f-divergence",
+    limit=_f_limit(lambda: Rational(1, 4)),
+    max_order=14,
+    gradient=lambda: _mixture_gradient(Rational(1, 2)),
+)
 def jensen_shannon_loss():
     r""":math:`T^2\,\mathrm{JS}(p, q) = \frac{T^2}{2}[\mathrm{KL}(p\|m) + \mathrm{KL}(q\|m)]`,
     :math:`m = (p+q)/2`: ``jsd`` at :math:`\beta = 1/2`.
@@ -89,11 +113,16 @@ def jensen_shannon_loss():
     return (teacher_side + student_side) / (2 * epsilon**2)
 
 
-@objective("f-divergence", "Generic f-divergence, T^2 D_f(p || q), f undefined",
-           definition=r"T^2 D_f(p\,\|\,q) = T^2 \sum_i q_i\, f\!\left(\frac{p_i}{q_i}\right),"
-                      r"\ f(1) = 0",
-           family="f-divergence", reference="Csiszar (1967); Ali and Silvey (1966)",
-           limit=_f_limit(lambda: FDerivative.taylor_coefficient(2)), max_order=11)
+@objective(
+    "f-divergence",
+    "Generic f-divergence, T^2 D_f(p || q), f undefined",
+    definition=r"T^2 D_f(p\,\|\,q) = T^2 \sum_i q_i\, f\!\left(\frac{p_i}{q_i}\right),"
+    r"\ f(1) = 0",
+    family="f-divergence",
+    reference="Csiszar (1967); Ali and Silvey (1966)",
+    limit=_f_limit(lambda: FDerivative.taylor_coefficient(2)),
+    max_order=11,
+)
 def f_divergence_loss():
     r""":math:`L_f = T^2 \sum_i q_i f(p_i/q_i)` with :math:`f` undefined: its derivatives at 1
     are the symbols ``f1, f2, ...``."""
@@ -103,15 +132,25 @@ def f_divergence_loss():
 _UNIT = dict(low=0, high=1)
 
 
-@objective("jsd", "Generalized Jensen-Shannon divergence JSD_beta (GKD)",
-           definition=r"T^2\left[\beta\,\mathrm{KL}(p\,\|\,m) + (1-\beta)\,\mathrm{KL}(q\,\|\,m)\right],"
-                      r"\ m = \beta p + (1-\beta) q",
-           family="f-divergence",
-           parameters=[Parameter("beta", "weight of the teacher in the mixture m = beta p + "
-                                 "(1 - beta) q; beta = 0 and 1 give identically 0", **_UNIT)],
-           reference="GKD, Agarwal et al. (2024), arXiv:2306.13649",
-           limit=_f_limit(lambda beta: beta * (1 - beta)), max_order=11,
-           gradient=_mixture_gradient)
+@objective(
+    "jsd",
+    "Generalized Jensen-Shannon divergence JSD_beta (GKD)",
+    definition=r"T^2\left[\beta\,\mathrm{KL}(p\,\|\,m) + (1-\beta)\,\mathrm{KL}(q\,\|\,m)\right],"
+    r"\ m = \beta p + (1-\beta) q",
+    family="f-divergence",
+    parameters=[
+        Parameter(
+            "beta",
+            "weight of the teacher in the mixture m = beta p + "
+            "(1 - beta) q; beta = 0 and 1 give identically 0",
+            **_UNIT,
+        )
+    ],
+    reference="GKD, Agarwal et al. (2024), arXiv:2306.13649",
+    limit=_f_limit(lambda beta: beta * (1 - beta)),
+    max_order=11,
+    gradient=_mixture_gradient,
+)
 def jsd_loss(beta):
     r""":math:`T^2\,\mathrm{JSD}_\beta(p, q) = T^2[\beta\,\mathrm{KL}(p\|m) + (1-\beta)\,\mathrm{KL}(q\|m)]`,
     :math:`m = \beta p + (1 - \beta) q`: GKD's convention (Agarwal et al. 2024), where
@@ -124,40 +163,69 @@ def jsd_loss(beta):
     return (beta * teacher_side + (1 - beta) * student_side) / epsilon**2
 
 
-@objective("skew-kl", "Skew KL, T^2 KL(p || alpha p + (1 - alpha) q) (DistiLLM)",
-           definition=r"T^2\,\mathrm{KL}\left(p\,\|\,\alpha p + (1-\alpha) q\right)",
-           family="f-divergence",
-           parameters=[Parameter("alpha", "skew: the share of the teacher p in the second "
-                                 "argument; alpha = 0 is KL(p || q), alpha = 1 is 0", **_UNIT)],
-           reference="DistiLLM, Ko et al. (2024), arXiv:2402.03898",
-           limit=_f_limit(lambda alpha: (1 - alpha) ** 2), max_order=11)
+@objective(
+    "skew-kl",
+    "Skew KL, T^2 KL(p || alpha p + (1 - alpha) q) (DistiLLM)",
+    definition=r"T^2\,\mathrm{KL}\left(p\,\|\,\alpha p + (1-\alpha) q\right)",
+    family="f-divergence",
+    parameters=[
+        Parameter(
+            "alpha",
+            "skew: the share of the teacher p in the second "
+            "argument; alpha = 0 is KL(p || q), alpha = 1 is 0",
+            **_UNIT,
+        )
+    ],
+    reference="DistiLLM, Ko et al. (2024), arXiv:2402.03898",
+    limit=_f_limit(lambda alpha: (1 - alpha) ** 2),
+    max_order=11,
+)
 def skew_kl_loss(alpha):
     r""":math:`T^2\,\mathrm{KL}(p\,\|\,\alpha p + (1 - \alpha) q)`, the skew KL of DistiLLM
     (Ko et al. 2024, its :math:`\mathrm{SKL}^{(\alpha)}`)."""
     return softmax_expectation(v_i, -log(alpha + (1 - alpha) * ratio(z_i, v_i))) / epsilon**2
 
 
-@objective("skew-reverse-kl", "Skew reverse KL, T^2 KL(q || (1 - alpha) p + alpha q) (DistiLLM)",
-           definition=r"T^2\,\mathrm{KL}\left(q\,\|\,(1-\alpha) p + \alpha q\right)",
-           family="f-divergence",
-           parameters=[Parameter("alpha", "skew: the share of the student q in the second "
-                                 "argument; alpha = 0 is KL(q || p), alpha = 1 is 0", **_UNIT)],
-           reference="DistiLLM, Ko et al. (2024), arXiv:2402.03898",
-           limit=_f_limit(lambda alpha: (1 - alpha) ** 2), max_order=11)
+@objective(
+    "skew-reverse-kl",
+    "Skew reverse KL, T^2 KL(q || (1 - alpha) p + alpha q) (DistiLLM)",
+    definition=r"T^2\,\mathrm{KL}\left(q\,\|\,(1-\alpha) p + \alpha q\right)",
+    family="f-divergence",
+    parameters=[
+        Parameter(
+            "alpha",
+            "skew: the share of the student q in the second "
+            "argument; alpha = 0 is KL(q || p), alpha = 1 is 0",
+            **_UNIT,
+        )
+    ],
+    reference="DistiLLM, Ko et al. (2024), arXiv:2402.03898",
+    limit=_f_limit(lambda alpha: (1 - alpha) ** 2),
+    max_order=11,
+)
 def skew_reverse_kl_loss(alpha):
     r""":math:`T^2\,\mathrm{KL}(q\,\|\,(1 - \alpha) p + \alpha q)`, DistiLLM's skew reverse KL
     (its :math:`\mathrm{SRKL}^{(\alpha)}`)."""
     return softmax_expectation(z_i, -log((1 - alpha) * ratio(v_i, z_i) + alpha)) / epsilon**2
 
 
-@objective("alpha-divergence", "Amari's alpha-divergence, T^2 D_alpha(p || q)",
-           definition=r"\frac{T^2}{\alpha(\alpha-1)}\left(\sum_i p_i^{\alpha} q_i^{1-\alpha} - 1\right)",
-           family="f-divergence",
-           parameters=[Parameter("alpha", "order; alpha -> 1 is KL(p || q), alpha -> 0 is "
-                                 "KL(q || p) (both excluded: use kl, reverse-kl)",
-                                 excluded=(0, 1))],
-           reference="Amari (1985); Cichocki and Amari (2010)",
-           limit=_f_limit(lambda alpha: 1), max_order=11)
+@objective(
+    "alpha-divergence",
+    "Amari's alpha-divergence, T^2 D_alpha(p || q)",
+    definition=r"\frac{T^2}{\alpha(\alpha-1)}\left(\sum_i p_i^{\alpha} q_i^{1-\alpha} - 1\right)",
+    family="f-divergence",
+    parameters=[
+        Parameter(
+            "alpha",
+            "order; alpha -> 1 is KL(p || q), alpha -> 0 is "
+            "KL(q || p) (both excluded: use kl, reverse-kl)",
+            excluded=(0, 1),
+        )
+    ],
+    reference="Amari (1985); Cichocki and Amari (2010)",
+    limit=_f_limit(lambda alpha: 1),
+    max_order=11,
+)
 def alpha_divergence_loss(alpha):
     r""":math:`\frac{T^2}{\alpha(\alpha-1)}\left(\sum_i p_i^\alpha q_i^{1-\alpha} - 1\right)`, the
     f-divergence of :math:`f_\alpha(t) = (t^\alpha - \alpha t + \alpha - 1)/(\alpha(\alpha-1))`

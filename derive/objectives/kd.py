@@ -14,9 +14,15 @@ from sympy import exp, log
 from ..notation import N, ClassMean, epsilon, v_i, z_i
 from .softmax import log_softmax, softmax, softmax_expectation
 
-__all__ = ["kd_cross_entropy_loss", "kd_gradient_closed_form", "logits_matching_loss",
-           "logits_matching_gradient", "regularizer_loss", "regularizer_gradient",
-           "sigmoid_distillation_loss"]
+__all__ = [
+    "kd_cross_entropy_loss",
+    "kd_gradient_closed_form",
+    "logits_matching_loss",
+    "logits_matching_gradient",
+    "regularizer_loss",
+    "regularizer_gradient",
+    "sigmoid_distillation_loss",
+]
 
 
 def kd_cross_entropy_loss():
@@ -45,7 +51,7 @@ def logits_matching_gradient():
 
 def regularizer_loss():
     r"""The extra regularization of Chen et al.: :math:`-\frac12(\langle z\rangle - \langle v\rangle)^2`."""
-    return -(ClassMean(z_i) - ClassMean(v_i)) ** 2 / 2
+    return -((ClassMean(z_i) - ClassMean(v_i)) ** 2) / 2
 
 
 def regularizer_gradient():

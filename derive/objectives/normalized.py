@@ -46,35 +46,55 @@ def _standardized_limit(std):
     return _scale(std) ** 2 * (1 - correlation())
 
 
-@objective("standardized-kl", "KD on standardized logits, T^2 KL(softmax(v^/T) || softmax(z^/T))",
-           definition=r"T^2\,\mathrm{KL}\left(\mathrm{softmax}(\hat v/T)\,\|\,\mathrm{softmax}(\hat z/T)"
-                      r"\right),\ \hat z = \frac{z - \langle z\rangle}{\sigma(z)}",
-           family="normalized", coordinates="standardized",
-           parameters=[Parameter("std", "the standard deviation that standardizes: population "
-                                 "(divide by N) or unbiased (N - 1, torch.std's default)",
-                                 choices=("population", "unbiased"), default=None)],
-           reference="Sun et al., Logit Standardization in Knowledge Distillation, CVPR 2024, "
-                     "arXiv:2403.01427",
-           limit=_standardized_limit, max_order=16)
+@objective(
+    "standardized-kl",
+    "KD on standardized logits, T^2 KL(softmax(v^/T) || softmax(z^/T))",
+    definition=r"T^2\,\mathrm{KL}\left(\mathrm{softmax}(\hat v/T)\,\|\,\mathrm{softmax}(\hat z/T)"
+    r"\right),\ \hat z = \frac{z - \langle z\rangle}{\sigma(z)}",
+    family="normalized",
+    coordinates="standardized",
+    parameters=[
+        Parameter(
+            "std",
+            "the standard deviation that standardizes: population "
+            "(divide by N) or unbiased (N - 1, torch.std's default)",
+            choices=("population", "unbiased"),
+            default=None,
+        )
+    ],
+    reference="Sun et al., Logit Standardization in Knowledge Distillation, CVPR 2024, "
+    "arXiv:2403.01427",
+    limit=_standardized_limit,
+    max_order=16,
+)
 def standardized_kl_loss(std):
     r""":math:`T^2\,\mathrm{KL}(\mathrm{softmax}(\hat v/T)\,\|\,\mathrm{softmax}(\hat z/T))`, the
     logits standardized with the population std, or with the unbiased one (``torch.std``'s
     default), which scales them by :math:`\sqrt{(N-1)/N}`."""
     scale = _scale(std)
-    return softmax_expectation(vh_i, log_softmax(vh_i, scale=scale) - log_softmax(zh_i, scale=scale),
-                               scale=scale) / epsilon**2
+    return (
+        softmax_expectation(
+            vh_i, log_softmax(vh_i, scale=scale) - log_softmax(zh_i, scale=scale), scale=scale
+        )
+        / epsilon**2
+    )
 
 
 def _dist_limit():
     return 1 - correlation()
 
 
-@objective("dist", "DIST's inter-class term: 1 - Pearson(softmax(z/T), softmax(v/T))",
-           definition=r"1 - \rho\left(\mathrm{softmax}(z/T), \mathrm{softmax}(v/T)\right)",
-           family="normalized", coordinates="standardized",
-           reference="Huang et al., Knowledge Distillation from A Stronger Teacher, NeurIPS "
-                     "2022, arXiv:2205.10536 (its code also multiplies by T^2)",
-           limit=lambda: _dist_limit(), max_order=10)
+@objective(
+    "dist",
+    "DIST's inter-class term: 1 - Pearson(softmax(z/T), softmax(v/T))",
+    definition=r"1 - \rho\left(\mathrm{softmax}(z/T), \mathrm{softmax}(v/T)\right)",
+    family="normalized",
+    coordinates="standardized",
+    reference="Huang et al., Knowledge Distillation from A Stronger Teacher, NeurIPS "
+    "2022, arXiv:2205.10536 (its code also multiplies by T^2)",
+    limit=lambda: _dist_limit(),
+    max_order=10,
+)
 def dist_loss():
     r""":math:`1 - \rho(q, p)`, :math:`\rho` the Pearson correlation over the classes of the
     softmaxes :math:`q = \mathrm{softmax}(z/T)`, :math:`p = \mathrm{softmax}(v/T)`, written in

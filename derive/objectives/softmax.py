@@ -18,8 +18,15 @@ from sympy import exp, log
 
 from ..notation import N, ClassMean, class_total, epsilon, v_g, v_i, z_g, z_i
 
-__all__ = ["softmax", "log_softmax", "softmax_expectation", "label_softmax", "ratio",
-           "labelled_expectation", "labelled_normalizer"]
+__all__ = [
+    "softmax",
+    "log_softmax",
+    "softmax_expectation",
+    "label_softmax",
+    "ratio",
+    "labelled_expectation",
+    "labelled_normalizer",
+]
 
 
 def softmax(logits, *, scale=1):
@@ -42,12 +49,15 @@ def ratio(numerator_logits, denominator_logits):
     r"""The softmax ratio :math:`\mathrm{softmax}(a/T)_i/\mathrm{softmax}(b/T)_i
     = e^{\epsilon(a_i - b_i)}\langle e^{\epsilon b}\rangle/\langle e^{\epsilon a}\rangle`, which
     starts at 1: the argument an f-divergence's generator is expanded at."""
-    return (exp(epsilon * (numerator_logits - denominator_logits))
-            * ClassMean(exp(epsilon * denominator_logits))
-            / ClassMean(exp(epsilon * numerator_logits)))
+    return (
+        exp(epsilon * (numerator_logits - denominator_logits))
+        * ClassMean(exp(epsilon * denominator_logits))
+        / ClassMean(exp(epsilon * numerator_logits))
+    )
 
 
 # -- with a label: the label g apart, the others averaged --------------------------------------
+
 
 def labelled_normalizer(student):
     r""":math:`\sum_j e^{\epsilon x_j} = e^{\epsilon x_g} + (N-1)\langle e^{\epsilon x}\rangle_{\neg g}`
@@ -64,4 +74,6 @@ def label_softmax(student):
 def labelled_expectation(student, per_class):
     r""":math:`\sum_j \mathrm{softmax}(x/T)_j f_j` with the label apart."""
     logits = z_i if student else v_i
-    return class_total(exp(epsilon * logits) * per_class, labelled=True) / labelled_normalizer(student)
+    return class_total(exp(epsilon * logits) * per_class, labelled=True) / labelled_normalizer(
+        student
+    )

@@ -20,17 +20,30 @@ from ._registry import Parameter, objective
 from .divergences import half_variance, kd_loss
 from .softmax import labelled_expectation, labelled_normalizer
 
-__all__ = ["labelled_kd_loss", "labelled_half_variance", "hard_label_cross_entropy",
-           "ce_mixture_loss", "tckd", "nckd", "label_probability", "labelled_kl", "tckd_loss",
-           "nckd_loss", "dkd_loss"]
+__all__ = [
+    "labelled_kd_loss",
+    "labelled_half_variance",
+    "hard_label_cross_entropy",
+    "ce_mixture_loss",
+    "tckd",
+    "nckd",
+    "label_probability",
+    "labelled_kl",
+    "tckd_loss",
+    "nckd_loss",
+    "dkd_loss",
+]
 
 
 def labelled_kd_loss():
     r""":math:`T^2\,\mathrm{KL}(p\,\|\,q)` with the label apart:
     :math:`T^2[\sum_j p_j\,\epsilon(v_j - z_j) - \log D_v + \log D_z]`,
     :math:`D_x = \sum_j e^{\epsilon x_j}`."""
-    divergence = (labelled_expectation(False, epsilon * (v_i - z_i))
-                  - log(labelled_normalizer(False)) + log(labelled_normalizer(True)))
+    divergence = (
+        labelled_expectation(False, epsilon * (v_i - z_i))
+        - log(labelled_normalizer(False))
+        + log(labelled_normalizer(True))
+    )
     return divergence / epsilon**2
 
 
@@ -46,15 +59,22 @@ def hard_label_cross_entropy():
     return -z_g + log(N) + log(ClassMean(exp(z_i)))
 
 
-@objective("ce-mixture", "Hard-label CE mixed with KD: alpha CE(y, softmax(z)) + (1 - alpha) L_KD",
-           definition=r"\alpha\,\mathrm{CE}\left(y, \mathrm{softmax}(z)\right) + (1-\alpha)\,"
-                      r"T^2\,\mathrm{KL}(p\,\|\,q)",
-           family="mixture", labelled=True,
-           parameters=[Parameter("alpha", "weight of the hard-label cross-entropy (at "
-                                 "temperature 1)", low=0, high=1)],
-           reference="Hinton, Vinyals, Dean (2015), arXiv:1503.02531",
-           limit=lambda alpha: alpha * hard_label_cross_entropy()
-           + (1 - alpha) * half_variance(z_i - v_i), max_order=24)
+@objective(
+    "ce-mixture",
+    "Hard-label CE mixed with KD: alpha CE(y, softmax(z)) + (1 - alpha) L_KD",
+    definition=r"\alpha\,\mathrm{CE}\left(y, \mathrm{softmax}(z)\right) + (1-\alpha)\,"
+    r"T^2\,\mathrm{KL}(p\,\|\,q)",
+    family="mixture",
+    labelled=True,
+    parameters=[
+        Parameter(
+            "alpha", "weight of the hard-label cross-entropy (at temperature 1)", low=0, high=1
+        )
+    ],
+    reference="Hinton, Vinyals, Dean (2015), arXiv:1503.02531",
+    limit=lambda alpha: alpha * hard_label_cross_entropy() + (1 - alpha) * half_variance(z_i - v_i),
+    max_order=24,
+)
 def ce_mixture_loss(alpha):
     r""":math:`\alpha\,\mathrm{CE}(y, \mathrm{softmax}(z)) + (1 - \alpha) T^2\,\mathrm{KL}(p\|q)`, the
     hard label ``y`` being class ``g``. The cross-entropy is at temperature 1, so it is the
@@ -63,6 +83,7 @@ def ce_mixture_loss(alpha):
 
 
 # -- Decoupled KD (Zhao et al., CVPR 2022) ---------------------------------------------------
+
 
 def _other_normalizer(logits):
     r""":math:`S_x = \langle e^{\epsilon x}\rangle_{\neg g}`: the other classes' exponential mean."""
@@ -85,8 +106,7 @@ def tckd():
     log_normalizers = log(student_total) - log(teacher_total)
     label_part = label_probability * (epsilon * (v_g - z_g) + log_normalizers)
     rest = (N - 1) * _other_normalizer(v_i) / teacher_total
-    rest_part = rest * (log(_other_normalizer(v_i)) - log(_other_normalizer(z_i))
-                        + log_normalizers)
+    rest_part = rest * (log(_other_normalizer(v_i)) - log(_other_normalizer(z_i)) + log_normalizers)
     return label_part + rest_part
 
 
@@ -95,8 +115,10 @@ def nckd():
     the label, :math:`\hat p_j = e^{\epsilon v_j}/((N-1) S_v)`, without :math:`T^2`:
     :math:`\langle e^{\epsilon v}(\epsilon(v - z) - \log S_v + \log S_z)\rangle_{\neg g}/S_v`."""
     teacher, student = _other_normalizer(v_i), _other_normalizer(z_i)
-    return OtherMean(exp(epsilon * v_i) * (epsilon * (v_i - z_i) - log(teacher) + log(student))) \
+    return (
+        OtherMean(exp(epsilon * v_i) * (epsilon * (v_i - z_i) - log(teacher) + log(student)))
         / teacher
+    )
 
 
 def label_probability():
@@ -108,8 +130,9 @@ def labelled_kl():
     r""":math:`\mathrm{KL}(p\,\|\,q)` written with the label apart and the others averaged:
     :math:`\epsilon\sum_j p_j (v_j - z_j) - \log D_v + \log D_z`."""
     teacher_total, student_total = _full_normalizer(v_i, v_g), _full_normalizer(z_i, z_g)
-    mean_difference = (exp(epsilon * v_g) * (v_g - z_g)
-                       + (N - 1) * OtherMean(exp(epsilon * v_i) * (v_i - z_i))) / teacher_total
+    mean_difference = (
+        exp(epsilon * v_g) * (v_g - z_g) + (N - 1) * OtherMean(exp(epsilon * v_i) * (v_i - z_i))
+    ) / teacher_total
     return epsilon * mean_difference - log(teacher_total) + log(student_total)
 
 
@@ -127,30 +150,50 @@ def _nckd_limit():
 _DKD = "Zhao et al., Decoupled Knowledge Distillation, CVPR 2022, arXiv:2203.08679"
 
 
-@objective("dkd-tckd", "DKD's target-class part, T^2 KL(b^p || b^q), b = (p_g, 1 - p_g)",
-           definition=r"T^2\,\mathrm{KL}(b^p\,\|\,b^q),\ b^p = (p_g, 1 - p_g)",
-           family="target-aware", labelled=True, reference=_DKD,
-           limit=lambda: _tckd_limit(), max_order=12)
+@objective(
+    "dkd-tckd",
+    "DKD's target-class part, T^2 KL(b^p || b^q), b = (p_g, 1 - p_g)",
+    definition=r"T^2\,\mathrm{KL}(b^p\,\|\,b^q),\ b^p = (p_g, 1 - p_g)",
+    family="target-aware",
+    labelled=True,
+    reference=_DKD,
+    limit=lambda: _tckd_limit(),
+    max_order=12,
+)
 def tckd_loss():
     r""":math:`T^2\,\mathrm{TCKD}` (:func:`tckd`)."""
     return tckd() / epsilon**2
 
 
-@objective("dkd-nckd", "DKD's non-target part, T^2 KL(p^ || q^) over the classes other than g",
-           definition=r"T^2\,\mathrm{KL}(\hat p\,\|\,\hat q),\ \hat p_j = \frac{p_j}{1 - p_g}\ (j \ne g)",
-           family="target-aware", labelled=True, reference=_DKD,
-           limit=lambda: _nckd_limit(), max_order=16)
+@objective(
+    "dkd-nckd",
+    "DKD's non-target part, T^2 KL(p^ || q^) over the classes other than g",
+    definition=r"T^2\,\mathrm{KL}(\hat p\,\|\,\hat q),\ \hat p_j = \frac{p_j}{1 - p_g}\ (j \ne g)",
+    family="target-aware",
+    labelled=True,
+    reference=_DKD,
+    limit=lambda: _nckd_limit(),
+    max_order=16,
+)
 def nckd_loss():
     r""":math:`T^2\,\mathrm{NCKD}` (:func:`nckd`)."""
     return nckd() / epsilon**2
 
 
-@objective("dkd", "Decoupled KD: alpha T^2 TCKD + beta T^2 NCKD",
-           definition=r"\alpha\,T^2\,\mathrm{TCKD} + \beta\,T^2\,\mathrm{NCKD}",
-           family="target-aware", labelled=True, reference=_DKD,
-           parameters=[Parameter("alpha", "weight of the target-class part", default=1),
-                       Parameter("beta", "weight of the non-target part", default=8)],
-           limit=lambda alpha, beta: alpha * _tckd_limit() + beta * _nckd_limit(), max_order=12)
+@objective(
+    "dkd",
+    "Decoupled KD: alpha T^2 TCKD + beta T^2 NCKD",
+    definition=r"\alpha\,T^2\,\mathrm{TCKD} + \beta\,T^2\,\mathrm{NCKD}",
+    family="target-aware",
+    labelled=True,
+    reference=_DKD,
+    parameters=[
+        Parameter("alpha", "weight of the target-class part", default=1),
+        Parameter("beta", "weight of the non-target part", default=8),
+    ],
+    limit=lambda alpha, beta: alpha * _tckd_limit() + beta * _nckd_limit(),
+    max_order=12,
+)
 def dkd_loss(alpha, beta):
     r""":math:`\alpha T^2\,\mathrm{TCKD} + \beta T^2\,\mathrm{NCKD}` (defaults 1 and 8, the paper's)."""
     return (alpha * tckd() + beta * nckd()) / epsilon**2

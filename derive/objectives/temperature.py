@@ -19,12 +19,23 @@ from .softmax import log_softmax, softmax_expectation
 __all__ = ["two_temperature_loss", "hot_teacher_loss", "student_log_softmax"]
 
 
-@objective("two-temperature", "Two temperatures: teacher at T, student at r T",
-           definition=r"T^2\,\mathrm{KL}\left(\mathrm{softmax}(v/T)\,\|\,\mathrm{softmax}(z/(rT))\right)",
-           family="temperature",
-           parameters=[Parameter("r", "ratio of the student's temperature to the teacher's "
-                                 "(r = 1 is kl)", low=0, open=("low",), positive=True)],
-           limit=lambda r: half_variance(z_i / r - v_i), max_order=24)
+@objective(
+    "two-temperature",
+    "Two temperatures: teacher at T, student at r T",
+    definition=r"T^2\,\mathrm{KL}\left(\mathrm{softmax}(v/T)\,\|\,\mathrm{softmax}(z/(rT))\right)",
+    family="temperature",
+    parameters=[
+        Parameter(
+            "r",
+            "ratio of the student's temperature to the teacher's (r = 1 is kl)",
+            low=0,
+            open=("low",),
+            positive=True,
+        )
+    ],
+    limit=lambda r: half_variance(z_i / r - v_i),
+    max_order=24,
+)
 def two_temperature_loss(r):
     r""":math:`T^2\,\mathrm{KL}(\mathrm{softmax}(v/T)\,\|\,\mathrm{softmax}(z/(rT)))`: the teacher
     at :math:`T`, the student at :math:`T_s = rT` with a fixed ratio :math:`r`."""
@@ -34,8 +45,7 @@ def two_temperature_loss(r):
 def student_log_softmax(student_temperature):
     r""":math:`\log\mathrm{softmax}(z/T_s)_i = z_i/T_s - \log\langle e^{z/T_s}\rangle - \log N`,
     exact (no :math:`1/T` in it)."""
-    return (z_i / student_temperature - log(ClassMean(exp(z_i / student_temperature)))
-            - log(N))
+    return z_i / student_temperature - log(ClassMean(exp(z_i / student_temperature))) - log(N)
 
 
 def _hot_teacher_limit(student_temperature):
@@ -43,13 +53,24 @@ def _hot_teacher_limit(student_temperature):
     return -log(N) - ClassMean(student_log_softmax(student_temperature))
 
 
-@objective("hot-teacher", "Hot teacher: KL(softmax(v/T) || softmax(z/T_s)), T -> infinity",
-           definition=r"\mathrm{KL}\left(\mathrm{softmax}(v/T)\,\|\,\mathrm{softmax}(z/T_s)\right)",
-           family="temperature",
-           parameters=[Parameter("student_temperature", "the student's fixed temperature T_s",
-                                 low=0, open=("low",), default=1, symbol_name="T_s",
-                                 positive=True)],
-           limit=_hot_teacher_limit)
+@objective(
+    "hot-teacher",
+    "Hot teacher: KL(softmax(v/T) || softmax(z/T_s)), T -> infinity",
+    definition=r"\mathrm{KL}\left(\mathrm{softmax}(v/T)\,\|\,\mathrm{softmax}(z/T_s)\right)",
+    family="temperature",
+    parameters=[
+        Parameter(
+            "student_temperature",
+            "the student's fixed temperature T_s",
+            low=0,
+            open=("low",),
+            default=1,
+            symbol_name="T_s",
+            positive=True,
+        )
+    ],
+    limit=_hot_teacher_limit,
+)
 def hot_teacher_loss(student_temperature):
     r""":math:`\mathrm{KL}(\mathrm{softmax}(v/T)\,\|\,\mathrm{softmax}(z/T_s))` with the student's
     :math:`T_s` fixed and no :math:`T^2` factor, expanded in the teacher's :math:`1/T`. The

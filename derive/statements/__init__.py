@@ -74,10 +74,15 @@ class ProofResult:
         return next((r for r in self.residuals.values() if r != 0), sympy.Integer(0))
 
     def __str__(self):
-        lines = [f"{self.statement_id}: {self.verdict} (expected {self.expected}); "
-                 f"{len(self.residuals)} residual(s) checked"]
-        lines += [f"  {name}: residual {residual}" for name, residual in self.residuals.items()
-                  if residual != 0]
+        lines = [
+            f"{self.statement_id}: {self.verdict} (expected {self.expected}); "
+            f"{len(self.residuals)} residual(s) checked"
+        ]
+        lines += [
+            f"  {name}: residual {residual}"
+            for name, residual in self.residuals.items()
+            if residual != 0
+        ]
         return "\n".join(lines)
 
 
@@ -109,17 +114,23 @@ STATEMENTS = {}
 
 def statement(statement_id, title, latex, *, expected="holds"):
     """Register the decorated proof ``proof(order) -> {name: residual}`` as ``statement_id``."""
-    check_argument(expected in ("holds", "refuted"), "expected must be holds or refuted, got {!r}",
-                   expected)
-    check_argument(("/" in statement_id) == (expected == "refuted"),
-                   "refutations (and only they) have a '/' in their id: {!r} expected {}",
-                   statement_id, expected)
+    check_argument(
+        expected in ("holds", "refuted"), "expected must be holds or refuted, got {!r}", expected
+    )
+    check_argument(
+        ("/" in statement_id) == (expected == "refuted"),
+        "refutations (and only they) have a '/' in their id: {!r} expected {}",
+        statement_id,
+        expected,
+    )
 
     def register(proof):
-        check_argument(statement_id not in STATEMENTS, "statement {!r} is registered twice",
-                       statement_id)
+        check_argument(
+            statement_id not in STATEMENTS, "statement {!r} is registered twice", statement_id
+        )
         STATEMENTS[statement_id] = Statement(statement_id, title, latex, expected, proof)
         return proof
+
     return register
 
 

@@ -4,8 +4,18 @@ coordinates require, and the class sum of a gradient (with or without a label)."
 from sympy import QQ
 
 from ..expansion import expand
-from ..notation import (N, ClassMean, OtherMean, at_label, class_sum, is_class_constant, sigma_z,
-                        z_g, z_i, zh_i)
+from ..notation import (
+    N,
+    ClassMean,
+    OtherMean,
+    at_label,
+    class_sum,
+    is_class_constant,
+    sigma_z,
+    z_g,
+    z_i,
+    zh_i,
+)
 from ..objectives import OBJECTIVES
 from ..series import Algebra
 
@@ -20,8 +30,12 @@ def objective_names():
 def terms(quantity, order, objective="kl", **parameters):
     """The symbolic-N terms (sympy): expressions, or ``{"g": ..., "i": ...}`` for a labelled
     gradient."""
-    return [term.expr for term in expand(quantity, order=order, objective=objective,
-                                         parameters=parameters or None).terms]
+    return [
+        term.expr
+        for term in expand(
+            quantity, order=order, objective=objective, parameters=parameters or None
+        ).terms
+    ]
 
 
 def leading(quantity, objective="kl", **parameters):
@@ -54,17 +68,21 @@ def term_gradient(objective, loss_term):
         zh = algebra.element(zh_i)
         projected = algebra.add(
             algebra.add(coordinate, algebra.scale(algebra.mean(coordinate), QQ(-1))),
-            algebra.scale(algebra.mul(zh, algebra.mean(algebra.mul(coordinate, zh))), QQ(-1)))
-        chain = algebra.add(algebra.mul(projected, algebra.element(1 / sigma_z)),
-                            algebra.mul(algebra.derivative(loss, sigma_z),
-                                        algebra.element(zh_i / N)))
+            algebra.scale(algebra.mul(zh, algebra.mean(algebra.mul(coordinate, zh))), QQ(-1)),
+        )
+        chain = algebra.add(
+            algebra.mul(projected, algebra.element(1 / sigma_z)),
+            algebra.mul(algebra.derivative(loss, sigma_z), algebra.element(zh_i / N)),
+        )
         return algebra.to_expr(chain)
     if definition.labelled:
         through_means = algebra.derivative(loss, z_i, frozen=(OtherMean,))
-        at_g = algebra.substitute(through_means, lambda x: None if is_class_constant(x)
-                                  else at_label(x))
+        at_g = algebra.substitute(
+            through_means, lambda x: None if is_class_constant(x) else at_label(x)
+        )
         label_part = algebra.add(algebra.derivative(loss, z_g), at_g)
-        return {"g": algebra.to_expr(label_part),
-                "i": algebra.to_expr(algebra.derivative(loss, z_i))}
+        return {
+            "g": algebra.to_expr(label_part),
+            "i": algebra.to_expr(algebra.derivative(loss, z_i)),
+        }
     return algebra.to_expr(algebra.derivative(loss, z_i))
-

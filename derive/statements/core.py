@@ -13,10 +13,33 @@ Examples
 import sympy
 from sympy import Rational, Symbol
 
-from ..notation import (N, ClassMean, b_i, c_i, canonical, class_sum, concrete, epsilon,
-                        logit_symbols, m_i, t_i, u_i, v_i, w_i, z_g, z_i)
-from ..objectives import (OBJECTIVES, kd_cross_entropy_loss, kd_gradient_closed_form, kd_loss,
-                          log_softmax, logits_matching_loss, sigmoid_distillation_loss)
+from ..notation import (
+    N,
+    ClassMean,
+    b_i,
+    c_i,
+    canonical,
+    class_sum,
+    concrete,
+    epsilon,
+    logit_symbols,
+    m_i,
+    t_i,
+    u_i,
+    v_i,
+    w_i,
+    z_g,
+    z_i,
+)
+from ..objectives import (
+    OBJECTIVES,
+    kd_cross_entropy_loss,
+    kd_gradient_closed_form,
+    kd_loss,
+    log_softmax,
+    logits_matching_loss,
+    sigmoid_distillation_loss,
+)
 from ..expansion import leading_pieces
 from . import label, statement
 from ._common import gradient_sum, leading, term_gradient, terms
@@ -24,19 +47,22 @@ from ._common import gradient_sum, leading, term_gradient, terms
 __all__ = ["learning_rate", "momentum", "dampening", "weight_decay", "hidden", "teacher_hidden"]
 
 #: Hyper-parameters of the optimizers, as symbols.
-learning_rate, momentum, dampening, weight_decay = sympy.symbols(
-    "eta mu tau lambda", positive=True)
+learning_rate, momentum, dampening, weight_decay = sympy.symbols("eta mu tau lambda", positive=True)
 #: Hidden features feeding the student and teacher output layers.
 hidden, teacher_hidden = sympy.symbols("h h_t", real=True)
 
 
 # -- [zero-mean-gradient] ----------------------------------------------------------------------
 
+
 def _shift_invariant_losses():
     """Every registered objective, and the other losses that see z only through softmax."""
     target_cross_entropy = -N * ClassMean(t_i * log_softmax(z_i)) / epsilon**2
-    losses = {objective.variant_name(values): (objective, values)
-              for objective in OBJECTIVES.values() for values in objective.variants()}
+    losses = {
+        objective.variant_name(values): (objective, values)
+        for objective in OBJECTIVES.values()
+        for values in objective.variants()
+    }
     losses["kd-cross-entropy"] = kd_cross_entropy_loss()
     # Hard labels, label smoothing and soft targets are targets t with sum_i t_i = 1.
     losses["target-cross-entropy"] = target_cross_entropy
@@ -54,9 +80,12 @@ def _targets_sum_to_one(expr):
     return expr.subs(ClassMean(t_i), 1 / N)
 
 
-@statement("zero-mean-gradient", "The logit gradient of a softmax loss has zero class mean",
-           r"\sum_i \frac{\partial \ell}{\partial z_i} = 0 \text{ for every } \ell(z) "
-           r"\text{ that sees } z \text{ only through } \mathrm{softmax}(z/T)")
+@statement(
+    "zero-mean-gradient",
+    "The logit gradient of a softmax loss has zero class mean",
+    r"\sum_i \frac{\partial \ell}{\partial z_i} = 0 \text{ for every } \ell(z) "
+    r"\text{ that sees } z \text{ only through } \mathrm{softmax}(z/T)",
+)
 def _zero_mean_gradient(order):
     shift = Symbol("c", real=True)
     residuals = {}
@@ -64,33 +93,50 @@ def _zero_mean_gradient(order):
         loss, gradient = _loss_and_gradient(entry)
         if isinstance(gradient, dict) and set(gradient) == {"i"}:
             gradient = gradient["i"]
-        residuals[label(f"sum_i dL/dz_i, {name}",
-                        rf"\sum_i \partial L/\partial z_i,\ \text{{{name}}}")] = \
-            _targets_sum_to_one(canonical(gradient_sum(gradient)))
-        residuals[label(f"L(z + c) - L(z), {name}", rf"L(z + c) - L(z),\ \text{{{name}}}")] = \
-            _targets_sum_to_one(canonical(loss.xreplace({z_i: z_i + shift, z_g: z_g + shift})
-                                          - loss))
+        residuals[
+            label(f"sum_i dL/dz_i, {name}", rf"\sum_i \partial L/\partial z_i,\ \text{{{name}}}")
+        ] = _targets_sum_to_one(canonical(gradient_sum(gradient)))
+        residuals[label(f"L(z + c) - L(z), {name}", rf"L(z + c) - L(z),\ \text{{{name}}}")] = (
+            _targets_sum_to_one(
+                canonical(loss.xreplace({z_i: z_i + shift, z_g: z_g + shift}) - loss)
+            )
+        )
     for k, term in enumerate(terms("gradient", order)):
         residuals[label(f"sum_i G_{k},i", rf"\sum_i G_{{{k},i}}")] = class_sum(term)
     return residuals
 
 
-@statement("zero-mean-gradient/logits-matching", "Logits matching has no zero-mean gradient",
-           r"\sum_i \frac{\partial L_{LM}}{\partial z_i} = 0", expected="refuted")
+@statement(
+    "zero-mean-gradient/logits-matching",
+    "Logits matching has no zero-mean gradient",
+    r"\sum_i \frac{\partial L_{LM}}{\partial z_i} = 0",
+    expected="refuted",
+)
 def _zero_mean_gradient_logits_matching(order):
-    return {label("sum_i dL_LM/dz_i", r"\sum_i \partial L_{LM}/\partial z_i"):
-            class_sum(logits_matching_loss().diff(z_i))}
+    return {
+        label("sum_i dL_LM/dz_i", r"\sum_i \partial L_{LM}/\partial z_i"): class_sum(
+            logits_matching_loss().diff(z_i)
+        )
+    }
 
 
-@statement("zero-mean-gradient/sigmoid-bce", "Sigmoid/BCE distillation has no zero-mean gradient",
-           r"\sum_i \frac{\partial}{\partial z_i} T^2 \sum_j \mathrm{BCE}(\sigma(z_j/T), "
-           r"\sigma(v_j/T)) = 0", expected="refuted")
+@statement(
+    "zero-mean-gradient/sigmoid-bce",
+    "Sigmoid/BCE distillation has no zero-mean gradient",
+    r"\sum_i \frac{\partial}{\partial z_i} T^2 \sum_j \mathrm{BCE}(\sigma(z_j/T), "
+    r"\sigma(v_j/T)) = 0",
+    expected="refuted",
+)
 def _zero_mean_gradient_sigmoid_bce(order):
-    return {label("sum_i dL_BCE/dz_i", r"\sum_i \partial L_{BCE}/\partial z_i"):
-            class_sum(sigmoid_distillation_loss().diff(z_i))}
+    return {
+        label("sum_i dL_BCE/dz_i", r"\sum_i \partial L_{BCE}/\partial z_i"): class_sum(
+            sigmoid_distillation_loss().diff(z_i)
+        )
+    }
 
 
 # -- [mean-preservation] -----------------------------------------------------------------------
+
 
 def _kd_logit_gradient():
     return kd_gradient_closed_form()
@@ -118,39 +164,51 @@ def scalar_recursion(weight_mean, buffer_mean, *, nesterov, first):
     return weight_mean - learning_rate * step, buffer
 
 
-@statement("mean-preservation",
-           "SGD (momentum, dampening, Nesterov, weight decay) moves the output layer's class "
-           "means only by its own recursion without the gradient",
-           r"\bar w_{t+1} = \bar w_t - \eta\,\bar s_t,\quad \bar s_t = \text{the SGD step of "
-           r"} \lambda\bar w \text{ alone}")
+@statement(
+    "mean-preservation",
+    "SGD (momentum, dampening, Nesterov, weight decay) moves the output layer's class "
+    "means only by its own recursion without the gradient",
+    r"\bar w_{t+1} = \bar w_t - \eta\,\bar s_t,\quad \bar s_t = \text{the SGD step of "
+    r"} \lambda\bar w \text{ alone}",
+)
 def _mean_preservation(order):
     # Class means of weight and buffer, and the recursion they must follow: the same optimizer
     # on the weight-decay term alone, since the logit loss adds zero to the mean.
     weight_mean, buffer_mean = Symbol("wbar", real=True), Symbol("mbar", real=True)
     means = {ClassMean(w_i): weight_mean, ClassMean(m_i): buffer_mean}
     residuals = {
-        label("sum_i dL/db_i (bias gradient)", r"\sum_i \partial L/\partial b_i"):
-            class_sum(_kd_logit_gradient()),
-        label("sum_i dL/dW_i (weight gradient)", r"\sum_i \partial L/\partial W_i"):
-            class_sum(_kd_logit_gradient() * hidden),
+        label("sum_i dL/db_i (bias gradient)", r"\sum_i \partial L/\partial b_i"): class_sum(
+            _kd_logit_gradient()
+        ),
+        label("sum_i dL/dW_i (weight gradient)", r"\sum_i \partial L/\partial W_i"): class_sum(
+            _kd_logit_gradient() * hidden
+        ),
     }
     for first in (True, False):
         for nesterov in (False, True):
             new_weight, new_buffer = _sgd_step(nesterov=nesterov, first=first)
-            mean_weight, mean_buffer = scalar_recursion(weight_mean, buffer_mean,
-                                                        nesterov=nesterov, first=first)
+            mean_weight, mean_buffer = scalar_recursion(
+                weight_mean, buffer_mean, nesterov=nesterov, first=first
+            )
             which = ("first step" if first else "later step") + (", Nesterov" if nesterov else "")
             latex_which = r"\text{" + which + "}"
-            residuals[label(f"<m'> - recursion ({which})",
-                            rf"\langle m'\rangle - \bar m',\ {latex_which}")] = \
-                canonical(ClassMean(new_buffer)).xreplace(means) - mean_buffer
-            residuals[label(f"<w'> - recursion ({which})",
-                            rf"\langle w'\rangle - \bar w',\ {latex_which}")] = \
-                canonical(ClassMean(new_weight)).xreplace(means) - mean_weight
+            residuals[
+                label(
+                    f"<m'> - recursion ({which})", rf"\langle m'\rangle - \bar m',\ {latex_which}"
+                )
+            ] = canonical(ClassMean(new_buffer)).xreplace(means) - mean_buffer
+            residuals[
+                label(
+                    f"<w'> - recursion ({which})", rf"\langle w'\rangle - \bar w',\ {latex_which}"
+                )
+            ] = canonical(ClassMean(new_weight)).xreplace(means) - mean_weight
     plain, _ = scalar_recursion(weight_mean, 0, nesterov=False, first=True)
-    residuals[label("recursion without momentum - (1 - eta lambda) wbar",
-                    r"\bar w' - (1 - \eta\lambda)\bar w \text{ without momentum}")] = \
-        plain - (1 - learning_rate * weight_decay) * weight_mean
+    residuals[
+        label(
+            "recursion without momentum - (1 - eta lambda) wbar",
+            r"\bar w' - (1 - \eta\lambda)\bar w \text{ without momentum}",
+        )
+    ] = plain - (1 - learning_rate * weight_decay) * weight_mean
     return residuals
 
 
@@ -165,25 +223,32 @@ def means_after(steps, *, nesterov=False):
 
 #: The counterexample to "(1 - eta lambda)**t with momentum": SGD(lr=0.1, momentum=0.9,
 #: weight_decay=0.1) gives wbar_2 = 0.9711 wbar_0, not 0.9801 wbar_0.
-MOMENTUM_DECAY_POINT = {learning_rate: Rational(1, 10), momentum: Rational(9, 10),
-                        weight_decay: Rational(1, 10), dampening: 0}
+MOMENTUM_DECAY_POINT = {
+    learning_rate: Rational(1, 10),
+    momentum: Rational(9, 10),
+    weight_decay: Rational(1, 10),
+    dampening: 0,
+}
 
 
-@statement("mean-preservation/momentum-decay-factor",
-           "With momentum, weight decay does not scale the class means by (1 - eta lambda)^t",
-           r"\bar w_t = (1 - \eta\lambda)^t\,\bar w_0 \text{ for SGD with momentum } \mu > 0",
-           expected="refuted")
+@statement(
+    "mean-preservation/momentum-decay-factor",
+    "With momentum, weight decay does not scale the class means by (1 - eta lambda)^t",
+    r"\bar w_t = (1 - \eta\lambda)^t\,\bar w_0 \text{ for SGD with momentum } \mu > 0",
+    expected="refuted",
+)
 def _momentum_decay_factor(order):
     after_two = means_after(2)[2]
     at_point = after_two.subs(MOMENTUM_DECAY_POINT)
     claimed = ((1 - learning_rate * weight_decay) ** 2).subs(MOMENTUM_DECAY_POINT)
     return {
-        label("wbar_2/wbar_0 - (1 - eta lambda)^2",
-              r"\bar w_2/\bar w_0 - (1 - \eta\lambda)^2"):
-            sympy.expand(after_two - (1 - learning_rate * weight_decay) ** 2),
-        label(f"at eta = 0.1, mu = 0.9, lambda = 0.1: {float(at_point):.4f} - {float(claimed):.4f}",
-              rf"\eta = 0.1,\ \mu = 0.9,\ \lambda = 0.1:\ {float(at_point):.4f} - {float(claimed):.4f}"):
-            at_point - claimed,
+        label(
+            "wbar_2/wbar_0 - (1 - eta lambda)^2", r"\bar w_2/\bar w_0 - (1 - \eta\lambda)^2"
+        ): sympy.expand(after_two - (1 - learning_rate * weight_decay) ** 2),
+        label(
+            f"at eta = 0.1, mu = 0.9, lambda = 0.1: {float(at_point):.4f} - {float(claimed):.4f}",
+            rf"\eta = 0.1,\ \mu = 0.9,\ \lambda = 0.1:\ {float(at_point):.4f} - {float(claimed):.4f}",
+        ): at_point - claimed,
     }
 
 
@@ -199,8 +264,10 @@ def _first_adaptive_step(normaliser):
     point = dict(zip(student, _ADAPTIVE_POINT["student"]))
     point.update(zip(teacher, _ADAPTIVE_POINT["teacher"]))
     point[epsilon] = 1
-    gradients = [concrete(_kd_logit_gradient(), classes=classes, component=c).subs(point)
-                 for c in range(1, classes + 1)]
+    gradients = [
+        concrete(_kd_logit_gradient(), classes=classes, component=c).subs(point)
+        for c in range(1, classes + 1)
+    ]
     steps = [-learning_rate * g / normaliser(g) for g in gradients]
     return sympy.nsimplify(sympy.simplify(sum(steps) / classes))
 
@@ -221,111 +288,152 @@ def _rmsprop_size(gradient):
 
 
 def _register_adaptive(name, optimizer, normaliser):
-    @statement(f"mean-preservation/{name}", f"{optimizer} breaks mean preservation",
-               rf"\bar w_{{t+1}} = \bar w_t \text{{ under {optimizer}}}", expected="refuted")
+    @statement(
+        f"mean-preservation/{name}",
+        f"{optimizer} breaks mean preservation",
+        rf"\bar w_{{t+1}} = \bar w_t \text{{ under {optimizer}}}",
+        expected="refuted",
+    )
     def proof(order):
-        return {label(f"<w'> - <w> after one {optimizer} step (N=3, z=0, v=(1,0,0), T=1)",
-                      rf"\langle w'\rangle - \langle w\rangle \text{{ after one {optimizer} "
-                      rf"step}}\ (N = 3,\ z = 0,\ v = (1, 0, 0),\ T = 1)"):
-                _first_adaptive_step(normaliser)}
+        return {
+            label(
+                f"<w'> - <w> after one {optimizer} step (N=3, z=0, v=(1,0,0), T=1)",
+                rf"\langle w'\rangle - \langle w\rangle \text{{ after one {optimizer} "
+                rf"step}}\ (N = 3,\ z = 0,\ v = (1, 0, 0),\ T = 1)",
+            ): _first_adaptive_step(normaliser)
+        }
+
     return proof
 
 
-for _name, _optimizer, _normaliser in [("adam", "Adam", _gradient_size),
-                                       ("adamw", "AdamW", _gradient_size),
-                                       ("rmsprop", "RMSprop", _rmsprop_size),
-                                       ("adagrad", "Adagrad", _gradient_size)]:
+for _name, _optimizer, _normaliser in [
+    ("adam", "Adam", _gradient_size),
+    ("adamw", "AdamW", _gradient_size),
+    ("rmsprop", "RMSprop", _rmsprop_size),
+    ("adagrad", "Adagrad", _gradient_size),
+]:
     _register_adaptive(_name, _optimizer, _normaliser)
 
 
 # -- [equal-mean] -----------------------------------------------------------------------------
 
-@statement("equal-mean", "Equal-mean initialization keeps student and teacher logit means equal",
-           r"\bar w = 0 \Rightarrow \langle z\rangle(x) = \bar b \text{ for every } x")
+
+@statement(
+    "equal-mean",
+    "Equal-mean initialization keeps student and teacher logit means equal",
+    r"\bar w = 0 \Rightarrow \langle z\rangle(x) = \bar b \text{ for every } x",
+)
 def _equal_mean(order):
     student_logit = w_i * hidden + b_i
     teacher_logit = u_i * teacher_hidden + c_i
     initialised = {ClassMean(w_i): 0, ClassMean(u_i): 0, ClassMean(c_i): ClassMean(b_i)}
     return {
-        label("<z> - b_bar, given w_bar = 0", r"\langle z\rangle - \bar b,\ \bar w = 0"):
-            canonical(ClassMean(student_logit)).subs(initialised) - ClassMean(b_i),
-        label("<z> - <v>, equal-mean initialization",
-              r"\langle z\rangle - \langle v\rangle \text{ after equal-mean initialization}"):
-            canonical(ClassMean(student_logit) - ClassMean(teacher_logit)).subs(initialised),
+        label("<z> - b_bar, given w_bar = 0", r"\langle z\rangle - \bar b,\ \bar w = 0"): canonical(
+            ClassMean(student_logit)
+        ).subs(initialised)
+        - ClassMean(b_i),
+        label(
+            "<z> - <v>, equal-mean initialization",
+            r"\langle z\rangle - \langle v\rangle \text{ after equal-mean initialization}",
+        ): canonical(ClassMean(student_logit) - ClassMean(teacher_logit)).subs(initialised),
     }
 
 
-@statement("equal-mean/nonzero-row-mean", "Equal bias means alone do not give equal logit means",
-           r"\bar b_s = \bar b_t \Rightarrow \langle z(x)\rangle = \langle v(x)\rangle",
-           expected="refuted")
+@statement(
+    "equal-mean/nonzero-row-mean",
+    "Equal bias means alone do not give equal logit means",
+    r"\bar b_s = \bar b_t \Rightarrow \langle z(x)\rangle = \langle v(x)\rangle",
+    expected="refuted",
+)
 def _equal_mean_nonzero_row_mean(order):
     # Equal bias means but a nonzero mean row weight: <z> - <v> depends on the input.
-    return {label("<z> - <v>, equal b_bar only",
-                  r"\langle z\rangle - \langle v\rangle,\ \text{equal } \bar b \text{ only}"):
-            canonical(ClassMean(w_i * hidden + b_i) - ClassMean(u_i * teacher_hidden + c_i)).subs(
-                {ClassMean(c_i): ClassMean(b_i), ClassMean(u_i): 0})}
+    return {
+        label(
+            "<z> - <v>, equal b_bar only",
+            r"\langle z\rangle - \langle v\rangle,\ \text{equal } \bar b \text{ only}",
+        ): canonical(ClassMean(w_i * hidden + b_i) - ClassMean(u_i * teacher_hidden + c_i)).subs(
+            {ClassMean(c_i): ClassMean(b_i), ClassMean(u_i): 0}
+        )
+    }
 
 
 # -- [infinite-temperature], [hinton-zero-mean], [equal-mean-suffices] ------------------------
 
-@statement("infinite-temperature",
-           "KD at infinite temperature is logits matching plus a regularizer",
-           r"L_{KD} = L_{LM}(z, v) - \tfrac12\left(\langle z\rangle - \langle v\rangle\right)^2 + O(T^{-1})")
+
+@statement(
+    "infinite-temperature",
+    "KD at infinite temperature is logits matching plus a regularizer",
+    r"L_{KD} = L_{LM}(z, v) - \tfrac12\left(\langle z\rangle - \langle v\rangle\right)^2 + O(T^{-1})",
+)
 def _infinite_temperature(order):
     loss_pieces, gradient_pieces = leading_pieces("loss"), leading_pieces("gradient")
     difference = z_i - v_i
     half_variance = ClassMean((difference - ClassMean(difference)) ** 2) / 2
     return {
-        label("L_0 - (L_LM + regularizer)", r"L_0 - (L_{LM} + \text{regularizer})"):
-            leading("loss") - sum(loss_pieces.values()),
-        label("L_0 - Var(z - v)/2", r"L_0 - \tfrac12\mathrm{Var}(z - v)"):
-            leading("loss") - half_variance,
-        label("G_0 - (logits matching + regularizer)",
-              r"G_{0,i} - (\partial L_{LM}/\partial z_i + \text{regularizer})"):
-            leading("gradient") - sum(gradient_pieces.values()),
+        label("L_0 - (L_LM + regularizer)", r"L_0 - (L_{LM} + \text{regularizer})"): leading("loss")
+        - sum(loss_pieces.values()),
+        label("L_0 - Var(z - v)/2", r"L_0 - \tfrac12\mathrm{Var}(z - v)"): leading("loss")
+        - half_variance,
+        label(
+            "G_0 - (logits matching + regularizer)",
+            r"G_{0,i} - (\partial L_{LM}/\partial z_i + \text{regularizer})",
+        ): leading("gradient") - sum(gradient_pieces.values()),
     }
 
 
 def _with_means(substitution):
     def proof(order):
         return {
-            label("L_0 - L_LM", r"L_0 - L_{LM}"):
-                leading("loss").subs(substitution) - logits_matching_loss(),
-            label("G_0 - dL_LM/dz_i", r"G_{0,i} - \partial L_{LM}/\partial z_i"):
-                leading("gradient").subs(substitution) - logits_matching_loss().diff(z_i),
+            label("L_0 - L_LM", r"L_0 - L_{LM}"): leading("loss").subs(substitution)
+            - logits_matching_loss(),
+            label("G_0 - dL_LM/dz_i", r"G_{0,i} - \partial L_{LM}/\partial z_i"): leading(
+                "gradient"
+            ).subs(substitution)
+            - logits_matching_loss().diff(z_i),
         }
+
     return proof
 
 
-statement("hinton-zero-mean", "With zero-mean logits KD tends to logits matching (Hinton et al.)",
-          r"\langle z\rangle = \langle v\rangle = 0 \Rightarrow \frac{\partial L_{KD}}{\partial z} "
-          r"\to \frac1N (z - v)")(_with_means({ClassMean(z_i): 0, ClassMean(v_i): 0}))
-statement("equal-mean-suffices",
-          "Equal logit means suffice for KD to tend to logits matching (Chen et al.)",
-          r"\langle z\rangle = \langle v\rangle \Rightarrow L_{KD} \to L_{LM}")(
-    _with_means({ClassMean(v_i): ClassMean(z_i)}))
+statement(
+    "hinton-zero-mean",
+    "With zero-mean logits KD tends to logits matching (Hinton et al.)",
+    r"\langle z\rangle = \langle v\rangle = 0 \Rightarrow \frac{\partial L_{KD}}{\partial z} "
+    r"\to \frac1N (z - v)",
+)(_with_means({ClassMean(z_i): 0, ClassMean(v_i): 0}))
+statement(
+    "equal-mean-suffices",
+    "Equal logit means suffice for KD to tend to logits matching (Chen et al.)",
+    r"\langle z\rangle = \langle v\rangle \Rightarrow L_{KD} \to L_{LM}",
+)(_with_means({ClassMean(v_i): ClassMean(z_i)}))
 
 
 # -- [expansion] ------------------------------------------------------------------------------
 
-@statement("expansion",
-           "The expansion in 1/T of every objective: consistent loss and gradient terms of "
-           "zero class mean",
-           r"L = \sum_k T^{-k} L_k,\quad \frac{\partial L}{\partial z_i} = \sum_k T^{-k} G_{k,i},"
-           r"\quad G_k = \frac{\partial L_k}{\partial z},\quad \sum_i G_{k,i} = 0"
-           r"\ \text{for every objective of the registry}")
+
+@statement(
+    "expansion",
+    "The expansion in 1/T of every objective: consistent loss and gradient terms of "
+    "zero class mean",
+    r"L = \sum_k T^{-k} L_k,\quad \frac{\partial L}{\partial z_i} = \sum_k T^{-k} G_{k,i},"
+    r"\quad G_k = \frac{\partial L_k}{\partial z},\quad \sum_i G_{k,i} = 0"
+    r"\ \text{for every objective of the registry}",
+)
 def _expansion(order):
     residuals = {
-        label("dL_KD/dz_i - T(q_i - p_i)", r"\partial L_{KD}/\partial z_i - T(q_i - p_i)"):
-            kd_loss().diff(z_i) - kd_gradient_closed_form(),
-        label("dL_KD/dz_i - d(cross-entropy form)/dz_i",
-              r"\partial L_{KD}/\partial z_i - \partial(-T^2\textstyle\sum_i p_i\log q_i)/\partial z_i"):
-            kd_loss().diff(z_i) - kd_cross_entropy_loss().diff(z_i),
+        label(
+            "dL_KD/dz_i - T(q_i - p_i)", r"\partial L_{KD}/\partial z_i - T(q_i - p_i)"
+        ): kd_loss().diff(z_i) - kd_gradient_closed_form(),
+        label(
+            "dL_KD/dz_i - d(cross-entropy form)/dz_i",
+            r"\partial L_{KD}/\partial z_i - \partial(-T^2\textstyle\sum_i p_i\log q_i)/\partial z_i",
+        ): kd_loss().diff(z_i) - kd_cross_entropy_loss().diff(z_i),
     }
     for objective in OBJECTIVES.values():
         for values in objective.variants():
-            _expansion_residuals(residuals, order, objective.name, values,
-                                 objective.variant_name(values))
+            _expansion_residuals(
+                residuals, order, objective.name, values, objective.variant_name(values)
+            )
     return residuals
 
 
@@ -334,12 +442,17 @@ def _expansion_residuals(residuals, order, objective, values, name):
     gradient_terms = terms("gradient", order, objective, **values)
     for k, (loss_term, gradient_term) in enumerate(zip(loss_terms, gradient_terms)):
         derived = term_gradient(objective, loss_term)
-        for component in (("g", "i") if isinstance(gradient_term, dict) else (None,)):
+        for component in ("g", "i") if isinstance(gradient_term, dict) else (None,):
             value = gradient_term[component] if component else gradient_term
             expected = derived[component] if component else derived
             suffix = f",{component}" if component == "g" else ",i"
-            residuals[label(f"G_{k}{suffix} - dL_{k}/dz{suffix[1:]}, {name}",
-                            rf"G_{{{k}{suffix}}} - \partial L_{k}/\partial z_{suffix[1:]},\ "
-                            rf"\text{{{name}}}")] = value - expected
-        residuals[label(f"sum_i G_{k},i, {name}", rf"\sum_i G_{{{k},i}},\ \text{{{name}}}")] = \
+            residuals[
+                label(
+                    f"G_{k}{suffix} - dL_{k}/dz{suffix[1:]}, {name}",
+                    rf"G_{{{k}{suffix}}} - \partial L_{k}/\partial z_{suffix[1:]},\ "
+                    rf"\text{{{name}}}",
+                )
+            ] = value - expected
+        residuals[label(f"sum_i G_{k},i, {name}", rf"\sum_i G_{{{k},i}},\ \text{{{name}}}")] = (
             gradient_sum(gradient_term)
+        )

@@ -58,11 +58,17 @@ def f_divergence_coefficients(objective, **parameters):
     residual = sympy.expand(canonical(loss[1] - first_correction(second, third)))
     means = sorted(residual.atoms(ClassMean), key=sympy.default_sort_key)
     solutions = sympy.solve(sympy.Poly(residual, *means).coeffs(), [second, third], dict=True)
-    check_argument(len(solutions) == 1 and set(solutions[0]) == {second, third},
-                   "{} has no f-divergence form at order T^-1", objective)
+    check_argument(
+        len(solutions) == 1 and set(solutions[0]) == {second, third},
+        "{} has no f-divergence form at order T^-1",
+        objective,
+    )
     value = solutions[0][second], solutions[0][third]
-    check_argument(canonical(loss[0] - value[0] * half_variance(z_i - v_i)) == 0,
-                   "{} has no f-divergence form at order T^0", objective)
+    check_argument(
+        canonical(loss[0] - value[0] * half_variance(z_i - v_i)) == 0,
+        "{} has no f-divergence form at order T^0",
+        objective,
+    )
     return tuple(sympy.expand(v) for v in value)
 
 
@@ -73,7 +79,7 @@ MEMBER_COEFFICIENTS = {
     "reverse-kl": lambda: (1, -2),
     "js": lambda: (Rational(1, 4), Rational(-3, 8)),
     "jsd": lambda beta: (beta * (1 - beta), -beta * (1 - beta) * (1 + beta)),
-    "skew-kl": lambda alpha: ((1 - alpha) ** 2, -(1 - alpha) ** 2 * (1 + 2 * alpha)),
+    "skew-kl": lambda alpha: ((1 - alpha) ** 2, -((1 - alpha) ** 2) * (1 + 2 * alpha)),
     "skew-reverse-kl": lambda alpha: ((1 - alpha) ** 2, -2 * (1 - alpha) ** 3),
     "alpha-divergence": lambda alpha: (1, alpha - 2),
 }
@@ -87,49 +93,73 @@ def _derivatives(generator, order):
 def _terms_match(residuals, order, name, first, second, latex_first, latex_second, **parameters):
     for quantity, symbol in (("loss", "L"), ("gradient", "G")):
         for k, (a, b) in enumerate(zip(first(quantity), second(quantity))):
-            residuals[label(f"{symbol}_{k}: {name}",
-                            rf"{symbol}_{{{k}}}:\ {latex_first} - {latex_second}")] = a - b
+            residuals[
+                label(
+                    f"{symbol}_{k}: {name}", rf"{symbol}_{{{k}}}:\ {latex_first} - {latex_second}"
+                )
+            ] = a - b
 
 
 def _f_terms(quantity, order, substitution):
-    return [sympy.expand(term.xreplace(substitution)) for term in terms(quantity, order,
-                                                                        "f-divergence")]
+    return [
+        sympy.expand(term.xreplace(substitution)) for term in terms(quantity, order, "f-divergence")
+    ]
 
 
-@statement("f-divergence-limit",
-           "Every f-divergence tends to f''(1) times half the variance of z - v",
-           r"T^2 D_f(p\,\|\,q) = f''(1)\,\tfrac12\mathrm{Var}(z - v) + O(T^{-1})\ "
-           r"\text{for every smooth } f \text{ with } f(1) = 0")
+@statement(
+    "f-divergence-limit",
+    "Every f-divergence tends to f''(1) times half the variance of z - v",
+    r"T^2 D_f(p\,\|\,q) = f''(1)\,\tfrac12\mathrm{Var}(z - v) + O(T^{-1})\ "
+    r"\text{for every smooth } f \text{ with } f(1) = 0",
+)
 def _f_divergence_limit(order):
     f1, f2 = f_derivative(1), f_derivative(2)
     residuals = {
-        label("L_0 - f''(1) Var(z - v)/2", r"L_0 - f''(1)\,\tfrac12\mathrm{Var}(z - v)"):
-            leading("loss", "f-divergence") - f2 * half_variance(z_i - v_i),
+        label("L_0 - f''(1) Var(z - v)/2", r"L_0 - f''(1)\,\tfrac12\mathrm{Var}(z - v)"): leading(
+            "loss", "f-divergence"
+        )
+        - f2 * half_variance(z_i - v_i),
         # f'(1) multiplies sum_i q_i (p_i/q_i - 1) = sum_i (p_i - q_i) = 0.
-        label("sum_i q_i (p_i/q_i - 1)", r"\textstyle\sum_i q_i\,(p_i/q_i - 1)"):
-            _first_order_part(),
+        label(
+            "sum_i q_i (p_i/q_i - 1)", r"\textstyle\sum_i q_i\,(p_i/q_i - 1)"
+        ): _first_order_part(),
     }
     for quantity, symbol in (("loss", "L"), ("gradient", "G")):
         for k, term in enumerate(terms(quantity, order, "f-divergence")):
-            residuals[label(f"df'(1)/ of {symbol}_{k}", rf"\partial {symbol}_{{{k}}}/\partial f'(1)")] \
-                = term.diff(f1)
+            residuals[
+                label(f"df'(1)/ of {symbol}_{k}", rf"\partial {symbol}_{{{k}}}/\partial f'(1)")
+            ] = term.diff(f1)
     for name in ("kl", "reverse-kl", "js", "alpha-divergence"):
-        residuals[label(f"L_0 - limit, {name}", rf"L_0 - \text{{limit}},\ \text{{{name}}}")] = \
+        residuals[label(f"L_0 - limit, {name}", rf"L_0 - \text{{limit}},\ \text{{{name}}}")] = (
             leading("loss", name) - OBJECTIVES[name].closed_form_limit()
-    for name, generator, latex in (("kl", KL_GENERATOR, r"t\log t"),
-                                   ("reverse-kl", REVERSE_KL_GENERATOR, r"-\log t")):
+        )
+    for name, generator, latex in (
+        ("kl", KL_GENERATOR, r"t\log t"),
+        ("reverse-kl", REVERSE_KL_GENERATOR, r"-\log t"),
+    ):
         substitution = _derivatives(generator, order)
-        _terms_match(residuals, order, f"f = {generator} vs {name}",
-                     lambda quantity: _f_terms(quantity, order, substitution),
-                     lambda quantity, name=name: terms(quantity, order, name),
-                     rf"D_{{f = {latex}}}", rf"\text{{{name}}}")
+        _terms_match(
+            residuals,
+            order,
+            f"f = {generator} vs {name}",
+            lambda quantity: _f_terms(quantity, order, substitution),
+            lambda quantity, name=name: terms(quantity, order, name),
+            rf"D_{{f = {latex}}}",
+            rf"\text{{{name}}}",
+        )
     alpha = OBJECTIVES["alpha-divergence"].parameters[0].symbol
-    substitution = {f_derivative(k): AmariAlpha.taylor_coefficient(k, alpha)
-                    for k in range(1, order + 3)}
-    _terms_match(residuals, order, "f = Amari alpha vs alpha-divergence",
-                 lambda quantity: _f_terms(quantity, order, substitution),
-                 lambda quantity: terms(quantity, order, "alpha-divergence"),
-                 r"D_{f_\alpha}", r"\text{alpha-divergence}")
+    substitution = {
+        f_derivative(k): AmariAlpha.taylor_coefficient(k, alpha) for k in range(1, order + 3)
+    }
+    _terms_match(
+        residuals,
+        order,
+        "f = Amari alpha vs alpha-divergence",
+        lambda quantity: _f_terms(quantity, order, substitution),
+        lambda quantity: terms(quantity, order, "alpha-divergence"),
+        r"D_{f_\alpha}",
+        r"\text{alpha-divergence}",
+    )
     return residuals
 
 
@@ -141,111 +171,159 @@ def _first_order_part():
     return softmax_expectation(z_i, ratio(v_i, z_i) - 1)
 
 
-@statement("f-divergence-first-correction",
-           "The T^-1 term of every f-divergence, in closed form; forward and reverse KL differ there",
-           r"L_1 = \frac{f''(1)}{2}\langle\hat v\,\hat d^2\rangle - \frac{f'''(1)}{6}\langle\hat d^3\rangle,"
-           r"\ L_1^{KL(p\|q)} - L_1^{KL(q\|p)} = -\tfrac16\langle\hat d^3\rangle")
+@statement(
+    "f-divergence-first-correction",
+    "The T^-1 term of every f-divergence, in closed form; forward and reverse KL differ there",
+    r"L_1 = \frac{f''(1)}{2}\langle\hat v\,\hat d^2\rangle - \frac{f'''(1)}{6}\langle\hat d^3\rangle,"
+    r"\ L_1^{KL(p\|q)} - L_1^{KL(q\|p)} = -\tfrac16\langle\hat d^3\rangle",
+)
 def _f_divergence_first_correction(order):
     f2, f3 = f_derivative(2), f_derivative(3)
     second = terms("loss", 2, "f-divergence")[1]
     forward, reverse = terms("loss", 2, "kl"), terms("loss", 2, "reverse-kl")
     d = _centred(z_i - v_i)
     residuals = {
-        label("L_1 - closed form in f''(1), f'''(1)",
-              r"L_1 - \left(\tfrac{f''(1)}{2}\langle\hat v\hat d^2\rangle - "
-              r"\tfrac{f'''(1)}{6}\langle\hat d^3\rangle\right)"):
-            second - first_correction(f2, f3),
-        label("L_0(KL(p||q)) - L_0(KL(q||p))", r"L_0^{KL(p\|q)} - L_0^{KL(q\|p)}"):
-            forward[0] - reverse[0],
-        label("L_1(KL(p||q)) - L_1(KL(q||p)) + <d^3>/6",
-              r"L_1^{KL(p\|q)} - L_1^{KL(q\|p)} + \tfrac16\langle\hat d^3\rangle"):
-            forward[1] - reverse[1] + ClassMean(d**3) / 6,
+        label(
+            "L_1 - closed form in f''(1), f'''(1)",
+            r"L_1 - \left(\tfrac{f''(1)}{2}\langle\hat v\hat d^2\rangle - "
+            r"\tfrac{f'''(1)}{6}\langle\hat d^3\rangle\right)",
+        ): second - first_correction(f2, f3),
+        label("L_0(KL(p||q)) - L_0(KL(q||p))", r"L_0^{KL(p\|q)} - L_0^{KL(q\|p)}"): forward[0]
+        - reverse[0],
+        label(
+            "L_1(KL(p||q)) - L_1(KL(q||p)) + <d^3>/6",
+            r"L_1^{KL(p\|q)} - L_1^{KL(q\|p)} + \tfrac16\langle\hat d^3\rangle",
+        ): forward[1] - reverse[1] + ClassMean(d**3) / 6,
     }
     for name, coefficients in MEMBER_COEFFICIENTS.items():
         symbols = [p.symbol for p in OBJECTIVES[name].parameters]
         member_second, member_third = coefficients(*symbols)
         loss = terms("loss", 2, name)
-        residuals[label(f"L_0 - f''(1) Var(d)/2, {name}",
-                        rf"L_0 - f''(1)\tfrac12\mathrm{{Var}}(d),\ \text{{{name}}}")] = \
-            loss[0] - member_second * half_variance(z_i - v_i)
-        residuals[label(f"L_1 - closed form, {name}",
-                        rf"L_1 - \text{{closed form}},\ \text{{{name}}}")] = \
-            loss[1] - first_correction(member_second, member_third)
+        residuals[
+            label(
+                f"L_0 - f''(1) Var(d)/2, {name}",
+                rf"L_0 - f''(1)\tfrac12\mathrm{{Var}}(d),\ \text{{{name}}}",
+            )
+        ] = loss[0] - member_second * half_variance(z_i - v_i)
+        residuals[
+            label(f"L_1 - closed form, {name}", rf"L_1 - \text{{closed form}},\ \text{{{name}}}")
+        ] = loss[1] - first_correction(member_second, member_third)
     return residuals
 
 
-@statement("f-divergence-first-correction/forward-equals-reverse",
-           "Forward and reverse KL do not agree at order T^-1",
-           r"L_1^{KL(p\|q)} = L_1^{KL(q\|p)}", expected="refuted")
+@statement(
+    "f-divergence-first-correction/forward-equals-reverse",
+    "Forward and reverse KL do not agree at order T^-1",
+    r"L_1^{KL(p\|q)} = L_1^{KL(q\|p)}",
+    expected="refuted",
+)
 def _forward_equals_reverse(order):
     forward, reverse = terms("loss", 2, "kl"), terms("loss", 2, "reverse-kl")
-    return {label("L_1(KL(p||q)) - L_1(KL(q||p))", r"L_1^{KL(p\|q)} - L_1^{KL(q\|p)}"):
-            forward[1] - reverse[1]}
+    return {
+        label("L_1(KL(p||q)) - L_1(KL(q||p))", r"L_1^{KL(p\|q)} - L_1^{KL(q\|p)}"): forward[1]
+        - reverse[1]
+    }
 
 
-@statement("jsd-limit", "JSD_beta tends to beta (1 - beta) times half the variance of z - v",
-           r"T^2\,\mathrm{JSD}_\beta \to \beta(1-\beta)\,\tfrac12\mathrm{Var}(z - v);\ "
-           r"\mathrm{JSD}_0 = \mathrm{JSD}_1 = 0;\ \mathrm{JSD}_{1/2} = \mathrm{JS}")
+@statement(
+    "jsd-limit",
+    "JSD_beta tends to beta (1 - beta) times half the variance of z - v",
+    r"T^2\,\mathrm{JSD}_\beta \to \beta(1-\beta)\,\tfrac12\mathrm{Var}(z - v);\ "
+    r"\mathrm{JSD}_0 = \mathrm{JSD}_1 = 0;\ \mathrm{JSD}_{1/2} = \mathrm{JS}",
+)
 def _jsd_limit(order):
     beta = OBJECTIVES["jsd"].parameters[0].symbol
     residuals = {
-        label("L_0 - beta(1 - beta) Var(z - v)/2", r"L_0 - \beta(1-\beta)\,\tfrac12\mathrm{Var}(z - v)"):
-            leading("loss", "jsd") - beta * (1 - beta) * half_variance(z_i - v_i),
+        label(
+            "L_0 - beta(1 - beta) Var(z - v)/2",
+            r"L_0 - \beta(1-\beta)\,\tfrac12\mathrm{Var}(z - v)",
+        ): leading("loss", "jsd") - beta * (1 - beta) * half_variance(z_i - v_i),
         label("JSD_0 (exact)", r"\mathrm{JSD}_0"): OBJECTIVES["jsd"].loss(beta=0),
         label("JSD_1 (exact)", r"\mathrm{JSD}_1"): OBJECTIVES["jsd"].loss(beta=1),
     }
-    _terms_match(residuals, order, "jsd(1/2) vs js",
-                 lambda quantity: terms(quantity, order, "jsd", beta=Rational(1, 2)),
-                 lambda quantity: terms(quantity, order, "js"),
-                 r"\mathrm{JSD}_{1/2}", r"\mathrm{JS}")
+    _terms_match(
+        residuals,
+        order,
+        "jsd(1/2) vs js",
+        lambda quantity: terms(quantity, order, "jsd", beta=Rational(1, 2)),
+        lambda quantity: terms(quantity, order, "js"),
+        r"\mathrm{JSD}_{1/2}",
+        r"\mathrm{JS}",
+    )
     return residuals
 
 
-@statement("jsd-limit/beta-free", "JSD_beta's limit depends on beta (as a loss weight)",
-           r"\frac{\partial}{\partial\beta}\lim_{T\to\infty} T^2\,\mathrm{JSD}_\beta = 0",
-           expected="refuted")
+@statement(
+    "jsd-limit/beta-free",
+    "JSD_beta's limit depends on beta (as a loss weight)",
+    r"\frac{\partial}{\partial\beta}\lim_{T\to\infty} T^2\,\mathrm{JSD}_\beta = 0",
+    expected="refuted",
+)
 def _jsd_beta_free(order):
     beta = OBJECTIVES["jsd"].parameters[0].symbol
-    return {label("dL_0/dbeta", r"\partial L_0/\partial\beta"):
-            leading("loss", "jsd").diff(beta)}
+    return {label("dL_0/dbeta", r"\partial L_0/\partial\beta"): leading("loss", "jsd").diff(beta)}
 
 
-@statement("skew-limit", "Skew KL and skew reverse KL tend to (1 - alpha)^2 times half the variance",
-           r"T^2\,\mathrm{SKL}_\alpha,\ T^2\,\mathrm{SRKL}_\alpha \to (1-\alpha)^2\,\tfrac12\mathrm{Var}(z - v);"
-           r"\ \alpha = 0 \text{ gives KL and reverse KL}")
+@statement(
+    "skew-limit",
+    "Skew KL and skew reverse KL tend to (1 - alpha)^2 times half the variance",
+    r"T^2\,\mathrm{SKL}_\alpha,\ T^2\,\mathrm{SRKL}_\alpha \to (1-\alpha)^2\,\tfrac12\mathrm{Var}(z - v);"
+    r"\ \alpha = 0 \text{ gives KL and reverse KL}",
+)
 def _skew_limit(order):
     residuals = {}
     for name, plain in (("skew-kl", "kl"), ("skew-reverse-kl", "reverse-kl")):
         alpha = OBJECTIVES[name].parameters[0].symbol
-        residuals[label(f"L_0 - (1 - alpha)^2 Var(z - v)/2, {name}",
-                        rf"L_0 - (1-\alpha)^2\tfrac12\mathrm{{Var}}(z - v),\ \text{{{name}}}")] = \
-            leading("loss", name) - (1 - alpha) ** 2 * half_variance(z_i - v_i)
-        _terms_match(residuals, order, f"{name}(0) vs {plain}",
-                     lambda quantity, name=name: terms(quantity, order, name, alpha=0),
-                     lambda quantity, plain=plain: terms(quantity, order, plain),
-                     rf"\text{{{name}}}_{{\alpha=0}}", rf"\text{{{plain}}}")
+        residuals[
+            label(
+                f"L_0 - (1 - alpha)^2 Var(z - v)/2, {name}",
+                rf"L_0 - (1-\alpha)^2\tfrac12\mathrm{{Var}}(z - v),\ \text{{{name}}}",
+            )
+        ] = leading("loss", name) - (1 - alpha) ** 2 * half_variance(z_i - v_i)
+        _terms_match(
+            residuals,
+            order,
+            f"{name}(0) vs {plain}",
+            lambda quantity, name=name: terms(quantity, order, name, alpha=0),
+            lambda quantity, plain=plain: terms(quantity, order, plain),
+            rf"\text{{{name}}}_{{\alpha=0}}",
+            rf"\text{{{plain}}}",
+        )
     return residuals
 
 
-@statement("two-temperature-limit",
-           "With the student at r T, KD tends to half the variance of z/r - v",
-           r"T^2\,\mathrm{KL}(\mathrm{softmax}(v/T)\,\|\,\mathrm{softmax}(z/(rT))) \to "
-           r"\tfrac12\mathrm{Var}(z/r - v);\ r = 1 \text{ is KD}")
+@statement(
+    "two-temperature-limit",
+    "With the student at r T, KD tends to half the variance of z/r - v",
+    r"T^2\,\mathrm{KL}(\mathrm{softmax}(v/T)\,\|\,\mathrm{softmax}(z/(rT))) \to "
+    r"\tfrac12\mathrm{Var}(z/r - v);\ r = 1 \text{ is KD}",
+)
 def _two_temperature_limit(order):
     r = OBJECTIVES["two-temperature"].parameters[0].symbol
-    residuals = {label("L_0 - Var(z/r - v)/2", r"L_0 - \tfrac12\mathrm{Var}(z/r - v)"):
-                 leading("loss", "two-temperature") - half_variance(z_i / r - v_i)}
-    _terms_match(residuals, order, "two-temperature(1) vs kl",
-                 lambda quantity: terms(quantity, order, "two-temperature", r=1),
-                 lambda quantity: terms(quantity, order, "kl"),
-                 r"\text{two-temperature}_{r=1}", r"\text{kl}")
+    residuals = {
+        label("L_0 - Var(z/r - v)/2", r"L_0 - \tfrac12\mathrm{Var}(z/r - v)"): leading(
+            "loss", "two-temperature"
+        )
+        - half_variance(z_i / r - v_i)
+    }
+    _terms_match(
+        residuals,
+        order,
+        "two-temperature(1) vs kl",
+        lambda quantity: terms(quantity, order, "two-temperature", r=1),
+        lambda quantity: terms(quantity, order, "kl"),
+        r"\text{two-temperature}_{r=1}",
+        r"\text{kl}",
+    )
     return residuals
 
 
-@statement("hot-teacher-label-smoothing",
-           "A hot teacher is label smoothing with weight 1, then a covariance correction",
-           r"\mathrm{KL}(p\,\|\,q) = \mathrm{KL}(u\,\|\,q) - \frac{\mathrm{Cov}(v, z)}{T\,T_s} + O(T^{-2}),"
-           r"\ \mathrm{KL}(u\,\|\,q) = \mathrm{CE}(u, q) - \log N")
+@statement(
+    "hot-teacher-label-smoothing",
+    "A hot teacher is label smoothing with weight 1, then a covariance correction",
+    r"\mathrm{KL}(p\,\|\,q) = \mathrm{KL}(u\,\|\,q) - \frac{\mathrm{Cov}(v, z)}{T\,T_s} + O(T^{-2}),"
+    r"\ \mathrm{KL}(u\,\|\,q) = \mathrm{CE}(u, q) - \log N",
+)
 def _hot_teacher(order):
     student_temperature = OBJECTIVES["hot-teacher"].parameters[0].symbol
     symbolic = {"student_temperature": student_temperature}
@@ -253,10 +331,10 @@ def _hot_teacher(order):
     uniform_cross_entropy = -ClassMean(student_log_softmax(student_temperature))
     covariance = ClassMean(v_i * z_i) - ClassMean(v_i) * ClassMean(z_i)
     return {
-        label("L_0 - (CE(u, q) - log N)", r"L_0 - (\mathrm{CE}(u, q) - \log N)"):
-            loss[0] - (uniform_cross_entropy - sympy.log(N)),
-        label("L_0 - limit", r"L_0 - \text{limit}"):
-            loss[0] - OBJECTIVES["hot-teacher"].closed_form_limit(**symbolic),
-        label("L_1 + Cov(v, z)/T_s", r"L_1 + \mathrm{Cov}(v, z)/T_s"):
-            loss[1] + covariance / student_temperature,
+        label("L_0 - (CE(u, q) - log N)", r"L_0 - (\mathrm{CE}(u, q) - \log N)"): loss[0]
+        - (uniform_cross_entropy - sympy.log(N)),
+        label("L_0 - limit", r"L_0 - \text{limit}"): loss[0]
+        - OBJECTIVES["hot-teacher"].closed_form_limit(**symbolic),
+        label("L_1 + Cov(v, z)/T_s", r"L_1 + \mathrm{Cov}(v, z)/T_s"): loss[1]
+        + covariance / student_temperature,
     }

@@ -46,8 +46,14 @@ from ..objectives import OBJECTIVES
 from ..polynomial import Polynomial
 from ..series import Algebra
 from ._symbols import B, has_stops, strip_stops
-from .relations import (LeadingSeries, Relation, batch_exponent, find_relation, limit_relation,
-                        shift_invariant)
+from .relations import (
+    LeadingSeries,
+    Relation,
+    batch_exponent,
+    find_relation,
+    limit_relation,
+    shift_invariant,
+)
 
 __all__ = ["trace", "TraceResult", "Relation", "DEFAULT_ORDER", "MAX_TRACE_ORDER"]
 
@@ -128,8 +134,12 @@ class TraceResult:
         where there is nothing to measure (no gradient)."""
         numbers = {N: classes, B: batch_size}
         weight = float(self.batch_weight.subs(numbers)) * batch_size
-        found = {"shift_invariant": self.shift_invariant, "temperature_exponent": None,
-                 "limit_scale": None, "limit_cosine_is_one": None}
+        found = {
+            "shift_invariant": self.shift_invariant,
+            "temperature_exponent": None,
+            "limit_scale": None,
+            "limit_cosine_is_one": None,
+        }
         if self.no_gradient or self.limit is None:
             return found
         found["temperature_exponent"] = float(self.limit["exponent"])
@@ -151,11 +161,16 @@ class TraceResult:
             return None
         numbers = {N: classes, B: batch_size}
         weight = float((relation.coefficient * self.batch_weight * B).subs(numbers))
-        return {"objective": relation.objective,
-                "parameters": tuple((name, value if isinstance(value, str) else float(value))
-                                    for name, value in relation.parameters),
-                "weight": weight, "temperature_exponent": relation.temperature_power,
-                "via": relation.via}
+        return {
+            "objective": relation.objective,
+            "parameters": tuple(
+                (name, value if isinstance(value, str) else float(value))
+                for name, value in relation.parameters
+            ),
+            "weight": weight,
+            "temperature_exponent": relation.temperature_power,
+            "via": relation.via,
+        }
 
     # -- output ------------------------------------------------------------------------------
     def relation_text(self):
@@ -163,43 +178,57 @@ class TraceResult:
         if self.no_gradient:
             prefix = "no gradient reaches the student logits (detached)"
             if self.relation is not None and self.relation.via == "loss":
-                return f"{prefix}; the value is {self.relation.text[2:]} but training on it " \
-                       f"does nothing"
+                return (
+                    f"{prefix}; the value is {self.relation.text[2:]} but training on it "
+                    f"does nothing"
+                )
             return prefix
         if self.relation is None:
             return "no exact relation to a registry objective at the terms computed"
         powers = self.relation.powers
-        span = (f"T^{_power(powers[0])}..T^{_power(powers[-1])}" if len(powers) > 1
-                else f"T^{_power(powers[0])}")
+        span = (
+            f"T^{_power(powers[0])}..T^{_power(powers[-1])}"
+            if len(powers) > 1
+            else f"T^{_power(powers[0])}"
+        )
         text = f"ℓ {self.relation.text}, exactly, at every term computed ({span})"
-        return text + (f"; gradient only: the values differ by terms free of z"
-                       if self.relation.via == "gradient" else "")
+        return text + (
+            f"; gradient only: the values differ by terms free of z"
+            if self.relation.via == "gradient"
+            else ""
+        )
 
     def advice(self):
         """Plain-English consequences of the relation and the batch weight."""
         lines = []
         weight = self.batch_weight
         if weight == 1:
-            lines.append("batch weight 1: the loss adds the examples; divide by the batch size "
-                         "(reduction='batchmean') to average them")
+            lines.append(
+                "batch weight 1: the loss adds the examples; divide by the batch size "
+                "(reduction='batchmean') to average them"
+            )
         elif weight == 1 / B**2:
-            lines.append("batch weight 1/B^2: the batch size divides the loss twice; divide "
-                         "once")
+            lines.append("batch weight 1/B^2: the batch size divides the loss twice; divide once")
         relation = self.relation
         if relation is None or relation.objective != "kl" or self.no_gradient:
             return lines
         coefficient, power = relation.coefficient, relation.temperature_power
         if coefficient == 1 / N:
-            lines.append("factor 1/N: reduction='mean' averages over the classes too; use "
-                         "reduction='batchmean'")
+            lines.append(
+                "factor 1/N: reduction='mean' averages over the classes too; use "
+                "reduction='batchmean'"
+            )
         elif coefficient != 1:
-            lines.append(f"factor {coefficient}: a constant factor; harmless if it is your loss "
-                         f"weight")
+            lines.append(
+                f"factor {coefficient}: a constant factor; harmless if it is your loss weight"
+            )
         if power == -2:
             lines.append("factor T^-2: the T**2 factor is missing; multiply the KL term by T**2")
         elif power != 0:
-            lines.append(f"factor T^{power}: multiply the loss by T**{-power} (KD's gradient "
-                         f"stays O(1) as T grows)")
+            lines.append(
+                f"factor T^{power}: multiply the loss by T**{-power} (KD's gradient "
+                f"stays O(1) as T grows)"
+            )
         return lines
 
     def to_json(self):
@@ -215,8 +244,9 @@ class TraceResult:
             "terms": [term.to_json() for term in self.terms],
             "batch_weight": str(self.batch_weight),
             "relation": None if self.relation is None else self.relation.to_json(),
-            "limit": None if self.limit is None else {k: str(v) if k != "exponent" else v
-                                                      for k, v in self.limit.items()},
+            "limit": None
+            if self.limit is None
+            else {k: str(v) if k != "exponent" else v for k, v in self.limit.items()},
             "shift_invariant": self.shift_invariant,
             "temperature_ignored": self.temperature_ignored,
             "no_gradient": self.no_gradient,
@@ -226,15 +256,23 @@ class TraceResult:
 
     def to_text(self):
         """The report ``python -m derive trace`` prints."""
-        weight = "1/B (a mean over the batch)" if self.batch_weight == 1 / B else \
-            "1 (a sum over the batch)" if self.batch_weight == 1 else str(self.batch_weight)
-        lines = [f"traced {self.function} with torch.fx: {len(self.operations)} operations "
-                 f"({', '.join(_unique(self.operations))})",
-                 f"loss = w * sum_b ℓ(z_b, v_b), batch weight w = {weight}",
-                 f"relation: {self.relation_text()}"]
+        weight = (
+            "1/B (a mean over the batch)"
+            if self.batch_weight == 1 / B
+            else "1 (a sum over the batch)"
+            if self.batch_weight == 1
+            else str(self.batch_weight)
+        )
+        lines = [
+            f"traced {self.function} with torch.fx: {len(self.operations)} operations "
+            f"({', '.join(_unique(self.operations))})",
+            f"loss = w * sum_b ℓ(z_b, v_b), batch weight w = {weight}",
+            f"relation: {self.relation_text()}",
+        ]
         lines += [f"  - {line}" for line in self.advice()]
-        lines.append("notation: ⟨f⟩ = (1/N) sum_j f(z_j, v_j), the class mean; z_i, v_i = "
-                     "logits of class i")
+        lines.append(
+            "notation: ⟨f⟩ = (1/N) sum_j f(z_j, v_j), the class mean; z_i, v_i = logits of class i"
+        )
         if self.valuation is None:
             lines.append("ℓ = 0 at every term computed")
             return "\n".join(lines)
@@ -266,6 +304,7 @@ def _unique(items):
 
 
 # -- the trace ----------------------------------------------------------------------------------
+
 
 def trace(fn, *, order=DEFAULT_ORDER):
     r"""Trace ``fn(student_logits, teacher_logits, T)`` and expand it in :math:`1/T`.
@@ -302,7 +341,7 @@ def trace(fn, *, order=DEFAULT_ORDER):
         fn = load_target(fn)
     name = describe(fn)
     _check_signature(fn, name)
-    with warnings.catch_warnings():     # the user's code warns for the user, not for us
+    with warnings.catch_warnings():  # the user's code warns for the user, not for us
         warnings.simplefilter("ignore")
         graph, root = capture(fn)
         translation = translate(graph, root)
@@ -318,8 +357,9 @@ def trace(fn, *, order=DEFAULT_ORDER):
         loss_series = LeadingSeries.of(per_example, order=order, algebra=algebra)
         gradient_series = LeadingSeries.of(gradient, order=order, algebra=algebra)
     except DeriveError as error:
-        raise DeriveError(f"the traced loss of {name} has no expansion in 1/T that the engine "
-                          f"computes: {error}") from None
+        raise DeriveError(
+            f"the traced loss of {name} has no expansion in 1/T that the engine computes: {error}"
+        ) from None
     exponent = batch_exponent(loss_series.polynomials + gradient_series.polynomials, algebra)
     weight = B**exponent if exponent is not None else sympy.Integer(1)
     if exponent:
@@ -327,18 +367,29 @@ def trace(fn, *, order=DEFAULT_ORDER):
         gradient_series = gradient_series.scaled(B**-exponent)
     relation = find_relation(loss_series, gradient_series, order=order)
     no_gradient = gradient == 0 or gradient_series.zero
-    terms = tuple(Term(power, (("loss", Polynomial(algebra, polynomial)),), "loss", None)
-                  for power, polynomial in zip(loss_series.powers, loss_series.polynomials))
+    terms = tuple(
+        Term(power, (("loss", Polynomial(algebra, polynomial)),), "loss", None)
+        for power, polynomial in zip(loss_series.powers, loss_series.polynomials)
+    )
     return TraceResult(
-        function=name, order=order, terms=terms, valuation=loss_series.valuation,
-        batch_weight=weight, relation=relation,
+        function=name,
+        order=order,
+        terms=terms,
+        valuation=loss_series.valuation,
+        batch_weight=weight,
+        relation=relation,
         limit=None if no_gradient else limit_relation(gradient_series),
         shift_invariant=shift_invariant(gradient_series),
-        temperature_ignored=not no_gradient and _independent_of_temperature(gradient,
-                                                                            gradient_series),
-        no_gradient=no_gradient, stopped=has_stops(with_stops), kd_terms=_kd_terms(order),
-        operations=translation.operations, per_example=per_example, gradient=gradient,
-        seconds=time.perf_counter() - started)
+        temperature_ignored=not no_gradient
+        and _independent_of_temperature(gradient, gradient_series),
+        no_gradient=no_gradient,
+        stopped=has_stops(with_stops),
+        kd_terms=_kd_terms(order),
+        operations=translation.operations,
+        per_example=per_example,
+        gradient=gradient,
+        seconds=time.perf_counter() - started,
+    )
 
 
 def _check_signature(fn, name):
@@ -348,12 +399,14 @@ def _check_signature(fn, name):
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError):
-        return                          # a builtin or an odd callable: tracing will tell
+        return  # a builtin or an odd callable: tracing will tell
     try:
         signature.bind(None, None, None)
     except TypeError as error:
-        raise DeriveError(f"trace needs fn(student_logits, teacher_logits, T); {name}{signature} "
-                          f"cannot be called so ({error})") from None
+        raise DeriveError(
+            f"trace needs fn(student_logits, teacher_logits, T); {name}{signature} "
+            f"cannot be called so ({error})"
+        ) from None
 
 
 def _independent_of_temperature(gradient, series):
@@ -393,18 +446,23 @@ def _check_against_function(fn, name, per_example, gradient):
                 value = fn(student, teacher.detach().clone(), temperature)
             except KeyboardInterrupt:
                 raise
-            except BaseException as error:   # the user's code, contained
-                raise DeriveError(f"{name} raised {type(error).__name__}: {one_line(error)} "
-                                  f"(called with logits {list(student.shape)}, float64, "
-                                  f"{shown})") from None
+            except BaseException as error:  # the user's code, contained
+                raise DeriveError(
+                    f"{name} raised {type(error).__name__}: {one_line(error)} "
+                    f"(called with logits {list(student.shape)}, float64, "
+                    f"{shown})"
+                ) from None
             if not isinstance(value, torch.Tensor) or value.ndim != 0:
-                raise DeriveError(f"{name} returned {type(value).__name__}"
-                                  f"{'' if not isinstance(value, torch.Tensor) else list(value.shape)}"
-                                  f", expected a scalar tensor ({shown})")
+                raise DeriveError(
+                    f"{name} returned {type(value).__name__}"
+                    f"{'' if not isinstance(value, torch.Tensor) else list(value.shape)}"
+                    f", expected a scalar tensor ({shown})"
+                )
             if not value.requires_grad:
                 return value.detach(), torch.zeros_like(student)
             (found,) = torch.autograd.grad(value, student, allow_unused=True)
             return value.detach(), torch.zeros_like(student) if found is None else found
+
         return call
 
     mismatch = self_check(caller(False), per_example, gradient)
@@ -420,10 +478,12 @@ def _check_against_function(fn, name, per_example, gradient):
             f"unsupported: {name} computes another {what} when T is a Python number than when "
             f"it is a tensor (at T={temperature:g}: {found:.6g}, the traced tensor path "
             f"{expected:.6g}): data-dependent control flow on T, such as isinstance(T, float), "
-            f"which symbolic tracing cannot follow; use python -m verify audit")
+            f"which symbolic tracing cannot follow; use python -m verify audit"
+        )
     raise DeriveError(
         f"the traced expression disagrees with {name} at T={temperature:g}: {what} "
         f"{found:.17g} from the function, {expected:.17g} traced (tolerance {tolerance:.2g}); "
         f"the translation is wrong (a torch.no_grad() block or a custom autograd function "
         f"changes the gradient without changing the graph), so no expansion is given; "
-        f"python -m verify audit measures the loss numerically")
+        f"python -m verify audit measures the loss numerically"
+    )

@@ -29,8 +29,7 @@ import torch.fx
 
 from .._errors import DeriveError, check_argument
 
-__all__ = ["capture", "load_target", "describe", "user_frame", "where", "one_line",
-           "PLACEHOLDERS"]
+__all__ = ["capture", "load_target", "describe", "user_frame", "where", "one_line", "PLACEHOLDERS"]
 
 #: The names of the three inputs in the captured graph.
 PLACEHOLDERS = ("student_logits", "teacher_logits", "temperature")
@@ -41,9 +40,11 @@ _TRACING_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
 
 def _is_internal(filename):
     filename = os.path.abspath(filename)
-    return (filename.startswith(_TORCH_DIRECTORY + os.sep)
-            or filename.startswith(_TRACING_DIRECTORY + os.sep)
-            or filename.startswith("<frozen "))
+    return (
+        filename.startswith(_TORCH_DIRECTORY + os.sep)
+        or filename.startswith(_TRACING_DIRECTORY + os.sep)
+        or filename.startswith("<frozen ")
+    )
 
 
 def user_frame(frames):
@@ -97,7 +98,7 @@ class _Tracer(torch.fx.Tracer):
     def path_of_module(self, module):
         try:
             return super().path_of_module(module)
-        except NameError:          # a module created inside the loss function
+        except NameError:  # a module created inside the loss function
             return type(module).__name__
 
     def create_node(self, *args, **kwargs):
@@ -113,8 +114,9 @@ def capture(fn):
     Raises :class:`~derive.DeriveError` with one line: the user's line where tracing stopped,
     and why.
     """
-    check_argument(callable(fn), "trace needs a callable fn(student_logits, teacher_logits, T), "
-                   "got {!r}", fn)
+    check_argument(
+        callable(fn), "trace needs a callable fn(student_logits, teacher_logits, T), got {!r}", fn
+    )
 
     def loss(student_logits, teacher_logits, temperature):
         return fn(student_logits, teacher_logits, temperature)
@@ -124,16 +126,19 @@ def capture(fn):
         graph = tracer.trace(loss)
     except KeyboardInterrupt:
         raise
-    except BaseException as error:   # the user's code: contained, reported on one line
+    except BaseException as error:  # the user's code: contained, reported on one line
         frame = user_frame(traceback.extract_tb(error.__traceback__))
         if isinstance(error, torch.fx.proxy.TraceError) and "control flow" in str(error):
             raise DeriveError(
                 f"unsupported: Python control flow on a traced value at {where(frame)} "
                 f"(symbolic tracing cannot follow a branch, min/max or comparison that depends "
                 f"on the logits or on T); use python -m verify audit, which measures the "
-                f"loss numerically") from None
-        raise DeriveError(f"cannot trace {describe(fn)}: {type(error).__name__}: "
-                          f"{one_line(error)} at {where(frame)}") from None
+                f"loss numerically"
+            ) from None
+        raise DeriveError(
+            f"cannot trace {describe(fn)}: {type(error).__name__}: "
+            f"{one_line(error)} at {where(frame)}"
+        ) from None
     return graph, tracer.root
 
 
@@ -148,23 +153,33 @@ def load_target(target):
     derive._errors.DeriveError: target must be MODULE:FUNCTION (e.g. verify.gallery:kd_batchmean), got 'verify.gallery'
     """
     module_name, _, attribute = target.partition(":") if isinstance(target, str) else ("", "", "")
-    check_argument(bool(module_name) and bool(attribute) and ":" not in attribute,
-                   "target must be MODULE:FUNCTION (e.g. verify.gallery:kd_batchmean), got {!r}",
-                   target)
+    check_argument(
+        bool(module_name) and bool(attribute) and ":" not in attribute,
+        "target must be MODULE:FUNCTION (e.g. verify.gallery:kd_batchmean), got {!r}",
+        target,
+    )
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except KeyboardInterrupt:
         raise
-    except BaseException as error:   # ImportError, or whatever the module does on import
-        raise DeriveError(f"cannot import module {module_name!r} of target {target!r}: "
-                          f"{type(error).__name__}: {one_line(error)}") from None
+    except BaseException as error:  # ImportError, or whatever the module does on import
+        raise DeriveError(
+            f"cannot import module {module_name!r} of target {target!r}: "
+            f"{type(error).__name__}: {one_line(error)}"
+        ) from None
     value = module
     for part in attribute.split("."):
-        check_argument(hasattr(value, part), "module {!r} has no attribute {!r} (target {!r})",
-                       module_name, attribute, target)
+        check_argument(
+            hasattr(value, part),
+            "module {!r} has no attribute {!r} (target {!r})",
+            module_name,
+            attribute,
+            target,
+        )
         value = getattr(value, part)
-    check_argument(callable(value), "target {!r} is not callable (it is a {})", target,
-                   type(value).__name__)
+    check_argument(
+        callable(value), "target {!r} is not callable (it is a {})", target, type(value).__name__
+    )
     return value

@@ -46,8 +46,14 @@ def evaluate(expr, student, teacher, *, temperature):
     ``[R, C]`` (``[R, 1]`` for a class constant). The rounding error is at most
     ``FLOAT64_EPSILON * bound``, to first order."""
     rows, classes = student.shape
-    leaves = {z_i: student, v_i: teacher, epsilon: 1.0 / temperature, T: float(temperature),
-              N: float(classes), B: float(rows)}
+    leaves = {
+        z_i: student,
+        v_i: teacher,
+        epsilon: 1.0 / temperature,
+        T: float(temperature),
+        N: float(classes),
+        B: float(rows),
+    }
     return _Evaluator(leaves).value(sympy.sympify(expr))
 
 
@@ -90,7 +96,7 @@ class _Evaluator:
                 b, b_bound = self.value(base)
                 p = float(exponent)
                 x = b**p
-                return x, abs(p) * b.abs()**(p - 1) * b_bound + x.abs()
+                return x, abs(p) * b.abs() ** (p - 1) * b_bound + x.abs()
             return self.value(sympy.exp(exponent * sympy.log(base), evaluate=False))
         if isinstance(expr, sympy.exp):
             a, a_bound = self.value(expr.args[0])
@@ -109,8 +115,7 @@ class _Evaluator:
             return x, f_bound.mean(-1, keepdim=True) + spread + x.abs()
         if isinstance(expr, StopGradient):
             return self.value(expr.args[0])
-        raise DeriveError(f"internal: cannot evaluate {type(expr).__name__} in a traced "
-                          f"expression")
+        raise DeriveError(f"internal: cannot evaluate {type(expr).__name__} in a traced expression")
 
 
 def _as_tensor(value):
@@ -126,6 +131,7 @@ def _broadcast_classes(f, bound, shape):
 
 # -- the self-check ------------------------------------------------------------------------------
 
+
 def check_logits(seed=0):
     """Seeded float64 logits ``[CHECK_BATCH, CHECK_CLASSES]``: standard normal plus a row offset
     of scale 3, for the student and the teacher (so that their class means differ)."""
@@ -133,8 +139,8 @@ def check_logits(seed=0):
 
     def draw():
         logits = torch.randn(CHECK_BATCH, CHECK_CLASSES, generator=generator, dtype=torch.float64)
-        return logits + 3.0 * torch.randn(CHECK_BATCH, 1, generator=generator,
-                                          dtype=torch.float64)
+        return logits + 3.0 * torch.randn(CHECK_BATCH, 1, generator=generator, dtype=torch.float64)
+
     return draw(), draw()
 
 
@@ -164,7 +170,11 @@ def self_check(call, loss, gradient, *, seed=0):
         if not bool((error <= tolerance).all()):
             worst = int(torch.argmax(error - tolerance))
             row, column = divmod(worst, student.shape[1])
-            return (temperature, f"gradient w.r.t. student logit [{row}, {column}]",
-                    float(found_gradient[row, column]), float(expected[row, column]),
-                    float(tolerance[row, column]))
+            return (
+                temperature,
+                f"gradient w.r.t. student logit [{row}, {column}]",
+                float(found_gradient[row, column]),
+                float(expected[row, column]),
+                float(tolerance[row, column]),
+            )
     return None

@@ -37,8 +37,17 @@ from ..objectives import OBJECTIVES
 from ..series import _BITS, _MASK, Algebra, series_of
 from ._symbols import B
 
-__all__ = ["LeadingSeries", "Relation", "find_relation", "limit_relation", "shift_invariant",
-           "batch_exponent", "display_factor", "objective_label", "MAX_SHIFT"]
+__all__ = [
+    "LeadingSeries",
+    "Relation",
+    "find_relation",
+    "limit_relation",
+    "shift_invariant",
+    "batch_exponent",
+    "display_factor",
+    "objective_label",
+    "MAX_SHIFT",
+]
 
 #: How far past the requested order a series is expanded to find where it starts: a loss
 #: may start as late as :math:`T^{-(order + MAX\_SHIFT - 1)}` (a missing ``T**2`` starts at
@@ -77,8 +86,9 @@ class LeadingSeries:
         if series.precision < start + order:
             series = series_of(expr, precision=start + order, algebra=algebra)
         if series.precision < start + order:
-            raise DeriveError(f"internal: expansion reached precision {series.precision} < "
-                              f"{start + order}")
+            raise DeriveError(
+                f"internal: expansion reached precision {series.precision} < {start + order}"
+            )
         return cls(start, tuple(series[k] for k in range(start, start + order)), algebra)
 
     @property
@@ -100,8 +110,11 @@ class LeadingSeries:
     def scaled(self, factor):
         """Every term times a class constant ``factor`` (free of :math:`\\epsilon`)."""
         value = self.algebra.element(sympy.sympify(factor))
-        return LeadingSeries(self.valuation, tuple(self.algebra.mul(p, value)
-                                                   for p in self.polynomials), self.algebra)
+        return LeadingSeries(
+            self.valuation,
+            tuple(self.algebra.mul(p, value) for p in self.polynomials),
+            self.algebra,
+        )
 
 
 @dataclass(frozen=True)
@@ -136,16 +149,21 @@ class Relation:
     def latex(self):
         name = {"kl": r"L_{\mathrm{KD}}"}.get(self.objective, r"L_{\mathrm{%s}}" % self.objective)
         if self.parameters:
-            name += r"\left(%s\right)" % ", ".join(f"{k} = {sympy.latex(v)}"
-                                                   for k, v in self.parameters)
+            name += r"\left(%s\right)" % ", ".join(
+                f"{k} = {sympy.latex(v)}" for k, v in self.parameters
+            )
         factor = "" if self.factor == 1 else sympy.latex(self.factor) + r"\,"
         tail = r" + (\text{terms free of } z)" if self.via == "gradient" else ""
         return rf"\ell = {factor}{name}{tail}"
 
     def to_json(self):
-        return {"objective": self.objective, "factor": str(self.factor),
-                "parameters": {name: str(value) for name, value in self.parameters},
-                "via": self.via, "powers": list(self.powers)}
+        return {
+            "objective": self.objective,
+            "factor": str(self.factor),
+            "parameters": {name: str(value) for name, value in self.parameters},
+            "via": self.via,
+            "powers": list(self.powers),
+        }
 
 
 def objective_label(name, parameters=()):
@@ -190,8 +208,12 @@ def batch_exponent(polynomials, algebra):
     exponents = set()
     for polynomial in polynomials:
         for monomial in polynomial:
-            exponents.add(sum(powers.get(slot, 0) * exponent
-                              for slot, exponent in algebra.exponents(monomial).items()))
+            exponents.add(
+                sum(
+                    powers.get(slot, 0) * exponent
+                    for slot, exponent in algebra.exponents(monomial).items()
+                )
+            )
     if len(exponents) > 1:
         return None
     return exponents.pop() if exponents else 0
@@ -199,13 +221,18 @@ def batch_exponent(polynomials, algebra):
 
 # -- the registry's objectives, expanded once per process -----------------------------------
 
+
 def _candidates(names=None):
     """``(name, objective)`` for every objective a traced loss can be compared with: written in
     the logits and without a label; parameter-free ones first, so that the simplest relation
     is the one reported."""
-    chosen = [(name, definition) for name, definition in OBJECTIVES.items()
-              if (names is None or name in names) and not definition.labelled
-              and definition.coordinates == "logits"]
+    chosen = [
+        (name, definition)
+        for name, definition in OBJECTIVES.items()
+        if (names is None or name in names)
+        and not definition.labelled
+        and definition.coordinates == "logits"
+    ]
     return sorted(chosen, key=lambda item: bool(_numeric_parameters(item[1])))
 
 
@@ -222,8 +249,11 @@ def _variants(definition):
     for parameter in definition.parameters:
         if parameter.choices:
             variants = [dict(v, **{parameter.name: c}) for v in variants for c in parameter.choices]
-    defaults = {p.name: p.default for p in _numeric_parameters(definition)
-                if p.default not in (None, "symbolic")}
+    defaults = {
+        p.name: p.default
+        for p in _numeric_parameters(definition)
+        if p.default not in (None, "symbolic")
+    }
     return variants + ([dict(v, **defaults) for v in variants] if defaults else [])
 
 
@@ -273,9 +303,17 @@ def _key_sets(series, coefficient_symbols):
     for polynomial in series.polynomials:
         keys = set()
         for key in _keys(polynomial, mask):
-            keys.add(tuple(sorted(((algebra.expressions[slot], exponent) for slot, exponent
-                                   in algebra.exponents(key).items()),
-                                  key=lambda item: sympy.default_sort_key(item[0]))))
+            keys.add(
+                tuple(
+                    sorted(
+                        (
+                            (algebra.expressions[slot], exponent)
+                            for slot, exponent in algebra.exponents(key).items()
+                        ),
+                        key=lambda item: sympy.default_sort_key(item[0]),
+                    )
+                )
+            )
         sets.append(frozenset(keys))
     return sets
 
@@ -291,6 +329,7 @@ def _screen(traced_keys, reference):
 
 
 # -- solving for the factor and the parameters ------------------------------------------------
+
 
 def _class_constant_number(expr):
     """True if ``expr`` is built from numbers and ``N`` only (a factor :math:`c\\,N^a`)."""
@@ -352,10 +391,10 @@ def _candidate_factors(ours, theirs, algebra, unknowns=()):
                     continue
                 numerator = residual.numer
                 if all(not any(monomial[1:]) for monomial in numerator.monoms()):
-                    return []           # nonzero whatever the parameters
+                    return []  # nonzero whatever the parameters
                 equations.append(numerator)
     except (sympy.CoercionFailed, ZeroDivisionError):
-        return []                       # a coefficient that is not rational in N, parameters
+        return []  # a coefficient that is not rational in N, parameters
     if not equations:
         return []
     solutions = _solve(equations, unknowns)
@@ -399,24 +438,31 @@ def _match(series, reference, definition, variant):
     algebra = series.algebra
     theirs = [algebra.element(expr) for expr in reference.exprs]
     names = {p.symbol: p.name for p in _numeric_parameters(definition)}
-    for factor, values in _candidate_factors(series.polynomials, theirs, algebra,
-                                             reference.unknowns):
+    for factor, values in _candidate_factors(
+        series.polynomials, theirs, algebra, reference.unknowns
+    ):
         resolved = dict(variant)
         if values:
             try:
-                resolved = dict(definition.resolve({**variant, **{names[symbol]: value
-                                                                  for symbol, value in
-                                                                  values.items()}}))
+                resolved = dict(
+                    definition.resolve(
+                        {**variant, **{names[symbol]: value for symbol, value in values.items()}}
+                    )
+                )
             except DeriveError:
-                continue                # outside the parameter's range
+                continue  # outside the parameter's range
         substitutions = {symbol: resolved[names[symbol]] for symbol in values}
         scale = algebra.element(factor)
-        if not all(algebra.mul(algebra.element(expr.xreplace(substitutions)), scale) == ours
-                   for ours, expr in zip(series.polynomials, reference.exprs)):
+        if not all(
+            algebra.mul(algebra.element(expr.xreplace(substitutions)), scale) == ours
+            for ours, expr in zip(series.polynomials, reference.exprs)
+        ):
             continue
         # The proof: every residual is exactly 0, as in the proofs of the statements.
-        if all(canonical(ours - factor * expr.xreplace(substitutions)) == 0
-               for ours, expr in zip(series.exprs(), reference.exprs)):
+        if all(
+            canonical(ours - factor * expr.xreplace(substitutions)) == 0
+            for ours, expr in zip(series.exprs(), reference.exprs)
+        ):
             return factor, tuple((names[symbol], resolved[names[symbol]]) for symbol in values)
     return None
 
@@ -445,9 +491,13 @@ def find_relation(traced, gradient, *, order, objectives=None):
                     continue
                 factor, parameters = found
                 shift = series.valuation - reference.series.valuation
-                return Relation(name, sympy.factor(factor) * T**(-shift),
-                                tuple(sorted((dict(fixed) | dict(parameters)).items())),
-                                quantity, series.powers)
+                return Relation(
+                    name,
+                    sympy.factor(factor) * T ** (-shift),
+                    tuple(sorted((dict(fixed) | dict(parameters)).items())),
+                    quantity,
+                    series.powers,
+                )
     return None
 
 
@@ -487,5 +537,7 @@ def shift_invariant(gradient):
     from ..notation import ClassMean
 
     algebra = gradient.algebra
-    return all(not algebra.mean(p) or canonical(ClassMean(algebra.to_expr(p))) == 0
-               for p in gradient.polynomials)
+    return all(
+        not algebra.mean(p) or canonical(ClassMean(algebra.to_expr(p))) == 0
+        for p in gradient.polynomials
+    )

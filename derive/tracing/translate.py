@@ -88,12 +88,16 @@ class Value:
 
 # -- helpers -----------------------------------------------------------------------------------
 
+
 def _constant(value):
     """A constant that is not a node: numbers become exact rationals (as written: 0.1 is 1/10)."""
     if isinstance(value, Value):
         return value
-    if isinstance(value, bool) or value is None or isinstance(value, (str, torch.dtype,
-                                                                       torch.device)):
+    if (
+        isinstance(value, bool)
+        or value is None
+        or isinstance(value, (str, torch.dtype, torch.device))
+    ):
         return Value(value)
     if isinstance(value, int):
         return Value(value, sympy.Integer(value))
@@ -104,8 +108,10 @@ def _constant(value):
     if isinstance(value, torch.Tensor):
         if value.ndim == 0 and not value.is_complex():
             return _constant(value.item())
-        raise _Unsupported(f"a constant tensor of shape {list(value.shape)} (only numbers, the "
-                           f"logits and T enter the expression)")
+        raise _Unsupported(
+            f"a constant tensor of shape {list(value.shape)} (only numbers, the "
+            f"logits and T enter the expression)"
+        )
     if isinstance(value, (list, tuple)):
         return Value(type(value)(_constant(v) for v in value))
     return Value(value)
@@ -136,9 +142,11 @@ def _labels(real):
     labels = []
     for size in real.shape:
         if size not in _LABELS:
-            raise _Unsupported(f"a tensor of shape {list(real.shape)} (when the logits are "
-                               f"[{RUN_BATCH}, {RUN_CLASSES}]): only the logits' dimensions, "
-                               f"their reductions and broadcasts are supported")
+            raise _Unsupported(
+                f"a tensor of shape {list(real.shape)} (when the logits are "
+                f"[{RUN_BATCH}, {RUN_CLASSES}]): only the logits' dimensions, "
+                f"their reductions and broadcasts are supported"
+            )
         labels.append(_LABELS[size])
     return tuple(labels)
 
@@ -146,8 +154,9 @@ def _labels(real):
 def _expr(value, what="this argument"):
     value = _constant(value)
     if value.stack is not None:
-        raise _Unsupported("a stacked tensor (torch.stack) used other than reduced over its "
-                           "stacking dimension")
+        raise _Unsupported(
+            "a stacked tensor (torch.stack) used other than reduced over its stacking dimension"
+        )
     if not isinstance(value.expr, sympy.Basic):
         raise _Unsupported(f"{what} ({type(value.real).__name__})")
     return value.expr
@@ -166,8 +175,9 @@ def _elementwise(real, operand, function, name):
     """A one-argument elementwise function; over a sum over the batch only if linear."""
     operand = _constant(operand)
     if operand.summed:
-        raise _Unsupported(f"{name} of a sum over the batch: the loss would not be a sum of "
-                           f"per-example losses")
+        raise _Unsupported(
+            f"{name} of a sum over the batch: the loss would not be a sum of per-example losses"
+        )
     return _result(real, function(_expr(operand)))
 
 
@@ -191,8 +201,10 @@ def _combine(real, a, b, kind, function, name):
         return _result(real, function(x, y), True)
     elif kind == "pow" and a.summed and y == 1:
         return _result(real, x, True)
-    raise _Unsupported(f"{name} of a sum over the batch with a value that depends on the "
-                       f"example: the loss would not be a sum of per-example losses")
+    raise _Unsupported(
+        f"{name} of a sum over the batch with a value that depends on the "
+        f"example: the loss would not be a sum of per-example losses"
+    )
 
 
 def _dims(value, dim):
@@ -231,11 +243,12 @@ def _reduction(real, value, dim, kind):
 def _class_dimension(value, dim, name):
     labels = _labels(value.real)
     if dim is None:
-        dim = 0 if len(labels) in (0, 1, 3) else 1     # torch's implicit choice
+        dim = 0 if len(labels) in (0, 1, 3) else 1  # torch's implicit choice
     label = labels[dim % len(labels)] if labels else "1"
     if label == "B":
-        raise _Unsupported(f"{name} over the batch dimension (dim={dim}); over the classes it "
-                           f"would be dim=-1")
+        raise _Unsupported(
+            f"{name} over the batch dimension (dim={dim}); over the classes it would be dim=-1"
+        )
     return label
 
 
@@ -254,6 +267,7 @@ def _sigmoid_expr(x):
 # -- handlers ----------------------------------------------------------------------------------
 # Each takes (real result, *arguments as Values or constants, **keyword arguments).
 
+
 def _binary(kind, function, name):
     def handler(real, a, b, *, alpha=None, rounding_mode=None, out=None):
         if rounding_mode is not None:
@@ -261,12 +275,14 @@ def _binary(kind, function, name):
         if alpha is not None:
             b = _result(_real(b), _expr(b) * _expr(alpha), _constant(b).summed)
         return _combine(real, a, b, kind, function, name)
+
     return handler
 
 
 def _reflected(handler):
     def reflected(real, a, b, **kwargs):
         return handler(real, b, a, **kwargs)
+
     return reflected
 
 
@@ -293,8 +309,10 @@ def _reshape(real, x, *args, **kwargs):
     before = [label for label in _labels(x.real) if label != "1"]
     after = [label for label in _labels(real) if label != "1"]
     if before != after:
-        raise _Unsupported(f"a reshape from {list(x.real.shape)} to {list(real.shape)} that "
-                           f"moves elements between the batch and the classes")
+        raise _Unsupported(
+            f"a reshape from {list(x.real.shape)} to {list(real.shape)} that "
+            f"moves elements between the batch and the classes"
+        )
     return Value(real, x.expr, x.summed)
 
 
@@ -307,6 +325,7 @@ def _detach(real, x, *args):
 def _unary(function, name):
     def handler(real, x, *args, **kwargs):
         return _elementwise(real, x, function, name)
+
     return handler
 
 
@@ -328,8 +347,10 @@ def _stacked(x, dim):
     if x.stack is None:
         return None
     if _plain(dim) not in (0, -len(x.real.shape)):
-        raise _Unsupported("a reduction of a stacked tensor (torch.stack) over another "
-                           "dimension than the stacking one")
+        raise _Unsupported(
+            "a reduction of a stacked tensor (torch.stack) over another "
+            "dimension than the stacking one"
+        )
     if any(item.summed for item in x.stack):
         raise _Unsupported("a stack of sums over the batch")
     return [_expr(item) for item in x.stack]
@@ -370,8 +391,9 @@ def _logsumexp(real, x, dim, keepdim=False):
     labels = _labels(x.real)
     chosen = [labels[d] for d in _dims(x, dim)]
     if "B" in chosen:
-        raise _Unsupported("logsumexp over the batch dimension: the loss would not be a sum "
-                           "of per-example losses")
+        raise _Unsupported(
+            "logsumexp over the batch dimension: the loss would not be a sum of per-example losses"
+        )
     value = _expr(x)
     return _result(real, log(N * ClassMean(exp(value))) if "N" in chosen else value)
 
@@ -416,8 +438,10 @@ def _variance(root):
         labels = _labels(x.real)
         chosen = [labels[d] for d in _dims(x, dim)] if labels else []
         if "B" in chosen:
-            raise _Unsupported("a variance over the batch dimension: the loss would not be a sum "
-                               "of per-example losses")
+            raise _Unsupported(
+                "a variance over the batch dimension: the loss would not be a sum "
+                "of per-example losses"
+            )
         count = N if "N" in chosen else sympy.Integer(1)
         if (count - correction).is_zero or (count - correction).is_negative:
             raise _Unsupported(f"a variance of {count} element(s) with correction {correction}")
@@ -426,6 +450,7 @@ def _variance(root):
         centred = ClassMean((f - mean) ** 2) if "N" in chosen else (f - mean) ** 2
         variance = count / (count - correction) * centred
         return _result(real, sympy.sqrt(variance) if root else variance)
+
     return handler
 
 
@@ -441,6 +466,7 @@ def _softmax(log_form):
         if label == "1":
             return _result(real, 0 if log_form else 1)
         return _result(real, _log_softmax_expr(value) if log_form else _softmax_expr(value))
+
     return handler
 
 
@@ -464,7 +490,7 @@ def _loss_reduction(real, elementwise, inputs, reduction, name, *, batchmean=Fal
     if reduction == "sum" or (reduction == "batchmean" and batchmean):
         expr, summed = _reduce(elementwise, False, labels, "sum")
         first = _labels(_real(inputs[0]))
-        if reduction == "batchmean" and first:     # torch: the sum / input.size(0)
+        if reduction == "batchmean" and first:  # torch: the sum / input.size(0)
             expr = expr / _DIMENSIONS[first[0]]
         return _result(real, expr, summed)
     if reduction == "mean":
@@ -484,8 +510,9 @@ def _kl_div(real, *args, **kwargs):
     x, t = _expr(a["input"]), _expr(a["target"])
     pointwise = exp(t) * (t - x) if _plain(a["log_target"]) else t * (log(t) - x)
     reduction = _reduction_name(a["size_average"], a["reduce"], a["reduction"])
-    return _loss_reduction(real, pointwise, (a["input"], a["target"]), reduction, "F.kl_div",
-                           batchmean=True)
+    return _loss_reduction(
+        real, pointwise, (a["input"], a["target"]), reduction, "F.kl_div", batchmean=True
+    )
 
 
 def _mse_loss(real, *args, **kwargs):
@@ -504,8 +531,9 @@ def _binary_cross_entropy(real, *args, **kwargs):
     x, t = _expr(a["input"]), _expr(a["target"])
     pointwise = -(t * log(x) + (1 - t) * log(1 - x))
     reduction = _reduction_name(a["size_average"], a["reduce"], a["reduction"])
-    return _loss_reduction(real, pointwise, (a["input"], a["target"]), reduction,
-                           "F.binary_cross_entropy")
+    return _loss_reduction(
+        real, pointwise, (a["input"], a["target"]), reduction, "F.binary_cross_entropy"
+    )
 
 
 def _binary_cross_entropy_with_logits(real, *args, **kwargs):
@@ -515,8 +543,9 @@ def _binary_cross_entropy_with_logits(real, *args, **kwargs):
     x, t = _expr(a["input"]), _expr(a["target"])
     pointwise = (1 - t) * x + log(1 + exp(-x))
     reduction = _reduction_name(a["size_average"], a["reduce"], a["reduction"])
-    return _loss_reduction(real, pointwise, (a["input"], a["target"]), reduction,
-                           "F.binary_cross_entropy_with_logits")
+    return _loss_reduction(
+        real, pointwise, (a["input"], a["target"]), reduction, "F.binary_cross_entropy_with_logits"
+    )
 
 
 def _cross_entropy(real, *args, **kwargs):
@@ -525,8 +554,10 @@ def _cross_entropy(real, *args, **kwargs):
         raise _Unsupported("F.cross_entropy with a class weight")
     inputs, target = _constant(a["input"]), _constant(a["target"])
     if isinstance(target.real, torch.Tensor) and not target.real.is_floating_point():
-        raise _Unsupported("F.cross_entropy with class-index (hard) targets: the loss sees only "
-                           "logits; use soft targets (probabilities)")
+        raise _Unsupported(
+            "F.cross_entropy with class-index (hard) targets: the loss sees only "
+            "logits; use soft targets (probabilities)"
+        )
     labels = _labels(inputs.real)
     if _labels(target.real) != labels or len(labels) not in (1, 2):
         raise _Unsupported("F.cross_entropy with targets not of the input's shape [B, N]")
@@ -550,10 +581,12 @@ def _cross_entropy(real, *args, **kwargs):
 def _like(fill):
     def handler(real, x, *args, **kwargs):
         return _result(real, fill)
+
     return handler
 
 
 # -- sizes ---------------------------------------------------------------------------------------
+
 
 def _size_of(value):
     return tuple(_DIMENSIONS[label] for label in _labels(_constant(value).real))
@@ -601,67 +634,154 @@ def _item(real, x):
 
 
 _FUNCTIONS = {
-    operator.add: _add, operator.sub: _sub, operator.mul: _mul, operator.truediv: _div,
-    operator.pow: _pow, operator.neg: _neg, operator.pos: _identity,
-    operator.getitem: _getitem, getattr: _getattr,
-    torch.add: _add, torch.sub: _sub, torch.subtract: _sub, torch.mul: _mul,
-    torch.multiply: _mul, torch.div: _div, torch.divide: _div, torch.true_divide: _div,
-    torch.pow: _pow, torch.neg: _neg, torch.negative: _neg,
-    torch.exp: _unary(exp, "exp"), torch.log: _unary(log, "log"),
+    operator.add: _add,
+    operator.sub: _sub,
+    operator.mul: _mul,
+    operator.truediv: _div,
+    operator.pow: _pow,
+    operator.neg: _neg,
+    operator.pos: _identity,
+    operator.getitem: _getitem,
+    getattr: _getattr,
+    torch.add: _add,
+    torch.sub: _sub,
+    torch.subtract: _sub,
+    torch.mul: _mul,
+    torch.multiply: _mul,
+    torch.div: _div,
+    torch.divide: _div,
+    torch.true_divide: _div,
+    torch.pow: _pow,
+    torch.neg: _neg,
+    torch.negative: _neg,
+    torch.exp: _unary(exp, "exp"),
+    torch.log: _unary(log, "log"),
     torch.log1p: _unary(lambda x: log(1 + x), "log1p"),
     torch.expm1: _unary(lambda x: exp(x) - 1, "expm1"),
     torch.log2: _unary(lambda x: log(x) / log(2), "log2"),
     torch.log10: _unary(lambda x: log(x) / log(10), "log10"),
-    torch.sqrt: _unary(sympy.sqrt, "sqrt"), torch.rsqrt: _unary(lambda x: 1 / sympy.sqrt(x), "rsqrt"),
+    torch.sqrt: _unary(sympy.sqrt, "sqrt"),
+    torch.rsqrt: _unary(lambda x: 1 / sympy.sqrt(x), "rsqrt"),
     torch.square: _unary(lambda x: x**2, "square"),
     torch.reciprocal: _unary(lambda x: 1 / x, "reciprocal"),
-    torch.sigmoid: _unary(_sigmoid_expr, "sigmoid"), F.sigmoid: _unary(_sigmoid_expr, "sigmoid"),
+    torch.sigmoid: _unary(_sigmoid_expr, "sigmoid"),
+    F.sigmoid: _unary(_sigmoid_expr, "sigmoid"),
     F.logsigmoid: _unary(lambda x: -log(1 + exp(-x)), "logsigmoid"),
     torch.tanh: _unary(lambda x: (1 - exp(-2 * x)) / (1 + exp(-2 * x)), "tanh"),
-    math.exp: _unary(exp, "exp"), math.log: _unary(log, "log"),
+    math.exp: _unary(exp, "exp"),
+    math.log: _unary(log, "log"),
     math.sqrt: _unary(sympy.sqrt, "sqrt"),
-    torch.sum: _sum, torch.mean: _mean, torch.var: _variance(False), torch.std: _variance(True),
-    torch.softmax: _softmax(False), F.softmax: _softmax(False),
-    torch.log_softmax: _softmax(True), F.log_softmax: _softmax(True),
-    F.kl_div: _kl_div, F.cross_entropy: _cross_entropy, F.mse_loss: _mse_loss,
+    torch.sum: _sum,
+    torch.mean: _mean,
+    torch.var: _variance(False),
+    torch.std: _variance(True),
+    torch.softmax: _softmax(False),
+    F.softmax: _softmax(False),
+    torch.log_softmax: _softmax(True),
+    F.log_softmax: _softmax(True),
+    F.kl_div: _kl_div,
+    F.cross_entropy: _cross_entropy,
+    F.mse_loss: _mse_loss,
     F.binary_cross_entropy: _binary_cross_entropy,
     F.binary_cross_entropy_with_logits: _binary_cross_entropy_with_logits,
-    torch.detach: _detach, torch.numel: _numel, torch.stack: _stack,
-    torch.logsumexp: _logsumexp, torch.norm: _norm, torch.tensor: _tensor,
-    torch.ones_like: _like(1), torch.zeros_like: _like(0),
-    torch.squeeze: _reshape, torch.unsqueeze: _reshape, torch.reshape: _reshape,
+    torch.detach: _detach,
+    torch.numel: _numel,
+    torch.stack: _stack,
+    torch.logsumexp: _logsumexp,
+    torch.norm: _norm,
+    torch.tensor: _tensor,
+    torch.ones_like: _like(1),
+    torch.zeros_like: _like(0),
+    torch.squeeze: _reshape,
+    torch.unsqueeze: _reshape,
+    torch.reshape: _reshape,
     torch.flatten: _reshape,
 }
 
 _METHODS = {
-    "add": _add, "sub": _sub, "subtract": _sub, "mul": _mul, "multiply": _mul, "div": _div,
-    "divide": _div, "true_divide": _div, "pow": _pow, "neg": _neg, "negative": _neg,
-    "__add__": _add, "__radd__": _reflected(_add), "__sub__": _sub, "__rsub__": _reflected(_sub),
-    "__mul__": _mul, "__rmul__": _reflected(_mul), "__truediv__": _div,
-    "__rtruediv__": _reflected(_div), "__pow__": _pow, "__rpow__": _reflected(_pow),
-    "exp": _FUNCTIONS[torch.exp], "log": _FUNCTIONS[torch.log], "log1p": _FUNCTIONS[torch.log1p],
-    "expm1": _FUNCTIONS[torch.expm1], "log2": _FUNCTIONS[torch.log2],
-    "log10": _FUNCTIONS[torch.log10], "sqrt": _FUNCTIONS[torch.sqrt],
-    "rsqrt": _FUNCTIONS[torch.rsqrt], "square": _FUNCTIONS[torch.square],
-    "reciprocal": _FUNCTIONS[torch.reciprocal], "sigmoid": _FUNCTIONS[torch.sigmoid],
+    "add": _add,
+    "sub": _sub,
+    "subtract": _sub,
+    "mul": _mul,
+    "multiply": _mul,
+    "div": _div,
+    "divide": _div,
+    "true_divide": _div,
+    "pow": _pow,
+    "neg": _neg,
+    "negative": _neg,
+    "__add__": _add,
+    "__radd__": _reflected(_add),
+    "__sub__": _sub,
+    "__rsub__": _reflected(_sub),
+    "__mul__": _mul,
+    "__rmul__": _reflected(_mul),
+    "__truediv__": _div,
+    "__rtruediv__": _reflected(_div),
+    "__pow__": _pow,
+    "__rpow__": _reflected(_pow),
+    "exp": _FUNCTIONS[torch.exp],
+    "log": _FUNCTIONS[torch.log],
+    "log1p": _FUNCTIONS[torch.log1p],
+    "expm1": _FUNCTIONS[torch.expm1],
+    "log2": _FUNCTIONS[torch.log2],
+    "log10": _FUNCTIONS[torch.log10],
+    "sqrt": _FUNCTIONS[torch.sqrt],
+    "rsqrt": _FUNCTIONS[torch.rsqrt],
+    "square": _FUNCTIONS[torch.square],
+    "reciprocal": _FUNCTIONS[torch.reciprocal],
+    "sigmoid": _FUNCTIONS[torch.sigmoid],
     "tanh": _FUNCTIONS[torch.tanh],
-    "sum": _sum, "mean": _mean, "var": _variance(False), "std": _variance(True),
-    "softmax": _softmax(False), "log_softmax": _softmax(True),
-    "logsumexp": _logsumexp, "norm": _norm,
-    "detach": _detach, "item": _item, "numel": _numel, "size": _size, "dim": _dim,
+    "sum": _sum,
+    "mean": _mean,
+    "var": _variance(False),
+    "std": _variance(True),
+    "softmax": _softmax(False),
+    "log_softmax": _softmax(True),
+    "logsumexp": _logsumexp,
+    "norm": _norm,
+    "detach": _detach,
+    "item": _item,
+    "numel": _numel,
+    "size": _size,
+    "dim": _dim,
     "ndimension": _dim,
-    "float": _identity, "double": _identity, "to": _identity, "type_as": _identity,
-    "contiguous": _identity, "clone": _identity, "cpu": _identity,
-    "squeeze": _reshape, "unsqueeze": _reshape, "view": _reshape, "reshape": _reshape,
-    "view_as": _reshape, "reshape_as": _reshape, "flatten": _reshape,
+    "float": _identity,
+    "double": _identity,
+    "to": _identity,
+    "type_as": _identity,
+    "contiguous": _identity,
+    "clone": _identity,
+    "cpu": _identity,
+    "squeeze": _reshape,
+    "unsqueeze": _reshape,
+    "view": _reshape,
+    "reshape": _reshape,
+    "view_as": _reshape,
+    "reshape_as": _reshape,
+    "flatten": _reshape,
 }
 
-_OPERATOR_SYMBOLS = {operator.add: "+", operator.sub: "-", operator.mul: "*",
-                     operator.truediv: "/", operator.pow: "**", operator.neg: "unary -",
-                     operator.pos: "unary +", operator.floordiv: "//", operator.mod: "%",
-                     operator.matmul: "@", operator.getitem: "[...]", operator.abs: "abs()",
-                     operator.lt: "<", operator.le: "<=", operator.gt: ">", operator.ge: ">=",
-                     operator.eq: "==", operator.ne: "!="}
+_OPERATOR_SYMBOLS = {
+    operator.add: "+",
+    operator.sub: "-",
+    operator.mul: "*",
+    operator.truediv: "/",
+    operator.pow: "**",
+    operator.neg: "unary -",
+    operator.pos: "unary +",
+    operator.floordiv: "//",
+    operator.mod: "%",
+    operator.matmul: "@",
+    operator.getitem: "[...]",
+    operator.abs: "abs()",
+    operator.lt: "<",
+    operator.le: "<=",
+    operator.gt: ">",
+    operator.ge: ">=",
+    operator.eq: "==",
+    operator.ne: "!=",
+}
 
 
 def operation_name(node):
@@ -695,7 +815,7 @@ def _handler(node):
     if node.op == "call_function":
         try:
             return _FUNCTIONS.get(node.target)
-        except TypeError:           # unhashable target
+        except TypeError:  # unhashable target
             return None
     return None
 
@@ -715,10 +835,12 @@ def translate(graph, root):
     """
     generator = torch.Generator().manual_seed(0)
     inputs = {
-        "student_logits": Value(torch.randn(RUN_BATCH, RUN_CLASSES, generator=generator,
-                                            dtype=torch.float64), z_i),
-        "teacher_logits": Value(torch.randn(RUN_BATCH, RUN_CLASSES, generator=generator,
-                                            dtype=torch.float64), v_i),
+        "student_logits": Value(
+            torch.randn(RUN_BATCH, RUN_CLASSES, generator=generator, dtype=torch.float64), z_i
+        ),
+        "teacher_logits": Value(
+            torch.randn(RUN_BATCH, RUN_CLASSES, generator=generator, dtype=torch.float64), v_i
+        ),
         "temperature": Value(torch.tensor(4.0, dtype=torch.float64), 1 / epsilon),
     }
     env, operations, output = {}, [], None
@@ -746,19 +868,23 @@ def translate(graph, root):
                     real = getattr(self, node.target)(*rest, **_real(kwargs))
                 else:
                     real = node.target(*_real(args), **_real(kwargs))
-            except Exception as error:   # torch's own error, on the user's line
-                raise DeriveError(f"{name} raised {type(error).__name__}: {one_line(error)} at "
-                                  f"{where(frame)}") from None
+            except Exception as error:  # torch's own error, on the user's line
+                raise DeriveError(
+                    f"{name} raised {type(error).__name__}: {one_line(error)} at {where(frame)}"
+                ) from None
             env[node] = handler(real, *args, **kwargs)
             operations.append(name)
         except _Unsupported as error:
             raise DeriveError(f"unsupported: {error} at {where(frame)}") from None
         except (TypeError, ValueError, KeyError, IndexError) as error:
-            raise DeriveError(f"unsupported: {name} with these arguments ({one_line(error)}) at "
-                              f"{where(frame)}") from None
+            raise DeriveError(
+                f"unsupported: {name} with these arguments ({one_line(error)}) at {where(frame)}"
+            ) from None
     if not isinstance(output, torch.fx.Node):
-        raise DeriveError(f"the function returns {type(output).__name__}, not a tensor computed "
-                          f"from the logits; expected a scalar tensor")
+        raise DeriveError(
+            f"the function returns {type(output).__name__}, not a tensor computed "
+            f"from the logits; expected a scalar tensor"
+        )
     try:
         return Translation(_per_example(env[output]), tuple(operations))
     except _Unsupported as error:
@@ -768,15 +894,18 @@ def translate(graph, root):
 def _per_example(value):
     """The per-example loss ``h``: the function's value is the sum of ``h`` over the examples."""
     if not isinstance(value.real, torch.Tensor):
-        raise DeriveError(f"the function returns {type(value.real).__name__}, expected a scalar "
-                          f"tensor")
+        raise DeriveError(
+            f"the function returns {type(value.real).__name__}, expected a scalar tensor"
+        )
     if value.real.ndim != 0:
         shape = ", ".join(_LABELS.get(size, str(size)) for size in value.real.shape)
-        raise DeriveError(f"the function returns a tensor of shape [{shape}], expected a scalar "
-                          f"(0-d) tensor; reduce it over the batch (e.g. reduction='batchmean')")
+        raise DeriveError(
+            f"the function returns a tensor of shape [{shape}], expected a scalar "
+            f"(0-d) tensor; reduce it over the batch (e.g. reduction='batchmean')"
+        )
     expr = _expr(value)
     if not value.summed:
-        expr = expr / B          # the same for every example: a sum of B copies of expr / B
+        expr = expr / B  # the same for every example: a sum of B copies of expr / B
     if not is_class_constant(expr):
         raise DeriveError("internal: the per-example loss depends on the generic class")
     return expr

@@ -53,12 +53,25 @@ verify._errors.VerifyError: classes must be an integer in [2, 262144], got 1
 """
 
 from .cli import add_arguments, main, run
-from .core import (DEFAULT_BATCH_SIZE, DEFAULT_CLASSES, DEFAULT_TIMEOUT, LIMITS, audit,
-                   check_options)
+from .core import DEFAULT_BATCH_SIZE, DEFAULT_CLASSES, DEFAULT_TIMEOUT, LIMITS, audit, check_options
 from .expectation import Expectation, parse_expectation
 from .loading import load_target
 from .result import CAUSES, VERDICTS, AuditResult
 
-__all__ = ["CAUSES", "VERDICTS", "AuditResult", "audit", "load_target", "add_arguments", "run",
-           "main", "check_options", "parse_expectation", "Expectation", "LIMITS",
-           "DEFAULT_CLASSES", "DEFAULT_BATCH_SIZE", "DEFAULT_TIMEOUT"]
+__all__ = [
+    "CAUSES",
+    "VERDICTS",
+    "AuditResult",
+    "audit",
+    "load_target",
+    "add_arguments",
+    "run",
+    "main",
+    "check_options",
+    "parse_expectation",
+    "Expectation",
+    "LIMITS",
+    "DEFAULT_CLASSES",
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_TIMEOUT",
+]

@@ -50,8 +50,7 @@ __all__ = ["TERMS", "Candidate", "catalogue", "structure", "Evaluated"]
 #: :math:`T^{-2}`, which separates JSD from skew KL, is above :math:`10^{-3}`.
 TERMS = 5
 
-_NOTATION = {"N", "T", "epsilon", "z_i", "v_i", "z_g", "v_g", "zh_i", "vh_i", "sigma_z",
-             "sigma_v"}
+_NOTATION = {"N", "T", "epsilon", "z_i", "v_i", "z_g", "v_g", "zh_i", "vh_i", "sigma_z", "sigma_v"}
 
 
 @dataclass(frozen=True)
@@ -92,8 +91,11 @@ def catalogue():
     for name, definition in OBJECTIVES.items():
         categorical = [p for p in definition.parameters if p.choices]
         for combination in itertools.product(*[p.choices for p in categorical]):
-            candidates.append(Candidate(name, tuple(
-                (p.name, choice) for p, choice in zip(categorical, combination))))
+            candidates.append(
+                Candidate(
+                    name, tuple((p.name, choice) for p, choice in zip(categorical, combination))
+                )
+            )
     return tuple(candidates)
 
 
@@ -142,8 +144,15 @@ def structure(objective, choices=()):
             for monomial in polynomial.terms:
                 used |= set(algebra.exponents(monomial))
     symbols = [p.symbol for p in continuous]
-    extra = sorted({s for slot in used for s in expressions[slot].free_symbols
-                    if s.name not in _NOTATION and s not in symbols}, key=_symbol_order)
+    extra = sorted(
+        {
+            s
+            for slot in used
+            for s in expressions[slot].free_symbols
+            if s.name not in _NOTATION and s not in symbols
+        },
+        key=_symbol_order,
+    )
     symbols = tuple(symbols + extra)
     kinds = {slot: _kind(expressions[slot], symbols) for slot in used}
     terms = []
@@ -161,17 +170,31 @@ def structure(objective, choices=()):
                         powers[kind[1]] += kind[2] * exponent
                     else:
                         other.append((slot, exponent))
-                rows.append((float(sympy.Rational(str(coefficient))), tuple(plain),
-                             tuple(powers), tuple(other)))
+                rows.append(
+                    (
+                        float(sympy.Rational(str(coefficient))),
+                        tuple(plain),
+                        tuple(powers),
+                        tuple(other),
+                    )
+                )
             split[component] = tuple(rows)
         terms.append(split)
     rows = [row for term in terms for component in term.values() for row in component]
     polynomial = all(not other for _, _, _, other in rows)
-    linear = polynomial and all(sum(powers) <= 1 and min(powers, default=0) >= 0
-                                for _, _, powers, _ in rows)
-    return Structure(tuple([p.name for p in continuous] + [s.name for s in extra]), symbols,
-                     tuple(continuous) + (None,) * len(extra), bool(extra), tuple(terms),
-                     expressions, polynomial, linear)
+    linear = polynomial and all(
+        sum(powers) <= 1 and min(powers, default=0) >= 0 for _, _, powers, _ in rows
+    )
+    return Structure(
+        tuple([p.name for p in continuous] + [s.name for s in extra]),
+        symbols,
+        tuple(continuous) + (None,) * len(extra),
+        bool(extra),
+        tuple(terms),
+        expressions,
+        polynomial,
+        linear,
+    )
 
 
 def _kind(expression, symbols):
@@ -208,7 +231,7 @@ class Evaluated:
         self.shape = structure(candidate.objective, candidate.choices)
         self.leaf, self.teacher = leaf, teacher
         self.labels = labels
-        self._cache = {} if cache is None else cache     # (value, gradient) by expression
+        self._cache = {} if cache is None else cache  # (value, gradient) by expression
         self._parts = self._basis = None
 
     def _generator(self, slot, temperature=None):
@@ -239,14 +262,14 @@ class Evaluated:
             values = coefficients[:, None].expand(-1, rows)
             return values, torch.zeros((*values.shape, self.leaf.shape[-1]), dtype=torch.float64)
         generated = [self._generator(slot) for slot in slots]
-        values = torch.stack([value for value, _ in generated])             # [S, R]
-        gradients = torch.stack([gradient for _, gradient in generated])    # [S, R, N]
+        values = torch.stack([value for value, _ in generated])  # [S, R]
+        gradients = torch.stack([gradient for _, gradient in generated])  # [S, R, N]
         magnitude = values.abs()
-        logarithms = torch.where(magnitude > 0, magnitude.log(),
-                                 torch.full_like(magnitude, -1e30))
+        logarithms = torch.where(magnitude > 0, magnitude.log(), torch.full_like(magnitude, -1e30))
         parity = torch.remainder(exponents @ (values < 0).to(torch.float64), 2.0)
-        products = (torch.exp(exponents @ logarithms) * (1.0 - 2.0 * parity)
-                    * coefficients[:, None])                                 # [P, R]
+        products = (
+            torch.exp(exponents @ logarithms) * (1.0 - 2.0 * parity) * coefficients[:, None]
+        )  # [P, R]
         safe = torch.where(values == 0, torch.full_like(values, 1e-300), values)
         weights = products[:, None, :] * exponents[:, :, None] / safe[None]  # [P, S, R]
         return products, torch.einsum("psr,srn->prn", weights, gradients)
@@ -256,20 +279,21 @@ class Evaluated:
         free of the parameters, by how the parameters enter them."""
         if self._parts is None:
             layout = _layout(self.candidate.objective, self.candidate.choices)
-            values, gradients = self._monomials(layout.slots, layout.exponents,
-                                                layout.coefficients)
+            values, gradients = self._monomials(layout.slots, layout.exponents, layout.coefficients)
             terms, rows = len(self.shape.terms), self.leaf.shape[0]
             losses = (layout.assignment @ values).reshape(len(layout.keys), terms, rows)
             summed = torch.einsum("gp,prn->grn", layout.assignment, gradients).reshape(
-                len(layout.keys), terms, rows, self.leaf.shape[-1])
+                len(layout.keys), terms, rows, self.leaf.shape[-1]
+            )
             self._parts = {key: (losses[i], summed[i]) for i, key in enumerate(layout.keys)}
         return self._parts
 
     def basis(self):
         """``{powers: [K, R, N]}``: the gradient of each monomial's coefficient in each term."""
         if self._basis is None:
-            self._basis = {powers: gradient
-                           for (powers, _), (_, gradient) in self._grouped().items()}
+            self._basis = {
+                powers: gradient for (powers, _), (_, gradient) in self._grouped().items()
+            }
         return self._basis
 
     def terms(self, values):
@@ -280,8 +304,13 @@ class Evaluated:
                 total = total + _monomial(values, powers) * tensor
             return total
         (terms,) = self.terms_many([values])
-        return terms if terms is not None else torch.full(
-            (len(self.shape.terms), *self.leaf.shape), math.inf, dtype=torch.float64)
+        return (
+            terms
+            if terms is not None
+            else torch.full(
+                (len(self.shape.terms), *self.leaf.shape), math.inf, dtype=torch.float64
+            )
+        )
 
     def terms_many(self, points):
         """:math:`G_k` at each of several parameter values: a list of ``[K, R, N]``, ``None``
@@ -292,15 +321,17 @@ class Evaluated:
         for values in points:
             total = 0
             for (powers, other), (loss, gradient) in self._grouped().items():
-                factor = torch.full((self.leaf.shape[0],), _monomial(values, powers),
-                                    dtype=torch.float64)
-                logarithmic = torch.zeros_like(self.leaf)   # d log(factor) / dz
+                factor = torch.full(
+                    (self.leaf.shape[0],), _monomial(values, powers), dtype=torch.float64
+                )
+                logarithmic = torch.zeros_like(self.leaf)  # d log(factor) / dz
                 for slot, exponent in other:
                     value, derivative = self._generator(slot, float(values[0]))
-                    factor = factor * value ** exponent
+                    factor = factor * value**exponent
                     logarithmic = logarithmic + exponent * derivative / value[:, None]
                 total = total + factor[None, :, None] * (
-                    gradient + loss[:, :, None] * logarithmic[None])
+                    gradient + loss[:, :, None] * logarithmic[None]
+                )
             finite = isinstance(total, torch.Tensor) and bool(torch.isfinite(total).all())
             results.append(total if finite else None)
         return results
@@ -333,9 +364,13 @@ def _layout(objective, choices):
         targets.append(keys.setdefault((powers, other), len(keys)) * len(terms) + k)
     assignment = torch.zeros((len(keys) * len(terms), len(rows)), dtype=torch.float64)
     assignment[torch.tensor(targets, dtype=torch.long), torch.arange(len(rows))] = 1.0
-    return _Layout(tuple(slots), torch.tensor(exponents, dtype=torch.float64).reshape(
-        len(rows), len(slots)), torch.tensor([row[0] for _, row in rows], dtype=torch.float64),
-        tuple(keys), assignment)
+    return _Layout(
+        tuple(slots),
+        torch.tensor(exponents, dtype=torch.float64).reshape(len(rows), len(slots)),
+        torch.tensor([row[0] for _, row in rows], dtype=torch.float64),
+        tuple(keys),
+        assignment,
+    )
 
 
 @lru_cache(maxsize=None)

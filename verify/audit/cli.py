@@ -28,8 +28,7 @@ from fractions import Fraction
 
 from .._errors import VerifyError, check_argument
 from ..devices import DEVICES, DTYPES
-from .core import (DEFAULT_BATCH_SIZE, DEFAULT_CLASSES, DEFAULT_TIMEOUT, LIMITS, audit,
-                   check_options)
+from .core import DEFAULT_BATCH_SIZE, DEFAULT_CLASSES, DEFAULT_TIMEOUT, LIMITS, audit, check_options
 from .expectation import parse_expectation
 from .loading import load_target
 from .result import one_line
@@ -39,39 +38,66 @@ __all__ = ["add_arguments", "run", "main", "options"]
 
 def add_arguments(parser):
     """Add the audit's arguments to an :class:`argparse.ArgumentParser` (or a subparser)."""
-    parser.add_argument("target", help="the loss to audit, as MODULE:FUNCTION; it is called as "
-                        "FUNCTION(student_logits, teacher_logits, T[, target][, mask=mask]) -> "
-                        "scalar tensor")
+    parser.add_argument(
+        "target",
+        help="the loss to audit, as MODULE:FUNCTION; it is called as "
+        "FUNCTION(student_logits, teacher_logits, T[, target][, mask=mask]) -> "
+        "scalar tensor",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.add_argument("--classes", default=None,
-                        help=f"number of classes N, 2..{LIMITS['classes']} "
-                             f"(default {DEFAULT_CLASSES})")
-    parser.add_argument("--batch-size", default=None,
-                        help=f"batch size B, 2..{LIMITS['batch_size']} "
-                             f"(default {DEFAULT_BATCH_SIZE})")
-    parser.add_argument("--shape", default=None, metavar="B,N|B,L,N",
-                        help="the logits' shape instead of --batch-size/--classes; B,L,N audits "
-                             f"token sequences (L 1..{LIMITS['sequence_length']}); at most "
-                             f"{LIMITS['elements']} elements")
-    parser.add_argument("--mask", action="store_true",
-                        help="pad the sequences at random; the loss gets mask=[B, L] (True for "
-                             "real tokens) if it takes a mask argument")
-    parser.add_argument("--seed", default="0", help="seed of the random logits, 0..4294967295 "
-                                                    "(default 0)")
-    parser.add_argument("--device", default="cpu", help="one of " + ", ".join(DEVICES)
-                        + " (default cpu)")
-    parser.add_argument("--dtype", default="float64", help="one of " + ", ".join(DTYPES)
-                        + " (default float64)")
-    parser.add_argument("--expect", default=None, metavar="NAME[:k=v,...]",
-                        help="the objective the loss is meant to be (default kl, Hinton's KD)")
-    parser.add_argument("--weight", default="1",
-                        help="its weight in the loss, a number > 0 (default 1)")
-    parser.add_argument("--no-trace", action="store_true",
-                        help="do not trace the loss symbolically (derive trace) beside the "
-                             "numeric audit")
-    parser.add_argument("--timeout", default=f"{DEFAULT_TIMEOUT:g}",
-                        help=f"seconds the audit may take, in (0, {LIMITS['timeout']:g}] "
-                             f"(default {DEFAULT_TIMEOUT:g})")
+    parser.add_argument(
+        "--classes",
+        default=None,
+        help=f"number of classes N, 2..{LIMITS['classes']} (default {DEFAULT_CLASSES})",
+    )
+    parser.add_argument(
+        "--batch-size",
+        default=None,
+        help=f"batch size B, 2..{LIMITS['batch_size']} (default {DEFAULT_BATCH_SIZE})",
+    )
+    parser.add_argument(
+        "--shape",
+        default=None,
+        metavar="B,N|B,L,N",
+        help="the logits' shape instead of --batch-size/--classes; B,L,N audits "
+        f"token sequences (L 1..{LIMITS['sequence_length']}); at most "
+        f"{LIMITS['elements']} elements",
+    )
+    parser.add_argument(
+        "--mask",
+        action="store_true",
+        help="pad the sequences at random; the loss gets mask=[B, L] (True for "
+        "real tokens) if it takes a mask argument",
+    )
+    parser.add_argument(
+        "--seed", default="0", help="seed of the random logits, 0..4294967295 (default 0)"
+    )
+    parser.add_argument(
+        "--device", default="cpu", help="one of " + ", ".join(DEVICES) + " (default cpu)"
+    )
+    parser.add_argument(
+        "--dtype", default="float64", help="one of " + ", ".join(DTYPES) + " (default float64)"
+    )
+    parser.add_argument(
+        "--expect",
+        default=None,
+        metavar="NAME[:k=v,...]",
+        help="the objective the loss is meant to be (default kl, Hinton's KD)",
+    )
+    parser.add_argument(
+        "--weight", default="1", help="its weight in the loss, a number > 0 (default 1)"
+    )
+    parser.add_argument(
+        "--no-trace",
+        action="store_true",
+        help="do not trace the loss symbolically (derive trace) beside the numeric audit",
+    )
+    parser.add_argument(
+        "--timeout",
+        default=f"{DEFAULT_TIMEOUT:g}",
+        help=f"seconds the audit may take, in (0, {LIMITS['timeout']:g}] "
+        f"(default {DEFAULT_TIMEOUT:g})",
+    )
     return parser
 
 
@@ -80,35 +106,56 @@ def options(arguments):
     checked (:class:`~verify.VerifyError` otherwise)."""
     sizes = {}
     if arguments.shape is not None:
-        check_argument(arguments.classes is None and arguments.batch_size is None,
-                       "give either --shape or --classes/--batch-size, not both")
+        check_argument(
+            arguments.classes is None and arguments.batch_size is None,
+            "give either --shape or --classes/--batch-size, not both",
+        )
         parts = str(arguments.shape).split(",")
-        check_argument(len(parts) in (2, 3) and all(_digits(p) for p in parts),
-                       "--shape must be B,N or B,L,N (integers), got {!r}", arguments.shape)
+        check_argument(
+            len(parts) in (2, 3) and all(_digits(p) for p in parts),
+            "--shape must be B,N or B,L,N (integers), got {!r}",
+            arguments.shape,
+        )
         values = [int(p) for p in parts]
         sizes["batch_size"] = _bounded(parts[0], "--shape's B", 2, LIMITS["batch_size"])
         sizes["classes"] = _bounded(parts[-1], "--shape's N", 2, LIMITS["classes"])
         if len(values) == 3:
-            sizes["sequence_length"] = _bounded(parts[1], "--shape's L", 1,
-                                                LIMITS["sequence_length"])
+            sizes["sequence_length"] = _bounded(
+                parts[1], "--shape's L", 1, LIMITS["sequence_length"]
+            )
     else:
-        sizes["classes"] = _bounded(arguments.classes, "--classes", 2, LIMITS["classes"],
-                                    default=DEFAULT_CLASSES)
-        sizes["batch_size"] = _bounded(arguments.batch_size, "--batch-size", 2,
-                                       LIMITS["batch_size"], default=DEFAULT_BATCH_SIZE)
-    result = dict(sizes, mask=bool(arguments.mask),
-                  seed=_bounded(arguments.seed, "--seed", 0, LIMITS["seed"] - 1),
-                  device=arguments.device, dtype=arguments.dtype, expect=arguments.expect,
-                  weight=_number(arguments.weight, "--weight", upper=math.inf),
-                  timeout=_number(arguments.timeout, "--timeout", upper=LIMITS["timeout"]),
-                  symbolic=not getattr(arguments, "no_trace", False))
-    check_argument(not result["mask"] or "sequence_length" in result,
-                   "--mask needs token sequences: give --shape B,L,N")
-    check_argument(isinstance(result["expect"], (str, type(None))) and (
-        result["expect"] is None or result["expect"].strip() != ""),
-        "--expect must be NAME[:k=v,...], got {!r}", result["expect"])
-    check_options(**{k: v for k, v in result.items()
-                     if k not in ("expect", "weight", "symbolic")})
+        sizes["classes"] = _bounded(
+            arguments.classes, "--classes", 2, LIMITS["classes"], default=DEFAULT_CLASSES
+        )
+        sizes["batch_size"] = _bounded(
+            arguments.batch_size,
+            "--batch-size",
+            2,
+            LIMITS["batch_size"],
+            default=DEFAULT_BATCH_SIZE,
+        )
+    result = dict(
+        sizes,
+        mask=bool(arguments.mask),
+        seed=_bounded(arguments.seed, "--seed", 0, LIMITS["seed"] - 1),
+        device=arguments.device,
+        dtype=arguments.dtype,
+        expect=arguments.expect,
+        weight=_number(arguments.weight, "--weight", upper=math.inf),
+        timeout=_number(arguments.timeout, "--timeout", upper=LIMITS["timeout"]),
+        symbolic=not getattr(arguments, "no_trace", False),
+    )
+    check_argument(
+        not result["mask"] or "sequence_length" in result,
+        "--mask needs token sequences: give --shape B,L,N",
+    )
+    check_argument(
+        isinstance(result["expect"], (str, type(None)))
+        and (result["expect"] is None or result["expect"].strip() != ""),
+        "--expect must be NAME[:k=v,...], got {!r}",
+        result["expect"],
+    )
+    check_options(**{k: v for k, v in result.items() if k not in ("expect", "weight", "symbolic")})
     parse_expectation(result["expect"], result["weight"])
     return result
 
@@ -122,8 +169,14 @@ def _bounded(text, name, low, high, default=None):
     if text is None and default is not None:
         return default
     value = int(text) if text is not None and _digits(text) else None
-    check_argument(value is not None and low <= value <= high,
-                   "{} must be an integer in [{}, {}], got {!r}", name, low, high, text)
+    check_argument(
+        value is not None and low <= value <= high,
+        "{} must be an integer in [{}, {}], got {!r}",
+        name,
+        low,
+        high,
+        text,
+    )
     return value
 
 
@@ -132,9 +185,13 @@ def _number(text, name, *, upper):
         value = float(Fraction(str(text).strip()))
     except (ValueError, ZeroDivisionError, OverflowError):
         value = None
-    check_argument(value is not None and math.isfinite(value) and 0 < value <= upper,
-                   "{} must be a number > 0{} (e.g. 0.5), got {!r}", name,
-                   "" if upper == math.inf else f" and <= {upper:g}", text)
+    check_argument(
+        value is not None and math.isfinite(value) and 0 < value <= upper,
+        "{} must be a number > 0{} (e.g. 0.5), got {!r}",
+        name,
+        "" if upper == math.inf else f" and <= {upper:g}",
+        text,
+    )
     return value
 
 
@@ -196,7 +253,10 @@ class _OneLineParser(argparse.ArgumentParser):
 
 def main(argv=None):
     """``python -m verify.audit MODULE:FUNCTION [--json] ...``"""
-    parser = add_arguments(_OneLineParser(
-        prog="python -m verify.audit",
-        description="Audit a distillation loss against the high-temperature theory."))
+    parser = add_arguments(
+        _OneLineParser(
+            prog="python -m verify.audit",
+            description="Audit a distillation loss against the high-temperature theory.",
+        )
+    )
     return run(parser.parse_args(argv))

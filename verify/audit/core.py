@@ -18,18 +18,35 @@ from .candidates import Candidate, Evaluated
 from .defects import correlation_norms, match_defects
 from .diagnoses import diagnose
 from .expectation import _is_real, parse_expectation
-from .fitting import extrapolate, ignores_temperature, power_law, shift_invariance, \
-    tensor_temperature
+from .fitting import (
+    extrapolate,
+    ignores_temperature,
+    power_law,
+    shift_invariance,
+    tensor_temperature,
+)
 from .identification import Fitter, Identification, identify
 from .loading import Sandbox, describe_function, inspect_signature
-from .probing import (MODERATE_TEMPERATURES, Probe, RoundingModel, draw_inputs,
-                      fit_temperatures, identification_temperatures)
+from .probing import (
+    MODERATE_TEMPERATURES,
+    Probe,
+    RoundingModel,
+    draw_inputs,
+    fit_temperatures,
+    identification_temperatures,
+)
 from .result import AuditResult, _significant
 from .sequences import classify, measure_pattern, pattern_tolerance
 from .symbolic import TRACE_ORDER, check_symbolically, not_traced
 
-__all__ = ["audit", "check_options", "DEFAULT_CLASSES", "DEFAULT_BATCH_SIZE",
-           "DEFAULT_TIMEOUT", "LIMITS"]
+__all__ = [
+    "audit",
+    "check_options",
+    "DEFAULT_CLASSES",
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_TIMEOUT",
+    "LIMITS",
+]
 
 #: Defaults of :func:`audit` (and of the CLI).
 DEFAULT_CLASSES = 10
@@ -39,8 +56,14 @@ DEFAULT_TIMEOUT = 300.0
 #: The largest value of each size, checked before any work: classes (a large vocabulary),
 #: batch size, sequence length, their product (the elements of one logits tensor; the audit
 #: keeps about 30 gradients of that size in float64), and the timeout in seconds.
-LIMITS = {"classes": 2**18, "batch_size": 2**12, "sequence_length": 2**12,
-          "elements": 2**21, "timeout": 86400.0, "seed": MAX_SEED + 1}
+LIMITS = {
+    "classes": 2**18,
+    "batch_size": 2**12,
+    "sequence_length": 2**12,
+    "elements": 2**21,
+    "timeout": 86400.0,
+    "seed": MAX_SEED + 1,
+}
 
 # Rows the identification evaluates derive's terms on: enough to pin the parameters, few
 # enough that a large vocabulary stays cheap (about 1024 logits).
@@ -52,41 +75,92 @@ def _is_integer(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def check_options(*, classes=DEFAULT_CLASSES, batch_size=DEFAULT_BATCH_SIZE,
-                  sequence_length=None, mask=False, seed=0, dtype=torch.float64, device="cpu",
-                  timeout=DEFAULT_TIMEOUT):
+def check_options(
+    *,
+    classes=DEFAULT_CLASSES,
+    batch_size=DEFAULT_BATCH_SIZE,
+    sequence_length=None,
+    mask=False,
+    seed=0,
+    dtype=torch.float64,
+    device="cpu",
+    timeout=DEFAULT_TIMEOUT,
+):
     """Check :func:`audit`'s options, every size against :data:`LIMITS`, before any work."""
-    check_argument(_is_integer(classes) and 2 <= classes <= LIMITS["classes"],
-                   "classes must be an integer in [2, {}], got {!r}", LIMITS["classes"], classes)
-    check_argument(_is_integer(batch_size) and 2 <= batch_size <= LIMITS["batch_size"],
-                   "batch_size must be an integer in [2, {}] (with one example 'sum' and "
-                   "'batchmean' coincide), got {!r}", LIMITS["batch_size"], batch_size)
-    check_argument(sequence_length is None or _is_integer(sequence_length)
-                   and 1 <= sequence_length <= LIMITS["sequence_length"],
-                   "sequence_length must be None or an integer in [1, {}], got {!r}",
-                   LIMITS["sequence_length"], sequence_length)
+    check_argument(
+        _is_integer(classes) and 2 <= classes <= LIMITS["classes"],
+        "classes must be an integer in [2, {}], got {!r}",
+        LIMITS["classes"],
+        classes,
+    )
+    check_argument(
+        _is_integer(batch_size) and 2 <= batch_size <= LIMITS["batch_size"],
+        "batch_size must be an integer in [2, {}] (with one example 'sum' and "
+        "'batchmean' coincide), got {!r}",
+        LIMITS["batch_size"],
+        batch_size,
+    )
+    check_argument(
+        sequence_length is None
+        or _is_integer(sequence_length)
+        and 1 <= sequence_length <= LIMITS["sequence_length"],
+        "sequence_length must be None or an integer in [1, {}], got {!r}",
+        LIMITS["sequence_length"],
+        sequence_length,
+    )
     elements = classes * batch_size * (sequence_length or 1)
-    check_argument(elements <= LIMITS["elements"],
-                   "the logits would have {} elements (batch x length x classes); at most {} "
-                   "(2**21) are audited: reduce the classes, batch size or sequence length",
-                   elements, LIMITS["elements"])
+    check_argument(
+        elements <= LIMITS["elements"],
+        "the logits would have {} elements (batch x length x classes); at most {} "
+        "(2**21) are audited: reduce the classes, batch size or sequence length",
+        elements,
+        LIMITS["elements"],
+    )
     check_argument(isinstance(mask, bool), "mask must be True or False, got {!r}", mask)
-    check_argument(not mask or sequence_length is not None,
-                   "mask=True needs token sequences (a sequence_length; --shape B,L,N)")
-    check_argument(_is_integer(seed) and 0 <= seed < LIMITS["seed"],
-                   "seed must be an integer in [0, {}], got {!r}", MAX_SEED, seed)
-    check_argument(isinstance(dtype, (str, torch.dtype)),
-                   "dtype must be one of float64, float32, got {!r}", dtype)
-    check_argument(isinstance(device, (str, torch.device)),
-                   "device must be one of auto, cpu, cuda, got {!r}", device)
-    check_argument(_is_real(timeout) and 0 < timeout <= LIMITS["timeout"],
-                   "timeout must be a number of seconds in (0, {:g}], got {!r}",
-                   LIMITS["timeout"], timeout)
+    check_argument(
+        not mask or sequence_length is not None,
+        "mask=True needs token sequences (a sequence_length; --shape B,L,N)",
+    )
+    check_argument(
+        _is_integer(seed) and 0 <= seed < LIMITS["seed"],
+        "seed must be an integer in [0, {}], got {!r}",
+        MAX_SEED,
+        seed,
+    )
+    check_argument(
+        isinstance(dtype, (str, torch.dtype)),
+        "dtype must be one of float64, float32, got {!r}",
+        dtype,
+    )
+    check_argument(
+        isinstance(device, (str, torch.device)),
+        "device must be one of auto, cpu, cuda, got {!r}",
+        device,
+    )
+    check_argument(
+        _is_real(timeout) and 0 < timeout <= LIMITS["timeout"],
+        "timeout must be a number of seconds in (0, {:g}], got {!r}",
+        LIMITS["timeout"],
+        timeout,
+    )
 
 
-def audit(fn, *, classes=DEFAULT_CLASSES, batch_size=DEFAULT_BATCH_SIZE, sequence_length=None,
-          mask=False, dtype=torch.float64, device="cpu", seed=0, expect=None, weight=1.0,
-          timeout=DEFAULT_TIMEOUT, progress=None, symbolic=True):
+def audit(
+    fn,
+    *,
+    classes=DEFAULT_CLASSES,
+    batch_size=DEFAULT_BATCH_SIZE,
+    sequence_length=None,
+    mask=False,
+    dtype=torch.float64,
+    device="cpu",
+    seed=0,
+    expect=None,
+    weight=1.0,
+    timeout=DEFAULT_TIMEOUT,
+    progress=None,
+    symbolic=True,
+):
     r"""Audit a distillation loss ``fn(student_logits, teacher_logits, T) -> scalar tensor``.
 
     Parameters
@@ -134,51 +208,94 @@ def audit(fn, *, classes=DEFAULT_CLASSES, batch_size=DEFAULT_BATCH_SIZE, sequenc
     small, and on a busy machine extra threads only wait on each other (an audit measured 9
     times slower with two threads on two loaded cores).
     """
-    check_argument(callable(fn), "fn must be callable as fn(student_logits, teacher_logits, T), "
-                   "got {!r}", fn)
-    check_options(classes=classes, batch_size=batch_size, sequence_length=sequence_length,
-                  mask=mask, seed=seed, dtype=dtype, device=device, timeout=timeout)
-    check_argument(progress is None or callable(progress),
-                   "progress must be None or callable, got {!r}", progress)
-    check_argument(isinstance(symbolic, bool), "symbolic must be True or False, got {!r}",
-                   symbolic)
+    check_argument(
+        callable(fn), "fn must be callable as fn(student_logits, teacher_logits, T), got {!r}", fn
+    )
+    check_options(
+        classes=classes,
+        batch_size=batch_size,
+        sequence_length=sequence_length,
+        mask=mask,
+        seed=seed,
+        dtype=dtype,
+        device=device,
+        timeout=timeout,
+    )
+    check_argument(
+        progress is None or callable(progress),
+        "progress must be None or callable, got {!r}",
+        progress,
+    )
+    check_argument(isinstance(symbolic, bool), "symbolic must be True or False, got {!r}", symbolic)
     expectation = parse_expectation(expect, weight)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     started = time.monotonic()
     try:
-        result = _audit(fn, expectation, classes=classes, batch_size=batch_size,
-                        sequence_length=sequence_length, mask=mask, dtype=dtype, device=device,
-                        seed=seed, timeout=timeout, progress=progress)
+        result = _audit(
+            fn,
+            expectation,
+            classes=classes,
+            batch_size=batch_size,
+            sequence_length=sequence_length,
+            mask=mask,
+            dtype=dtype,
+            device=device,
+            seed=seed,
+            timeout=timeout,
+            progress=progress,
+        )
         if not symbolic:
             check = not_traced("not asked for (--no-trace)")
         else:
             if progress is not None:
                 progress("tracing the loss symbolically")
             check = check_symbolically(
-                fn, result, expectation=expectation, signature=inspect_signature(fn),
-                sequence_length=sequence_length, order=TRACE_ORDER,
-                remaining=timeout - (time.monotonic() - started))
+                fn,
+                result,
+                expectation=expectation,
+                signature=inspect_signature(fn),
+                sequence_length=sequence_length,
+                order=TRACE_ORDER,
+                remaining=timeout - (time.monotonic() - started),
+            )
         return dataclasses.replace(result, symbolic=check)
     finally:
         torch.set_num_threads(threads)
 
 
-def _audit(fn, expectation, *, classes, batch_size, sequence_length, mask, dtype, device, seed,
-           timeout, progress):
+def _audit(
+    fn,
+    expectation,
+    *,
+    classes,
+    batch_size,
+    sequence_length,
+    mask,
+    dtype,
+    device,
+    seed,
+    timeout,
+    progress,
+):
     dtype, device = resolve_dtype(dtype), resolve_device(device)
     sandbox = Sandbox(describe_function(fn), timeout=timeout)
     signature = inspect_signature(fn)
-    shape = (batch_size, classes) if sequence_length is None else (
-        batch_size, sequence_length, classes)
-    inputs = draw_inputs(shape, seed=seed, dtype=dtype, mask=mask,
-                         random_labels=signature.target is not None)
-    probe = Probe(fn, inputs, device=device, signature=signature, sandbox=sandbox,
-                  progress=progress)
-    student, teacher, labels = (inputs.rows(inputs.student), inputs.rows(inputs.teacher),
-                                inputs.row_labels)
-    count = min(student.shape[0], _IDENTIFICATION_ROWS,
-                max(2, _IDENTIFICATION_ELEMENTS // classes))
+    shape = (
+        (batch_size, classes) if sequence_length is None else (batch_size, sequence_length, classes)
+    )
+    inputs = draw_inputs(
+        shape, seed=seed, dtype=dtype, mask=mask, random_labels=signature.target is not None
+    )
+    probe = Probe(
+        fn, inputs, device=device, signature=signature, sandbox=sandbox, progress=progress
+    )
+    student, teacher, labels = (
+        inputs.rows(inputs.student),
+        inputs.rows(inputs.teacher),
+        inputs.row_labels,
+    )
+    count = min(student.shape[0], _IDENTIFICATION_ROWS, max(2, _IDENTIFICATION_ELEMENTS // classes))
     rows = (student[:count], teacher[:count], labels[:count])
     fit_grid = fit_temperatures(dtype)
     id_grid = identification_temperatures(rows[0], rows[1])
@@ -187,30 +304,61 @@ def _audit(fn, expectation, *, classes, batch_size, sequence_length, mask, dtype
     permutation = torch.randperm(classes, generator=torch.Generator().manual_seed(seed))
     # Round-off measured per temperature, the largest over the rows (one row's sample can
     # happen to be exact), for every row.
-    noise = {t: (probe.permuted_gradient(t, permutation).reshape(-1, classes) - gradient)
-             .abs().sum(-1).amax().expand(gradient.shape[0]) for t, gradient in
-             zip(temperatures, raw)}
-    flat = (inputs.student.reshape(-1, classes).double(), inputs.teacher.reshape(-1, classes)
-            .double())
+    noise = {
+        t: (probe.permuted_gradient(t, permutation).reshape(-1, classes) - gradient)
+        .abs()
+        .sum(-1)
+        .amax()
+        .expand(gradient.shape[0])
+        for t, gradient in zip(temperatures, raw)
+    }
+    flat = (
+        inputs.student.reshape(-1, classes).double(),
+        inputs.teacher.reshape(-1, classes).double(),
+    )
     shift = shift_invariance(raw, temperatures, RoundingModel(*flat, dtype=dtype, noise=noise))
     real = raw[:, inputs.real]
-    findings = {"shift": shift, "grid": fit_grid, "expected": expectation.to_tuple(),
-                "expectation": expectation,
-                "classes": classes, "batch_size": batch_size, "sequence": inputs.sequence,
-                "signature": signature, "notes": []}
-    base = dict(shift_invariant=shift["invariant"], classes=classes, batch_size=batch_size,
-                sequence_length=sequence_length, labels=inputs.label_source,
-                shift_worst_error=shift["error"], shift_tolerance=shift["tolerance"],
-                shift_temperature=shift["temperature"], temperatures=fit_grid,
-                identification_temperatures=id_grid, function=sandbox.name,
-                dtype=dtype_name(dtype), device=str(device), seed=seed,
-                expected=expectation.to_tuple())
+    findings = {
+        "shift": shift,
+        "grid": fit_grid,
+        "expected": expectation.to_tuple(),
+        "expectation": expectation,
+        "classes": classes,
+        "batch_size": batch_size,
+        "sequence": inputs.sequence,
+        "signature": signature,
+        "notes": [],
+    }
+    base = dict(
+        shift_invariant=shift["invariant"],
+        classes=classes,
+        batch_size=batch_size,
+        sequence_length=sequence_length,
+        labels=inputs.label_source,
+        shift_worst_error=shift["error"],
+        shift_tolerance=shift["tolerance"],
+        shift_temperature=shift["temperature"],
+        temperatures=fit_grid,
+        identification_temperatures=id_grid,
+        function=sandbox.name,
+        dtype=dtype_name(dtype),
+        device=str(device),
+        seed=seed,
+        expected=expectation.to_tuple(),
+    )
     if not probe.has_gradient or not bool(raw.abs().amax() > 0):
         findings["no_gradient"] = True
         causes, diagnoses, notes, verdict = diagnose(findings)
-        return AuditResult(temperature_exponent=None, limit_scale=None, limit_cosine=None,
-                           verdict=verdict, diagnoses=tuple(diagnoses), causes=tuple(causes),
-                           printed_lines=sandbox.printed_lines, **base)
+        return AuditResult(
+            temperature_exponent=None,
+            limit_scale=None,
+            limit_cosine=None,
+            verdict=verdict,
+            diagnoses=tuple(diagnoses),
+            causes=tuple(causes),
+            printed_lines=sandbox.printed_lines,
+            **base,
+        )
     findings["no_gradient"] = False
 
     # Row weights: 1/B per example; for tokens, the measured pattern over the real ones.
@@ -226,20 +374,41 @@ def _audit(fn, expectation, *, classes, batch_size, sequence_length, mask, dtype
     per_example = _declared_limit(expectation, student, teacher, labels)
     reference = per_example * row_weights[:, None]
     uncentred = (student - teacher) * row_weights[:, None]
-    rounding = RoundingModel(student, teacher, dtype=dtype,
-                             noise={t: value[inputs.real] for t, value in noise.items()})
-    fit = power_law(real[:len(fit_grid)], fit_grid, reference)
-    logit_scale = float(torch.cat([student - student.mean(-1, keepdim=True),
-                                   teacher - teacher.mean(-1, keepdim=True)]).abs().amax())
-    limit = extrapolate(real[:len(fit_grid)], fit_grid, fit["used"], reference, uncentred,
-                        logit_scale=logit_scale, dtype=dtype)
-    findings.update(fit=fit, limit=limit, scale_tolerance=limit["scale_tolerance"],
-                    ignored=ignores_temperature(real, temperatures, rounding))
+    rounding = RoundingModel(
+        student, teacher, dtype=dtype, noise={t: value[inputs.real] for t, value in noise.items()}
+    )
+    fit = power_law(real[: len(fit_grid)], fit_grid, reference)
+    logit_scale = float(
+        torch.cat(
+            [student - student.mean(-1, keepdim=True), teacher - teacher.mean(-1, keepdim=True)]
+        )
+        .abs()
+        .amax()
+    )
+    limit = extrapolate(
+        real[: len(fit_grid)],
+        fit_grid,
+        fit["used"],
+        reference,
+        uncentred,
+        logit_scale=logit_scale,
+        dtype=dtype,
+    )
+    findings.update(
+        fit=fit,
+        limit=limit,
+        scale_tolerance=limit["scale_tolerance"],
+        ignored=ignores_temperature(real, temperatures, rounding),
+    )
     if progress is not None:
         progress("comparing a tensor temperature with a float one")
     findings["tensor"] = tensor_temperature(
-        probe, (real[-1], real[len(fit_grid) - 1]), (temperatures[-1], fit_grid[-1]), rounding,
-        inputs.rows)
+        probe,
+        (real[-1], real[len(fit_grid) - 1]),
+        (temperatures[-1], fit_grid[-1]),
+        rounding,
+        inputs.rows,
+    )
 
     # Identification on the first rows, per example, rescaled by the measured power of T.
     identification, declared, defect, exponent = Identification((), ()), None, None, None
@@ -248,69 +417,135 @@ def _audit(fn, expectation, *, classes, batch_size, sequence_length, mask, dtype
             progress("identifying the objective")
         scaled = {t: rounding.noise[t][:count] / row_weights[:count] for t in temperatures}
         identification, declared, defect, exponent = _identify(
-            real, rows, row_weights[:count, None], per_example[:count], temperatures,
-            len(fit_grid), id_grid, dtype, sandbox, progress, findings, scaled)
+            real,
+            rows,
+            row_weights[:count, None],
+            per_example[:count],
+            temperatures,
+            len(fit_grid),
+            id_grid,
+            dtype,
+            sandbox,
+            progress,
+            findings,
+            scaled,
+        )
     else:
-        findings["notes"].append("no registered objective was fitted: they are all functions "
-                                 "of the two softmaxes, so their gradients sum to zero")
-    findings.update(expected=expectation.to_tuple(), identification=identification,
-                    declared=declared, defect=defect)
-    shown = declared if declared is not None and declared.accepted \
-        else identification.best or defect
+        findings["notes"].append(
+            "no registered objective was fitted: they are all functions "
+            "of the two softmaxes, so their gradients sum to zero"
+        )
+    findings.update(
+        expected=expectation.to_tuple(),
+        identification=identification,
+        declared=declared,
+        defect=defect,
+    )
+    shown = (
+        declared if declared is not None and declared.accepted else identification.best or defect
+    )
     if inputs.sequence:
         scale = (shown.weight if shown is not None else limit["scale"]) / expectation.weight
         scale_tolerance = shown.tolerance if shown is not None else limit["scale_tolerance"]
         resolution = pattern_tolerance(shape, dtype)
-        padded_positions = ~inputs.mask if inputs.mask is not None else torch.zeros(
-            shape[:2], dtype=torch.bool)
+        padded_positions = (
+            ~inputs.mask if inputs.mask is not None else torch.zeros(shape[:2], dtype=torch.bool)
+        )
         findings["normalization"] = classify(
-            weights, padded_positions, inputs.lengths, scale, tolerance=resolution,
-            scale_tolerance=max(scale_tolerance, resolution))
-    if shown is not None and OBJECTIVES[shown.objective].labelled \
-            and inputs.label_source == "teacher-argmax":
-        findings["notes"].append("the loss takes no target: labelled objectives were fitted "
-                                 "with the teacher's argmax as the target")
+            weights,
+            padded_positions,
+            inputs.lengths,
+            scale,
+            tolerance=resolution,
+            scale_tolerance=max(scale_tolerance, resolution),
+        )
+    if (
+        shown is not None
+        and OBJECTIVES[shown.objective].labelled
+        and inputs.label_source == "teacher-argmax"
+    ):
+        findings["notes"].append(
+            "the loss takes no target: labelled objectives were fitted "
+            "with the teacher's argmax as the target"
+        )
     causes, diagnoses, notes, verdict = diagnose(findings)
     closest = identification.closest
     normalization = findings.get("normalization")
     return AuditResult(
         temperature_exponent=fit["exponent"],
         limit_scale=_significant(limit["scale"]) if fit["power_law"] else None,
-        limit_cosine=_significant(limit["cosine"]), verdict=verdict,
-        diagnoses=tuple(diagnoses), causes=tuple(causes),
+        limit_cosine=_significant(limit["cosine"]),
+        verdict=verdict,
+        diagnoses=tuple(diagnoses),
+        causes=tuple(causes),
         objective=shown.objective if shown is not None else "unknown",
         parameters=_reported(shown),
         weight=_significant(shown.weight) if shown is not None else None,
-        match_error=_significant(shown.error if shown is not None else
-                                 closest.error if closest is not None else None, 3),
-        match_tolerance=_significant(shown.tolerance if shown is not None else
-                                     closest.tolerance if closest is not None else None, 3),
+        match_error=_significant(
+            shown.error if shown is not None else closest.error if closest is not None else None, 3
+        ),
+        match_tolerance=_significant(
+            shown.tolerance
+            if shown is not None
+            else closest.tolerance
+            if closest is not None
+            else None,
+            3,
+        ),
         defect=None if defect is None or shown is not defect else defect.defect,
         defect_parameters=() if defect is None or shown is not defect else defect.parameters,
-        alternatives=tuple(m.to_json() for m in identification.accepted
-                           if shown is None or m.label != shown.label),
+        alternatives=tuple(
+            m.to_json() for m in identification.accepted if shown is None or m.label != shown.label
+        ),
         normalization=None if normalization is None else (normalization.name or "other"),
-        normalization_scale=None if normalization is None else _significant(
-            normalization.scale),
-        exponent_fit=fit["exponent_fit"], fit_residual=fit["fit_residual"],
-        scale_tolerance=limit["scale_tolerance"], identification_exponent=exponent,
-        tensor_temperature=findings["tensor"][0], printed_lines=sandbox.printed_lines,
-        notes=tuple(notes), limit_established=limit["established"], **base)
+        normalization_scale=None if normalization is None else _significant(normalization.scale),
+        exponent_fit=fit["exponent_fit"],
+        fit_residual=fit["fit_residual"],
+        scale_tolerance=limit["scale_tolerance"],
+        identification_exponent=exponent,
+        tensor_temperature=findings["tensor"][0],
+        printed_lines=sandbox.printed_lines,
+        notes=tuple(notes),
+        limit_established=limit["established"],
+        **base,
+    )
 
 
-def _identify(real, rows, weights, limit, temperatures, fits, id_grid, dtype, sandbox,
-              progress, findings, noise):
+def _identify(
+    real,
+    rows,
+    weights,
+    limit,
+    temperatures,
+    fits,
+    id_grid,
+    dtype,
+    sandbox,
+    progress,
+    findings,
+    noise,
+):
     """Identification, the declared objective's fit, and the known defects when neither
     fits: ``(identification, declared, defect, exponent)``."""
-    y_id = real[fits:fits + len(id_grid), :weights.shape[0]] / weights
+    y_id = real[fits : fits + len(id_grid), : weights.shape[0]] / weights
     id_fit = power_law(y_id, id_grid, limit)
-    exponent = round(2.0 * id_fit["exponent_fit"]) / 2.0 + 0.0 \
-        if id_fit["exponent_fit"] is not None else 0.0
+    exponent = (
+        round(2.0 * id_fit["exponent_fit"]) / 2.0 + 0.0
+        if id_fit["exponent_fit"] is not None
+        else 0.0
+    )
     model = RoundingModel(rows[0], rows[1], dtype=dtype, noise=noise)
     id_rounding = model.relative(y_id, id_grid)
     grid = torch.tensor(id_grid, dtype=torch.float64)
-    fitter = Fitter(y_id / grid[:, None, None] ** exponent, id_grid, id_rounding,
-                    exponent=exponent, student=rows[0], teacher=rows[1], labels=rows[2])
+    fitter = Fitter(
+        y_id / grid[:, None, None] ** exponent,
+        id_grid,
+        id_rounding,
+        exponent=exponent,
+        student=rows[0],
+        teacher=rows[1],
+        labels=rows[2],
+    )
     identification = identify(fitter, check_time=sandbox.check_time)
     expectation = findings["expectation"]
     declared = fitter.fit(expectation.candidate, fixed=dict(expectation.fixed))
@@ -321,8 +556,7 @@ def _identify(real, rows, weights, limit, temperatures, fits, id_grid, dtype, sa
             return abs(match.weight / weight - 1.0) <= match.tolerance
         choices = tuple((k, v) for k, v in match.parameters if isinstance(v, str))
         fixed = dict(expectation.fixed) if match is declared else {}
-        return fitter.fit(Candidate(match.objective, choices), fixed=fixed,
-                          weight=weight).accepted
+        return fitter.fit(Candidate(match.objective, choices), fixed=fixed, weight=weight).accepted
 
     findings["weight_fits"] = weight_fits
     defect = None
@@ -331,10 +565,16 @@ def _identify(real, rows, weights, limit, temperatures, fits, id_grid, dtype, sa
             progress("comparing with known defects")
         order = sorted(range(fits + len(id_grid)), key=lambda i: temperatures[i])
         chosen = [temperatures[i] for i in order]
-        y_all = real[order, :weights.shape[0]] / weights
+        y_all = real[order, : weights.shape[0]] / weights
         all_rounding = model.relative(y_all, chosen)
-        defect = match_defects(y_all, chosen, all_rounding, student=rows[0], teacher=rows[1],
-                               check_time=sandbox.check_time)
+        defect = match_defects(
+            y_all,
+            chosen,
+            all_rounding,
+            student=rows[0],
+            teacher=rows[1],
+            check_time=sandbox.check_time,
+        )
         if defect is not None and defect.defect == "eps-denominator":
             eps = dict(defect.parameters)["eps"]
             norms = correlation_norms(rows[0], rows[1], id_grid[0]) * id_grid[0] ** 2
@@ -346,8 +586,10 @@ def _reported(match):
     """The objective's own parameters of a match (a defect's parameter is reported apart)."""
     if match is None or match.defect is not None:
         return ()
-    return tuple((name, value if isinstance(value, str) else _significant(value))
-                 for name, value in match.parameters)
+    return tuple(
+        (name, value if isinstance(value, str) else _significant(value))
+        for name, value in match.parameters
+    )
 
 
 def _declared_limit(expectation, student, teacher, labels):
@@ -360,8 +602,10 @@ def _declared_limit(expectation, student, teacher, labels):
     leaf = student.detach().clone().requires_grad_(True)
     evaluated = Evaluated(expectation.candidate, leaf, teacher, labels)
     fixed = dict(expectation.fixed)
-    values = tuple(fixed.get(name, _middle(parameter))
-                   for name, parameter in zip(evaluated.shape.names, evaluated.shape.parameters))
+    values = tuple(
+        fixed.get(name, _middle(parameter))
+        for name, parameter in zip(evaluated.shape.names, evaluated.shape.parameters)
+    )
     return evaluated.terms(values)[0]
 
 

@@ -49,6 +49,7 @@ class Defect:
 # Every model is called once for all temperatures: logits [J, R, N], temperature [J, 1, 1];
 # its per-example value is [J, R], so its own powers of T use _row(temperature), [J, 1].
 
+
 def _log_softmax(logits, temperature):
     return F.log_softmax(logits / temperature, dim=-1)
 
@@ -61,22 +62,24 @@ def _kl_div_probabilities(student, teacher, temperature, value):
     # F.kl_div(input, target) = target * (log target - input): here input is q, not log q.
     student_probabilities = F.softmax(student / temperature, dim=-1)
     teacher_probabilities = F.softmax(teacher / temperature, dim=-1)
-    return _row(temperature)**2 * F.kl_div(student_probabilities, teacher_probabilities,
-                                           reduction="none").sum(-1)
+    return _row(temperature) ** 2 * F.kl_div(
+        student_probabilities, teacher_probabilities, reduction="none"
+    ).sum(-1)
 
 
 def _log_target_probabilities(student, teacher, temperature, value):
     # log_target=True reads the target as log p: exp(p) * (p - log q) for probabilities p.
     teacher_probabilities = F.softmax(teacher / temperature, dim=-1)
-    return _row(temperature)**2 * F.kl_div(_log_softmax(student, temperature),
-                                           teacher_probabilities, reduction="none",
-                                           log_target=True).sum(-1)
+    return _row(temperature) ** 2 * F.kl_div(
+        _log_softmax(student, temperature), teacher_probabilities, reduction="none", log_target=True
+    ).sum(-1)
 
 
 def _teacher_unsoftened(student, teacher, temperature, value):
     teacher_probabilities = F.softmax(teacher, dim=-1)
-    return _row(temperature)**2 * F.kl_div(_log_softmax(student, temperature),
-                                           teacher_probabilities, reduction="none").sum(-1)
+    return _row(temperature) ** 2 * F.kl_div(
+        _log_softmax(student, temperature), teacher_probabilities, reduction="none"
+    ).sum(-1)
 
 
 def _top_k_teacher(student, teacher, temperature, value):
@@ -85,9 +88,12 @@ def _top_k_teacher(student, teacher, temperature, value):
     mask = torch.zeros_like(teacher, dtype=torch.bool).scatter(-1, kept, True)
     log_teacher = _log_softmax(teacher.masked_fill(~mask, -math.inf), temperature)
     probabilities = log_teacher.exp()
-    terms = torch.where(mask, probabilities * (log_teacher - _log_softmax(student, temperature)),
-                        torch.zeros_like(probabilities))
-    return _row(temperature)**2 * terms.sum(-1)
+    terms = torch.where(
+        mask,
+        probabilities * (log_teacher - _log_softmax(student, temperature)),
+        torch.zeros_like(probabilities),
+    )
+    return _row(temperature) ** 2 * terms.sum(-1)
 
 
 def _pearson_with_eps(student, teacher, temperature, value):
@@ -144,8 +150,9 @@ def _compare(y, model, temperatures):
     residual."""
     norms = y.flatten(1).norm(dim=1)
     projections = (y * model).sum((1, 2)) / model.pow(2).sum((1, 2)).clamp_min(1e-300)
-    if not (bool((projections > 0).all()) or bool((projections < 0).all())) \
-            or not bool(torch.isfinite(model).all()):
+    if not (bool((projections > 0).all()) or bool((projections < 0).all())) or not bool(
+        torch.isfinite(model).all()
+    ):
         return math.inf, math.nan, math.nan
     grid = torch.tensor(temperatures, dtype=torch.float64).log()
     design = torch.stack([torch.ones_like(grid), grid], dim=1)
@@ -181,8 +188,11 @@ def match_defects(y, temperatures, rounding, *, student, teacher, check_time=Non
             index = min(range(len(points)), key=lambda i: errors[i])
             if not math.isfinite(errors[index]):
                 continue
-            best = _golden(lambda p: error(10.0**p)[0], points[max(index - 1, 0)],
-                           points[min(index + 1, len(points) - 1)])
+            best = _golden(
+                lambda p: error(10.0**p)[0],
+                points[max(index - 1, 0)],
+                points[min(index + 1, len(points) - 1)],
+            )
             values = [10.0**best]
         elif defect.values is not None:
             values = defect.values(y[-1])
@@ -192,6 +202,14 @@ def match_defects(y, temperatures, rounding, *, student, teacher, check_time=Non
         (found, weight, power), value = min(results, key=lambda item: item[0][0])
         if found <= tolerance:
             parameters = () if defect.parameter is None else ((defect.parameter, value),)
-            return Match(defect.objective, defect.objective, parameters, weight, power, found,
-                         tolerance, defect=defect.cause)
+            return Match(
+                defect.objective,
+                defect.objective,
+                parameters,
+                weight,
+                power,
+                found,
+                tolerance,
+                defect=defect.cause,
+            )
     return None

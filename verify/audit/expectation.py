@@ -51,35 +51,59 @@ def parse_expectation(text=None, weight=1.0):
     ...
     verify._errors.VerifyError: --expect jsd: objective jsd has parameters beta, got the parameter 'gamma'
     """
-    check_argument(text is None or isinstance(text, str),
-                   "expect must be NAME[:k=v,...] with NAME one of {}, got {!r}",
-                   ", ".join(OBJECTIVES), text)
-    check_argument(_is_real(weight) and math.isfinite(weight) and weight > 0,
-                   "weight must be a finite number > 0, got {!r}", weight)
+    check_argument(
+        text is None or isinstance(text, str),
+        "expect must be NAME[:k=v,...] with NAME one of {}, got {!r}",
+        ", ".join(OBJECTIVES),
+        text,
+    )
+    check_argument(
+        _is_real(weight) and math.isfinite(weight) and weight > 0,
+        "weight must be a finite number > 0, got {!r}",
+        weight,
+    )
     name, _, rest = (text or "kl").strip().partition(":")
     name = name.strip()
-    check_argument(name in OBJECTIVES, "expect must be NAME[:k=v,...] with NAME one of {}, got "
-                   "{!r}", ", ".join(OBJECTIVES), text)
+    check_argument(
+        name in OBJECTIVES,
+        "expect must be NAME[:k=v,...] with NAME one of {}, got {!r}",
+        ", ".join(OBJECTIVES),
+        text,
+    )
     definition = OBJECTIVES[name]
     given = {}
     for item in filter(None, (part.strip() for part in rest.split(","))):
         key, equals, value = item.partition("=")
-        check_argument(bool(equals) and bool(key.strip()) and bool(value.strip()),
-                       "--expect {}: parameters are k=v separated by commas, got {!r}", name, item)
+        check_argument(
+            bool(equals) and bool(key.strip()) and bool(value.strip()),
+            "--expect {}: parameters are k=v separated by commas, got {!r}",
+            name,
+            item,
+        )
         given[key.strip()] = value.strip()
     known = {p.name for p in definition.parameters}
     for key in given:
-        check_argument(key in known, "--expect {}: objective {} has {}, got the parameter {!r}",
-                       name, name, ("parameters " + ", ".join(sorted(known))) if known
-                       else "no parameters", key)
+        check_argument(
+            key in known,
+            "--expect {}: objective {} has {}, got the parameter {!r}",
+            name,
+            name,
+            ("parameters " + ", ".join(sorted(known))) if known else "no parameters",
+            key,
+        )
     choices, fixed = [], []
     for parameter in definition.parameters:
         value = given.get(parameter.name, parameter.default)
         if parameter.choices:
-            check_argument(value is not None, "--expect {}: give the parameter {} ({})", name,
-                           parameter.name, parameter.allowed)
+            check_argument(
+                value is not None,
+                "--expect {}: give the parameter {} ({})",
+                name,
+                parameter.name,
+                parameter.allowed,
+            )
         if value in (None, "symbolic"):
-            continue        # fitted
+            continue  # fitted
         try:
             resolved, problem = parameter.resolve(_exact(str(value)), name), None
         except derive.DeriveError as error:
@@ -88,9 +112,13 @@ def parse_expectation(text=None, weight=1.0):
         if parameter.choices:
             choices.append((parameter.name, resolved))
             continue
-        check_argument(isinstance(resolved, sympy.Rational),
-                       "--expect {}: parameter {} must be a number, got {!r}", name,
-                       parameter.name, value)
+        check_argument(
+            isinstance(resolved, sympy.Rational),
+            "--expect {}: parameter {} must be a number, got {!r}",
+            name,
+            parameter.name,
+            value,
+        )
         fixed.append((parameter.name, float(resolved)))
     return Expectation(Candidate(name, tuple(choices)), tuple(fixed), float(weight))
 

@@ -40,8 +40,13 @@ import torch
 from ..tolerances import RESOLUTION_FACTOR, SLOPE_TOLERANCE, machine_epsilon
 from .probing import MODERATE_TEMPERATURES
 
-__all__ = ["shift_invariance", "power_law", "extrapolate", "ignores_temperature",
-           "tensor_temperature"]
+__all__ = [
+    "shift_invariance",
+    "power_law",
+    "extrapolate",
+    "ignores_temperature",
+    "tensor_temperature",
+]
 
 # Below this |cos(g(T), G)| the projection on the limit cannot carry a slope; fit the norm.
 _DIRECTION_FLOOR = 1e-3
@@ -56,8 +61,12 @@ def shift_invariance(gradients, temperatures, rounding):
         ratios = torch.where(errors > 0, errors / tolerances, torch.zeros_like(errors))
         row = int(ratios.argmax())
         if float(ratios[row]) > worst["ratio"]:
-            worst = {"ratio": float(ratios[row]), "error": float(errors[row]),
-                     "tolerance": float(tolerances[row]), "temperature": temperature}
+            worst = {
+                "ratio": float(ratios[row]),
+                "error": float(errors[row]),
+                "tolerance": float(tolerances[row]),
+                "temperature": temperature,
+            }
     worst["invariant"] = worst["ratio"] <= 1.0
     return worst
 
@@ -74,8 +83,15 @@ def power_law(gradients, temperatures, reference):
     sizes = projections.abs() if aligned else norms / reference_norm
     log_temperatures = temperatures.log()
     if bool((sizes > 0).all()):
-        design = torch.stack([torch.ones_like(temperatures), log_temperatures,
-                              lowest / temperatures, (lowest / temperatures) ** 2], dim=1)
+        design = torch.stack(
+            [
+                torch.ones_like(temperatures),
+                log_temperatures,
+                lowest / temperatures,
+                (lowest / temperatures) ** 2,
+            ],
+            dim=1,
+        )
         targets = sizes.log()[:, None]
         solution = torch.linalg.lstsq(design, targets).solution
         raw = float(solution[1, 0])
@@ -83,11 +99,15 @@ def power_law(gradients, temperatures, reference):
     else:  # the gradient vanishes at some temperatures only: no power law
         raw, residual = float("nan"), float("inf")
     rounded = round(2.0 * raw) / 2.0 if math.isfinite(raw) else raw
-    is_power_law = (math.isfinite(raw) and abs(raw - rounded) <= SLOPE_TOLERANCE
-                    and residual <= SLOPE_TOLERANCE * float(log_temperatures.std()))
+    is_power_law = (
+        math.isfinite(raw)
+        and abs(raw - rounded) <= SLOPE_TOLERANCE
+        and residual <= SLOPE_TOLERANCE * float(log_temperatures.std())
+    )
     return {
-        "exponent": (0.0 + rounded) if is_power_law else (round(raw, 3) if math.isfinite(raw)
-                                                          else None),
+        "exponent": (0.0 + rounded)
+        if is_power_law
+        else (round(raw, 3) if math.isfinite(raw) else None),
         "power_law": is_power_law,
         "exponent_fit": raw if math.isfinite(raw) else None,
         "fit_residual": residual if math.isfinite(residual) else None,
@@ -112,22 +132,35 @@ def extrapolate(gradients, temperatures, exponent, reference, uncentred, *, logi
     estimate = solution[0].reshape(reference.shape)
     estimate_norm, reference_norm = estimate.norm(), reference.norm()
     scale = float((estimate * reference).sum() / reference_norm**2)
-    cosine = float((estimate * reference).sum() / (estimate_norm * reference_norm)) \
-        if estimate_norm > 0 else None
-    uncentred_cosine = float((estimate * uncentred).sum() / (estimate_norm * uncentred.norm())) \
-        if estimate_norm > 0 and uncentred.norm() > 0 else None
+    cosine = (
+        float((estimate * reference).sum() / (estimate_norm * reference_norm))
+        if estimate_norm > 0
+        else None
+    )
+    uncentred_cosine = (
+        float((estimate * uncentred).sum() / (estimate_norm * uncentred.norm()))
+        if estimate_norm > 0 and uncentred.norm() > 0
+        else None
+    )
     # rms over the temperatures of the residual's norm, relative to the limit's norm
-    residual = float((design @ solution - rescaled).pow(2).sum(1).mean().sqrt()
-                     / estimate_norm) if estimate_norm > 0 else float("inf")
+    residual = (
+        float((design @ solution - rescaled).pow(2).sum(1).mean().sqrt() / estimate_norm)
+        if estimate_norm > 0
+        else float("inf")
+    )
     truncation = (logit_scale / lowest) ** 3
     tolerance = truncation + RESOLUTION_FACTOR * residual
     # The residual of a series that the extrapolation describes is at most the order it leaves
     # out plus the round-off, which the grid keeps below sqrt(eps).
     cap = truncation + RESOLUTION_FACTOR * (truncation + machine_epsilon(dtype) ** 0.5)
     return {
-        "scale": scale, "cosine": cosine, "uncentred_cosine": uncentred_cosine,
-        "scale_tolerance": min(tolerance, cap), "residual": residual,
-        "established": tolerance <= cap, "cap": cap,
+        "scale": scale,
+        "cosine": cosine,
+        "uncentred_cosine": uncentred_cosine,
+        "scale_tolerance": min(tolerance, cap),
+        "residual": residual,
+        "established": tolerance <= cap,
+        "cap": cap,
     }
 
 
@@ -161,8 +194,9 @@ def tensor_temperature(probe, references, temperatures, rounding, rows):
         if gradient is None:
             return "unsupported", None, None
         gradient = rows(gradient)
-        bound = rounding.row_tolerance(gradient, temperature) \
-            + rounding.row_tolerance(reference, temperature)
+        bound = rounding.row_tolerance(gradient, temperature) + rounding.row_tolerance(
+            reference, temperature
+        )
         if bool(((gradient - reference).abs().sum(-1) <= bound).all()):
             continue
         reference_size = float(reference.pow(2).sum())

@@ -67,9 +67,13 @@ class Match:
         return self.in_range and math.isfinite(self.error) and self.error <= self.tolerance
 
     def to_json(self):
-        return {"objective": self.objective, "parameters": dict(self.parameters),
-                "weight": _rounded(self.weight), "match_error": _rounded(self.error, 3),
-                "tolerance": _rounded(self.tolerance, 3)}
+        return {
+            "objective": self.objective,
+            "parameters": dict(self.parameters),
+            "weight": _rounded(self.weight),
+            "match_error": _rounded(self.error, 3),
+            "tolerance": _rounded(self.tolerance, 3),
+        }
 
 
 def _rounded(value, digits=6):
@@ -107,7 +111,7 @@ class Fitter:
         self.temperatures = torch.tensor(temperatures, dtype=torch.float64)
         self.exponent = exponent
         norms = y.flatten(1).norm(dim=1)
-        self.weights = 1.0 / torch.where(norms > 0, norms, torch.ones_like(norms))   # [J]
+        self.weights = 1.0 / torch.where(norms > 0, norms, torch.ones_like(norms))  # [J]
         self.y = (y * self.weights[:, None, None]).flatten()
         self.count = len(temperatures)
         self.rounding = float(rounding.pow(2).mean().sqrt())
@@ -141,19 +145,37 @@ class Fitter:
             values, fitted_weight = self._search(shape, evaluated, fixed, free[0], weight)
         elif not free:
             values = {}
-            fitted_weight = self._weight(self._columns(evaluated.terms(_ordered(shape, fixed))),
-                                         weight)
-        else:   # several parameters entering non-linearly: not fitted
-            return Match(candidate.objective, candidate.label, candidate.choices, math.nan,
-                         self.exponent, math.inf, 0.0, False)
+            fitted_weight = self._weight(
+                self._columns(evaluated.terms(_ordered(shape, fixed))), weight
+            )
+        else:  # several parameters entering non-linearly: not fitted
+            return Match(
+                candidate.objective,
+                candidate.label,
+                candidate.choices,
+                math.nan,
+                self.exponent,
+                math.inf,
+                0.0,
+                False,
+            )
         values = {**fixed, **values}
         terms = evaluated.terms(_ordered(shape, values))
         error = self._residual(fitted_weight * self._columns(terms))
         tolerance = _truncation(terms, float(self.temperatures[0])) + self.rounding
-        parameters = tuple(candidate.choices) + tuple((name, float(values[name]))
-                                                      for name in shape.names)
-        return Match(candidate.objective, candidate.label, parameters, float(fitted_weight),
-                     self.exponent, error, tolerance, _in_range(shape, values))
+        parameters = tuple(candidate.choices) + tuple(
+            (name, float(values[name])) for name in shape.names
+        )
+        return Match(
+            candidate.objective,
+            candidate.label,
+            parameters,
+            float(fitted_weight),
+            self.exponent,
+            error,
+            tolerance,
+            _in_range(shape, values),
+        )
 
     def _weight(self, column, weight):
         if weight is not None:
@@ -175,8 +197,9 @@ class Fitter:
             columns[key] = columns.get(key, 0) + factor * tensor
         constant = tuple(0 for _ in free)
         names = [key for key in columns if key != constant]
-        matrix = torch.stack([self._columns(columns[key]) for key in names], dim=1) \
-            if names else None
+        matrix = (
+            torch.stack([self._columns(columns[key]) for key in names], dim=1) if names else None
+        )
         base = self._columns(columns[constant]) if constant in columns else None
         target = self.y if base is None or weight is None else self.y - weight * base
         if base is not None and weight is None:
@@ -187,7 +210,7 @@ class Fitter:
         if base is not None and weight is None:
             fitted_weight, solution = solution[0], solution[1:]
             scale = fitted_weight if fitted_weight != 0 else math.nan
-        else:   # the weight is declared, or carried by the parameters (homogeneous)
+        else:  # the weight is declared, or carried by the parameters (homogeneous)
             fitted_weight = 1.0 if weight is None else float(weight)
             scale = fitted_weight
         values = {}
@@ -202,18 +225,19 @@ class Fitter:
         parameter = shape.parameters[shape.names.index(name)]
         low, high, logarithmic = _range(parameter)
         if not shape.polynomial:
-            return self._search_batched(shape, evaluated, fixed, name, weight,
-                                        (low, high, logarithmic))
+            return self._search_batched(
+                shape, evaluated, fixed, name, weight, (low, high, logarithmic)
+            )
         columns = [(powers, self._columns(tensor)) for powers, tensor in evaluated.basis().items()]
 
-        def column_at(value):     # x(theta) = sum_m theta^m X_m, the columns computed once
+        def column_at(value):  # x(theta) = sum_m theta^m X_m, the columns computed once
             values = _ordered(shape, {**fixed, name: value})
             return sum(_power(values, powers) * column for powers, column in columns)
 
         def error(point):
             column = column_at(math.exp(point) if logarithmic else point)
             residual = self._residual(self._weight(column, weight) * column)
-            return residual if math.isfinite(residual) else math.inf   # overflow at the ends
+            return residual if math.isfinite(residual) else math.inf  # overflow at the ends
 
         points = torch.linspace(low, high, _GRID, dtype=torch.float64).tolist()
         errors = [error(point) for point in points]
@@ -229,8 +253,10 @@ class Fitter:
         low, high, logarithmic = interval
         points = torch.linspace(low, high, _GRID, dtype=torch.float64)
         for _ in range(_REFINEMENTS + 1):
-            values = [_ordered(shape, {**fixed, name: math.exp(p) if logarithmic else p})
-                      for p in points.tolist()]
+            values = [
+                _ordered(shape, {**fixed, name: math.exp(p) if logarithmic else p})
+                for p in points.tolist()
+            ]
             errors = []
             for terms in evaluated.terms_many(values):
                 if terms is None:
@@ -241,8 +267,9 @@ class Fitter:
                 errors.append(residual if math.isfinite(residual) else math.inf)
             index = min(range(len(errors)), key=lambda i: errors[i])
             best, step = float(points[index]), float(points[1] - points[0])
-            points = torch.linspace(max(low, best - step), min(high, best + step), 17,
-                                    dtype=torch.float64)
+            points = torch.linspace(
+                max(low, best - step), min(high, best + step), 17, dtype=torch.float64
+            )
         value = math.exp(best) if logarithmic else best
         column = self._columns(evaluated.terms(_ordered(shape, {**fixed, name: value})))
         return {name: value}, self._weight(column, weight)
@@ -252,7 +279,7 @@ def _power(values, exponents):
     product = 1.0
     for value, exponent in zip(values, exponents):
         if exponent:
-            product *= value ** exponent
+            product *= value**exponent
     return product
 
 
@@ -267,8 +294,11 @@ def _range(parameter):
     high = None if parameter is None or parameter.high is None else float(parameter.high)
     if low is not None and high is not None:
         margin = 1e-9 * (high - low)
-        return (low + margin if "low" in parameter.open else low,
-                high - margin if "high" in parameter.open else high, False)
+        return (
+            low + margin if "low" in parameter.open else low,
+            high - margin if "high" in parameter.open else high,
+            False,
+        )
     if low == 0.0 and "low" in parameter.open:
         return math.log(1e-2), math.log(1e2), True
     if low is not None:
@@ -301,10 +331,11 @@ def _truncation(terms, lowest):
     size = float(terms[0].norm())
     if size == 0:
         return 0.0
-    rate = max((float(terms[k].norm()) * lowest**-k / size) ** (1.0 / k)
-               for k in range(1, terms.shape[0]))
+    rate = max(
+        (float(terms[k].norm()) * lowest**-k / size) ** (1.0 / k) for k in range(1, terms.shape[0])
+    )
     if rate >= _CONVERGENCE:
-        return -math.inf   # never accepted: the series does not converge fast enough here
+        return -math.inf  # never accepted: the series does not converge fast enough here
     return rate ** terms.shape[0] / (1.0 - rate)
 
 
@@ -336,7 +367,7 @@ def identify(fitter, *, candidates=None, check_time=None):
         if pending:
             level = pending[0].parameter_count
             group = [c for c in pending if c.parameter_count == level]
-            pending = pending[len(group):]
+            pending = pending[len(group) :]
         else:
             group, deferred = deferred, []
         matches = []

@@ -77,35 +77,42 @@ class Sandbox:
             raise VerifyError(self._timeout_message())
 
     def _timeout_message(self):
-        return (f"the audit of {self.name} did not finish within its timeout of "
-                f"{self.timeout:g} s (the loss is too slow, or hangs); raise --timeout, or audit "
-                f"a smaller shape (--classes, --batch-size)")
+        return (
+            f"the audit of {self.name} did not finish within its timeout of "
+            f"{self.timeout:g} s (the loss is too slow, or hangs); raise --timeout, or audit "
+            f"a smaller shape (--classes, --batch-size)"
+        )
 
     def call(self, function, *args, context="", **kwargs):
         """``function(*args, **kwargs)``, contained; ``context`` ends every message."""
         self.check_time()
         try:
-            with _alarm(self.remaining()), contextlib.redirect_stdout(self.output), \
-                    contextlib.redirect_stderr(self.output):
+            with (
+                _alarm(self.remaining()),
+                contextlib.redirect_stdout(self.output),
+                contextlib.redirect_stderr(self.output),
+            ):
                 return function(*args, **kwargs)
         except _Timeout:
             raise VerifyError(self._timeout_message()) from None
         except SystemExit as error:
-            raise VerifyError(f"{self.name} called sys.exit({error.code!r}) {context}"
-                              f"{self.exit_hint}") from None
+            raise VerifyError(
+                f"{self.name} called sys.exit({error.code!r}) {context}{self.exit_hint}"
+            ) from None
         except KeyboardInterrupt:
-            raise VerifyError(f"{self.name} was interrupted (KeyboardInterrupt) {context}") \
-                from None
+            raise VerifyError(
+                f"{self.name} was interrupted (KeyboardInterrupt) {context}"
+            ) from None
         except BaseException as error:  # the user's code: report it, never a traceback
-            raise VerifyError(f"{self.name} raised {type(error).__name__}: {one_line(error)} "
-                              f"{context}") from error
+            raise VerifyError(
+                f"{self.name} raised {type(error).__name__}: {one_line(error)} {context}"
+            ) from error
 
 
 @contextlib.contextmanager
 def _alarm(seconds):
     """Raise :class:`_Timeout` in the main thread after ``seconds`` (a no-op elsewhere)."""
-    usable = (threading.current_thread() is threading.main_thread()
-              and hasattr(signal, "setitimer"))
+    usable = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
     if not usable:
         yield
         return
@@ -137,13 +144,18 @@ def inspect_signature(fn):
         parameters = inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return Signature()
-    positional = [p for p in parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    keywords = {p.name for p in parameters.values()
-                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    positional = [
+        p for p in parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    keywords = {
+        p.name for p in parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
     target = None
-    if len(positional) >= 4 and positional[3].name != "mask" and (
-            positional[3].name == "target" or positional[3].default is inspect.Parameter.empty):
+    if (
+        len(positional) >= 4
+        and positional[3].name != "mask"
+        and (positional[3].name == "target" or positional[3].default is inspect.Parameter.empty)
+    ):
         target = "positional"
     elif "target" in keywords:
         target = "keyword"
@@ -174,27 +186,43 @@ def load_target(target, *, timeout=None):
     verify._errors.VerifyError: target must be MODULE:FUNCTION (e.g. verify.gallery:kd_batchmean), got 'verify.gallery'
     """
     module_name, _, attribute = target.partition(":") if isinstance(target, str) else ("", "", "")
-    check_argument(bool(module_name.strip()) and bool(attribute.strip()) and ":" not in attribute,
-                   "target must be MODULE:FUNCTION (e.g. verify.gallery:kd_batchmean), got {!r}",
-                   target)
+    check_argument(
+        bool(module_name.strip()) and bool(attribute.strip()) and ":" not in attribute,
+        "target must be MODULE:FUNCTION (e.g. verify.gallery:kd_batchmean), got {!r}",
+        target,
+    )
     sandbox = Sandbox(f"module {module_name!r}", timeout=timeout or 3600.0, exit_hint="")
     try:
         module = sandbox.call(importlib.import_module, module_name, context="when imported")
     except VerifyError as error:
         cause = error.__cause__
         if isinstance(cause, (ImportError, ValueError, TypeError)) and not isinstance(
-                cause, VerifyError):
-            raise VerifyError(f"cannot import module {module_name!r} of target {target!r}: "
-                              f"{type(cause).__name__}: {one_line(cause)}") from cause
-        hint = (": the module runs a script when imported (argparse?); put the loss in a module "
-                "that only defines it" if "sys.exit" in str(error) else "")
-        raise VerifyError(f"cannot import module {module_name!r} of target {target!r}: "
-                          f"{error}{hint}") from error
+            cause, VerifyError
+        ):
+            raise VerifyError(
+                f"cannot import module {module_name!r} of target {target!r}: "
+                f"{type(cause).__name__}: {one_line(cause)}"
+            ) from cause
+        hint = (
+            ": the module runs a script when imported (argparse?); put the loss in a module "
+            "that only defines it"
+            if "sys.exit" in str(error)
+            else ""
+        )
+        raise VerifyError(
+            f"cannot import module {module_name!r} of target {target!r}: {error}{hint}"
+        ) from error
     value = module
     for part in attribute.split("."):
-        check_argument(hasattr(value, part), "module {!r} has no attribute {!r} (target {!r})",
-                       module_name, attribute, target)
+        check_argument(
+            hasattr(value, part),
+            "module {!r} has no attribute {!r} (target {!r})",
+            module_name,
+            attribute,
+            target,
+        )
         value = getattr(value, part)
-    check_argument(callable(value), "target {!r} is not callable (it is a {})", target,
-                   type(value).__name__)
+    check_argument(
+        callable(value), "target {!r} is not callable (it is a {})", target, type(value).__name__
+    )
     return value

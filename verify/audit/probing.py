@@ -38,8 +38,15 @@ from ..devices import dtype_name
 from ..tolerances import RESOLUTION_FACTOR, class_sum_tolerance, machine_epsilon
 from .result import _number
 
-__all__ = ["Inputs", "draw_inputs", "fit_temperatures", "identification_temperatures",
-           "MODERATE_TEMPERATURES", "Probe", "RoundingModel"]
+__all__ = [
+    "Inputs",
+    "draw_inputs",
+    "fit_temperatures",
+    "identification_temperatures",
+    "MODERATE_TEMPERATURES",
+    "Probe",
+    "RoundingModel",
+]
 
 # Scale of the per-row offsets added to the logits (the logits themselves are standard normal).
 _OFFSET_SCALE = 3.0
@@ -141,16 +148,24 @@ def fit_temperatures(dtype):
 def identification_temperatures(student_rows, teacher_rows):
     """The identification grid: 9 temperatures from :math:`4r` to :math:`64r`, :math:`r` the
     largest centred logit (at least 1)."""
-    centred = torch.cat([student_rows - student_rows.mean(-1, keepdim=True),
-                         teacher_rows - teacher_rows.mean(-1, keepdim=True)])
+    centred = torch.cat(
+        [
+            student_rows - student_rows.mean(-1, keepdim=True),
+            teacher_rows - teacher_rows.mean(-1, keepdim=True),
+        ]
+    )
     scale = max(1.0, float(centred.abs().amax()))
     low, high = _IDENTIFICATION_RANGE
     return _logspace(low * scale, high * scale)
 
 
 def _logspace(low, high):
-    return tuple(float(t) for t in torch.logspace(math.log10(low), math.log10(high),
-                                                  _GRID_POINTS, dtype=torch.float64))
+    return tuple(
+        float(t)
+        for t in torch.logspace(
+            math.log10(low), math.log10(high), _GRID_POINTS, dtype=torch.float64
+        )
+    )
 
 
 class Probe:
@@ -167,8 +182,11 @@ class Probe:
         self.labels = inputs.labels.to(device)
         self.mask = None
         if inputs.sequence and signature.mask:
-            self.mask = (inputs.mask if inputs.mask is not None else torch.ones(
-                inputs.student.shape[:2], dtype=torch.bool)).to(device)
+            self.mask = (
+                inputs.mask
+                if inputs.mask is not None
+                else torch.ones(inputs.student.shape[:2], dtype=torch.bool)
+            ).to(device)
         self.has_gradient = True
         self.progress = progress
         self.calls = 0
@@ -193,30 +211,51 @@ class Probe:
         student = (self.student if student is None else student).detach().clone()
         student.requires_grad_(True)
         teacher = (self.teacher if teacher is None else teacher).detach().clone()
-        context = (f"(called with student and teacher logits of shape {tuple(student.shape)} "
-                   f"({dtype_name(student.dtype)}) and T={shown})")
+        context = (
+            f"(called with student and teacher logits of shape {tuple(student.shape)} "
+            f"({dtype_name(student.dtype)}) and T={shown})"
+        )
         arguments, keywords = self._arguments(student, teacher, temperature, labels)
         self.calls += 1
         if self.progress is not None:
             self.progress(f"calling the loss at T={shown}")
         value = self.sandbox.call(self.fn, *arguments, context=context, **keywords)
-        check_argument(isinstance(value, torch.Tensor),
-                       "{} returned {}, expected a scalar torch.Tensor {}; keep the loss a "
-                       "tensor (no .item() or float())", self.name, type(value).__name__, context)
-        check_argument(value.ndim == 0,
-                       "{} returned a tensor of shape {}, expected a scalar (0-d) tensor {}; "
-                       "reduce it over the batch, e.g. with reduction='batchmean'",
-                       self.name, tuple(value.shape), context)
-        check_argument(value.is_floating_point(),
-                       "{} returned a tensor of dtype {}, expected a floating point scalar {}",
-                       self.name, value.dtype, context)
+        check_argument(
+            isinstance(value, torch.Tensor),
+            "{} returned {}, expected a scalar torch.Tensor {}; keep the loss a "
+            "tensor (no .item() or float())",
+            self.name,
+            type(value).__name__,
+            context,
+        )
+        check_argument(
+            value.ndim == 0,
+            "{} returned a tensor of shape {}, expected a scalar (0-d) tensor {}; "
+            "reduce it over the batch, e.g. with reduction='batchmean'",
+            self.name,
+            tuple(value.shape),
+            context,
+        )
+        check_argument(
+            value.is_floating_point(),
+            "{} returned a tensor of dtype {}, expected a floating point scalar {}",
+            self.name,
+            value.dtype,
+            context,
+        )
         if not bool(torch.isfinite(value)):
-            raise VerifyError(f"{self.name} returned {float(value.detach())} {context}; the "
-                              "loss must be finite")
+            raise VerifyError(
+                f"{self.name} returned {float(value.detach())} {context}; the loss must be finite"
+            )
         if not value.requires_grad:
             return None
-        (gradient,) = self.sandbox.call(torch.autograd.grad, value, student, allow_unused=True,
-                                        context=f"in its backward pass {context}")
+        (gradient,) = self.sandbox.call(
+            torch.autograd.grad,
+            value,
+            student,
+            allow_unused=True,
+            context=f"in its backward pass {context}",
+        )
         return gradient
 
     def gradient(self, temperature, **logits):
@@ -225,9 +264,12 @@ class Probe:
         if gradient is None:
             self.has_gradient = False
             return torch.zeros(self.student.shape, dtype=torch.float64)
-        check_argument(bool(torch.isfinite(gradient).all()),
-                       "the gradient of {} w.r.t. the student logits is not finite at T={}",
-                       self.name, _number(temperature))
+        check_argument(
+            bool(torch.isfinite(gradient).all()),
+            "the gradient of {} w.r.t. the student logits is not finite at T={}",
+            self.name,
+            _number(temperature),
+        )
         return gradient.detach().to("cpu", torch.float64)
 
     def permuted_gradient(self, temperature, permutation):
@@ -235,9 +277,12 @@ class Probe:
         a loss that treats the classes alike it differs from :meth:`gradient` by round-off
         only, a measurement of it."""
         inverse = torch.argsort(permutation)
-        gradient = self.gradient(temperature, student=self.student[..., permutation],
-                                 teacher=self.teacher[..., permutation],
-                                 labels=inverse.to(self.labels.device)[self.labels])
+        gradient = self.gradient(
+            temperature,
+            student=self.student[..., permutation],
+            teacher=self.teacher[..., permutation],
+            labels=inverse.to(self.labels.device)[self.labels],
+        )
         return gradient[..., inverse]
 
     def tensor_gradient(self, temperature):
@@ -272,7 +317,7 @@ class RoundingModel:
     def __init__(self, student, teacher, *, dtype, noise=None):
         self.student, self.teacher, self.dtype = student, teacher, dtype
         self.classes = student.shape[-1]
-        self.largest = student.abs().amax(-1) + teacher.abs().amax(-1)      # [R]
+        self.largest = student.abs().amax(-1) + teacher.abs().amax(-1)  # [R]
         self.noise = noise or {}
 
     def row_tolerance(self, gradient, temperature):
@@ -282,12 +327,14 @@ class RoundingModel:
         gap = (student_probabilities - teacher_probabilities).abs().sum(-1)
         gap = torch.clamp(gap, min=torch.finfo(torch.float64).tiny)
         intermediates = gradient.abs().sum(-1) * 2.0 / gap
-        bound = class_sum_tolerance(dtype=self.dtype, classes=self.classes,
-                                    argument_magnitude=self.largest / temperature,
-                                    gradient_magnitude=intermediates)
+        bound = class_sum_tolerance(
+            dtype=self.dtype,
+            classes=self.classes,
+            argument_magnitude=self.largest / temperature,
+            gradient_magnitude=intermediates,
+        )
         measured = self.noise.get(temperature)
-        return bound if measured is None else torch.maximum(bound,
-                                                            RESOLUTION_FACTOR * measured)
+        return bound if measured is None else torch.maximum(bound, RESOLUTION_FACTOR * measured)
 
     def relative(self, gradients, temperatures):
         """Per temperature, the rounding bound of the rows ``[K, R, N]`` relative to their

@@ -134,8 +134,12 @@ class AuditResult:
     limit_established: bool | None = None
 
     def __post_init__(self):
-        check_argument(self.verdict in VERDICTS, "verdict must be one of {}, got {!r}",
-                       ", ".join(VERDICTS), self.verdict)
+        check_argument(
+            self.verdict in VERDICTS,
+            "verdict must be one of {}, got {!r}",
+            ", ".join(VERDICTS),
+            self.verdict,
+        )
 
     @property
     def consistent(self):
@@ -160,13 +164,15 @@ class AuditResult:
             "weight": self.weight,
             "match_error": self.match_error,
             "match_tolerance": self.match_tolerance,
-            "defect": None if self.defect is None else {
-                "cause": self.defect, "parameters": dict(self.defect_parameters)},
+            "defect": None
+            if self.defect is None
+            else {"cause": self.defect, "parameters": dict(self.defect_parameters)},
             "alternatives": list(self.alternatives),
             "expected": {"objective": name, "parameters": dict(parameters), "weight": weight},
             "sequence_length": self.sequence_length,
-            "normalization": None if self.normalization is None else {
-                "name": self.normalization, "scale": self.normalization_scale},
+            "normalization": None
+            if self.normalization is None
+            else {"name": self.normalization, "scale": self.normalization_scale},
             "labels": self.labels,
             "symbolic": None if self.symbolic is None else self.symbolic.to_json(),
         }
@@ -177,8 +183,11 @@ class AuditResult:
         exponent = _optional(self.temperature_exponent)
         if self.exponent_fit is not None:
             exponent += f" (fitted {self.exponent_fit:.4g}, residual {self.fit_residual:.2g})"
-        shape = (f"{self.batch_size} x {self.classes}" if self.sequence_length is None
-                 else f"{self.batch_size} x {self.sequence_length} x {self.classes}")
+        shape = (
+            f"{self.batch_size} x {self.classes}"
+            if self.sequence_length is None
+            else f"{self.batch_size} x {self.sequence_length} x {self.classes}"
+        )
         name, parameters, weight = self.expected
         lines = [
             f"audit of {self.function}: {shape} logits, {self.dtype}, {self.device}, seed "
@@ -200,8 +209,10 @@ class AuditResult:
             f"  labels                {self.labels}",
         ]
         if self.normalization is not None:
-            lines.append(f"  normalization         {self.normalization} (scale "
-                         f"{_optional(self.normalization_scale)} of the mean over real tokens)")
+            lines.append(
+                f"  normalization         {self.normalization} (scale "
+                f"{_optional(self.normalization_scale)} of the mean over real tokens)"
+            )
         lines.append(f"  verdict               {self.verdict}")
         lines += [f"  - {diagnosis}" for diagnosis in self.diagnoses]
         lines += [f"  note: {note}" for note in self.notes]
@@ -211,14 +222,18 @@ class AuditResult:
     def identified(self):
         """The identification in words: ``'reverse-kl, weight 1 (match error 2e-07)'``."""
         if self.objective == "unknown":
-            return "unknown" if self.match_error is None else \
-                f"unknown (closest match error {self.match_error:.2g})"
+            return (
+                "unknown"
+                if self.match_error is None
+                else f"unknown (closest match error {self.match_error:.2g})"
+            )
         text = describe(self.objective, self.parameters, self.weight)
         if self.identification_exponent not in (None, 0.0):
             text += f", times T^{_number(self.identification_exponent)}"
         if self.defect is not None:
             text += f", with the defect {self.defect}" + "".join(
-                f" ({k} = {v:.3g})" for k, v in self.defect_parameters)
+                f" ({k} = {v:.3g})" for k, v in self.defect_parameters
+            )
         if self.match_error is not None:
             text += f" (match error {self.match_error:.2g}, tolerance {self.match_tolerance:.2g})"
         return text
@@ -241,6 +256,7 @@ def describe(name, parameters, weight):
 
 
 # -- numbers as the reports show them ------------------------------------------------------------
+
 
 def _significant(value, digits=6):
     """``value`` to ``digits`` significant digits (what the tolerances resolve), or ``None``."""

@@ -47,20 +47,29 @@ _PATTERN_TEMPERATURE = 4.0
 def pattern_tolerance(shape, dtype):
     """Relative resolution of the measured token weights."""
     batch, length, classes = shape
-    return RESOLUTION_FACTOR * machine_epsilon(dtype) * (
-        batch * length + classes + SOFTMAX_CHAIN_OPERATIONS)
+    return (
+        RESOLUTION_FACTOR
+        * machine_epsilon(dtype)
+        * (batch * length + classes + SOFTMAX_CHAIN_OPERATIONS)
+    )
 
 
 def measure_pattern(probe, inputs):
     """``(weights [B, L], padded [B, L] bool)``: the per-token gradient norms with every real
     token equal, relative to their mean over the real tokens (0 where there is no gradient)."""
-    real = inputs.mask if inputs.mask is not None else torch.ones(
-        inputs.student.shape[:2], dtype=torch.bool)
+    real = (
+        inputs.mask
+        if inputs.mask is not None
+        else torch.ones(inputs.student.shape[:2], dtype=torch.bool)
+    )
     student, teacher = inputs.student.clone(), inputs.teacher.clone()
     student[real] = inputs.student[0, 0]
     teacher[real] = inputs.teacher[0, 0]
-    gradient = probe.gradient(_PATTERN_TEMPERATURE, student=student.to(probe.student.device),
-                              teacher=teacher.to(probe.teacher.device))
+    gradient = probe.gradient(
+        _PATTERN_TEMPERATURE,
+        student=student.to(probe.student.device),
+        teacher=teacher.to(probe.teacher.device),
+    )
     norms = gradient.norm(dim=-1)
     mean = norms[real].mean()
     weights = norms / mean if float(mean) > 0 else torch.zeros_like(norms)
@@ -105,7 +114,8 @@ def classify(weights, padded, lengths, scale, *, tolerance, scale_tolerance):
     pattern = weights[real]
     tokens = int(real.sum())
     sequence_weights = (tokens / (batch * lengths.to(torch.float64)))[:, None].expand(
-        batch, length)[real]
+        batch, length
+    )[real]
     uniform = bool(((pattern - 1.0).abs() <= tolerance).all())
     per_sequence = bool(((pattern - sequence_weights).abs() <= tolerance).all())
     name = None
@@ -116,5 +126,12 @@ def classify(weights, padded, lengths, scale, *, tolerance, scale_tolerance):
                 break
     elif per_sequence and abs(scale - 1.0) <= scale_tolerance:
         name = "sequence-mean"
-    return Normalization(name, scale, padding if padding > tolerance else 0.0, weights,
-                         lengths, uniform, per_sequence)
+    return Normalization(
+        name,
+        scale,
+        padding if padding > tolerance else 0.0,
+        weights,
+        lengths,
+        uniform,
+        per_sequence,
+    )

@@ -64,9 +64,11 @@ WEIGHT_TOLERANCE = 1e-3
 #: The numeric exponents are half-integers when they are a power law; the exact ones integers.
 _EXPONENT_TOLERANCE = 1e-9
 
-_BUG = ("TOOLKIT BUG: the symbolic and numeric results disagree ({}); please report this as a "
-        "bug of the toolkit, with this report and the loss's code (the verdict above is the "
-        "numeric one, and may be wrong)")
+_BUG = (
+    "TOOLKIT BUG: the symbolic and numeric results disagree ({}); please report this as a "
+    "bug of the toolkit, with this report and the loss's code (the verdict above is the "
+    "numeric one, and may be wrong)"
+)
 
 
 @dataclass(frozen=True)
@@ -118,10 +120,17 @@ class SymbolicCheck:
         return _BUG.format("; ".join(self.disagreements)) if self.disagreements else None
 
     def to_json(self):
-        return {"traced": self.traced, "order": self.order, "relation": self.relation,
-                "relation_text": self.relation_text, "batch_weight": self.batch_weight,
-                "predicted": self.predicted, "agrees": self.agrees,
-                "disagreements": list(self.disagreements), "reason": self.reason}
+        return {
+            "traced": self.traced,
+            "order": self.order,
+            "relation": self.relation,
+            "relation_text": self.relation_text,
+            "batch_weight": self.batch_weight,
+            "predicted": self.predicted,
+            "agrees": self.agrees,
+            "disagreements": list(self.disagreements),
+            "reason": self.reason,
+        }
 
     def text_lines(self):
         """The report's lines: ``symbolic ...`` and, on a disagreement, the bug report."""
@@ -131,12 +140,19 @@ class SymbolicCheck:
         identified = (self.predicted or {}).get("objective")
         if identified is not None:
             predicted = self.predicted
-            line += ": " + describe(identified, predicted["parameters"].items(),
-                                    predicted["weight"])
+            line += ": " + describe(
+                identified, predicted["parameters"].items(), predicted["weight"]
+            )
             if predicted["temperature_exponent"]:
                 line += f", times T^{predicted['temperature_exponent']}"
-        lines = [line + ("; agrees with the numeric results" if self.agrees else
-                         "; DISAGREES with the numeric results")]
+        lines = [
+            line
+            + (
+                "; agrees with the numeric results"
+                if self.agrees
+                else "; DISAGREES with the numeric results"
+            )
+        ]
         if self.disagreements:
             lines.append(f"  {self.bug_report}")
         return lines
@@ -146,16 +162,19 @@ def not_traced(reason):
     return SymbolicCheck(traced=False, reason=reason)
 
 
-def check_symbolically(fn, result, *, expectation, signature, sequence_length, remaining,
-                       order=TRACE_ORDER):
+def check_symbolically(
+    fn, result, *, expectation, signature, sequence_length, remaining, order=TRACE_ORDER
+):
     """Trace ``fn`` and compare with the numeric ``result`` (an :class:`~.result.AuditResult`);
     ``remaining`` is the seconds left of the audit's timeout. Never raises for the loss's
     sake: whatever stops the trace is the returned check's ``reason``."""
     if sequence_length is not None:
         return not_traced("token sequences [B, L, N]: the trace takes logits [B, N]")
     if signature.target is not None:
-        return not_traced("the loss takes a target (labels): the trace takes "
-                          "fn(student_logits, teacher_logits, T)")
+        return not_traced(
+            "the loss takes a target (labels): the trace takes "
+            "fn(student_logits, teacher_logits, T)"
+        )
     budget = min(TRACE_TIMEOUT, remaining)
     if budget <= 0:
         return not_traced("no time left of the audit's --timeout")
@@ -168,8 +187,10 @@ def check_symbolically(fn, result, *, expectation, signature, sequence_length, r
         if sandbox.remaining() <= 0:
             # The deadline interrupts the user's code or the engine; the trace may have turned
             # the interruption into an error of the loss: the deadline is the reason.
-            reason = (f"the trace did not finish within {budget:.3g} s (at most "
-                      f"{TRACE_TIMEOUT:g} s, and within the audit's --timeout)")
+            reason = (
+                f"the trace did not finish within {budget:.3g} s (at most "
+                f"{TRACE_TIMEOUT:g} s, and within the audit's --timeout)"
+            )
         elif isinstance(cause, derive.DeriveError):
             reason = one_line(cause)
         else:
@@ -179,17 +200,28 @@ def check_symbolically(fn, result, *, expectation, signature, sequence_length, r
     try:
         predicted = predict(traced, classes=result.classes, batch_size=result.batch_size)
         disagreements = tuple(compare(predicted, result, expectation))
-    except Exception as error:          # our own comparison: a bug, reported as one
-        return SymbolicCheck(traced=True, order=order, relation_text=traced.relation_text(),
-                             batch_weight=str(traced.batch_weight), seconds=seconds,
-                             disagreements=(f"the comparison itself failed: "
-                                            f"{type(error).__name__}: {one_line(error)}",))
+    except Exception as error:  # our own comparison: a bug, reported as one
+        return SymbolicCheck(
+            traced=True,
+            order=order,
+            relation_text=traced.relation_text(),
+            batch_weight=str(traced.batch_weight),
+            seconds=seconds,
+            disagreements=(
+                f"the comparison itself failed: {type(error).__name__}: {one_line(error)}",
+            ),
+        )
     relation = traced.relation
     return SymbolicCheck(
-        traced=True, order=order,
+        traced=True,
+        order=order,
         relation=None if relation is None else dict(relation.to_json(), text=relation.text),
-        relation_text=traced.relation_text(), batch_weight=str(traced.batch_weight),
-        predicted=predicted, disagreements=disagreements, seconds=seconds)
+        relation_text=traced.relation_text(),
+        batch_weight=str(traced.batch_weight),
+        predicted=predicted,
+        disagreements=disagreements,
+        seconds=seconds,
+    )
 
 
 def predict(traced, *, classes, batch_size):
@@ -200,18 +232,22 @@ def predict(traced, *, classes, batch_size):
     identification; ``None`` without an exact relation)."""
     found = {"no_gradient": bool(traced.no_gradient)}
     leading = traced.leading_order(classes=classes, batch_size=batch_size)
-    found.update(shift_invariant=leading["shift_invariant"],
-                 gradient_exponent=leading["temperature_exponent"],
-                 limit_scale=leading["limit_scale"],
-                 limit_cosine_is_one=leading["limit_cosine_is_one"])
+    found.update(
+        shift_invariant=leading["shift_invariant"],
+        gradient_exponent=leading["temperature_exponent"],
+        limit_scale=leading["limit_scale"],
+        limit_cosine_is_one=leading["limit_cosine_is_one"],
+    )
     identified = traced.identification(classes=classes, batch_size=batch_size)
     found.update(objective=None, parameters={}, weight=None, temperature_exponent=None, via=None)
     if identified is not None:
-        found.update(objective=identified["objective"],
-                     parameters=dict(identified["parameters"]),
-                     weight=_rounded(identified["weight"]),
-                     temperature_exponent=identified["temperature_exponent"],
-                     via=identified["via"])
+        found.update(
+            objective=identified["objective"],
+            parameters=dict(identified["parameters"]),
+            weight=_rounded(identified["weight"]),
+            temperature_exponent=identified["temperature_exponent"],
+            via=identified["via"],
+        )
     found["limit_scale"] = _rounded(found["limit_scale"])
     return found
 
@@ -222,12 +258,12 @@ def _rounded(value):
 
 # -- the comparison ---------------------------------------------------------------------------
 
+
 def _compared(name):
     """Whether a trace compares ``name`` (not written with a label or in standardized logits):
     a numeric identification of another says nothing against a trace without a relation."""
     definition = derive.OBJECTIVES.get(name)
-    return definition is not None and not definition.labelled \
-        and definition.coordinates == "logits"
+    return definition is not None and not definition.labelled and definition.coordinates == "logits"
 
 
 def compare(predicted, result, expectation):
@@ -235,14 +271,18 @@ def compare(predicted, result, expectation):
     numeric ``result``; ``expectation`` is the declaration the audit measured against."""
     numeric_no_gradient = "no-gradient" in result.causes
     if predicted["no_gradient"] != numeric_no_gradient:
-        return [f"gradient: symbolic {'none' if predicted['no_gradient'] else 'nonzero'}, "
-                f"numeric {'none' if numeric_no_gradient else 'nonzero'}"]
+        return [
+            f"gradient: symbolic {'none' if predicted['no_gradient'] else 'nonzero'}, "
+            f"numeric {'none' if numeric_no_gradient else 'nonzero'}"
+        ]
     if numeric_no_gradient:
         return []
     found = []
     if predicted["shift_invariant"] != result.shift_invariant:
-        found.append(f"shift invariance: symbolic {_yes(predicted['shift_invariant'])}, "
-                     f"numeric {_yes(result.shift_invariant)}")
+        found.append(
+            f"shift invariance: symbolic {_yes(predicted['shift_invariant'])}, "
+            f"numeric {_yes(result.shift_invariant)}"
+        )
     found += _leading_order(predicted, result, expectation)
     found += _identification(predicted, result)
     return found
@@ -258,11 +298,14 @@ def _leading_order(predicted, result, expectation):
         return []
     power_law = result.limit_scale is not None
     if not power_law:
-        return [f"temperature exponent: symbolic {exponent:g} (a power law with 1/T "
-                f"corrections), numeric not a power law (fitted {_shown(result.exponent_fit)})"]
+        return [
+            f"temperature exponent: symbolic {exponent:g} (a power law with 1/T "
+            f"corrections), numeric not a power law (fitted {_shown(result.exponent_fit)})"
+        ]
     if abs(result.temperature_exponent - exponent) > _EXPONENT_TOLERANCE:
-        return [f"temperature exponent: symbolic {exponent:g}, numeric "
-                f"{result.temperature_exponent:g}"]
+        return [
+            f"temperature exponent: symbolic {exponent:g}, numeric {result.temperature_exponent:g}"
+        ]
     # The scale and the direction are measured against the declared objective's limit; the
     # trace predicts them against KD's.
     if expectation.objective != "kl" or not result.limit_established:
@@ -270,37 +313,46 @@ def _leading_order(predicted, result, expectation):
     found, tolerance = [], result.scale_tolerance
     scale = predicted["limit_scale"]
     if scale is not None and abs(result.limit_scale - scale) > tolerance * abs(scale):
-        found.append(f"limit scale: symbolic {scale:.6g}, numeric {result.limit_scale:.6g} "
-                     f"(tolerance {tolerance:.2g})")
+        found.append(
+            f"limit scale: symbolic {scale:.6g}, numeric {result.limit_scale:.6g} "
+            f"(tolerance {tolerance:.2g})"
+        )
     cosine = result.limit_cosine
     measured_one = cosine is not None and cosine >= 1.0 - tolerance
     kd_direction = predicted["limit_cosine_is_one"]
     if kd_direction is not None and measured_one != kd_direction:
-        found.append(f"limit direction: symbolic {'' if kd_direction else 'not '}KD's, numeric "
-                     f"cosine {_shown(cosine)} (tolerance {tolerance:.2g})")
+        found.append(
+            f"limit direction: symbolic {'' if kd_direction else 'not '}KD's, numeric "
+            f"cosine {_shown(cosine)} (tolerance {tolerance:.2g})"
+        )
     return found
 
 
 def _identification(predicted, result):
     objective = predicted["objective"]
     if not result.shift_invariant:
-        return []                       # the numeric identification did not run
+        return []  # the numeric identification did not run
     numeric = _matches(result)
     if objective is None:
         shown = [m for m in numeric if m["defect"] is None and _compared(m["objective"])]
         if not shown:
             return []
-        return [f"identification: symbolic no exact relation at the terms computed, numeric "
-                f"{_numeric_text(shown[0])}"]
+        return [
+            f"identification: symbolic no exact relation at the terms computed, numeric "
+            f"{_numeric_text(shown[0])}"
+        ]
     for match in numeric:
         if match["defect"] is None and match["objective"] == objective and _same(predicted, match):
             return []
     exact = describe(objective, predicted["parameters"].items(), predicted["weight"])
     if predicted["temperature_exponent"]:
         exact += f", times T^{predicted['temperature_exponent']}"
-    seen = "; ".join(_numeric_text(m) for m in numeric) if numeric else \
-        "unknown" + ("" if result.match_error is None else
-                     f" (closest match error {result.match_error:.2g})")
+    seen = (
+        "; ".join(_numeric_text(m) for m in numeric)
+        if numeric
+        else "unknown"
+        + ("" if result.match_error is None else f" (closest match error {result.match_error:.2g})")
+    )
     return [f"identification: symbolic {exact} (exact), numeric {seen}"]
 
 
@@ -308,14 +360,27 @@ def _matches(result):
     """The numeric identification and its accepted alternatives, as dicts."""
     matches = []
     if result.objective != "unknown":
-        matches.append({"objective": result.objective, "parameters": dict(result.parameters),
-                        "weight": result.weight, "tolerance": result.match_tolerance,
-                        "exponent": result.identification_exponent, "defect": result.defect})
+        matches.append(
+            {
+                "objective": result.objective,
+                "parameters": dict(result.parameters),
+                "weight": result.weight,
+                "tolerance": result.match_tolerance,
+                "exponent": result.identification_exponent,
+                "defect": result.defect,
+            }
+        )
     for alternative in result.alternatives:
-        matches.append({"objective": alternative["objective"],
-                        "parameters": dict(alternative["parameters"]),
-                        "weight": alternative["weight"], "tolerance": alternative["tolerance"],
-                        "exponent": result.identification_exponent, "defect": None})
+        matches.append(
+            {
+                "objective": alternative["objective"],
+                "parameters": dict(alternative["parameters"]),
+                "weight": alternative["weight"],
+                "tolerance": alternative["tolerance"],
+                "exponent": result.identification_exponent,
+                "defect": None,
+            }
+        )
     return matches
 
 
@@ -323,8 +388,10 @@ def _same(predicted, match):
     """Whether a numeric match is the exact relation: the same power of ``T``, the weight
     within the match's tolerance (at least :data:`WEIGHT_TOLERANCE`), every parameter both
     report within :data:`PARAMETER_TOLERANCE` (a choice exactly)."""
-    if match["exponent"] is not None and abs(match["exponent"]
-                                             - predicted["temperature_exponent"]) > 1e-9:
+    if (
+        match["exponent"] is not None
+        and abs(match["exponent"] - predicted["temperature_exponent"]) > 1e-9
+    ):
         return False
     weight, exact = match["weight"], predicted["weight"]
     tolerance = max(WEIGHT_TOLERANCE, match["tolerance"] or 0.0)
@@ -337,8 +404,9 @@ def _same(predicted, match):
         if isinstance(value, str) or isinstance(found, str):
             if value != found:
                 return False
-        elif not math.isclose(found, value, rel_tol=PARAMETER_TOLERANCE,
-                              abs_tol=PARAMETER_TOLERANCE * 1e-3):
+        elif not math.isclose(
+            found, value, rel_tol=PARAMETER_TOLERANCE, abs_tol=PARAMETER_TOLERANCE * 1e-3
+        ):
             return False
     return True
 

@@ -20,8 +20,16 @@ Examples
 ('refuted', True)
 """
 
-from . import (equal_mean, expansion, mean_preservation, objectives, target_aware,  # noqa: F401
-               radius, temperature, zero_mean)
+from . import (
+    equal_mean,
+    expansion,
+    mean_preservation,
+    objectives,
+    target_aware,  # noqa: F401
+    radius,
+    temperature,
+    zero_mean,
+)
 from ._common import REGISTERED, numeric_check
 
 __all__ = ["CHECKS", "numeric_check"]
@@ -30,8 +38,11 @@ __all__ = ["CHECKS", "numeric_check"]
 def _in_registry_order():
     from derive import STATEMENTS
 
-    ordered = {statement_id: REGISTERED[statement_id] for statement_id in STATEMENTS
-               if statement_id in REGISTERED}
+    ordered = {
+        statement_id: REGISTERED[statement_id]
+        for statement_id in STATEMENTS
+        if statement_id in REGISTERED
+    }
     ordered.update({key: value for key, value in REGISTERED.items() if key not in ordered})
     return ordered
 

@@ -9,8 +9,20 @@ from .._errors import MAX_SEED, check_argument, check_integer, check_positive_in
 from ..devices import dtype_name, resolve_device, resolve_dtype
 from ..results import CheckResult
 
-__all__ = ["CheckContext", "Counterexample", "group_sizes", "expectation", "worst_case", "ratios",
-           "violations", "result_from", "conclude", "vector", "REGISTERED", "numeric_check"]
+__all__ = [
+    "CheckContext",
+    "Counterexample",
+    "group_sizes",
+    "expectation",
+    "worst_case",
+    "ratios",
+    "violations",
+    "result_from",
+    "conclude",
+    "vector",
+    "REGISTERED",
+    "numeric_check",
+]
 
 #: Every check, by the statement id it checks, as registered (:func:`numeric_check`).
 REGISTERED = {}
@@ -18,12 +30,16 @@ REGISTERED = {}
 
 def numeric_check(statement_id):
     """Register the decorated check function as the numeric check of ``statement_id``."""
+
     def register(function):
-        check_argument(statement_id not in REGISTERED, "check {!r} is registered twice",
-                       statement_id)
+        check_argument(
+            statement_id not in REGISTERED, "check {!r} is registered twice", statement_id
+        )
         REGISTERED[statement_id] = function
         return function
+
     return register
+
 
 #: Hypothesis examples tried when searching a counterexample, by default and with --thorough.
 SEARCH_EXAMPLES = 40
@@ -44,8 +60,9 @@ class CheckContext:
     def create(cls, *, device, dtype, examples, seed, search_examples=None):
         check_positive_integer(examples, name="examples")
         check_integer(seed, name="seed")
-        check_argument(0 <= seed <= MAX_SEED, "seed must be an integer in 0..{}, got {!r}",
-                       MAX_SEED, seed)
+        check_argument(
+            0 <= seed <= MAX_SEED, "seed must be an integer in 0..{}, got {!r}", MAX_SEED, seed
+        )
         if search_examples is None:
             search_examples = SEARCH_EXAMPLES
         check_positive_integer(search_examples, name="search_examples")
@@ -90,8 +107,12 @@ def expectation(statement_id):
     """The registry's expectation for ``statement_id`` (:data:`derive.STATEMENTS`)."""
     from derive import STATEMENTS
 
-    check_argument(statement_id in STATEMENTS, "unknown statement id {!r}; known: {}",
-                   statement_id, ", ".join(STATEMENTS))
+    check_argument(
+        statement_id in STATEMENTS,
+        "unknown statement id {!r}; known: {}",
+        statement_id,
+        ", ".join(STATEMENTS),
+    )
     return STATEMENTS[statement_id].expected
 
 
@@ -103,9 +124,12 @@ def worst_case(errors, tolerances):
     """
     errors = torch.as_tensor(errors, dtype=torch.float64).flatten().cpu()
     tolerances = torch.as_tensor(tolerances, dtype=torch.float64).flatten().cpu()
-    check_argument(errors.numel() == tolerances.numel() and errors.numel() > 0,
-                   "errors and tolerances must be nonempty and of one length, got {} and {}",
-                   errors.numel(), tolerances.numel())
+    check_argument(
+        errors.numel() == tolerances.numel() and errors.numel() > 0,
+        "errors and tolerances must be nonempty and of one length, got {} and {}",
+        errors.numel(),
+        tolerances.numel(),
+    )
     index = int(torch.argmax(ratios(errors, tolerances)))
     return float(errors[index]), float(tolerances[index]), index
 
@@ -115,8 +139,9 @@ def ratios(errors, tolerances):
     errors = torch.as_tensor(errors, dtype=torch.float64)
     tolerances = torch.as_tensor(tolerances, dtype=torch.float64)
     quotient = errors / torch.where(tolerances > 0, tolerances, torch.ones_like(tolerances))
-    quotient = torch.where(tolerances > 0, quotient,
-                           torch.where(errors > 0, math.inf, 0.0).to(quotient))
+    quotient = torch.where(
+        tolerances > 0, quotient, torch.where(errors > 0, math.inf, 0.0).to(quotient)
+    )
     return torch.where(torch.isfinite(errors), quotient, torch.full_like(quotient, math.inf))
 
 
@@ -125,15 +150,34 @@ def violations(errors, tolerances):
     return ratios(errors, tolerances) > 1
 
 
-def result_from(statement_id, context, *, error, tolerance, violated, examples,
-                counterexample=None, notes=(), setup=(), unresolved=()):
+def result_from(
+    statement_id,
+    context,
+    *,
+    error,
+    tolerance,
+    violated,
+    examples,
+    counterexample=None,
+    notes=(),
+    setup=(),
+    unresolved=(),
+):
     """A :class:`~verify.results.CheckResult` for ``statement_id`` run in ``context``."""
     return CheckResult(
-        id=statement_id, expected=expectation(statement_id),
-        verdict="refuted" if violated else "holds", worst_error=float(error),
-        tolerance=float(tolerance), examples=int(examples), device=str(context.device),
-        dtype=dtype_name(context.dtype), counterexample=counterexample if violated else None,
-        notes=tuple(notes), setup=tuple(setup), unresolved=tuple(unresolved))
+        id=statement_id,
+        expected=expectation(statement_id),
+        verdict="refuted" if violated else "holds",
+        worst_error=float(error),
+        tolerance=float(tolerance),
+        examples=int(examples),
+        device=str(context.device),
+        dtype=dtype_name(context.dtype),
+        counterexample=counterexample if violated else None,
+        notes=tuple(notes),
+        setup=tuple(setup),
+        unresolved=tuple(unresolved),
+    )
 
 
 @dataclass(frozen=True)
@@ -145,8 +189,19 @@ class Counterexample:
     tolerance: float
 
 
-def conclude(statement_id, context, *, errors, tolerances, search, examples, violated=None,
-             notes=(), setup=(), unresolved=()):
+def conclude(
+    statement_id,
+    context,
+    *,
+    errors,
+    tolerances,
+    search,
+    examples,
+    violated=None,
+    notes=(),
+    setup=(),
+    unresolved=(),
+):
     """The result of a sweep (``errors``, ``tolerances``, and whether they violate the
     statement, by default if any error exceeds its tolerance) and of a hypothesis search
     over small explicit cases (``search()`` returns a :class:`Counterexample` or ``None``),
@@ -166,16 +221,28 @@ def conclude(statement_id, context, *, errors, tolerances, search, examples, vio
     if found is not None:
         counterexample = found.description
     elif violated:
-        counterexample = (f"the search found no small case; worst swept case: error {error:.3g}, "
-                          f"tolerance {tolerance:.2g}")
+        counterexample = (
+            f"the search found no small case; worst swept case: error {error:.3g}, "
+            f"tolerance {tolerance:.2g}"
+        )
     else:
         counterexample = None
-    notes = list(notes) + [f"hypothesis search over up to {context.search_examples} small "
-                           f"explicit cases: {'a counterexample' if found else 'none violated'}"]
-    return result_from(statement_id, context, error=error, tolerance=tolerance,
-                       violated=violated or found is not None, examples=examples,
-                       counterexample=counterexample, notes=notes, setup=setup,
-                       unresolved=unresolved)
+    notes = list(notes) + [
+        f"hypothesis search over up to {context.search_examples} small "
+        f"explicit cases: {'a counterexample' if found else 'none violated'}"
+    ]
+    return result_from(
+        statement_id,
+        context,
+        error=error,
+        tolerance=tolerance,
+        violated=violated or found is not None,
+        examples=examples,
+        counterexample=counterexample,
+        notes=notes,
+        setup=setup,
+        unresolved=unresolved,
+    )
 
 
 def vector(values, *, digits=4, limit=8):

@@ -37,8 +37,18 @@ class Trajectory:
     evaluations: list = field(default_factory=list)
 
 
-def mean_rounding_bound(*, dtype, classes, parameter, delta, gradient_magnitude,
-                        gradient_sum_bound, learning_rate, momentum, weight_decay):
+def mean_rounding_bound(
+    *,
+    dtype,
+    classes,
+    parameter,
+    delta,
+    gradient_magnitude,
+    gradient_sum_bound,
+    learning_rate,
+    momentum,
+    weight_decay,
+):
     r"""Bound on how far one optimizer step's rounding moves a class mean, per network.
 
     Every coordinate's update rounds with error at most :math:`\varepsilon` times
@@ -51,10 +61,15 @@ def mean_rounding_bound(*, dtype, classes, parameter, delta, gradient_magnitude,
     All arguments but the scalars are ``[M]`` tensors of per-network maxima.
     """
     persistence = 1.0 / (1.0 - momentum)
-    magnitude = (parameter + delta
-                 + learning_rate * persistence * (gradient_magnitude + weight_decay * parameter))
-    return (rounding_bound(dtype=dtype, operations=UPDATE_OPERATIONS, magnitude=magnitude)
-            + learning_rate * persistence * gradient_sum_bound / classes)
+    magnitude = (
+        parameter
+        + delta
+        + learning_rate * persistence * (gradient_magnitude + weight_decay * parameter)
+    )
+    return (
+        rounding_bound(dtype=dtype, operations=UPDATE_OPERATIONS, magnitude=magnitude)
+        + learning_rate * persistence * gradient_sum_bound / classes
+    )
 
 
 def _means(networks):
@@ -66,12 +81,22 @@ def _means(networks):
 def _mean_error(dtype, classes, tensor):
     """Rounding of a computed class mean: ``classes`` roundings relative to the largest entry."""
     reduce_dims = tuple(range(1, tensor.ndim))
-    return rounding_bound(dtype=dtype, operations=classes + 2,
-                          magnitude=tensor.detach().abs().amax(reduce_dims))
+    return rounding_bound(
+        dtype=dtype, operations=classes + 2, magnitude=tensor.detach().abs().amax(reduce_dims)
+    )
 
 
-def train(networks, optimizer_spec, objective, batches, *, steps, evaluate=None,
-          initial_weight_bound=None, initial_bias_bound=None):
+def train(
+    networks,
+    optimizer_spec,
+    objective,
+    batches,
+    *,
+    steps,
+    evaluate=None,
+    initial_weight_bound=None,
+    initial_bias_bound=None,
+):
     """Train ``networks`` for ``steps`` steps and record a :class:`Trajectory`.
 
     Parameters
@@ -109,14 +134,18 @@ def train(networks, optimizer_spec, objective, batches, *, steps, evaluate=None,
         weight_mean, bias_mean = _means(networks)
         trajectory.weight_means.append(weight_mean)
         trajectory.bias_means.append(bias_mean)
-        trajectory.weight_bounds.append(accumulated_weight + initial_weight_error
-                                        + _mean_error(dtype, classes, weight))
+        trajectory.weight_bounds.append(
+            accumulated_weight + initial_weight_error + _mean_error(dtype, classes, weight)
+        )
         trajectory.bias_bounds.append(
-            accumulated_bias + initial_bias_error
-            + (_mean_error(dtype, classes, bias) if bias is not None else zero))
+            accumulated_bias
+            + initial_bias_error
+            + (_mean_error(dtype, classes, bias) if bias is not None else zero)
+        )
         if evaluate is not None:
-            trajectory.evaluations.append(evaluate(len(trajectory.weight_means) - 1, networks,
-                                                   trajectory))
+            trajectory.evaluations.append(
+                evaluate(len(trajectory.weight_means) - 1, networks, trajectory)
+            )
 
     record()
     for step in range(steps):
@@ -129,12 +158,14 @@ def train(networks, optimizer_spec, objective, batches, *, steps, evaluate=None,
         with torch.no_grad():
             seen = problem.with_student(logits.detach())
             batch = logits.shape[1]
-            magnitude, arguments = objective.magnitudes(seen)                    # [M, B] each
-            arguments = arguments.amax(1)                                        # [M]
-            operations = softmax_gradient_operations(classes=classes,
-                                                     argument_magnitude=arguments) + batch
-            weight_gradient = (torch.einsum("mb,mbj->mj", magnitude, features.detach().abs())
-                               / batch).amax(1)
+            magnitude, arguments = objective.magnitudes(seen)  # [M, B] each
+            arguments = arguments.amax(1)  # [M]
+            operations = (
+                softmax_gradient_operations(classes=classes, argument_magnitude=arguments) + batch
+            )
+            weight_gradient = (
+                torch.einsum("mb,mbj->mj", magnitude, features.detach().abs()) / batch
+            ).amax(1)
             bias_gradient = magnitude.sum(1) / batch
             before_weight = weight.detach().clone()
             before_bias = bias.detach().clone() if bias is not None else None
@@ -142,23 +173,32 @@ def train(networks, optimizer_spec, objective, batches, *, steps, evaluate=None,
         optimizer.step()
 
         with torch.no_grad():
-            common = {"dtype": dtype, "classes": classes, "learning_rate": learning_rate,
-                      "momentum": momentum, "weight_decay": weight_decay}
+            common = {
+                "dtype": dtype,
+                "classes": classes,
+                "learning_rate": learning_rate,
+                "momentum": momentum,
+                "weight_decay": weight_decay,
+            }
             accumulated_weight = accumulated_weight + mean_rounding_bound(
                 parameter=before_weight.abs().amax((1, 2)),
                 delta=(weight.detach() - before_weight).abs().amax((1, 2)),
                 gradient_magnitude=weight_gradient,
-                gradient_sum_bound=rounding_bound(dtype=dtype, operations=operations,
-                                                  magnitude=weight_gradient),
-                **common)
+                gradient_sum_bound=rounding_bound(
+                    dtype=dtype, operations=operations, magnitude=weight_gradient
+                ),
+                **common,
+            )
             if bias is not None:
                 accumulated_bias = accumulated_bias + mean_rounding_bound(
                     parameter=before_bias.abs().amax(1),
                     delta=(bias.detach() - before_bias).abs().amax(1),
                     gradient_magnitude=bias_gradient,
-                    gradient_sum_bound=rounding_bound(dtype=dtype, operations=operations,
-                                                      magnitude=bias_gradient),
-                    **common)
+                    gradient_sum_bound=rounding_bound(
+                        dtype=dtype, operations=operations, magnitude=bias_gradient
+                    ),
+                    **common,
+                )
         record()
     return trajectory
 
@@ -167,8 +207,15 @@ def linear_networks(weight, bias, *, dtype, device):
     """One network, a single ``nn.Linear`` with the given weight ``[N][d]`` and bias ``[N]``,
     as :class:`StackedNetworks` (``M = 1``)."""
     classes, features = len(weight), len(weight[0])
-    spec = NetworkSpec(kind="mlp", input_shape=(features,), widths=(), activation="relu",
-                       bias=bias is not None, normalization="none", classes=classes)
+    spec = NetworkSpec(
+        kind="mlp",
+        input_shape=(features,),
+        widths=(),
+        activation="relu",
+        bias=bias is not None,
+        normalization="none",
+        classes=classes,
+    )
     module = spec.build(dtype=dtype)
     with torch.no_grad():
         module.output.weight.copy_(torch.tensor(weight, dtype=dtype))

@@ -24,12 +24,25 @@ from ..networks import StackedNetworks
 from ..search import draw_examples, find_counterexample
 from ..strategies import logit_vectors, network_specs, sgd_optimizers, temperatures
 from ..tolerances import forward_mean_tolerance, rounding_bound
-from ._common import (CheckContext, Counterexample, conclude, group_sizes, numeric_check, vector,
-                      violations)
+from ._common import (
+    CheckContext,
+    Counterexample,
+    conclude,
+    group_sizes,
+    numeric_check,
+    vector,
+    violations,
+)
 from ._training import linear_networks, train
 
-__all__ = ["equal_mean_initialization", "equal_bias_initialization", "mean_gaps",
-           "run_equal_mean_check", "check_equal_mean", "check_equal_mean_nonzero_row_mean"]
+__all__ = [
+    "equal_mean_initialization",
+    "equal_bias_initialization",
+    "mean_gaps",
+    "run_equal_mean_check",
+    "check_equal_mean",
+    "check_equal_mean_nonzero_row_mean",
+]
 
 STEPS = 20
 SEARCH_STEPS = 5
@@ -45,8 +58,9 @@ def _max_abs(tensor, dims):
 def _centre_rows(networks):
     weight = networks.output_weight
     classes = weight.shape[1]
-    bound = rounding_bound(dtype=weight.dtype, operations=classes + 4,
-                           magnitude=_max_abs(weight, (1, 2)))
+    bound = rounding_bound(
+        dtype=weight.dtype, operations=classes + 4, magnitude=_max_abs(weight, (1, 2))
+    )
     weight.sub_(weight.mean(1, keepdim=True))
     return bound
 
@@ -58,8 +72,9 @@ def _equalise_biases(student, teacher, *, zero):
     student_bias, teacher_bias = student.output_bias, teacher.output_bias
     count = student.count
     if student_bias is None:
-        return torch.zeros(count, dtype=student.output_weight.dtype,
-                           device=student.output_weight.device)
+        return torch.zeros(
+            count, dtype=student.output_weight.dtype, device=student.output_weight.device
+        )
     classes = student_bias.shape[1]
     magnitude = _max_abs(student_bias, 1) + _max_abs(teacher_bias, 1)
     if zero:
@@ -75,25 +90,32 @@ def equal_mean_initialization(student, teacher, *, zero_bias=False):
     Returns rounding bounds ``(student_weight, teacher_weight, bias)`` of shape ``[M]`` on the
     exact :math:`|\bar w_s|`, :math:`|\bar w_t|` and :math:`|\bar b_s - \bar b_t|` afterwards.
     """
-    return _centre_rows(student), _centre_rows(teacher), _equalise_biases(student, teacher,
-                                                                          zero=zero_bias)
+    return (
+        _centre_rows(student),
+        _centre_rows(teacher),
+        _equalise_biases(student, teacher, zero=zero_bias),
+    )
 
 
 def equal_bias_initialization(student, teacher, *, zero_bias=False):
     r"""Equal :math:`\bar b` only, rows left as initialised (:math:`\bar w \ne 0`): the refuted
     variant. Returns the same kind of bounds as :func:`equal_mean_initialization`: those the
     claim :math:`\langle z\rangle = \langle v\rangle` allows, rounding only."""
+
     def row_mean_rounding(networks):
         weight = networks.output_weight
-        return rounding_bound(dtype=weight.dtype, operations=weight.shape[1] + 4,
-                              magnitude=_max_abs(weight, (1, 2)))
+        return rounding_bound(
+            dtype=weight.dtype, operations=weight.shape[1] + 4, magnitude=_max_abs(weight, (1, 2))
+        )
 
-    return (row_mean_rounding(student), row_mean_rounding(teacher),
-            _equalise_biases(student, teacher, zero=zero_bias))
+    return (
+        row_mean_rounding(student),
+        row_mean_rounding(teacher),
+        _equalise_biases(student, teacher, zero=zero_bias),
+    )
 
 
-def mean_gaps(student, teacher, inputs, *, student_weight_bound, teacher_weight_bound,
-              bias_bound):
+def mean_gaps(student, teacher, inputs, *, student_weight_bound, teacher_weight_bound, bias_bound):
     r"""``(errors, tolerances)`` of shape ``[M]``: the largest
     :math:`|\langle z(x)\rangle - \langle v(x)\rangle|` over the inputs ``[M, B, ...]``, and its
     tolerance: the forward passes' rounding (:func:`~verify.tolerances.forward_mean_tolerance`)
@@ -109,46 +131,78 @@ def mean_gaps(student, teacher, inputs, *, student_weight_bound, teacher_weight_
             magnitude = torch.einsum("mnd,mbd->mbn", weight.abs(), features.abs())
             if bias is not None:
                 magnitude = magnitude + bias.detach().abs().unsqueeze(1)
-            return forward_mean_tolerance(dtype=weight.dtype, classes=weight.shape[1],
-                                          features=weight.shape[2],
-                                          magnitude=magnitude.amax((1, 2)))
+            return forward_mean_tolerance(
+                dtype=weight.dtype,
+                classes=weight.shape[1],
+                features=weight.shape[2],
+                magnitude=magnitude.amax((1, 2)),
+            )
 
-        feature_sums = (student_features.abs().sum(-1).amax(1),
-                        teacher_features.abs().sum(-1).amax(1))
-        tolerances = (forward(student, student_features) + forward(teacher, teacher_features)
-                      + student_weight_bound * feature_sums[0]
-                      + teacher_weight_bound * feature_sums[1] + bias_bound)
+        feature_sums = (
+            student_features.abs().sum(-1).amax(1),
+            teacher_features.abs().sum(-1).amax(1),
+        )
+        tolerances = (
+            forward(student, student_features)
+            + forward(teacher, teacher_features)
+            + student_weight_bound * feature_sums[0]
+            + teacher_weight_bound * feature_sums[1]
+            + bias_bound
+        )
     return gaps, tolerances
 
 
-def _distil(student, teacher, optimizer, objective, temperature, batches, evaluation_inputs,
-            initialization, steps):
+def _distil(
+    student,
+    teacher,
+    optimizer,
+    objective,
+    temperature,
+    batches,
+    evaluation_inputs,
+    initialization,
+    steps,
+):
     """Initialise, then train ``student`` on ``teacher``'s logits, measuring the gap on
     ``evaluation_inputs(step)`` before the first and after every step."""
     decay = optimizer.options.get("weight_decay", 0.0)
     student_weight_bound, teacher_weight_bound, bias_bound = initialization(
-        student, teacher, zero_bias=decay > 0)
+        student, teacher, zero_bias=decay > 0
+    )
 
     def distillation_batches(step):
         inputs, labels, targets = batches(step)
         with torch.no_grad():
             _, teacher_logits = teacher.forward(inputs)
-        temperature_ = torch.full(labels.shape, temperature, dtype=teacher_logits.dtype,
-                                  device=teacher_logits.device)
-        return inputs, DistillationProblem(teacher_logits, teacher_logits, labels, targets,
-                                           temperature_)
+        temperature_ = torch.full(
+            labels.shape, temperature, dtype=teacher_logits.dtype, device=teacher_logits.device
+        )
+        return inputs, DistillationProblem(
+            teacher_logits, teacher_logits, labels, targets, temperature_
+        )
 
     def evaluate(step, networks, trajectory):
         # The student's drift bound so far, on top of the initialization's.
         bias_drift = trajectory.bias_bounds[-1]
-        return mean_gaps(networks, teacher, evaluation_inputs(step),
-                         student_weight_bound=trajectory.weight_bounds[-1],
-                         teacher_weight_bound=teacher_weight_bound,
-                         bias_bound=bias_bound + bias_drift)
+        return mean_gaps(
+            networks,
+            teacher,
+            evaluation_inputs(step),
+            student_weight_bound=trajectory.weight_bounds[-1],
+            teacher_weight_bound=teacher_weight_bound,
+            bias_bound=bias_bound + bias_drift,
+        )
 
-    trajectory = train(student, optimizer, objective, distillation_batches, steps=steps,
-                       evaluate=evaluate, initial_weight_bound=student_weight_bound)
-    errors = torch.stack([e for e, _ in trajectory.evaluations])          # [steps + 1, M]
+    trajectory = train(
+        student,
+        optimizer,
+        objective,
+        distillation_batches,
+        steps=steps,
+        evaluate=evaluate,
+        initial_weight_bound=student_weight_bound,
+    )
+    errors = torch.stack([e for e, _ in trajectory.evaluations])  # [steps + 1, M]
     tolerances = torch.stack([t for _, t in trajectory.evaluations])
     return errors, tolerances
 
@@ -185,11 +239,20 @@ def _run_small_case(case, initialization, context):
     labels = torch.tensor([[label]], device=context.device)
     targets = torch.full((1, 1, classes), 1.0 / classes, dtype=context.dtype, device=context.device)
     errors, tolerances = _distil(
-        student_network, teacher_network, optimizer, objective, temperature,
-        lambda step: (as_tensor(inputs), labels, targets), lambda step: as_tensor(fresh),
-        initialization, steps)
-    means = (student_network.output_weight.detach().mean(1)[0],
-             teacher_network.output_weight.detach().mean(1)[0])
+        student_network,
+        teacher_network,
+        optimizer,
+        objective,
+        temperature,
+        lambda step: (as_tensor(inputs), labels, targets),
+        lambda step: as_tensor(fresh),
+        initialization,
+        steps,
+    )
+    means = (
+        student_network.output_weight.detach().mean(1)[0],
+        teacher_network.output_weight.detach().mean(1)[0],
+    )
     return errors[:, 0], tolerances[:, 0], means
 
 
@@ -198,35 +261,47 @@ def _search(objectives, initialization, context):
         errors, tolerances, _ = _run_small_case(case, initialization, context)
         return bool(violations(errors, tolerances).any())
 
-    found = find_counterexample(_small_cases(objectives), violated, seed=context.seed,
-                                max_examples=context.search_examples)
+    found = find_counterexample(
+        _small_cases(objectives), violated, seed=context.seed, max_examples=context.search_examples
+    )
     if found is None:
         return None
-    errors, tolerances, (student_mean, teacher_mean) = _run_small_case(found, initialization,
-                                                                        context)
+    errors, tolerances, (student_mean, teacher_mean) = _run_small_case(
+        found, initialization, context
+    )
     optimizer, objective, student, teacher, inputs, fresh, label, temperature, steps = found
     step = len(errors) - 1
-    return Counterexample(f"{optimizer.describe()}, {objective.name} at T={temperature:g}, student "
-            f"Linear({len(student[0][0])}->{len(student[1])}) W={student[0]} b={vector(student[1])}, "
-            f"teacher W={teacher[0]} c={vector(teacher[1])}, trained on input {vector(inputs)}; "
-            f"after {initialization.__name__.replace('_', ' ')} the row means are "
-            f"{vector(student_mean)} (student) and {vector(teacher_mean)} (teacher); "
-            f"after {step} step{'' if step == 1 else 's'} <z(x)> - <v(x)> = "
-            f"{float(errors[step]):.3g} at x={vector(fresh)} (tolerance {float(tolerances[step]):.2g})",
-            float(errors[step]), float(tolerances[step]))
+    return Counterexample(
+        f"{optimizer.describe()}, {objective.name} at T={temperature:g}, student "
+        f"Linear({len(student[0][0])}->{len(student[1])}) W={student[0]} b={vector(student[1])}, "
+        f"teacher W={teacher[0]} c={vector(teacher[1])}, trained on input {vector(inputs)}; "
+        f"after {initialization.__name__.replace('_', ' ')} the row means are "
+        f"{vector(student_mean)} (student) and {vector(teacher_mean)} (teacher); "
+        f"after {step} step{'' if step == 1 else 's'} <z(x)> - <v(x)> = "
+        f"{float(errors[step]):.3g} at x={vector(fresh)} (tolerance {float(tolerances[step]):.2g})",
+        float(errors[step]),
+        float(tolerances[step]),
+    )
 
 
-def run_equal_mean_check(statement_id, initialization, context, *, objectives=None,
-                         optimizers=None, steps=STEPS):
+def run_equal_mean_check(
+    statement_id, initialization, context, *, objectives=None, optimizers=None, steps=STEPS
+):
     """Distil ``context.examples`` drawn teachers into drawn students after ``initialization``
     and measure the logit-mean gap on fresh inputs after every step."""
     objectives = list(objectives or LOSSES.values())
     optimizers = optimizers or sgd_optimizers()
     groups, per_group = group_sizes(context.examples, _GROUPS)
     cases = draw_examples(
-        st.tuples(network_specs(max_classes=10), optimizers, st.sampled_from(objectives),
-                  temperatures(min_value=0.5, max_value=50.0)),
-        groups, seed=context.seed)
+        st.tuples(
+            network_specs(max_classes=10),
+            optimizers,
+            st.sampled_from(objectives),
+            temperatures(min_value=0.5, max_value=50.0),
+        ),
+        groups,
+        seed=context.seed,
+    )
     errors, tolerances, setup = [], [], []
     for group, (spec, optimizer, objective, temperature) in enumerate(cases):
         build = dict(count=per_group, dtype=context.dtype, device=context.device)
@@ -242,38 +317,59 @@ def run_equal_mean_check(statement_id, initialization, context, *, objectives=No
             return inputs, labels, targets
 
         def evaluation_inputs(step, spec=spec, generator=generator):
-            return context.randn(per_group, _EVALUATION_BATCH, *spec.input_shape,
-                                 generator=generator, scale=3.0)
+            return context.randn(
+                per_group, _EVALUATION_BATCH, *spec.input_shape, generator=generator, scale=3.0
+            )
 
-        group_errors, group_tolerances = _distil(student, teacher, optimizer, objective,
-                                                 temperature, batches, evaluation_inputs,
-                                                 initialization, steps)
+        group_errors, group_tolerances = _distil(
+            student,
+            teacher,
+            optimizer,
+            objective,
+            temperature,
+            batches,
+            evaluation_inputs,
+            initialization,
+            steps,
+        )
         errors.append(group_errors.flatten())
         tolerances.append(group_tolerances.flatten())
-        setup.append(f"{per_group} x {spec.describe()}; {optimizer.describe()}; "
-                     f"{objective.name} at T={temperature:g}")
-    return conclude(statement_id, context, errors=torch.cat(errors),
-                    tolerances=torch.cat(tolerances),
-                    search=lambda: _search(objectives, initialization, context),
-                    examples=per_group * len(cases), setup=setup,
-                    notes=[f"{per_group * len(cases)} student/teacher pairs in {len(cases)} groups, "
-                           f"{steps} steps each"])
+        setup.append(
+            f"{per_group} x {spec.describe()}; {optimizer.describe()}; "
+            f"{objective.name} at T={temperature:g}"
+        )
+    return conclude(
+        statement_id,
+        context,
+        errors=torch.cat(errors),
+        tolerances=torch.cat(tolerances),
+        search=lambda: _search(objectives, initialization, context),
+        examples=per_group * len(cases),
+        setup=setup,
+        notes=[
+            f"{per_group * len(cases)} student/teacher pairs in {len(cases)} groups, "
+            f"{steps} steps each"
+        ],
+    )
 
 
 @numeric_check("equal-mean")
-def check_equal_mean(*, device="cpu", dtype=torch.float64, examples=16, seed=0,
-                     search_examples=None):
+def check_equal_mean(
+    *, device="cpu", dtype=torch.float64, examples=16, seed=0, search_examples=None
+):
     """[equal-mean] over ``examples`` student/teacher pairs trained for 20 SGD steps."""
-    context = CheckContext.create(device=device, dtype=dtype, examples=examples, seed=seed,
-                                  search_examples=search_examples)
+    context = CheckContext.create(
+        device=device, dtype=dtype, examples=examples, seed=seed, search_examples=search_examples
+    )
     return run_equal_mean_check("equal-mean", equal_mean_initialization, context)
 
 
 @numeric_check("equal-mean/nonzero-row-mean")
-def check_equal_mean_nonzero_row_mean(*, device="cpu", dtype=torch.float64, examples=8,
-                                      seed=0, search_examples=None):
+def check_equal_mean_nonzero_row_mean(
+    *, device="cpu", dtype=torch.float64, examples=8, seed=0, search_examples=None
+):
     """Refutes [equal-mean] when only the biases' class means are equalised."""
-    context = CheckContext.create(device=device, dtype=dtype, examples=examples, seed=seed,
-                                  search_examples=search_examples)
-    return run_equal_mean_check("equal-mean/nonzero-row-mean", equal_bias_initialization,
-                                context)
+    context = CheckContext.create(
+        device=device, dtype=dtype, examples=examples, seed=seed, search_examples=search_examples
+    )
+    return run_equal_mean_check("equal-mean/nonzero-row-mean", equal_bias_initialization, context)

@@ -40,12 +40,26 @@ from ..search import draw_examples, find_counterexample
 from ..strategies import distillation_problems, logit_vectors
 from ..symbolic import SymbolicFunction, evaluate_mpmath
 from ..tolerances import SLOPE_TOLERANCE, rounding_bound
-from ._common import (CheckContext, Counterexample, conclude, numeric_check, ratios, vector,
-                      violations)
+from ._common import (
+    CheckContext,
+    Counterexample,
+    conclude,
+    numeric_check,
+    ratios,
+    vector,
+    violations,
+)
 from .temperature import too_slow
 
-__all__ = ["ORDERS", "expansion_terms", "temperature_grid", "remainders",
-           "term_identities", "run_expansion_check", "check_expansion"]
+__all__ = [
+    "ORDERS",
+    "expansion_terms",
+    "temperature_grid",
+    "remainders",
+    "term_identities",
+    "run_expansion_check",
+    "check_expansion",
+]
 
 #: Remainders after ``K`` terms are fitted for these ``K``.
 ORDERS = (1, 2, 3, 4)
@@ -76,8 +90,9 @@ def expansion_terms(order=max(ORDERS)):
 def temperature_grid(student, teacher):
     """Temperatures from :data:`_START` times the logits' spread to :data:`_END`, a quarter
     decade apart."""
-    spread = float((student.amax(-1) - student.amin(-1) + teacher.amax(-1)
-                    - teacher.amin(-1)).max())
+    spread = float(
+        (student.amax(-1) - student.amin(-1) + teacher.amax(-1) - teacher.amin(-1)).max()
+    )
     start = _START * max(1.0, spread)
     count = int(math.floor(_PER_DECADE * math.log10(_END / start))) + 1
     return start * 10.0 ** (numpy.arange(count) / _PER_DECADE)
@@ -113,8 +128,9 @@ def _log_softmax(values):
 
 def _norms(values):
     """Euclidean norm over all but the first axis of an object array, as floats."""
-    return numpy.array([float(mpmath.sqrt(mpmath.fsum(x * x for x in row.ravel())))
-                        for row in values])
+    return numpy.array(
+        [float(mpmath.sqrt(mpmath.fsum(x * x for x in row.ravel()))) for row in values]
+    )
 
 
 def remainders(student, teacher, temperatures, gradient_terms, loss_terms):
@@ -140,8 +156,9 @@ def remainders(student, teacher, temperatures, gradient_terms, loss_terms):
         inverse = [mpmath.mpf(1) / mpmath.mpf(t) for t in held]
         results = {}
         for quantity, terms, measured, reference in (
-                ("gradient", gradient_terms, gradients, reference_gradients),
-                ("loss", loss_terms, losses, reference_losses)):
+            ("gradient", gradient_terms, gradients, reference_gradients),
+            ("loss", loss_terms, losses, reference_losses),
+        ):
             measured_remainder = measured.clone()
             reference_remainder = reference.copy()
             z, v = student.cpu().tolist(), teacher.cpu().tolist()
@@ -154,12 +171,15 @@ def remainders(student, teacher, temperatures, gradient_terms, loss_terms):
                 measured_remainder = measured_remainder - scale * value
                 powers = numpy.array([x**k for x in inverse], dtype=object)
                 reference_remainder = reference_remainder - (
-                    powers.reshape(count, *([1] * exact.ndim)) * exact[None])
+                    powers.reshape(count, *([1] * exact.ndim)) * exact[None]
+                )
                 order = k + 1
                 if order in ORDERS:
                     size = measured_remainder.reshape(count, -1).norm(dim=-1).cpu().numpy()
-                    error = _norms(measured_remainder.cpu().double().numpy().astype(object)
-                                   - reference_remainder)
+                    error = _norms(
+                        measured_remainder.cpu().double().numpy().astype(object)
+                        - reference_remainder
+                    )
                     results[quantity, order] = (size, error)
     return results
 
@@ -187,24 +207,34 @@ def term_identities(student, teacher, gradient_terms, loss_terms):
         value = gradient(student, teacher).expand_as(student)
         magnitude = gradient.magnitude(student, teacher).expand_as(student)
         errors.append(value.sum(-1).abs())
-        tolerances.append(rounding_bound(dtype=student.dtype,
-                                         operations=gradient.operations + 2 * classes,
-                                         magnitude=magnitude.sum(-1)))
+        tolerances.append(
+            rounding_bound(
+                dtype=student.dtype,
+                operations=gradient.operations + 2 * classes,
+                magnitude=magnitude.sum(-1),
+            )
+        )
         labels += [f"sum_i G_{k},i"] * student.shape[0]
 
         loss = _function(loss_term)
         leaf = student.detach().requires_grad_(True)
         (derivative,) = torch.autograd.grad(loss(leaf, teacher).sum(), leaf)
         symbolic_derivative = _derivative(loss_term)
-        operations = (loss.operations + symbolic_derivative.operations + gradient.operations
-                      + 2 * classes)
+        operations = (
+            loss.operations + symbolic_derivative.operations + gradient.operations + 2 * classes
+        )
         bound = magnitude + symbolic_derivative.magnitude(student, teacher).expand_as(student)
-        ratio = ratios((value - derivative).abs(), rounding_bound(
-            dtype=student.dtype, operations=operations, magnitude=bound))
+        ratio = ratios(
+            (value - derivative).abs(),
+            rounding_bound(dtype=student.dtype, operations=operations, magnitude=bound),
+        )
         worst = ratio.argmax(-1, keepdim=True)
         errors.append((value - derivative).abs().gather(-1, worst).squeeze(-1))
-        tolerances.append(rounding_bound(dtype=student.dtype, operations=operations,
-                                         magnitude=bound).gather(-1, worst).squeeze(-1))
+        tolerances.append(
+            rounding_bound(dtype=student.dtype, operations=operations, magnitude=bound)
+            .gather(-1, worst)
+            .squeeze(-1)
+        )
         labels += [f"G_{k} - dL_{k}/dz"] * student.shape[0]
     return torch.cat(errors).detach(), torch.cat(tolerances).detach(), labels
 
@@ -213,11 +243,18 @@ def _fits(student, teacher, gradient_terms, loss_terms):
     """Every fit of one batch of logits: ``{(quantity, K): Convergence}``."""
     temperatures = temperature_grid(student, teacher)
     classes = student.shape[-1]
-    return {key: measure_convergence(temperatures, size, error,
-                                     order=leading_order(classes, key[1]),
-                                     window_decades=WINDOW_DECADES)
-            for key, (size, error) in remainders(student, teacher, temperatures,
-                                                 gradient_terms, loss_terms).items()}
+    return {
+        key: measure_convergence(
+            temperatures,
+            size,
+            error,
+            order=leading_order(classes, key[1]),
+            window_decades=WINDOW_DECADES,
+        )
+        for key, (size, error) in remainders(
+            student, teacher, temperatures, gradient_terms, loss_terms
+        ).items()
+    }
 
 
 #: Fits that must be resolved in every example, per dtype: in float64 the gradient's first
@@ -253,16 +290,23 @@ def _summary(fits_per_example, context):
     for key, order in keys:
         group = [fits[key] for fits in fits_per_example if key in fits and fits[key].order == order]
         resolved = [f for f in group if f.resolved]
-        line = (f"{key[0]} after {key[1]} term{'s' if key[1] > 1 else ''} "
-                f"(slope -{order}{', 2 classes' if order != key[1] else ''}): ")
+        line = (
+            f"{key[0]} after {key[1]} term{'s' if key[1] > 1 else ''} "
+            f"(slope -{order}{', 2 classes' if order != key[1] else ''}): "
+        )
         if resolved:
             slopes = [f.slope for f in resolved]
-            line += (f"{min(slopes):.3f} .. {max(slopes):.3f} up to T="
-                     f"{max(f.high for f in resolved):.3g}, ")
+            line += (
+                f"{min(slopes):.3f} .. {max(slopes):.3f} up to T="
+                f"{max(f.high for f in resolved):.3g}, "
+            )
         line += f"{len(resolved)} of {len(group)} resolved"
         floors = sorted(f.floor for f in group if f.floor is not None)
-        line += (f"; {name} floor at T={floors[0]:.3g} .. {floors[-1]:.3g}" if floors
-                 else f"; no {name} floor up to T={_END:.0e}")
+        line += (
+            f"; {name} floor at T={floors[0]:.3g} .. {floors[-1]:.3g}"
+            if floors
+            else f"; no {name} floor up to T={_END:.0e}"
+        )
         notes.append(line)
         if not resolved:
             unresolved.append(line.split(": ", 1)[0])
@@ -272,8 +316,10 @@ def _summary(fits_per_example, context):
 @st.composite
 def _small_cases(draw):
     classes = draw(st.integers(2, 4))
-    return (draw(logit_vectors(min_size=classes, max_size=classes, min_value=-2, max_value=2)),
-            draw(logit_vectors(min_size=classes, max_size=classes, min_value=-2, max_value=2)))
+    return (
+        draw(logit_vectors(min_size=classes, max_size=classes, min_value=-2, max_value=2)),
+        draw(logit_vectors(min_size=classes, max_size=classes, min_value=-2, max_value=2)),
+    )
 
 
 def _small_failure(case, context, gradient_terms, loss_terms):
@@ -286,14 +332,20 @@ def _small_failure(case, context, gradient_terms, loss_terms):
     errors, tolerances, labels = term_identities(student, teacher, gradient_terms, loss_terms)
     for error, tolerance, label in zip(errors, tolerances, labels):
         if violations(error, tolerance):
-            return (f"{label} = {float(error):.3g} (tolerance {float(tolerance):.2g})",
-                    float(error), float(tolerance))
+            return (
+                f"{label} = {float(error):.3g} (tolerance {float(tolerance):.2g})",
+                float(error),
+                float(tolerance),
+            )
     for (quantity, order), fit in _fits(student, teacher, gradient_terms, loss_terms).items():
         if too_slow(fit):
-            return (f"the {quantity} remainder after {order} term{'s' if order > 1 else ''} has "
-                    f"slope {fit.slope:.3f} over T in [{fit.low:.3g}, {fit.high:.3g}] "
-                    f"(expected -{fit.order}, tolerance {SLOPE_TOLERANCE})", fit.error,
-                    SLOPE_TOLERANCE)
+            return (
+                f"the {quantity} remainder after {order} term{'s' if order > 1 else ''} has "
+                f"slope {fit.slope:.3f} over T in [{fit.low:.3g}, {fit.high:.3g}] "
+                f"(expected -{fit.order}, tolerance {SLOPE_TOLERANCE})",
+                fit.error,
+                SLOPE_TOLERANCE,
+            )
     return None
 
 
@@ -304,52 +356,83 @@ def run_expansion_check(statement_id, context, *, gradient_terms=None, loss_term
         gradient_terms = default_gradient if gradient_terms is None else gradient_terms
         loss_terms = default_loss if loss_terms is None else loss_terms
     problems = draw_examples(
-        distillation_problems(min_classes=2, max_classes=32, min_batch_size=_BATCH,
-                              max_batch_size=_BATCH, min_scale=0.3, max_scale=3.0,
-                              max_offset=0.0, dtype=context.dtype, device=context.device),
-        max(1, min(_MAXIMUM_PROBLEMS, context.examples // _BATCH)), seed=context.seed)
+        distillation_problems(
+            min_classes=2,
+            max_classes=32,
+            min_batch_size=_BATCH,
+            max_batch_size=_BATCH,
+            min_scale=0.3,
+            max_scale=3.0,
+            max_offset=0.0,
+            dtype=context.dtype,
+            device=context.device,
+        ),
+        max(1, min(_MAXIMUM_PROBLEMS, context.examples // _BATCH)),
+        seed=context.seed,
+    )
     fits_per_example, identity_errors, identity_tolerances = [], [], []
     for problem in problems:
-        fits_per_example.append(_fits(problem.student, problem.teacher, gradient_terms,
-                                      loss_terms))
-        errors, tolerances, _ = term_identities(problem.student, problem.teacher,
-                                                gradient_terms, loss_terms)
+        fits_per_example.append(_fits(problem.student, problem.teacher, gradient_terms, loss_terms))
+        errors, tolerances, _ = term_identities(
+            problem.student, problem.teacher, gradient_terms, loss_terms
+        )
         identity_errors.append(errors)
         identity_tolerances.append(tolerances)
     violated, errors, tolerances = _verdict(fits_per_example, context.dtype)
-    identity_errors, identity_tolerances = torch.cat(identity_errors), torch.cat(identity_tolerances)
+    identity_errors, identity_tolerances = (
+        torch.cat(identity_errors),
+        torch.cat(identity_tolerances),
+    )
     violated |= bool(violations(identity_errors, identity_tolerances).any())
     vectors = sum(problem.student.shape[0] for problem in problems)
     notes, unresolved = _summary(fits_per_example, context)
-    setup = [f"{vectors} logit vectors, {len(problems)} batches, classes "
-             f"{sorted({problem.classes for problem in problems})}; "
-             f"sum_i G_k,i = 0 and G_k = dL_k/dz for k < {len(gradient_terms)}"]
+    setup = [
+        f"{vectors} logit vectors, {len(problems)} batches, classes "
+        f"{sorted({problem.classes for problem in problems})}; "
+        f"sum_i G_k,i = 0 and G_k = dL_k/dz for k < {len(gradient_terms)}"
+    ]
     return conclude(
-        statement_id, context,
-        errors=torch.cat([torch.tensor(errors, dtype=torch.float64).view(-1),
-                          identity_errors.double().cpu()]),
-        tolerances=torch.cat([torch.tensor(tolerances, dtype=torch.float64).view(-1),
-                              identity_tolerances.double().cpu()]),
-        violated=violated, examples=vectors,
+        statement_id,
+        context,
+        errors=torch.cat(
+            [torch.tensor(errors, dtype=torch.float64).view(-1), identity_errors.double().cpu()]
+        ),
+        tolerances=torch.cat(
+            [
+                torch.tensor(tolerances, dtype=torch.float64).view(-1),
+                identity_tolerances.double().cpu(),
+            ]
+        ),
+        violated=violated,
+        examples=vectors,
         search=lambda: _search(gradient_terms, loss_terms, context),
-        notes=notes, unresolved=unresolved, setup=setup)
+        notes=notes,
+        unresolved=unresolved,
+        setup=setup,
+    )
 
 
 def _search(gradient_terms, loss_terms, context):
     found = find_counterexample(
-        _small_cases(), lambda case: _small_failure(case, context, gradient_terms, loss_terms)
-        is not None, seed=context.seed, max_examples=context.search_examples)
+        _small_cases(),
+        lambda case: _small_failure(case, context, gradient_terms, loss_terms) is not None,
+        seed=context.seed,
+        max_examples=context.search_examples,
+    )
     if found is None:
         return None
     description, error, tolerance = _small_failure(found, context, gradient_terms, loss_terms)
-    return Counterexample(f"student {vector(found[0])}, teacher {vector(found[1])}: {description}",
-                          error, tolerance)
+    return Counterexample(
+        f"student {vector(found[0])}, teacher {vector(found[1])}: {description}", error, tolerance
+    )
 
 
 @numeric_check("expansion")
-def check_expansion(*, device="cpu", dtype=torch.float64, examples=16, seed=0,
-                    search_examples=None):
+def check_expansion(
+    *, device="cpu", dtype=torch.float64, examples=16, seed=0, search_examples=None
+):
     """[expansion] on ``examples`` logit vectors, derive's terms to order 4."""
-    context = CheckContext.create(device=device, dtype=dtype, examples=examples, seed=seed,
-                                  search_examples=search_examples)
+    context = CheckContext.create(
+        device=device, dtype=dtype, examples=examples, seed=seed, search_examples=search_examples
+    )
     return run_expansion_check("expansion", context)

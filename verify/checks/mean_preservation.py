@@ -25,15 +25,36 @@ from ..losses import LOSSES, DistillationProblem
 from ..optimizers import OptimizerSpec
 from ..networks import StackedNetworks
 from ..search import draw_examples, find_counterexample
-from ..strategies import adaptive_optimizers, logit_vectors, network_specs, sgd_optimizers, temperatures
-from ._common import (CheckContext, Counterexample, conclude, group_sizes, numeric_check, ratios,
-                      vector, violations)
+from ..strategies import (
+    adaptive_optimizers,
+    logit_vectors,
+    network_specs,
+    sgd_optimizers,
+    temperatures,
+)
+from ._common import (
+    CheckContext,
+    Counterexample,
+    conclude,
+    group_sizes,
+    numeric_check,
+    ratios,
+    vector,
+    violations,
+)
 from ._training import linear_networks, train
 
-__all__ = ["mean_drifts", "run_mean_preservation_check", "check_mean_preservation",
-           "check_mean_preservation_adam", "check_mean_preservation_adamw",
-           "check_mean_preservation_rmsprop", "check_mean_preservation_adagrad",
-           "check_mean_preservation_momentum_decay_factor", "power_law_prediction"]
+__all__ = [
+    "mean_drifts",
+    "run_mean_preservation_check",
+    "check_mean_preservation",
+    "check_mean_preservation_adam",
+    "check_mean_preservation_adamw",
+    "check_mean_preservation_rmsprop",
+    "check_mean_preservation_adagrad",
+    "check_mean_preservation_momentum_decay_factor",
+    "power_law_prediction",
+]
 
 STEPS = 20
 #: Counterexample searches train for at most this many steps (each is one hypothesis example).
@@ -49,15 +70,22 @@ def mean_drifts(trajectory, factors):
     factors = [1.0] + list(factors)
     errors, tolerances = [], []
     for step, factor in enumerate(factors):
-        weight_error = (trajectory.weight_means[step]
-                        - factor * trajectory.weight_means[0]).abs().amax(-1)
+        weight_error = (
+            (trajectory.weight_means[step] - factor * trajectory.weight_means[0]).abs().amax(-1)
+        )
         bias_mean = trajectory.bias_means[step]
-        bias_error = (torch.zeros_like(weight_error) if bias_mean is None
-                      else (bias_mean - factor * trajectory.bias_means[0]).abs())
+        bias_error = (
+            torch.zeros_like(weight_error)
+            if bias_mean is None
+            else (bias_mean - factor * trajectory.bias_means[0]).abs()
+        )
         widen = 1.0 + abs(factor)
         errors.append(torch.stack([weight_error, bias_error], -1))
-        tolerances.append(torch.stack([trajectory.weight_bounds[step] * widen,
-                                       trajectory.bias_bounds[step] * widen], -1))
+        tolerances.append(
+            torch.stack(
+                [trajectory.weight_bounds[step] * widen, trajectory.bias_bounds[step] * widen], -1
+            )
+        )
     return torch.stack(errors), torch.stack(tolerances)
 
 
@@ -72,6 +100,7 @@ def _random_batches(spec, count, temperature, context, offset, batch=8):
         targets = torch.softmax(context.randn(*shape, spec.classes, generator=generator), -1)
         temperatures_ = torch.full(shape, temperature, dtype=context.dtype, device=context.device)
         return inputs, DistillationProblem(teacher, teacher, labels, targets, temperatures_)
+
     return batches
 
 
@@ -112,11 +141,15 @@ def _run_small_case(case, context, predictor=_predicted):
 
     teacher_logits = as_tensor(teacher)
     problem = DistillationProblem(
-        teacher_logits, teacher_logits, torch.tensor([[label]], device=context.device),
+        teacher_logits,
+        teacher_logits,
+        torch.tensor([[label]], device=context.device),
         torch.softmax(teacher_logits, -1),
-        torch.full((1, 1), temperature, dtype=context.dtype, device=context.device))
-    trajectory = train(networks, optimizer, objective, lambda step: (as_tensor(inputs), problem),
-                       steps=steps)
+        torch.full((1, 1), temperature, dtype=context.dtype, device=context.device),
+    )
+    trajectory = train(
+        networks, optimizer, objective, lambda step: (as_tensor(inputs), problem), steps=steps
+    )
     errors, tolerances = mean_drifts(trajectory, predictor(optimizer, steps))
     return errors[-1, 0], tolerances[-1, 0]
 
@@ -133,14 +166,18 @@ def _describe_small_case(case, errors, tolerances):
         + (f", label {label}" if objective.uses_labels else "")
         + f": after {steps} step{'s' if steps > 1 else ''} the {moved} is off the "
         f"prediction by {float(errors[which]):.3g} (tolerance {float(tolerances[which]):.2g})",
-        float(errors[which]), float(tolerances[which]))
+        float(errors[which]),
+        float(tolerances[which]),
+    )
 
 
 def _search(optimizers, objectives, context, predictor=_predicted):
     """A shrunk small case whose violation is real, not rounding that an adaptive optimizer
     blew up: it must also show, to within 1 %, in the other precision (float32 vs float64).
     (Adam turns a rounding-level gradient ``c * (1, ..., 1)`` into a step of size ``lr``.)"""
-    other = replace(context, dtype=torch.float32 if context.dtype == torch.float64 else torch.float64)
+    other = replace(
+        context, dtype=torch.float32 if context.dtype == torch.float64 else torch.float64
+    )
 
     def violated(case):
         errors, tolerances = _run_small_case(case, context, predictor)
@@ -150,82 +187,124 @@ def _search(optimizers, objectives, context, predictor=_predicted):
         return bool(((other_errors.to(errors) - errors).abs() <= 0.01 * errors).all())
 
     strategy = _small_cases(optimizers, objectives)
-    found = find_counterexample(strategy, violated, seed=context.seed,
-                                max_examples=context.search_examples)
+    found = find_counterexample(
+        strategy, violated, seed=context.seed, max_examples=context.search_examples
+    )
     if found is None:
         return None
     return _describe_small_case(found, *_run_small_case(found, context, predictor))
 
 
-def run_mean_preservation_check(statement_id, optimizers, context, *, objectives=None,
-                                predictor=_predicted,
-                                steps=STEPS):
+def run_mean_preservation_check(
+    statement_id, optimizers, context, *, objectives=None, predictor=_predicted, steps=STEPS
+):
     """Train ``context.examples`` drawn networks with optimizers drawn from the strategy
     ``optimizers`` and compare the class means with the prediction after every step."""
     objectives = list(objectives or LOSSES.values())
     groups, per_group = group_sizes(context.examples, _GROUPS)
     cases = draw_examples(
-        st.tuples(network_specs(max_classes=10), optimizers, st.sampled_from(objectives),
-                  temperatures(min_value=0.5, max_value=50.0)),
-        groups, seed=context.seed)
+        st.tuples(
+            network_specs(max_classes=10),
+            optimizers,
+            st.sampled_from(objectives),
+            temperatures(min_value=0.5, max_value=50.0),
+        ),
+        groups,
+        seed=context.seed,
+    )
     errors, tolerances, setup = [], [], []
     for group, (spec, optimizer, objective, temperature) in enumerate(cases):
-        networks = StackedNetworks.build(spec, count=per_group, seed=context.seed * 7919 + group,
-                                         dtype=context.dtype, device=context.device)
-        trajectory = train(networks, optimizer, objective,
-                           _random_batches(spec, per_group, temperature, context, 2000 + group),
-                           steps=steps)
-        group_errors, group_tolerances = mean_drifts(trajectory,
-                                                     predictor(optimizer, steps))
+        networks = StackedNetworks.build(
+            spec,
+            count=per_group,
+            seed=context.seed * 7919 + group,
+            dtype=context.dtype,
+            device=context.device,
+        )
+        trajectory = train(
+            networks,
+            optimizer,
+            objective,
+            _random_batches(spec, per_group, temperature, context, 2000 + group),
+            steps=steps,
+        )
+        group_errors, group_tolerances = mean_drifts(trajectory, predictor(optimizer, steps))
         errors.append(group_errors.flatten())
         tolerances.append(group_tolerances.flatten())
-        setup.append(f"{per_group} x {spec.describe()}; {optimizer.describe()}; "
-                     f"{objective.name} at T={temperature:g}")
-    return conclude(statement_id, context, errors=torch.cat(errors),
-                    tolerances=torch.cat(tolerances),
-                    search=lambda: _search(optimizers, objectives, context, predictor),
-                    examples=per_group * len(cases), setup=setup,
-                    notes=[f"{per_group * len(cases)} networks in {len(cases)} groups, "
-                           f"{steps} steps each"])
+        setup.append(
+            f"{per_group} x {spec.describe()}; {optimizer.describe()}; "
+            f"{objective.name} at T={temperature:g}"
+        )
+    return conclude(
+        statement_id,
+        context,
+        errors=torch.cat(errors),
+        tolerances=torch.cat(tolerances),
+        search=lambda: _search(optimizers, objectives, context, predictor),
+        examples=per_group * len(cases),
+        setup=setup,
+        notes=[f"{per_group * len(cases)} networks in {len(cases)} groups, {steps} steps each"],
+    )
 
 
 @numeric_check("mean-preservation")
-def check_mean_preservation(*, device="cpu", dtype=torch.float64, examples=16, seed=0,
-                            search_examples=None):
+def check_mean_preservation(
+    *, device="cpu", dtype=torch.float64, examples=16, seed=0, search_examples=None
+):
     """[mean-preservation] under SGD (momentum, dampening, Nesterov, weight decay), over
     ``examples`` networks trained for 20 steps."""
-    context = CheckContext.create(device=device, dtype=dtype, examples=examples, seed=seed,
-                                  search_examples=search_examples)
+    context = CheckContext.create(
+        device=device, dtype=dtype, examples=examples, seed=seed, search_examples=search_examples
+    )
     return run_mean_preservation_check("mean-preservation", sgd_optimizers(), context)
 
 
 def _adaptive_check(name):
     def check(*, device="cpu", dtype=torch.float64, examples=8, seed=0, search_examples=None):
-        context = CheckContext.create(device=device, dtype=dtype, examples=examples, seed=seed,
-                                      search_examples=search_examples)
-        return run_mean_preservation_check(f"mean-preservation/{name}",
-                                           adaptive_optimizers(names=(name,)), context)
+        context = CheckContext.create(
+            device=device,
+            dtype=dtype,
+            examples=examples,
+            seed=seed,
+            search_examples=search_examples,
+        )
+        return run_mean_preservation_check(
+            f"mean-preservation/{name}", adaptive_optimizers(names=(name,)), context
+        )
+
     check.__name__ = f"check_mean_preservation_{name}"
     check.__qualname__ = check.__name__
     numeric_check(f"mean-preservation/{name}")(check)
-    check.__doc__ = (f"Refutes [mean-preservation] for {name}: ``examples`` networks trained "
-                     f"for 20 steps, and a shrunk one-layer counterexample.")
+    check.__doc__ = (
+        f"Refutes [mean-preservation] for {name}: ``examples`` networks trained "
+        f"for 20 steps, and a shrunk one-layer counterexample."
+    )
     return check
 
 
 @numeric_check("mean-preservation/momentum-decay-factor")
-def check_mean_preservation_momentum_decay_factor(*, device="cpu", dtype=torch.float64,
-                                                  examples=8, seed=0, search_examples=None):
+def check_mean_preservation_momentum_decay_factor(
+    *, device="cpu", dtype=torch.float64, examples=8, seed=0, search_examples=None
+):
     """Refutes "weight decay scales the means by (1 - eta lambda)^t" under SGD with momentum:
     ``examples`` networks trained with momentum and weight decay against that prediction."""
-    context = CheckContext.create(device=device, dtype=dtype, examples=examples, seed=seed,
-                                  search_examples=search_examples)
+    context = CheckContext.create(
+        device=device, dtype=dtype, examples=examples, seed=seed, search_examples=search_examples
+    )
     optimizers = st.builds(
-        lambda lr, momentum, decay: OptimizerSpec("sgd", (("lr", lr), ("momentum", momentum),
-                                                          ("weight_decay", decay))),
-        st.sampled_from([0.05, 0.1]), st.sampled_from([0.5, 0.9]), st.sampled_from([0.05, 0.1]))
-    return run_mean_preservation_check("mean-preservation/momentum-decay-factor", optimizers,
-                                       context, predictor=power_law_prediction)
+        lambda lr, momentum, decay: OptimizerSpec(
+            "sgd", (("lr", lr), ("momentum", momentum), ("weight_decay", decay))
+        ),
+        st.sampled_from([0.05, 0.1]),
+        st.sampled_from([0.5, 0.9]),
+        st.sampled_from([0.05, 0.1]),
+    )
+    return run_mean_preservation_check(
+        "mean-preservation/momentum-decay-factor",
+        optimizers,
+        context,
+        predictor=power_law_prediction,
+    )
 
 
 check_mean_preservation_adam = _adaptive_check("adam")

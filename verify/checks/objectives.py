@@ -62,11 +62,13 @@ def objective_terms(name, quantity, order, parameters=(), substitution=()):
 
     import derive
 
-    values = {derive.f_derivative(int(key[1:])): sympy.Rational(str(value))
-              for key, value in substitution}
+    values = {
+        derive.f_derivative(int(key[1:])): sympy.Rational(str(value)) for key, value in substitution
+    }
     terms = []
-    for term in derive.expand(quantity, order=order, objective=name,
-                              parameters=dict(parameters) or None).terms:
+    for term in derive.expand(
+        quantity, order=order, objective=name, parameters=dict(parameters) or None
+    ).terms:
         expr = term.expr
         if isinstance(expr, dict):
             terms.append({k: sympy.expand(e.xreplace(values)) for k, e in expr.items()})
@@ -107,8 +109,10 @@ class Case:
             return self.terms(order)
         twin = self.twin
         key = (twin.parameters, twin.substitution)
-        return (objective_terms(self.objective, "gradient", order, *key),
-                objective_terms(self.objective, "loss", order, *key))
+        return (
+            objective_terms(self.objective, "gradient", order, *key),
+            objective_terms(self.objective, "loss", order, *key),
+        )
 
     @property
     def label(self):
@@ -139,21 +143,28 @@ def twin_remainders(case, student, teacher, labels, temperatures, dtype):
         losses = case.value(leaf, v.repeat(count, 1), column, repeated_labels)
         (gradients,) = torch.autograd.grad(losses.sum(), leaf)
         results = {}
-        for quantity, terms, measured in (("gradient", gradient_terms, gradients.detach()),
-                                          ("loss", loss_terms, losses.detach())):
+        for quantity, terms, measured in (
+            ("gradient", gradient_terms, gradients.detach()),
+            ("loss", loss_terms, losses.detach()),
+        ):
             remainder = measured.view(count, batch, -1)
             size = remainder.abs()
             for k in range(max(case.orders)):
                 term = terms[k] if k < len(terms) else 0
                 if term != 0:
-                    value = (gradient_values(term, z, v, labels=labels) if quantity == "gradient"
-                             else SymbolicFunction(term)(z, v, labels=labels))
+                    value = (
+                        gradient_values(term, z, v, labels=labels)
+                        if quantity == "gradient"
+                        else SymbolicFunction(term)(z, v, labels=labels)
+                    )
                     contribution = column.view(count, batch, 1) ** -k * value.view(1, batch, -1)
                     remainder = remainder - contribution
                     size = size + contribution.abs()
                 if k + 1 in case.orders:
-                    results[quantity, k + 1] = (remainder.reshape(count, -1),
-                                                size.reshape(count, -1))
+                    results[quantity, k + 1] = (
+                        remainder.reshape(count, -1),
+                        size.reshape(count, -1),
+                    )
         return results
 
     measured = compute(dtype)
@@ -173,11 +184,18 @@ def _fits(case, student, teacher, labels, dtype):
     temperatures = temperature_grid(student, teacher)
     classes = student.shape[-1]
     symmetric = case.symmetric
-    return {key: measure_convergence(temperatures, size, roundoff,
-                                     order=leading_order(classes, key[1]) if symmetric else key[1],
-                                     window_decades=WINDOW_DECADES)
-            for key, (size, roundoff) in twin_remainders(case, student, teacher, labels,
-                                                         temperatures, dtype).items()}
+    return {
+        key: measure_convergence(
+            temperatures,
+            size,
+            roundoff,
+            order=leading_order(classes, key[1]) if symmetric else key[1],
+            window_decades=WINDOW_DECADES,
+        )
+        for key, (size, roundoff) in twin_remainders(
+            case, student, teacher, labels, temperatures, dtype
+        ).items()
+    }
 
 
 def _verdict(fits_per_example, dtype):
@@ -231,8 +249,10 @@ def _summary(fits_per_example, context):
 def _small_cases(draw, cases):
     case = draw(st.sampled_from(cases))
     classes = draw(st.integers(case.min_classes, 4))
-    vectors = [draw(logit_vectors(min_size=classes, max_size=classes, min_value=-2, max_value=2))
-               for _ in range(2)]
+    vectors = [
+        draw(logit_vectors(min_size=classes, max_size=classes, min_value=-2, max_value=2))
+        for _ in range(2)
+    ]
     # Where z - v is constant every objective and all its terms vanish (p = q): the remainder
     # is round-off alone, and there is no order to measure. Standardized logits also need
     # logits that are not all equal.
@@ -250,16 +270,24 @@ def _small_failure(found, context):
     from .temperature import too_slow
 
     case, student, teacher, label = found
-    as_tensor = lambda values: torch.tensor([values], dtype=context.dtype,  # noqa: E731
-                                            device=context.device)
+    as_tensor = lambda values: torch.tensor(
+        [values],
+        dtype=context.dtype,  # noqa: E731
+        device=context.device,
+    )
     labels = torch.tensor([label], device=context.device)
-    for (quantity, order), fit in _fits(case, as_tensor(student), as_tensor(teacher), labels,
-                                        context.dtype).items():
+    for (quantity, order), fit in _fits(
+        case, as_tensor(student), as_tensor(teacher), labels, context.dtype
+    ).items():
         if too_slow(fit):
-            return (f"{case.label}, student {vector(student)}, teacher {vector(teacher)}: the "
-                    f"{quantity} remainder after {order} term{'s' if order > 1 else ''} has slope "
-                    f"{fit.slope:.3f} over T in [{fit.low:.3g}, {fit.high:.3g}] (expected "
-                    f"-{fit.order}, tolerance {SLOPE_TOLERANCE})", fit.error, SLOPE_TOLERANCE)
+            return (
+                f"{case.label}, student {vector(student)}, teacher {vector(teacher)}: the "
+                f"{quantity} remainder after {order} term{'s' if order > 1 else ''} has slope "
+                f"{fit.slope:.3f} over T in [{fit.low:.3g}, {fit.high:.3g}] (expected "
+                f"-{fit.order}, tolerance {SLOPE_TOLERANCE})",
+                fit.error,
+                SLOPE_TOLERANCE,
+            )
     return None
 
 
@@ -270,37 +298,69 @@ def run_objective_check(statement_id, cases, context):
     fits_per_example, problems = [], []
     for index, case in enumerate(cases):
         drawn = draw_examples(
-            distillation_problems(min_classes=case.min_classes, max_classes=16,
-                                  min_batch_size=_BATCH, max_batch_size=_BATCH, min_scale=0.3,
-                                  max_scale=3.0, max_offset=0.0, dtype=context.dtype,
-                                  device=context.device),
-            per_case, seed=context.seed * 1009 + index)
+            distillation_problems(
+                min_classes=case.min_classes,
+                max_classes=16,
+                min_batch_size=_BATCH,
+                max_batch_size=_BATCH,
+                min_scale=0.3,
+                max_scale=3.0,
+                max_offset=0.0,
+                dtype=context.dtype,
+                device=context.device,
+            ),
+            per_case,
+            seed=context.seed * 1009 + index,
+        )
         problems += drawn
-        fits_per_example += [(case, _fits(case, problem.student, problem.teacher,
-                                          problem.labels, context.dtype)) for problem in drawn]
+        fits_per_example += [
+            (case, _fits(case, problem.student, problem.teacher, problem.labels, context.dtype))
+            for problem in drawn
+        ]
     violated, errors, tolerances = _verdict(fits_per_example, context.dtype)
     notes, unresolved = _summary(fits_per_example, context)
 
     def search():
-        found = find_counterexample(_small_cases(cases),
-                                    lambda found: _small_failure(found, context) is not None,
-                                    seed=context.seed, max_examples=context.search_examples)
+        found = find_counterexample(
+            _small_cases(cases),
+            lambda found: _small_failure(found, context) is not None,
+            seed=context.seed,
+            max_examples=context.search_examples,
+        )
         if found is None:
             return None
         return Counterexample(*_small_failure(found, context))
 
     vectors = sum(problem.student.shape[0] for problem in problems)
-    return conclude(statement_id, context, errors=errors or [0.0],
-                    tolerances=tolerances or [SLOPE_TOLERANCE], violated=violated,
-                    examples=vectors, search=search, notes=notes, unresolved=unresolved,
-                    setup=[f"{vectors} logit vectors in {len(problems)} batches over "
-                           f"{', '.join(case.label for case in cases)}"])
+    return conclude(
+        statement_id,
+        context,
+        errors=errors or [0.0],
+        tolerances=tolerances or [SLOPE_TOLERANCE],
+        violated=violated,
+        examples=vectors,
+        search=search,
+        notes=notes,
+        unresolved=unresolved,
+        setup=[
+            f"{vectors} logit vectors in {len(problems)} batches over "
+            f"{', '.join(case.label for case in cases)}"
+        ],
+    )
 
 
 # -- the cases of each statement -----------------------------------------------------------
 
-_F_MEMBERS = ("kl", "reverse-kl", "js", "jsd", "skew-kl", "skew-reverse-kl", "alpha-divergence",
-              "f-divergence")
+_F_MEMBERS = (
+    "kl",
+    "reverse-kl",
+    "js",
+    "jsd",
+    "skew-kl",
+    "skew-reverse-kl",
+    "alpha-divergence",
+    "f-divergence",
+)
 
 
 def _forward_with_reverse_correction(order):
@@ -314,8 +374,10 @@ def _forward_with_reverse_correction(order):
 def _jsd_with_half_limit(order):
     """JSD_β's limit at β = 1/2, for the twin at β = 3/10: the claim that β does not matter."""
     key = (("beta", "1/2"),)
-    return (objective_terms("jsd", "gradient", order, key),
-            objective_terms("jsd", "loss", order, key))
+    return (
+        objective_terms("jsd", "gradient", order, key),
+        objective_terms("jsd", "loss", order, key),
+    )
 
 
 #: Statement id -> the cases its check measures.
@@ -323,29 +385,51 @@ CASES = {
     "f-divergence-limit": [Case(name, (1,)) for name in _F_MEMBERS],
     "f-divergence-first-correction": [Case(name, (2,)) for name in _F_MEMBERS],
     "f-divergence-first-correction/forward-equals-reverse": [
-        Case("kl", (2,), _forward_with_reverse_correction,
-             "kl with reverse-kl's T^-1 term")],
+        Case("kl", (2,), _forward_with_reverse_correction, "kl with reverse-kl's T^-1 term")
+    ],
     "jsd-limit": [Case("jsd", (1, 2))],
-    "jsd-limit/beta-free": [Case("jsd", (1,), _jsd_with_half_limit,
-                                 "jsd at beta = 3/10 against the limit at beta = 1/2")],
+    "jsd-limit/beta-free": [
+        Case(
+            "jsd", (1,), _jsd_with_half_limit, "jsd at beta = 3/10 against the limit at beta = 1/2"
+        )
+    ],
     "skew-limit": [Case("skew-kl", (1, 2)), Case("skew-reverse-kl", (1, 2))],
     "two-temperature-limit": [Case("two-temperature", (1, 2))],
     "hot-teacher-label-smoothing": [Case("hot-teacher", (1, 2))],
     # With two classes NCKD is identically zero ([dkd-binary]): nothing to measure.
-    "dkd-limit": [Case("dkd-tckd", (1, 2)), Case("dkd-nckd", (1, 2), min_classes=3),
-                  Case("dkd", (1,))],
-    "standardized-limit": [Case("standardized-kl", (1, 2), parameters=(("std", "population"),),
-                                min_classes=3),
-                           Case("standardized-kl", (1, 2), parameters=(("std", "unbiased"),),
-                                min_classes=3)],
+    "dkd-limit": [
+        Case("dkd-tckd", (1, 2)),
+        Case("dkd-nckd", (1, 2), min_classes=3),
+        Case("dkd", (1,)),
+    ],
+    "standardized-limit": [
+        Case("standardized-kl", (1, 2), parameters=(("std", "population"),), min_classes=3),
+        Case("standardized-kl", (1, 2), parameters=(("std", "unbiased"),), min_classes=3),
+    ],
     "dist-limit": [Case("dist", (1, 2), min_classes=3)],
     # No terms from derive: the difference of the two twins itself must fall as 1/T.
-    "standardized-equals-dist": [Case("standardized-kl", (1,), lambda order: ((), ()),
-                                      "standardized KD (population std) minus DIST",
-                                      (("std", "population"),), "dist", min_classes=3)],
-    "standardized-equals-dist/unbiased": [Case("standardized-kl", (1,), lambda order: ((), ()),
-                                               "standardized KD (unbiased std) minus DIST",
-                                               (("std", "unbiased"),), "dist", min_classes=3)],
+    "standardized-equals-dist": [
+        Case(
+            "standardized-kl",
+            (1,),
+            lambda order: ((), ()),
+            "standardized KD (population std) minus DIST",
+            (("std", "population"),),
+            "dist",
+            min_classes=3,
+        )
+    ],
+    "standardized-equals-dist/unbiased": [
+        Case(
+            "standardized-kl",
+            (1,),
+            lambda order: ((), ()),
+            "standardized KD (unbiased std) minus DIST",
+            (("std", "unbiased"),),
+            "dist",
+            min_classes=3,
+        )
+    ],
 }
 
 #: Default examples (logit vectors) per check: a few batches per case.
@@ -353,16 +437,29 @@ _EXAMPLES = {statement_id: 4 * _BATCH * len(cases) for statement_id, cases in CA
 
 
 def _register(statement_id):
-    def check(*, device="cpu", dtype=torch.float64, examples=_EXAMPLES[statement_id], seed=0,
-              search_examples=None):
-        context = CheckContext.create(device=device, dtype=dtype, examples=examples, seed=seed,
-                                      search_examples=search_examples)
+    def check(
+        *,
+        device="cpu",
+        dtype=torch.float64,
+        examples=_EXAMPLES[statement_id],
+        seed=0,
+        search_examples=None,
+    ):
+        context = CheckContext.create(
+            device=device,
+            dtype=dtype,
+            examples=examples,
+            seed=seed,
+            search_examples=search_examples,
+        )
         return run_objective_check(statement_id, CASES[statement_id], context)
 
     check.__name__ = "check_" + statement_id.replace("-", "_").replace("/", "_")
     check.__qualname__ = check.__name__
-    check.__doc__ = (f"[{statement_id}] against autograd: remainders of "
-                     f"{', '.join(case.label for case in CASES[statement_id])}.")
+    check.__doc__ = (
+        f"[{statement_id}] against autograd: remainders of "
+        f"{', '.join(case.label for case in CASES[statement_id])}."
+    )
     return numeric_check(statement_id)(check)
 
 

@@ -55,11 +55,18 @@ from ..symbolic import SymbolicFunction, gradient_values
 from ..tolerances import SOFTMAX_CHAIN_OPERATIONS, machine_epsilon, rounding_bound
 from ._common import CheckContext, Counterexample, conclude, numeric_check, vector
 
-__all__ = ["claimed_radius", "tight_logits", "half_plane_margins", "certified_remainders",
-           "run_radius_check", "run_tight_check", "CHECKS_HERE"]
+__all__ = [
+    "claimed_radius",
+    "tight_logits",
+    "half_plane_margins",
+    "certified_remainders",
+    "run_radius_check",
+    "run_tight_check",
+    "CHECKS_HERE",
+]
 
 #: The circle of the half-plane test, relative to the claimed radius.
-CIRCLE = 1 - 2.0 ** -10
+CIRCLE = 1 - 2.0**-10
 #: Angles sampled on the circle (a multiple of 4, so that +-pi/2 are among them).
 ANGLES = 256
 #: Terms kept in the certified-bound comparison.
@@ -132,34 +139,48 @@ def _measured(student, teacher, temperature, order, dtype, device="cpu"):
     gradient_value = gradient.view(-1)
     # Roundings of the measured loss and gradient: the softmax chain and its class sums, of
     # magnitude T**2 sum_i p_i (|log p_i| + |log q_i|) and T (q_i + p_i).
-    operations = 2.0 * classes + 2.0 * float((z.abs().max() + v.abs().max()) / temperature) \
+    operations = (
+        2.0 * classes
+        + 2.0 * float((z.abs().max() + v.abs().max()) / temperature)
         + SOFTMAX_CHAIN_OPERATIONS
+    )
     log_q = torch.log_softmax(z / temperature, -1)
     log_p = torch.log_softmax(v / temperature, -1)
-    loss_magnitude = temperature ** 2 * float((log_p.exp() * (log_p.abs() + log_q.abs())).sum())
+    loss_magnitude = temperature**2 * float((log_p.exp() * (log_p.abs() + log_q.abs())).sum())
     gradient_magnitude = temperature * (log_q.exp() + log_p.exp()).view(-1)
     loss_tolerance = rounding_bound(dtype=dtype, operations=operations, magnitude=loss_magnitude)
-    gradient_tolerance = rounding_bound(dtype=dtype, operations=operations,
-                                        magnitude=gradient_magnitude)
-    for k, (loss_term, gradient_term) in enumerate(zip(_terms("loss", order),
-                                                       _terms("gradient", order))):
-        scale = temperature ** -k
+    gradient_tolerance = rounding_bound(
+        dtype=dtype, operations=operations, magnitude=gradient_magnitude
+    )
+    for k, (loss_term, gradient_term) in enumerate(
+        zip(_terms("loss", order), _terms("gradient", order))
+    ):
+        scale = temperature**-k
         function = SymbolicFunction(loss_term)
         loss_value = loss_value - scale * function(z, v).view(())
         loss_tolerance += scale * rounding_bound(
-            dtype=dtype, operations=function.operations + 2 * classes,
-            magnitude=float(function.magnitude(z, v).max()))
+            dtype=dtype,
+            operations=function.operations + 2 * classes,
+            magnitude=float(function.magnitude(z, v).max()),
+        )
         gradient_value = gradient_value - scale * gradient_values(gradient_term, z, v).view(-1)
         gradient_function = SymbolicFunction(gradient_term)
         gradient_tolerance = gradient_tolerance + scale * rounding_bound(
-            dtype=dtype, operations=gradient_function.operations + 2 * classes,
-            magnitude=gradient_function.magnitude(z, v).expand_as(z).reshape(-1))
-    return (abs(float(loss_value)), float(gradient_value.norm()), loss_tolerance,
-            float(torch.as_tensor(gradient_tolerance).norm()))
+            dtype=dtype,
+            operations=gradient_function.operations + 2 * classes,
+            magnitude=gradient_function.magnitude(z, v).expand_as(z).reshape(-1),
+        )
+    return (
+        abs(float(loss_value)),
+        float(gradient_value.norm()),
+        loss_tolerance,
+        float(torch.as_tensor(gradient_tolerance).norm()),
+    )
 
 
-def certified_remainders(student, teacher, radius, *, dtype=torch.float64, device="cpu",
-                         orders=ORDERS):
+def certified_remainders(
+    student, teacher, radius, *, dtype=torch.float64, device="cpu", orders=ORDERS
+):
     """``[(description, error, tolerance), ...]``: for each temperature (multiples of the
     radius temperature ``1/radius``) and order, the amount by which the measured remainder
     exceeds the certified bound (0 when it does not), with the rounding tolerance. A
@@ -174,14 +195,21 @@ def certified_remainders(student, teacher, radius, *, dtype=torch.float64, devic
         temperature = min(1e6, max(factor * radius_temperature, 1e-3))
         for order in orders:
             measured = _measured(student, teacher, temperature, order, dtype, device)
-            for quantity, value, tolerance in (("loss", measured[0], measured[2]),
-                                               ("gradient", measured[1], measured[3])):
+            for quantity, value, tolerance in (
+                ("loss", measured[0], measured[2]),
+                ("gradient", measured[1], measured[3]),
+            ):
                 bound = expansion.remainder_bound(temperature, order, quantity=quantity)
                 excess = math.inf if bound is None else max(0.0, value - bound)
-                results.append((f"{quantity} remainder after {order} term(s) at "
-                                f"T={temperature:.4g}: measured {value:.3g}, certified "
-                                f"{'none' if bound is None else format(bound, '.3g')}",
-                                excess, tolerance))
+                results.append(
+                    (
+                        f"{quantity} remainder after {order} term(s) at "
+                        f"T={temperature:.4g}: measured {value:.3g}, certified "
+                        f"{'none' if bound is None else format(bound, '.3g')}",
+                        excess,
+                        tolerance,
+                    )
+                )
     return results
 
 
@@ -189,8 +217,13 @@ def _drawn_logits(context):
     generator = context.generator(offset=17)
     cases = []
     for _ in range(context.examples):
-        classes = int(round(math.exp(float(torch.rand((), generator=generator,
-                                                      dtype=torch.float64)) * math.log(200))))
+        classes = int(
+            round(
+                math.exp(
+                    float(torch.rand((), generator=generator, dtype=torch.float64)) * math.log(200)
+                )
+            )
+        )
         classes = max(2, classes)
         scale = 10 ** (2 * float(torch.rand((), generator=generator, dtype=torch.float64)) - 1)
         student = torch.randn(classes, generator=generator, dtype=torch.float64) * scale
@@ -205,12 +238,18 @@ def _radius_failures(student, teacher, radius_of, context, *, bounds=True):
     failures = []
     if math.isfinite(radius):
         margin, tolerance = half_plane_margins(student, teacher, radius, dtype=context.dtype)
-        failures.append((f"on |eps| = {CIRCLE:.4f} x the claimed radius {radius:.4g} a class "
-                         f"sum has relative real part {margin:.3g} (must be > 0)",
-                         max(0.0, -margin), tolerance))
+        failures.append(
+            (
+                f"on |eps| = {CIRCLE:.4f} x the claimed radius {radius:.4g} a class "
+                f"sum has relative real part {margin:.3g} (must be > 0)",
+                max(0.0, -margin),
+                tolerance,
+            )
+        )
     if bounds:
-        failures += certified_remainders(student, teacher, radius, dtype=context.dtype,
-                                         device=context.device)
+        failures += certified_remainders(
+            student, teacher, radius, dtype=context.dtype, device=context.device
+        )
     return failures
 
 
@@ -240,36 +279,58 @@ def run_radius_check(statement_id, context, *, radius_of=claimed_radius):
 
     def search():
         found = find_counterexample(
-            _small_pairs(), lambda pair: _first_violation(_radius_failures(
-                *pair, radius_of, context, bounds=False)) is not None,
-            seed=context.seed, max_examples=context.search_examples)
+            _small_pairs(),
+            lambda pair: (
+                _first_violation(_radius_failures(*pair, radius_of, context, bounds=False))
+                is not None
+            ),
+            seed=context.seed,
+            max_examples=context.search_examples,
+        )
         if found is None:
             return None
         description, error, tolerance = _first_violation(
-            _radius_failures(*found, radius_of, context, bounds=False))
-        return Counterexample(f"student {vector(found[0])}, teacher {vector(found[1])}: "
-                              f"{description}", error, tolerance)
+            _radius_failures(*found, radius_of, context, bounds=False)
+        )
+        return Counterexample(
+            f"student {vector(found[0])}, teacher {vector(found[1])}: {description}",
+            error,
+            tolerance,
+        )
 
     classes = sorted({len(student) for student, _ in cases})
-    return conclude(statement_id, context, errors=errors, tolerances=tolerances,
-                    examples=len(cases), search=search,
-                    setup=[f"{len(cases)} pairs of logit vectors ({context.examples} drawn, "
-                           f"{len(cases) - context.examples} where the argument is tight), "
-                           f"classes {classes[0]}..{classes[-1]}; half-plane test at "
-                           f"{ANGLES} angles; certified bounds at T = "
-                           f"{', '.join(f'{f:g}' for f in TEMPERATURE_FACTORS)} x R/pi, "
-                           f"K = {', '.join(map(str, ORDERS))}"])
+    return conclude(
+        statement_id,
+        context,
+        errors=errors,
+        tolerances=tolerances,
+        examples=len(cases),
+        search=search,
+        setup=[
+            f"{len(cases)} pairs of logit vectors ({context.examples} drawn, "
+            f"{len(cases) - context.examples} where the argument is tight), "
+            f"classes {classes[0]}..{classes[-1]}; half-plane test at "
+            f"{ANGLES} angles; certified bounds at T = "
+            f"{', '.join(f'{f:g}' for f in TEMPERATURE_FACTORS)} x R/pi, "
+            f"K = {', '.join(map(str, ORDERS))}"
+        ],
+    )
 
 
 # -- [radius-tight-two-classes] -------------------------------------------------------------
+
 
 def _closed_form_term(power, logit_range):
     """:math:`|L_k|` of the uniform-teacher family, with mpmath (current precision)."""
     if power % 2:
         return mpmath.mpf(0)
     n = power // 2 + 1
-    return (1 - mpmath.mpf(4) ** -n) * mpmath.zeta(2 * n) * mpmath.mpf(logit_range) ** (2 * n) \
+    return (
+        (1 - mpmath.mpf(4) ** -n)
+        * mpmath.zeta(2 * n)
+        * mpmath.mpf(logit_range) ** (2 * n)
         / (n * mpmath.pi ** (2 * n))
+    )
 
 
 def _tight_failures(logit_range, offsets, radius_of, context, *, coefficients=True):
@@ -285,15 +346,19 @@ def _tight_failures(logit_range, offsets, radius_of, context, *, coefficients=Tr
     with mpmath.workdps(50):
         for sign, word in ((1, "inside"), (-1, "outside")):
             temperature = mpmath.mpf(radius_temperature) * (1 + sign * TIGHT_MARGIN)
-            low, high = (_closed_form_term(k, logit_range) * temperature ** -k
-                         for k in TIGHT_ORDERS)
+            low, high = (_closed_form_term(k, logit_range) * temperature**-k for k in TIGHT_ORDERS)
             growth = float(mpmath.log(high / low))
             # Inside the claimed radius the terms must shrink, outside they must grow.
-            failures.append((f"R={float(logit_range):.4g}: the terms |L_k| T^-k at T = "
-                             f"{float(temperature):.4g} ({word} the claimed radius temperature "
-                             f"{radius_temperature:.4g}) change by a factor e^{growth:.3g} "
-                             f"from k={TIGHT_ORDERS[0]} to k={TIGHT_ORDERS[1]}",
-                             max(0.0, sign * growth), 0.0))
+            failures.append(
+                (
+                    f"R={float(logit_range):.4g}: the terms |L_k| T^-k at T = "
+                    f"{float(temperature):.4g} ({word} the claimed radius temperature "
+                    f"{radius_temperature:.4g}) change by a factor e^{growth:.3g} "
+                    f"from k={TIGHT_ORDERS[0]} to k={TIGHT_ORDERS[1]}",
+                    max(0.0, sign * growth),
+                    0.0,
+                )
+            )
     dtype = context.dtype
     for factor in (1.1, 10.0):
         temperature = factor * float(logit_range) / math.pi
@@ -301,16 +366,25 @@ def _tight_failures(logit_range, offsets, radius_of, context, *, coefficients=Tr
         v = torch.tensor([teacher], dtype=dtype, device=context.device)
         measured = float(kd_loss(z, v, temperature=temperature))
         with mpmath.workdps(30):
-            exact = float(temperature ** 2 * mpmath.log(mpmath.cosh(
-                logit_range / (2 * mpmath.mpf(temperature)))))
-        operations = 4.0 + 2.0 * float((z.abs().max() + v.abs().max()) / temperature) \
+            exact = float(
+                temperature**2
+                * mpmath.log(mpmath.cosh(logit_range / (2 * mpmath.mpf(temperature))))
+            )
+        operations = (
+            4.0
+            + 2.0 * float((z.abs().max() + v.abs().max()) / temperature)
             + SOFTMAX_CHAIN_OPERATIONS
-        magnitude = temperature ** 2 * (2 * float(logit_range) / temperature + 2 * math.log(2) + 1)
-        failures.append((f"R={float(logit_range):.4g}: autograd's L_KD(T={temperature:.4g}) = "
-                         f"{measured:.8g}, T^2 log cosh(R/2T) = {exact:.8g}",
-                         abs(measured - exact),
-                         rounding_bound(dtype=dtype, operations=operations, magnitude=magnitude)
-                         + machine_epsilon(torch.float64) * 4 * abs(exact)))
+        )
+        magnitude = temperature**2 * (2 * float(logit_range) / temperature + 2 * math.log(2) + 1)
+        failures.append(
+            (
+                f"R={float(logit_range):.4g}: autograd's L_KD(T={temperature:.4g}) = "
+                f"{measured:.8g}, T^2 log cosh(R/2T) = {exact:.8g}",
+                abs(measured - exact),
+                rounding_bound(dtype=dtype, operations=operations, magnitude=magnitude)
+                + machine_epsilon(torch.float64) * 4 * abs(exact),
+            )
+        )
     if coefficients:
         from derive.bounds import CertifiedExpansion
 
@@ -320,10 +394,16 @@ def _tight_failures(logit_range, offsets, radius_of, context, *, coefficients=Tr
                 closed = _closed_form_term(k, logit_range) * (-1 if (k // 2) % 2 else 1)
                 mantissa, exponent = ball.mid().man_exp()
                 distance = abs(float(mpmath.ldexp(int(mantissa), int(exponent)) - closed))
-                tolerance = float(ball.rad()) + 2.0 ** -100 * float(abs(closed))
-                failures.append((f"R={float(logit_range):.4g}: L_{k} in ball arithmetic "
-                                 f"{float(ball.mid()):.6g} against the closed form "
-                                 f"{float(closed):.6g}", distance, tolerance))
+                tolerance = float(ball.rad()) + 2.0**-100 * float(abs(closed))
+                failures.append(
+                    (
+                        f"R={float(logit_range):.4g}: L_{k} in ball arithmetic "
+                        f"{float(ball.mid()):.6g} against the closed form "
+                        f"{float(closed):.6g}",
+                        distance,
+                        tolerance,
+                    )
+                )
     return failures
 
 
@@ -333,8 +413,9 @@ def run_tight_check(statement_id, context, *, radius_of=claimed_radius):
     errors, tolerances = [], []
     ranges = []
     for _ in range(context.examples):
-        logit_range = 10 ** (3 * float(torch.rand((), generator=generator,
-                                                  dtype=torch.float64)) - 1)
+        logit_range = 10 ** (
+            3 * float(torch.rand((), generator=generator, dtype=torch.float64)) - 1
+        )
         offsets = (4 * torch.randn(2, generator=generator, dtype=torch.float64)).tolist()
         ranges.append(logit_range)
         for _, error, tolerance in _tight_failures(logit_range, offsets, radius_of, context):
@@ -344,46 +425,69 @@ def run_tight_check(statement_id, context, *, radius_of=claimed_radius):
     quarter = st.integers(1, 40).map(lambda k: k / 4)
 
     def fails(case):
-        return _first_violation(_tight_failures(case[0], case[1], radius_of, context,
-                                                coefficients=False))
+        return _first_violation(
+            _tight_failures(case[0], case[1], radius_of, context, coefficients=False)
+        )
 
     def search():
         cases = st.tuples(quarter, st.tuples(quarter, quarter))
-        found = find_counterexample(cases, lambda case: fails(case) is not None,
-                                    seed=context.seed, max_examples=context.search_examples)
+        found = find_counterexample(
+            cases,
+            lambda case: fails(case) is not None,
+            seed=context.seed,
+            max_examples=context.search_examples,
+        )
         if found is None:
             return None
         description, error, tolerance = fails(found)
-        return Counterexample(f"student [{found[1][0]}, {found[1][0] + found[0]}], teacher "
-                              f"[{found[1][1]}, {found[1][1]}]: {description}", error, tolerance)
+        return Counterexample(
+            f"student [{found[1][0]}, {found[1][0] + found[0]}], teacher "
+            f"[{found[1][1]}, {found[1][1]}]: {description}",
+            error,
+            tolerance,
+        )
 
-    return conclude(statement_id, context, errors=errors, tolerances=tolerances,
-                    examples=len(ranges), search=search,
-                    setup=[f"{len(ranges)} two-class uniform-teacher logits, R in "
-                           f"[{min(ranges):.3g}, {max(ranges):.3g}]; terms compared at "
-                           f"k = {TIGHT_ORDERS[0]} and {TIGHT_ORDERS[1]}, T = (1 +- "
-                           f"{TIGHT_MARGIN}) x the claimed radius temperature; "
-                           f"{TIGHT_COEFFICIENTS} coefficients against the closed form"])
+    return conclude(
+        statement_id,
+        context,
+        errors=errors,
+        tolerances=tolerances,
+        examples=len(ranges),
+        search=search,
+        setup=[
+            f"{len(ranges)} two-class uniform-teacher logits, R in "
+            f"[{min(ranges):.3g}, {max(ranges):.3g}]; terms compared at "
+            f"k = {TIGHT_ORDERS[0]} and {TIGHT_ORDERS[1]}, T = (1 +- "
+            f"{TIGHT_MARGIN}) x the claimed radius temperature; "
+            f"{TIGHT_COEFFICIENTS} coefficients against the closed form"
+        ],
+    )
 
 
 @numeric_check("convergence-radius")
-def check_convergence_radius(*, device="cpu", dtype=torch.float64, examples=4, seed=0,
-                             search_examples=None):
+def check_convergence_radius(
+    *, device="cpu", dtype=torch.float64, examples=4, seed=0, search_examples=None
+):
     """[convergence-radius] on ``examples`` drawn pairs of logit vectors and three tight ones."""
-    context = CheckContext.create(device=device, dtype=dtype, examples=examples, seed=seed,
-                                  search_examples=search_examples)
+    context = CheckContext.create(
+        device=device, dtype=dtype, examples=examples, seed=seed, search_examples=search_examples
+    )
     return run_radius_check("convergence-radius", context)
 
 
 @numeric_check("radius-tight-two-classes")
-def check_radius_tight_two_classes(*, device="cpu", dtype=torch.float64, examples=8, seed=0,
-                                   search_examples=None):
+def check_radius_tight_two_classes(
+    *, device="cpu", dtype=torch.float64, examples=8, seed=0, search_examples=None
+):
     """[radius-tight-two-classes] on ``examples`` drawn ranges and offsets."""
-    context = CheckContext.create(device=device, dtype=dtype, examples=examples, seed=seed,
-                                  search_examples=search_examples)
+    context = CheckContext.create(
+        device=device, dtype=dtype, examples=examples, seed=seed, search_examples=search_examples
+    )
     return run_tight_check("radius-tight-two-classes", context)
 
 
 #: The checks of this module, by statement id.
-CHECKS_HERE = {"convergence-radius": check_convergence_radius,
-               "radius-tight-two-classes": check_radius_tight_two_classes}
+CHECKS_HERE = {
+    "convergence-radius": check_convergence_radius,
+    "radius-tight-two-classes": check_radius_tight_two_classes,
+}

@@ -33,16 +33,32 @@ from ..optimizers import OptimizerSpec
 from ..search import draw_examples, find_counterexample
 from ..strategies import logit_vectors, network_specs, sgd_optimizers
 from ..tolerances import SLOPE_TOLERANCE
-from ._common import (CheckContext, Counterexample, conclude, group_sizes, numeric_check, vector,
-                      worst_case)
+from ._common import (
+    CheckContext,
+    Counterexample,
+    conclude,
+    group_sizes,
+    numeric_check,
+    vector,
+    worst_case,
+)
 from ._training import linear_networks
 from .equal_mean import equal_mean_initialization
 
 __all__ = [
-    "TEMPERATURES", "measured_with_roundoff", "parameter_gradient_differences",
-    "trajectory_differences", "zero_mean_logits_matching", "convergence_verdict", "too_slow",
-    "default_initialization", "run_infinite_temperature_check", "run_trajectory_check",
-    "check_infinite_temperature", "check_hinton_zero_mean", "check_equal_mean_suffices",
+    "TEMPERATURES",
+    "measured_with_roundoff",
+    "parameter_gradient_differences",
+    "trajectory_differences",
+    "zero_mean_logits_matching",
+    "convergence_verdict",
+    "too_slow",
+    "default_initialization",
+    "run_infinite_temperature_check",
+    "run_trajectory_check",
+    "check_infinite_temperature",
+    "check_hinton_zero_mean",
+    "check_equal_mean_suffices",
 ]
 
 #: The temperatures of the convergence fits, :math:`10 .. 10^4`, half a decade apart.
@@ -55,8 +71,10 @@ _GROUPS = 4
 def zero_mean_logits_matching(student_logits, teacher_logits):
     r"""Logits matching after zero-mean normalization (Hinton et al.):
     :math:`L_{LM}(z - \langle z\rangle, v - \langle v\rangle)`."""
-    return logits_matching_loss(student_logits - student_logits.mean(-1, keepdim=True),
-                                teacher_logits - teacher_logits.mean(-1, keepdim=True))
+    return logits_matching_loss(
+        student_logits - student_logits.mean(-1, keepdim=True),
+        teacher_logits - teacher_logits.mean(-1, keepdim=True),
+    )
 
 
 def _temperature_column(temperatures, count, like):
@@ -67,16 +85,16 @@ def _temperature_column(temperatures, count, like):
 
 def measured_with_roundoff(compute, dtype):
     r"""``(measured, roundoff)``: ``compute(dtype)`` (difference vectors ``[..., P]``) reduced to
-    norms, and the round-off of those vectors, measured rather than modelled.
+        norms, and the round-off of those vectors, measured rather than modelled.
 
-    float32: against the same computation in float64 (inputs widened exactly).
-    float64: there is no wider type, so the round-off is float32's, measured against float64,
-    times :math:`arepsilon_{64}/arepsilon_{32} = 2^{-29}`; rounding errors are first order
-    in :math:`arepsilon`, with the same coefficients in both types. (A cheaper trick, shifting
-    the logits by a constant, which changes nothing in exact arithmetic, misses round-off that
-    shifts cannot move, such as :math:`\sum_i p_i 
-e 1` for uniform logits; hypothesis finds
-    such cases at once.)
+        float32: against the same computation in float64 (inputs widened exactly).
+        float64: there is no wider type, so the round-off is float32's, measured against float64,
+        times :math:`arepsilon_{64}/arepsilon_{32} = 2^{-29}`; rounding errors are first order
+        in :math:`arepsilon`, with the same coefficients in both types. (A cheaper trick, shifting
+        the logits by a constant, which changes nothing in exact arithmetic, misses round-off that
+        shifts cannot move, such as :math:`\sum_i p_i
+    e 1` for uniform logits; hypothesis finds
+        such cases at once.)
     """
     measured = compute(dtype)
     if dtype == torch.float64:
@@ -104,8 +122,9 @@ def _gradient_rows(networks, inputs, teacher_logits, temperatures, *, limit):
     return flat.detach().view(blocks + 1, count, -1)
 
 
-def parameter_gradient_differences(networks, inputs, teacher_logits, temperatures, *,
-                                   limit=infinite_temperature_limit):
+def parameter_gradient_differences(
+    networks, inputs, teacher_logits, temperatures, *, limit=infinite_temperature_limit
+):
     r"""``(differences, roundoff)`` of shape ``[K, M]`` for ``K`` temperatures, ``M`` networks.
 
     ``differences[k, m]`` is :math:`\|\nabla_\theta L_{KD}(T_k) - \nabla_\theta L_\infty\|` over
@@ -116,8 +135,13 @@ def parameter_gradient_differences(networks, inputs, teacher_logits, temperature
     blocks = len(temperatures)
 
     def compute(dtype):
-        rows = _gradient_rows(networks.converted(dtype), inputs.to(dtype),
-                              teacher_logits.to(dtype), temperatures, limit=limit)
+        rows = _gradient_rows(
+            networks.converted(dtype),
+            inputs.to(dtype),
+            teacher_logits.to(dtype),
+            temperatures,
+            limit=limit,
+        )
         return rows[:blocks] - rows[blocks]
 
     return measured_with_roundoff(compute, inputs.dtype)
@@ -139,8 +163,9 @@ def _trajectories(student, teacher, optimizer, temperatures, inputs, *, referenc
         _, logits = distilled.forward(batch.repeat(blocks, *([1] * (batch.ndim - 1))))
         if temperature is None:
             temperature = _temperature_column(list(temperatures), count, logits)
-        losses = kd_loss(logits, teacher_logits.repeat(blocks, 1, 1),
-                         temperature=temperature).mean(-1)
+        losses = kd_loss(logits, teacher_logits.repeat(blocks, 1, 1), temperature=temperature).mean(
+            -1
+        )
         distilled_optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()
         distilled_optimizer.step()
@@ -154,8 +179,9 @@ def _trajectories(student, teacher, optimizer, temperatures, inputs, *, referenc
     return torch.stack(distilled_history), torch.stack(reference_history)
 
 
-def trajectory_differences(student, teacher, optimizer, temperatures, batches, *,
-                           reference_loss, steps=STEPS):
+def trajectory_differences(
+    student, teacher, optimizer, temperatures, batches, *, reference_loss, steps=STEPS
+):
     r"""``(differences, roundoff)`` of shape ``[K, M]``: the largest distance over ``steps``
     steps between the parameters trained with :math:`L_{KD}(T_k)` and with
     ``reference_loss``, from the same initialization, and its measured round-off
@@ -168,9 +194,14 @@ def trajectory_differences(student, teacher, optimizer, temperatures, batches, *
 
     def compute(dtype):
         distilled, reference = _trajectories(
-            student.converted(dtype), teacher.converted(dtype), optimizer, temperatures,
-            [batch.to(dtype) for batch in inputs], reference_loss=reference_loss)
-        return distilled - reference.unsqueeze(1)                      # [steps, K, M, P]
+            student.converted(dtype),
+            teacher.converted(dtype),
+            optimizer,
+            temperatures,
+            [batch.to(dtype) for batch in inputs],
+            reference_loss=reference_loss,
+        )
+        return distilled - reference.unsqueeze(1)  # [steps, K, M, P]
 
     differences, roundoff = measured_with_roundoff(compute, inputs[0].dtype)
     return differences.amax(0), roundoff.amax(0)
@@ -178,9 +209,12 @@ def trajectory_differences(student, teacher, optimizer, temperatures, batches, *
 
 def _convergences(differences, roundoff, temperatures, classes):
     order = leading_order(classes, 1)
-    return [measure_convergence(temperatures, differences[:, m].cpu().numpy(),
-                                roundoff[:, m].cpu().numpy(), order=order)
-            for m in range(differences.shape[1])]
+    return [
+        measure_convergence(
+            temperatures, differences[:, m].cpu().numpy(), roundoff[:, m].cpu().numpy(), order=order
+        )
+        for m in range(differences.shape[1])
+    ]
 
 
 def convergence_verdict(convergences, dtype):
@@ -216,8 +250,10 @@ def _summary(convergences, context):
         line += f"{len(resolved)} of {len(group)} fits resolved"
         floors = sorted(c.floor for c in group if c.floor is not None)
         if floors:
-            line += (f"; {name} floor (round-off dominates) at T={floors[0]:.3g} .. "
-                     f"{floors[-1]:.3g} in {len(floors)} of {len(group)}")
+            line += (
+                f"; {name} floor (round-off dominates) at T={floors[0]:.3g} .. "
+                f"{floors[-1]:.3g} in {len(floors)} of {len(group)}"
+            )
         else:
             line += f"; no {name} floor up to T={TEMPERATURES[-1]:.3g}"
         notes.append(line)
@@ -228,15 +264,17 @@ def _summary(convergences, context):
 
 # -- small explicit cases, for counterexamples ------------------------------------------------
 
+
 @st.composite
 def _small_cases(draw):
     classes = draw(st.integers(2, 4))
     features = draw(st.integers(1, 2))
-    weight = [draw(logit_vectors(min_size=features, max_size=features, min_value=-2,
-                                 max_value=2)) for _ in range(classes)]
+    weight = [
+        draw(logit_vectors(min_size=features, max_size=features, min_value=-2, max_value=2))
+        for _ in range(classes)
+    ]
     bias = draw(logit_vectors(min_size=classes, max_size=classes, min_value=-2, max_value=2))
-    inputs = draw(logit_vectors(min_size=features, max_size=features, min_value=-2,
-                                max_value=2))
+    inputs = draw(logit_vectors(min_size=features, max_size=features, min_value=-2, max_value=2))
     teacher = draw(logit_vectors(min_size=classes, max_size=classes, min_value=-2, max_value=2))
     return weight, bias, inputs, teacher
 
@@ -253,12 +291,14 @@ def too_slow(convergence):
 
 def _search(measure, describe, strategy, context):
     """``measure(case)`` returns a :class:`~verify.convergence.Convergence` or ``None``."""
+
     def violated(case):
         convergence = measure(case)
         return convergence is not None and too_slow(convergence)
 
-    found = find_counterexample(strategy, violated, seed=context.seed,
-                                max_examples=context.search_examples)
+    found = find_counterexample(
+        strategy, violated, seed=context.seed, max_examples=context.search_examples
+    )
     if found is None:
         return None
     convergence = measure(found)
@@ -267,100 +307,148 @@ def _search(measure, describe, strategy, context):
 
 # -- [infinite-temperature] ------------------------------------------------------------------
 
+
 def run_infinite_temperature_check(statement_id, context, *, limit=infinite_temperature_limit):
     """Fit the order of convergence of all parameter gradients, per drawn network."""
     groups, per_group = group_sizes(context.examples, _GROUPS)
     specs = draw_examples(network_specs(max_classes=10), groups, seed=context.seed)
     convergences, setup = [], []
     for group, spec in enumerate(specs):
-        networks = StackedNetworks.build(spec, count=per_group, seed=context.seed * 7919 + group,
-                                         dtype=context.dtype, device=context.device)
+        networks = StackedNetworks.build(
+            spec,
+            count=per_group,
+            seed=context.seed * 7919 + group,
+            dtype=context.dtype,
+            device=context.device,
+        )
         generator = context.generator(offset=4000 + group)
         inputs = context.randn(per_group, 8, *spec.input_shape, generator=generator)
-        teacher = (context.randn(per_group, 8, spec.classes, generator=generator)
-                   + context.randn(per_group, 1, 1, generator=generator, scale=2.0))
-        differences, roundoff = parameter_gradient_differences(networks, inputs, teacher,
-                                                               TEMPERATURES, limit=limit)
+        teacher = context.randn(per_group, 8, spec.classes, generator=generator) + context.randn(
+            per_group, 1, 1, generator=generator, scale=2.0
+        )
+        differences, roundoff = parameter_gradient_differences(
+            networks, inputs, teacher, TEMPERATURES, limit=limit
+        )
         convergences += _convergences(differences, roundoff, TEMPERATURES, spec.classes)
         setup.append(f"{per_group} x {spec.describe()}")
     violated, error, tolerance = convergence_verdict(convergences, context.dtype)
     notes, unresolved = _summary(convergences, context)
-    return conclude(statement_id, context, errors=[error], tolerances=[tolerance],
-                    violated=violated, examples=len(convergences),
-                    search=lambda: _search(lambda case: _small_gradient_case(case, context, limit),
-                                           _describe_gradient_case, _small_cases(), context),
-                    notes=notes, unresolved=unresolved, setup=setup)
+    return conclude(
+        statement_id,
+        context,
+        errors=[error],
+        tolerances=[tolerance],
+        violated=violated,
+        examples=len(convergences),
+        search=lambda: _search(
+            lambda case: _small_gradient_case(case, context, limit),
+            _describe_gradient_case,
+            _small_cases(),
+            context,
+        ),
+        notes=notes,
+        unresolved=unresolved,
+        setup=setup,
+    )
 
 
 def _small_gradient_case(case, context, limit):
     weight, bias, inputs, teacher = case
     networks = linear_networks(weight, bias, dtype=context.dtype, device=context.device)
-    as_tensor = lambda values: torch.tensor([[values]], dtype=context.dtype,  # noqa: E731
-                                            device=context.device)
+    as_tensor = lambda values: torch.tensor(
+        [[values]],
+        dtype=context.dtype,  # noqa: E731
+        device=context.device,
+    )
     differences, roundoff = parameter_gradient_differences(
-        networks, as_tensor(inputs), as_tensor(teacher), TEMPERATURES, limit=limit)
+        networks, as_tensor(inputs), as_tensor(teacher), TEMPERATURES, limit=limit
+    )
     (convergence,) = _convergences(differences, roundoff, TEMPERATURES, len(bias))
     return convergence
 
 
 def _describe_gradient_case(case, convergence):
     weight, bias, inputs, teacher = case
-    return (f"{_describe_layer(weight, bias)}, input {vector(inputs)}, teacher {vector(teacher)}:"
-            f" |grad L_KD - grad limit| has slope {convergence.slope:.3f} over T in "
-            f"[{convergence.low:.3g}, {convergence.high:.3g}] (expected -{convergence.order}"
-            f", tolerance {SLOPE_TOLERANCE})")
+    return (
+        f"{_describe_layer(weight, bias)}, input {vector(inputs)}, teacher {vector(teacher)}:"
+        f" |grad L_KD - grad limit| has slope {convergence.slope:.3f} over T in "
+        f"[{convergence.low:.3g}, {convergence.high:.3g}] (expected -{convergence.order}"
+        f", tolerance {SLOPE_TOLERANCE})"
+    )
 
 
 @numeric_check("infinite-temperature")
-def check_infinite_temperature(*, device="cpu", dtype=torch.float64, examples=16, seed=0,
-                               search_examples=None):
+def check_infinite_temperature(
+    *, device="cpu", dtype=torch.float64, examples=16, seed=0, search_examples=None
+):
     """[infinite-temperature] over ``examples`` drawn networks, T from 10 to 1e4."""
-    context = CheckContext.create(device=device, dtype=dtype, examples=examples, seed=seed,
-                                  search_examples=search_examples)
+    context = CheckContext.create(
+        device=device, dtype=dtype, examples=examples, seed=seed, search_examples=search_examples
+    )
     return run_infinite_temperature_check("infinite-temperature", context)
 
 
 # -- [hinton-zero-mean], [equal-mean-suffices] -----------------------------------------------
+
 
 def default_initialization(student, teacher, *, zero_bias=False):
     """Leave PyTorch's initialization as it is (no equal means)."""
     return None
 
 
-def run_trajectory_check(statement_id, context, *, reference_loss, initialization,
-                         steps=STEPS):
+def run_trajectory_check(statement_id, context, *, reference_loss, initialization, steps=STEPS):
     """Compare KD trajectories at every temperature with ``reference_loss`` trajectories."""
     groups, per_group = group_sizes(context.examples, _GROUPS)
-    cases = draw_examples(st.tuples(network_specs(max_classes=10),
-                                    sgd_optimizers(min_learning_rate=1e-2, max_learning_rate=1e-1)),
-                          groups, seed=context.seed)
+    cases = draw_examples(
+        st.tuples(
+            network_specs(max_classes=10),
+            sgd_optimizers(min_learning_rate=1e-2, max_learning_rate=1e-1),
+        ),
+        groups,
+        seed=context.seed,
+    )
     convergences, setup = [], []
     for group, (spec, optimizer) in enumerate(cases):
         build = dict(count=per_group, dtype=context.dtype, device=context.device)
         student = StackedNetworks.build(spec, seed=context.seed * 7919 + group, **build)
         teacher = StackedNetworks.build(spec, seed=context.seed * 7919 + 5000 + group, **build)
-        initialization(student, teacher,
-                       zero_bias=optimizer.options.get("weight_decay", 0.0) > 0)
+        initialization(student, teacher, zero_bias=optimizer.options.get("weight_decay", 0.0) > 0)
         generator = context.generator(offset=5000 + group)
 
         def batches(step, spec=spec, generator=generator):
             return context.randn(per_group, 8, *spec.input_shape, generator=generator)
 
         differences, roundoff = trajectory_differences(
-            student, teacher, optimizer, TEMPERATURES, batches, reference_loss=reference_loss,
-            steps=steps)
+            student,
+            teacher,
+            optimizer,
+            TEMPERATURES,
+            batches,
+            reference_loss=reference_loss,
+            steps=steps,
+        )
         convergences += _convergences(differences, roundoff, TEMPERATURES, spec.classes)
         setup.append(f"{per_group} x {spec.describe()}; {optimizer.describe()}, {steps} steps")
     violated, error, tolerance = convergence_verdict(convergences, context.dtype)
     notes, unresolved = _summary(convergences, context)
     strategy = st.tuples(_small_cases(), _small_cases(), st.integers(1, SEARCH_STEPS))
     return conclude(
-        statement_id, context, errors=[error], tolerances=[tolerance], violated=violated,
+        statement_id,
+        context,
+        errors=[error],
+        tolerances=[tolerance],
+        violated=violated,
         examples=len(convergences),
         search=lambda: _search(
             lambda case: _small_trajectory_case(case, context, reference_loss, initialization),
-            _describe_trajectory_case, strategy, context),
-        notes=notes, unresolved=unresolved, setup=setup)
+            _describe_trajectory_case,
+            strategy,
+            context,
+        ),
+        notes=notes,
+        unresolved=unresolved,
+        setup=setup,
+    )
 
 
 def _small_trajectory_case(case, context, reference_loss, initialization):
@@ -368,48 +456,66 @@ def _small_trajectory_case(case, context, reference_loss, initialization):
     if len(teacher_bias) != len(bias) or len(teacher_weight[0]) != len(weight[0]):
         return None
     student = linear_networks(weight, bias, dtype=context.dtype, device=context.device)
-    teacher = linear_networks(teacher_weight, teacher_bias, dtype=context.dtype,
-                              device=context.device)
+    teacher = linear_networks(
+        teacher_weight, teacher_bias, dtype=context.dtype, device=context.device
+    )
     initialization(student, teacher)
     optimizer = OptimizerSpec("sgd", (("lr", 0.1),))
     batch = torch.tensor([[inputs]], dtype=context.dtype, device=context.device)
     differences, roundoff = trajectory_differences(
-        student, teacher, optimizer, TEMPERATURES, lambda step: batch,
-        reference_loss=reference_loss, steps=steps)
+        student,
+        teacher,
+        optimizer,
+        TEMPERATURES,
+        lambda step: batch,
+        reference_loss=reference_loss,
+        steps=steps,
+    )
     (convergence,) = _convergences(differences, roundoff, TEMPERATURES, len(bias))
     return convergence
 
 
 def _describe_trajectory_case(case, convergence):
     (weight, bias, inputs, _), (teacher_weight, teacher_bias, _, _), steps = case
-    return (f"SGD(lr=0.1), {steps} step{'s' if steps > 1 else ''} on input {vector(inputs)}, "
-            f"student {_describe_layer(weight, bias)}, teacher "
-            f"{_describe_layer(teacher_weight, teacher_bias)}: the distance between the KD and "
-            f"logits-matching trajectories has slope {convergence.slope:.3f} over T in "
-            f"[{convergence.low:.3g}, {convergence.high:.3g}] (expected -{convergence.order}"
-            f", tolerance {SLOPE_TOLERANCE})")
+    return (
+        f"SGD(lr=0.1), {steps} step{'s' if steps > 1 else ''} on input {vector(inputs)}, "
+        f"student {_describe_layer(weight, bias)}, teacher "
+        f"{_describe_layer(teacher_weight, teacher_bias)}: the distance between the KD and "
+        f"logits-matching trajectories has slope {convergence.slope:.3f} over T in "
+        f"[{convergence.low:.3g}, {convergence.high:.3g}] (expected -{convergence.order}"
+        f", tolerance {SLOPE_TOLERANCE})"
+    )
 
 
 @numeric_check("hinton-zero-mean")
-def check_hinton_zero_mean(*, device="cpu", dtype=torch.float64, examples=8, seed=0,
-                           search_examples=None):
+def check_hinton_zero_mean(
+    *, device="cpu", dtype=torch.float64, examples=8, seed=0, search_examples=None
+):
     """[hinton-zero-mean]: KD at large T vs logits matching on zero-mean-normalized logits,
     ``examples`` drawn networks trained for 20 SGD steps."""
-    context = CheckContext.create(device=device, dtype=dtype, examples=examples, seed=seed,
-                                  search_examples=search_examples)
-    return run_trajectory_check("hinton-zero-mean", context,
-                                reference_loss=zero_mean_logits_matching,
-                                initialization=default_initialization)
+    context = CheckContext.create(
+        device=device, dtype=dtype, examples=examples, seed=seed, search_examples=search_examples
+    )
+    return run_trajectory_check(
+        "hinton-zero-mean",
+        context,
+        reference_loss=zero_mean_logits_matching,
+        initialization=default_initialization,
+    )
 
 
 @numeric_check("equal-mean-suffices")
-def check_equal_mean_suffices(*, device="cpu", dtype=torch.float64, examples=8, seed=0,
-                              search_examples=None):
+def check_equal_mean_suffices(
+    *, device="cpu", dtype=torch.float64, examples=8, seed=0, search_examples=None
+):
     """[equal-mean-suffices]: KD at large T vs plain logits matching after equal-mean
     initialization, ``examples`` drawn networks trained for 20 SGD steps."""
-    context = CheckContext.create(device=device, dtype=dtype, examples=examples, seed=seed,
-                                  search_examples=search_examples)
-    return run_trajectory_check("equal-mean-suffices", context,
-                                reference_loss=logits_matching_loss,
-                                initialization=equal_mean_initialization)
-
+    context = CheckContext.create(
+        device=device, dtype=dtype, examples=examples, seed=seed, search_examples=search_examples
+    )
+    return run_trajectory_check(
+        "equal-mean-suffices",
+        context,
+        reference_loss=logits_matching_loss,
+        initialization=equal_mean_initialization,
+    )

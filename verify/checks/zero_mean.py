@@ -24,12 +24,14 @@ from ..networks import StackedNetworks
 from ..search import draw_examples, find_counterexample
 from ..strategies import distillation_problems, logit_vectors, network_specs, temperatures
 from ..tolerances import class_sum_tolerance, rounding_bound, softmax_gradient_operations
-from ._common import (CheckContext, Counterexample, conclude, group_sizes, numeric_check,
-                      violations)
+from ._common import CheckContext, Counterexample, conclude, group_sizes, numeric_check, violations
 
 __all__ = [
-    "logit_gradient_sums", "output_layer_gradient_sums", "run_zero_mean_check",
-    "check_zero_mean_gradient", "check_zero_mean_gradient_logits_matching",
+    "logit_gradient_sums",
+    "output_layer_gradient_sums",
+    "run_zero_mean_check",
+    "check_zero_mean_gradient",
+    "check_zero_mean_gradient_logits_matching",
     "check_zero_mean_gradient_sigmoid_bce",
 ]
 
@@ -46,13 +48,18 @@ def logit_gradient_sums(objective, problem):
     (gradient,) = torch.autograd.grad(loss, student)
     errors = gradient.sum(-1).abs()
     magnitude, arguments = objective.magnitudes(problem.with_student(problem.student.detach()))
-    tolerances = class_sum_tolerance(dtype=gradient.dtype, classes=problem.classes,
-                                     argument_magnitude=arguments, gradient_magnitude=magnitude)
+    tolerances = class_sum_tolerance(
+        dtype=gradient.dtype,
+        classes=problem.classes,
+        argument_magnitude=arguments,
+        gradient_magnitude=magnitude,
+    )
     # Where the loss is not defined (standardized logits of equal logits) there is no claim.
     defined = objective.defined(problem)
     errors = torch.where(defined, errors.detach(), torch.zeros_like(errors))
-    tolerances = torch.where(defined, torch.as_tensor(tolerances).to(errors),
-                             torch.ones_like(errors))
+    tolerances = torch.where(
+        defined, torch.as_tensor(tolerances).to(errors), torch.ones_like(errors)
+    )
     return errors, tolerances
 
 
@@ -85,14 +92,18 @@ def output_layer_gradient_sums(objective, networks, inputs, problem, *, forward=
 
     detached = problem.with_student(logits.detach())
     batch = logits.shape[1]
-    magnitude, arguments = objective.magnitudes(detached)                   # [M, B] each
-    arguments = arguments.amax(1)                                            # [M]
-    operations = softmax_gradient_operations(classes=problem.classes,
-                                             argument_magnitude=arguments) + batch
+    magnitude, arguments = objective.magnitudes(detached)  # [M, B] each
+    arguments = arguments.amax(1)  # [M]
+    operations = (
+        softmax_gradient_operations(classes=problem.classes, argument_magnitude=arguments) + batch
+    )
     weighted = torch.einsum("mb,mbj->mj", magnitude, features.detach().abs()) / batch
     bias_magnitude = magnitude.sum(1, keepdim=True) / batch
-    tolerances = rounding_bound(dtype=logits.dtype, operations=operations.unsqueeze(1),
-                                magnitude=torch.cat([weighted, bias_magnitude], dim=1))
+    tolerances = rounding_bound(
+        dtype=logits.dtype,
+        operations=operations.unsqueeze(1),
+        magnitude=torch.cat([weighted, bias_magnitude], dim=1),
+    )
     errors = torch.where(defined, errors, torch.zeros_like(errors))
     tolerances = torch.where(defined, tolerances, torch.ones_like(tolerances))
     return errors, tolerances
@@ -114,9 +125,12 @@ def _explicit_problem(values, context):
     student = torch.tensor([student], dtype=context.dtype, device=context.device)
     teacher = torch.tensor([teacher], dtype=context.dtype, device=context.device)
     return DistillationProblem(
-        student, teacher, torch.tensor([label], device=context.device),
-        torch.softmax(teacher, -1), torch.tensor([temperature], dtype=context.dtype,
-                                                 device=context.device))
+        student,
+        teacher,
+        torch.tensor([label], device=context.device),
+        torch.softmax(teacher, -1),
+        torch.tensor([temperature], dtype=context.dtype, device=context.device),
+    )
 
 
 def _search(objectives, context):
@@ -125,8 +139,12 @@ def _search(objectives, context):
         errors, tolerances = logit_gradient_sums(objective, _explicit_problem(values, context))
         return bool(violations(errors[0], tolerances[0]))
 
-    found = find_counterexample(_small_problems(objectives), violated, seed=context.seed,
-                                max_examples=context.search_examples)
+    found = find_counterexample(
+        _small_problems(objectives),
+        violated,
+        seed=context.seed,
+        max_examples=context.search_examples,
+    )
     if found is None:
         return None
     objective, values = found
@@ -136,7 +154,9 @@ def _search(objectives, context):
     return Counterexample(
         f"{objective.name}, {problem.describe()}{label} -> sum of the logit gradient "
         f"{float(errors[0]):.3g} (tolerance {float(tolerances[0]):.2g})",
-        float(errors[0]), float(tolerances[0]))
+        float(errors[0]),
+        float(tolerances[0]),
+    )
 
 
 def _network_cases(objectives, context, count):
@@ -146,20 +166,27 @@ def _network_cases(objectives, context, count):
     errors, tolerances, tried = [], [], 0
     for group, spec in enumerate(specs):
         generator = context.generator(offset=1000 + group)
-        networks = StackedNetworks.build(spec, count=per_group, seed=context.seed * 7919 + group,
-                                         dtype=context.dtype, device=context.device)
+        networks = StackedNetworks.build(
+            spec,
+            count=per_group,
+            seed=context.seed * 7919 + group,
+            dtype=context.dtype,
+            device=context.device,
+        )
         shape = (per_group, _NETWORK_BATCH)
         inputs = context.randn(*shape, *spec.input_shape, generator=generator)
         teacher = context.randn(*shape, spec.classes, generator=generator, scale=2.0)
         labels = torch.randint(spec.classes, shape, generator=generator).to(context.device)
         targets = torch.softmax(context.randn(*shape, spec.classes, generator=generator), -1)
         temperature = 10 ** (2 * context.rand(per_group, 1, generator=generator) - 0.5)
-        problem = DistillationProblem(teacher, teacher, labels, targets,
-                                      temperature.expand(*shape).contiguous())
+        problem = DistillationProblem(
+            teacher, teacher, labels, targets, temperature.expand(*shape).contiguous()
+        )
         forward = networks.forward(inputs)
         for objective in objectives:
             group_errors, group_tolerances = output_layer_gradient_sums(
-                objective, networks, inputs, problem, forward=forward)
+                objective, networks, inputs, problem, forward=forward
+            )
             errors.append(group_errors.flatten())
             tolerances.append(group_tolerances.flatten())
         tried += per_group
@@ -173,9 +200,12 @@ def run_zero_mean_check(statement_id, objectives, context, *, networks=True):
     problems = min(_PROBLEMS, context.examples)
     batch = max(1, context.examples // problems)
     drawn = draw_examples(
-        distillation_problems(min_batch_size=batch, max_batch_size=batch, dtype=context.dtype,
-                              device=context.device),
-        problems, seed=context.seed)
+        distillation_problems(
+            min_batch_size=batch, max_batch_size=batch, dtype=context.dtype, device=context.device
+        ),
+        problems,
+        seed=context.seed,
+    )
     errors, tolerances = [], []
     for problem in drawn:
         for objective in objectives:
@@ -183,49 +213,70 @@ def run_zero_mean_check(statement_id, objectives, context, *, networks=True):
             errors.append(problem_errors.flatten())
             tolerances.append(problem_tolerances.flatten())
     vectors = sum(problem.student.shape[0] for problem in drawn)
-    notes = [f"{vectors} logit vectors in {len(drawn)} batches, each under "
-             f"{', '.join(o.name for o in objectives)}"]
+    notes = [
+        f"{vectors} logit vectors in {len(drawn)} batches, each under "
+        f"{', '.join(o.name for o in objectives)}"
+    ]
     examples, setup = vectors, []
     if networks:
         network_errors, network_tolerances, tried, specs = _network_cases(
-            objectives, context, max(_NETWORK_GROUPS, min(2048, context.examples // 64)))
+            objectives, context, max(_NETWORK_GROUPS, min(2048, context.examples // 64))
+        )
         errors.append(network_errors)
         tolerances.append(network_tolerances)
         examples += tried
         notes.append(f"{tried} networks at the output layer, {len(specs)} architectures")
         setup += [spec.describe() for spec in specs]
-    return conclude(statement_id, context, errors=torch.cat(errors),
-                    tolerances=torch.cat(tolerances), search=lambda: _search(objectives, context),
-                    examples=examples, notes=notes, setup=setup)
+    return conclude(
+        statement_id,
+        context,
+        errors=torch.cat(errors),
+        tolerances=torch.cat(tolerances),
+        search=lambda: _search(objectives, context),
+        examples=examples,
+        notes=notes,
+        setup=setup,
+    )
 
 
 @numeric_check("zero-mean-gradient")
-def check_zero_mean_gradient(*, device="cpu", dtype=torch.float64, examples=512, seed=0,
-                             search_examples=None):
+def check_zero_mean_gradient(
+    *, device="cpu", dtype=torch.float64, examples=512, seed=0, search_examples=None
+):
     """[zero-mean-gradient] for hard and soft CE, L_KD, their mixture and label smoothing.
 
     ``examples`` logit vectors, plus ``examples // 64`` networks at the output layer.
     """
-    context = CheckContext.create(device=device, dtype=dtype, examples=examples, seed=seed,
-                                  search_examples=search_examples)
+    context = CheckContext.create(
+        device=device, dtype=dtype, examples=examples, seed=seed, search_examples=search_examples
+    )
     return run_zero_mean_check("zero-mean-gradient", LOSSES.values(), context)
 
 
 @numeric_check("zero-mean-gradient/logits-matching")
-def check_zero_mean_gradient_logits_matching(*, device="cpu", dtype=torch.float64,
-                                             examples=1024, seed=0, search_examples=None):
+def check_zero_mean_gradient_logits_matching(
+    *, device="cpu", dtype=torch.float64, examples=1024, seed=0, search_examples=None
+):
     """Refutes [zero-mean-gradient] for logits matching, which is not shift invariant."""
-    context = CheckContext.create(device=device, dtype=dtype, examples=examples, seed=seed,
-                                  search_examples=search_examples)
-    return run_zero_mean_check("zero-mean-gradient/logits-matching",
-                               [CONTROL_LOSSES["logits-matching"]], context, networks=False)
+    context = CheckContext.create(
+        device=device, dtype=dtype, examples=examples, seed=seed, search_examples=search_examples
+    )
+    return run_zero_mean_check(
+        "zero-mean-gradient/logits-matching",
+        [CONTROL_LOSSES["logits-matching"]],
+        context,
+        networks=False,
+    )
 
 
 @numeric_check("zero-mean-gradient/sigmoid-bce")
-def check_zero_mean_gradient_sigmoid_bce(*, device="cpu", dtype=torch.float64, examples=1024,
-                                         seed=0, search_examples=None):
+def check_zero_mean_gradient_sigmoid_bce(
+    *, device="cpu", dtype=torch.float64, examples=1024, seed=0, search_examples=None
+):
     """Refutes [zero-mean-gradient] for sigmoid/BCE distillation, which is not shift invariant."""
-    context = CheckContext.create(device=device, dtype=dtype, examples=examples, seed=seed,
-                                  search_examples=search_examples)
-    return run_zero_mean_check("zero-mean-gradient/sigmoid-bce",
-                               [CONTROL_LOSSES["sigmoid-bce"]], context, networks=False)
+    context = CheckContext.create(
+        device=device, dtype=dtype, examples=examples, seed=seed, search_examples=search_examples
+    )
+    return run_zero_mean_check(
+        "zero-mean-gradient/sigmoid-bce", [CONTROL_LOSSES["sigmoid-bce"]], context, networks=False
+    )
