@@ -31,12 +31,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from verify.checks.temperature import TEMPERATURES, parameter_gradient_differences  # noqa: E402
-from verify.checks.zero_mean import logit_gradient_sums  # noqa: E402
-from verify.devices import dtype_name, resolve_device, resolve_dtype  # noqa: E402
-from verify.losses import LOSSES, DistillationProblem  # noqa: E402
-from verify.networks import NetworkSpec, StackedNetworks  # noqa: E402
-from verify.optimizers import OptimizerSpec  # noqa: E402
+from verify.checks.temperature import TEMPERATURES, parameter_gradient_differences
+from verify.checks.zero_mean import logit_gradient_sums
+from verify.devices import dtype_name, resolve_device, resolve_dtype
+from verify.losses import LOSSES, DistillationProblem
+from verify.networks import NetworkSpec, StackedNetworks
+from verify.optimizers import OptimizerSpec
 
 
 def _synchronize(device):
@@ -128,7 +128,7 @@ def sgd_training(device, dtype, repeats, networks, steps=20):
     def problem(step, logits, index=None):
         target = teacher[step] if index is None else teacher[step, index : index + 1]
         t = temperature if index is None else temperature[index : index + 1]
-        l = labels if index is None else labels[index : index + 1]  # noqa: E741
+        l = labels if index is None else labels[index : index + 1]
         return DistillationProblem(logits, target, l, target, t)
 
     def batched():

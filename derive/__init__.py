@@ -18,16 +18,16 @@ Examples
 """
 
 from ._errors import DeriveError
+from .display import formula
 from .expansion import QUANTITIES, Expansion, Term, expand, leading_pieces
 from .latex import expression_latex, term_latex
 from .latex_parse import parse_latex
-from .display import formula
 from .notation import (
     COMPONENTS,
-    N,
-    T,
     ClassMean,
+    N,
     OtherMean,
+    T,
     canonical,
     class_sum,
     concrete,

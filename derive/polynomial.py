@@ -35,7 +35,6 @@ from .notation import (
     N,
     OtherMean,
     _Mean,
-    logit_symbols,
     sigma_v,
     sigma_z,
     v_g,

@@ -37,7 +37,7 @@ import sympy
 from sympy import QQ
 
 from ._errors import DeriveError, check_argument, check_order
-from .notation import N, PER_CLASS, T, ClassMean, FDerivative, _Mean, epsilon, is_class_constant
+from .notation import PER_CLASS, ClassMean, FDerivative, N, T, _Mean, epsilon, is_class_constant
 
 __all__ = ["Algebra", "Series", "power_series", "series_of"]
 

@@ -25,7 +25,6 @@
 # Per-coordinate adaptive optimizers such as Adam break this.
 
 # %%
-import torch
 
 import derive
 import verify

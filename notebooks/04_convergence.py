@@ -26,8 +26,8 @@
 from IPython.display import display
 
 import derive
-from derive import formula
 import verify
+from derive import formula
 from verify import figures
 
 for term in derive.expand("gradient", order=2).terms:

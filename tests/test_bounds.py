@@ -37,7 +37,6 @@ from verify.checks.radius import (
 )
 from verify.symbolic import evaluate_mpmath
 
-
 # -- the exact remainders ------------------------------------------------------------------
 
 

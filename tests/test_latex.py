@@ -7,7 +7,8 @@ import subprocess
 
 import pytest
 import sympy
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 import derive
 from derive import (

@@ -5,7 +5,6 @@ tests/test_series.py leave alive (docs/mutation-testing.md)."""
 
 import pytest
 import sympy
-from sympy import E as EULER
 from sympy import Rational, exp, log, sqrt
 
 from derive import ClassMean, DeriveError, N, epsilon, moment, power_series, v_i, z_i

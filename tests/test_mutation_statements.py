@@ -4,7 +4,7 @@ references. Written to kill the mutants that tests/test_statements.py leaves ali
 
 import sympy
 
-from derive.notation import N, ClassMean, OtherMean, v_i, z_g, z_i
+from derive.notation import ClassMean, N, OtherMean, v_i, z_g, z_i
 from derive.objectives import OBJECTIVES
 from derive.statements._common import gradient_sum, leading, objective_names, terms
 

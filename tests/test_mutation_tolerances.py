@@ -13,6 +13,8 @@ import numpy
 import pytest
 import torch
 
+from verify import tolerances
+from verify._errors import VerifyError
 from verify.checks._common import violations
 from verify.checks._training import mean_rounding_bound
 from verify.checks.equal_mean import mean_gaps
@@ -20,8 +22,6 @@ from verify.checks.temperature import too_slow
 from verify.checks.zero_mean import logit_gradient_sums
 from verify.convergence import Convergence, measure_convergence
 from verify.losses import DistillationProblem
-from verify import tolerances
-from verify._errors import VerifyError
 
 EPS64 = 2.0**-52
 EPS32 = 2.0**-23

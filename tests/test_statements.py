@@ -5,7 +5,7 @@ import pytest
 import sympy
 
 import derive
-from derive import STATEMENTS, N, ClassMean, v_i, z_i
+from derive import STATEMENTS, ClassMean, N, v_i, z_i
 from derive.notation import f_derivative
 from derive.objectives import half_variance
 from derive.statements import core, families, target_aware

@@ -4,9 +4,9 @@ import importlib
 import subprocess
 import sys
 
-import derive
 import pytest
 
+import derive
 import verify
 from verify import checks
 

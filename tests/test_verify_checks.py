@@ -3,10 +3,10 @@ small, readable counterexamples."""
 
 import math
 
-import derive
 import pytest
 import torch
 
+import derive
 from verify import CHECKS
 from verify.registry import run_checks
 

@@ -4,10 +4,10 @@ import json
 import subprocess
 import sys
 
-import derive
 import pytest
 import torch
 
+import derive
 from verify import registry
 from verify.cli import SUBCOMMANDS, main
 

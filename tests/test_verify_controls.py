@@ -11,6 +11,7 @@ import pytest
 import sympy
 import torch
 from hypothesis import strategies as st
+from planted import PerClassScaledSGD
 
 import derive
 from verify.checks._common import CheckContext
@@ -31,7 +32,6 @@ from verify.checks.zero_mean import run_zero_mean_check
 from verify.losses import LOSSES, Loss, logits_matching_loss
 from verify.optimizers import OptimizerSpec
 from verify.strategies import sgd_optimizers
-from planted import PerClassScaledSGD
 
 
 def _context(examples=4, dtype=torch.float64):

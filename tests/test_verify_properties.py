@@ -8,9 +8,10 @@ hypothesis themselves (sweeps and counterexample searches) and hypothesis does n
 import math
 
 import numpy
-import pytest
 import torch
-from hypothesis import assume, given, strategies as st
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from planted import PerClassScaledSGD
 
 from verify import strategies
 from verify.checks._training import train
@@ -28,7 +29,6 @@ from verify.losses import (
 from verify.networks import StackedNetworks
 from verify.optimizers import OptimizerSpec
 from verify.tolerances import SLOPE_TOLERANCE
-from planted import PerClassScaledSGD
 
 DTYPES = st.sampled_from([torch.float64, torch.float32])
 

@@ -3,13 +3,14 @@ lambdify of the same terms written for explicit classes (derive.expand(classes=n
 
 from functools import lru_cache
 
-import derive
 import numpy
 import pytest
 import sympy
 import torch
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
+import derive
 from verify.strategies import logit_vectors
 from verify.symbolic import SymbolicFunction, evaluate_mpmath
 

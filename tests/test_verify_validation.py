@@ -5,8 +5,7 @@ import pytest
 import sympy
 import torch
 
-from verify import VerifyError, check_argument
-from verify import strategies
+from verify import VerifyError, check_argument, strategies
 from verify.checks.expansion import check_expansion
 from verify.checks.mean_preservation import check_mean_preservation
 from verify.checks.zero_mean import check_zero_mean_gradient

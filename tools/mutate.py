@@ -35,7 +35,6 @@ Mutants run one at a time, each in its own forked child.
 
 import argparse
 import ast
-import copy
 import difflib
 import importlib.abc
 import importlib.machinery
@@ -44,7 +43,6 @@ import json
 import os
 import signal
 import sys
-import tempfile
 import time
 
 import pytest
@@ -452,7 +450,7 @@ def _preload():
     ):
         try:
             __import__(name)
-        except Exception:  # noqa: BLE001 - optional
+        except Exception:
             pass
     if ROOT not in sys.path:
         sys.path.insert(0, ROOT)
@@ -475,7 +473,7 @@ def _fork(child, timeout, log):
             os.dup2(descriptor, 2)
             os.chdir(ROOT)
             code = child()
-        except BaseException:  # noqa: BLE001
+        except BaseException:
             import traceback
 
             traceback.print_exc()

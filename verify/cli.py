@@ -89,7 +89,7 @@ def _add_check_arguments(parser):
     parser.add_argument(
         "--thorough",
         action="store_true",
-        help=f"16x the examples and a 16x longer counterexample search (sized for a GPU)",
+        help="16x the examples and a 16x longer counterexample search (sized for a GPU)",
     )
 
 

@@ -248,6 +248,7 @@ def write_figures(out, *, seed=0):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     from derive._files import check_output_directory, check_output_path, write_atomically
 
     check_output_directory(out)

@@ -45,8 +45,8 @@ Examples
 ('dkd', (('alpha', 1.0), ('beta', 8.0)))
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

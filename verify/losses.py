@@ -34,9 +34,9 @@ True
 """
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

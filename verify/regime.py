@@ -511,7 +511,6 @@ def _temperatures(text):
 
 def _seed(text):
     import argparse
-
     import re
 
     value = int(text) if re.fullmatch(r"[0-9]{1,10}", text.strip()) else None
@@ -580,6 +579,7 @@ def run(arguments):
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+
         from derive._files import write_atomically
 
         figure, axes = plt.subplots(figsize=(6.4, 4.2))

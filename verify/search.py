@@ -27,7 +27,8 @@ import random
 import shutil
 import tempfile
 
-from hypothesis import HealthCheck, Phase, find, given, seed as hypothesis_seed, settings
+from hypothesis import HealthCheck, Phase, find, given, settings
+from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import NoSuchExample, Unsatisfiable
 
 from ._errors import check_positive_integer

@@ -9,15 +9,15 @@ the proofs and :mod:`verify` (whose torch twins register under the same names) r
 
 import keyword
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
-from typing import Callable
 
 import sympy
 
 from .._errors import MAX_ORDER, DeriveError, check_argument
-from ..notation import N, ClassMean, OtherMean, at_label, sigma_z, z_g, z_i, zh_i
+from ..notation import ClassMean, N, OtherMean, at_label, sigma_z, z_g, z_i, zh_i
 
 __all__ = ["Parameter", "Objective", "OBJECTIVES", "objective", "parameter_symbols", "FAMILIES"]
 

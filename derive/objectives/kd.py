@@ -11,7 +11,7 @@ Examples
 
 from sympy import exp, log
 
-from ..notation import N, ClassMean, epsilon, v_i, z_i
+from ..notation import ClassMean, N, epsilon, v_i, z_i
 from .softmax import log_softmax, softmax, softmax_expectation
 
 __all__ = [

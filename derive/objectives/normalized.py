@@ -20,7 +20,7 @@ Examples
 import sympy
 from sympy import Rational
 
-from ..notation import N, ClassMean, epsilon, sigma_v, sigma_z, vh_i, zh_i
+from ..notation import ClassMean, N, epsilon, sigma_v, sigma_z, vh_i, zh_i
 from ._registry import Parameter, objective
 from .softmax import log_softmax, softmax, softmax_expectation
 

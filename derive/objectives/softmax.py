@@ -16,7 +16,7 @@ exp(epsilon*z_i)/(N*mean(exp(epsilon*z_i)))
 
 from sympy import exp, log
 
-from ..notation import N, ClassMean, class_total, epsilon, v_g, v_i, z_g, z_i
+from ..notation import ClassMean, N, class_total, epsilon, v_g, v_i, z_g, z_i
 
 __all__ = [
     "softmax",

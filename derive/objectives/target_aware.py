@@ -15,7 +15,7 @@ True
 
 from sympy import exp, log
 
-from ..notation import N, ClassMean, OtherMean, class_total, epsilon, v_g, v_i, z_g, z_i
+from ..notation import ClassMean, N, OtherMean, class_total, epsilon, v_g, v_i, z_g, z_i
 from ._registry import Parameter, objective
 from .divergences import half_variance, kd_loss
 from .softmax import labelled_expectation, labelled_normalizer

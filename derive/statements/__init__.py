@@ -24,8 +24,8 @@ Examples
 -mean(v_i) + mean(z_i)
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import sympy
 
@@ -139,4 +139,4 @@ def prove_all(*, order=4):
     return [s.prove(order=order) for s in STATEMENTS.values()]
 
 
-from . import core, families, target_aware, radius  # noqa: E402,F401  (they register their statements)
+from . import core, families, radius, target_aware  # noqa: E402,F401  (they register their statements)

@@ -5,8 +5,8 @@ from sympy import QQ
 
 from ..expansion import expand
 from ..notation import (
-    N,
     ClassMean,
+    N,
     OtherMean,
     at_label,
     class_sum,

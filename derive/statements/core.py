@@ -13,9 +13,10 @@ Examples
 import sympy
 from sympy import Rational, Symbol
 
+from ..expansion import leading_pieces
 from ..notation import (
-    N,
     ClassMean,
+    N,
     b_i,
     c_i,
     canonical,
@@ -40,7 +41,6 @@ from ..objectives import (
     logits_matching_loss,
     sigmoid_distillation_loss,
 )
-from ..expansion import leading_pieces
 from . import label, statement
 from ._common import gradient_sum, leading, term_gradient, terms
 

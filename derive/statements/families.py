@@ -15,7 +15,7 @@ Examples
 import sympy
 from sympy import Rational
 
-from ..notation import N, AmariAlpha, ClassMean, f_derivative, v_i, z_i
+from ..notation import AmariAlpha, ClassMean, N, f_derivative, v_i, z_i
 from ..objectives import OBJECTIVES, half_variance
 from ..objectives.temperature import student_log_softmax
 from . import label, statement

@@ -22,7 +22,7 @@ import sympy
 from sympy import I, Rational, cos, cosh, exp, log, pi
 
 from ..expansion import expand
-from ..notation import ClassMean, canonical, concrete, epsilon, v_i, z_i
+from ..notation import ClassMean, concrete, epsilon, v_i, z_i
 from ..objectives import kd_loss
 from ..objectives.softmax import softmax, softmax_expectation
 from ..series import power_series

@@ -15,11 +15,11 @@ Examples
 
 import sympy
 
-from ..notation import N, ClassMean, OtherMean, concrete, epsilon, sigma_z, v_g, v_i, z_g, z_i, zh_i
-from ..series import power_series
+from ..notation import ClassMean, N, OtherMean, concrete, epsilon, sigma_z, v_g, v_i, z_g, z_i, zh_i
 from ..objectives import OBJECTIVES
 from ..objectives.normalized import correlation, unbiased_scale
 from ..objectives.target_aware import label_probability, labelled_kl, nckd, tckd
+from ..series import power_series
 from . import label, statement
 from ._common import gradient_sum, leading, term_gradient, terms
 

@@ -193,7 +193,7 @@ class TraceResult:
         )
         text = f"ℓ {self.relation.text}, exactly, at every term computed ({span})"
         return text + (
-            f"; gradient only: the values differ by terms free of z"
+            "; gradient only: the values differ by terms free of z"
             if self.relation.via == "gradient"
             else ""
         )

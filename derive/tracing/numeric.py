@@ -28,7 +28,7 @@ import sympy
 import torch
 
 from .._errors import DeriveError
-from ..notation import N, T, ClassMean, epsilon, v_i, z_i
+from ..notation import ClassMean, N, T, epsilon, v_i, z_i
 from ._symbols import B, StopGradient
 
 __all__ = ["evaluate", "self_check", "CHECK_TEMPERATURES", "FLOAT64_EPSILON"]

@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from sympy import exp, log
 
 from .._errors import DeriveError
-from ..notation import N, ClassMean, epsilon, is_class_constant, z_i, v_i
+from ..notation import ClassMean, N, epsilon, is_class_constant, v_i, z_i
 from ._symbols import B, StopGradient
 from .capture import one_line, where
 

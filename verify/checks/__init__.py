@@ -25,8 +25,8 @@ from . import (
     expansion,
     mean_preservation,
     objectives,
-    target_aware,  # noqa: F401
     radius,
+    target_aware,  # noqa: F401
     temperature,
     zero_mean,
 )

@@ -22,8 +22,8 @@ import torch
 from hypothesis import strategies as st
 
 from ..losses import LOSSES, DistillationProblem
-from ..optimizers import OptimizerSpec
 from ..networks import StackedNetworks
+from ..optimizers import OptimizerSpec
 from ..search import draw_examples, find_counterexample
 from ..strategies import (
     adaptive_optimizers,

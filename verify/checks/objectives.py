@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import torch
-from hypothesis import assume, strategies as st
+from hypothesis import assume
+from hypothesis import strategies as st
 
 from ..convergence import leading_order, measure_convergence
 from ..losses import TWINS
@@ -272,7 +273,7 @@ def _small_failure(found, context):
     case, student, teacher, label = found
     as_tensor = lambda values: torch.tensor(
         [values],
-        dtype=context.dtype,  # noqa: E731
+        dtype=context.dtype,
         device=context.device,
     )
     labels = torch.tensor([label], device=context.device)

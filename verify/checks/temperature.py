@@ -357,7 +357,7 @@ def _small_gradient_case(case, context, limit):
     networks = linear_networks(weight, bias, dtype=context.dtype, device=context.device)
     as_tensor = lambda values: torch.tensor(
         [[values]],
-        dtype=context.dtype,  # noqa: E731
+        dtype=context.dtype,
         device=context.device,
     )
     differences, roundoff = parameter_gradient_differences(
