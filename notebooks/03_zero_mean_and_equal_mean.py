@@ -25,7 +25,6 @@
 # Per-coordinate adaptive optimizers such as Adam break this.
 
 # %%
-
 import derive
 import verify
 from verify import figures

@@ -20,16 +20,18 @@ Examples
 ('refuted', True)
 """
 
-from . import (
-    equal_mean,
-    expansion,
-    mean_preservation,
-    objectives,
-    radius,
-    target_aware,  # noqa: F401
-    temperature,
-    zero_mean,
-)
+# The import order is the registration order. Each module registers its checks.
+# isort: off
+from . import equal_mean  # noqa: F401
+from . import expansion  # noqa: F401
+from . import mean_preservation  # noqa: F401
+from . import objectives  # noqa: F401
+from . import target_aware  # noqa: F401
+from . import radius  # noqa: F401
+from . import temperature  # noqa: F401
+from . import zero_mean  # noqa: F401
+
+# isort: on
 from ._common import REGISTERED, numeric_check
 
 __all__ = ["CHECKS", "numeric_check"]
