@@ -594,8 +594,8 @@ def _twin_loss(entry):
         entry.label,
         True,
         lambda p: entry(p.student, p.teacher, p.temperature, p.labels),
-        uses_labels=entry.name in _LABELLED,
-        domain=_spread_out if entry.name in _STANDARDIZED else None,
+        uses_labels=_definition(entry.name).labelled,
+        domain=_spread_out if _definition(entry.name).coordinates == "standardized" else None,
     )
 
 
@@ -609,12 +609,13 @@ def _spread_out(problem):
     return spread(problem.student.detach()) & spread(problem.teacher.detach())
 
 
-#: Twins defined only for logits that are not all equal.
-_STANDARDIZED = ("standardized-kl", "dist")
+def _definition(name):
+    """The objective a twin stands for: whether it needs the label (``labelled``) and whether
+    it is defined only for logits that are not all equal (``coordinates="standardized"``)
+    are read from its registration, not from a list kept here."""
+    from derive import OBJECTIVES
 
-
-#: Twins that need the label.
-_LABELLED = ("ce-mixture", "dkd-tckd", "dkd-nckd", "dkd")
+    return OBJECTIVES[name]
 
 
 _SMOOTHING = 0.1

@@ -25,7 +25,15 @@ Traceback (most recent call last):
 derive._errors.DeriveError: parameter beta of objective jsd must be a rational in [0, 1] (e.g. 3/10) or a symbol name, got 2
 """
 
-from ._registry import FAMILIES, OBJECTIVES, Objective, Parameter, objective, parameter_symbols
+from ._registry import (
+    FAMILIES,
+    OBJECTIVES,
+    Objective,
+    Parameter,
+    objective,
+    objectives_proved_by,
+    parameter_symbols,
+)
 from .divergences import (
     alpha_divergence_loss,
     f_divergence_loss,
@@ -58,6 +66,7 @@ __all__ = [
     "Parameter",
     "objective",
     "parameter_symbols",
+    "objectives_proved_by",
     "softmax",
     "log_softmax",
     "softmax_expectation",
