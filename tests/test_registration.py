@@ -11,9 +11,12 @@ a test, to show that the consumers pick a registration up and that the lists are
 
 What a new objective declares: ``@objective(name, title, definition=..., family=...,
 limit=..., limit_statement=..., diagnosis=...)`` and, for a member of the f-divergence family,
-``f_derivatives=...``; a ``@twin(name, ...)`` in verify/losses.py (above ``LOSSES``); a row in
-README.md's objectives table. A new statement: ``@statement(...)``, a numeric check registered
-under its id, its section in docs/theory.md and its id in README.md's statements table.
+``f_derivatives=...`` (with its row in docs/theory.md's table of them); a ``@twin(name, ...)``
+in verify/losses.py (above ``LOSSES``); a row in README.md's objectives table; and, by hand,
+an independent mpmath reference in tests/test_objectives.py. A new statement:
+``@statement(...)``, a numeric check registered under its id (for a limit statement checked in
+verify/checks/objectives.py, one empty entry in ``_LISTED``: its cases come from the objectives
+that name it), its section in docs/theory.md and its id in README.md's statements table.
 """
 
 import contextlib
@@ -61,6 +64,18 @@ def _readme_objectives():
     return names
 
 
+def _first_correction_table():
+    return _THEORY.split("### [f-divergence-first-correction]", 1)[1].split("\n### ", 1)[0]
+
+
+def _independent_references():
+    """The objectives that tests/test_objectives.py checks against fifty-digit mpmath values
+    (an oracle a registration cannot supply: it is written independently, by hand)."""
+    from test_objectives import _references
+
+    return set(_references())
+
+
 def _cli_objectives():
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -105,8 +120,16 @@ def objective_gaps(name):
         gaps.append(
             "diagnosis: declare what the audit tells a KD user (@objective(..., diagnosis=))"
         )
+    if definition.f_derivatives is not None and not re.search(
+        rf"^\| {re.escape(name)}[ |(]", _first_correction_table(), re.MULTILINE
+    ):
+        gaps.append(
+            "docs/theory.md: add its f''(1), f'''(1) row to [f-divergence-first-correction]"
+        )
     if name not in _readme_objectives():
         gaps.append("README: add its row to the objectives table")
+    if name != "f-divergence" and name not in _independent_references():
+        gaps.append("reference: add its mpmath value to _references() in tests/test_objectives.py")
     return gaps
 
 
@@ -170,6 +193,7 @@ def test_a_bare_new_objective_fails_listing_exactly_what_it_lacks(throwaway):
         "(@objective(..., f_derivatives=...))",
         "diagnosis: declare what the audit tells a KD user (@objective(..., diagnosis=))",
         "README: add its row to the objectives table",
+        "reference: add its mpmath value to _references() in tests/test_objectives.py",
     ]
 
 
@@ -178,11 +202,13 @@ def test_a_declared_new_objective_is_picked_up_by_every_consumer(throwaway, monk
     monkeypatch.setitem(
         losses.TWINS, _NAME, losses.Twin(_NAME, lambda *a: 2 * losses.TWINS["kl"](*a))
     )
-    # What it still lacks is only what lives outside the code: README, and the LOSSES table of
-    # verify/losses.py, which is built when that module is imported.
+    # What it still lacks is what lives outside the code (the docs, the independent reference)
+    # and the LOSSES table of verify/losses.py, which is built when that module is imported.
     assert objective_gaps(_NAME) == [
         "LOSSES: register the twin above LOSSES in verify/losses.py",
+        "docs/theory.md: add its f''(1), f'''(1) row to [f-divergence-first-correction]",
         "README: add its row to the objectives table",
+        "reference: add its mpmath value to _references() in tests/test_objectives.py",
     ]
     # The proofs: its limit joins f-divergence-limit, its f''(1), f'''(1) the first correction.
     assert f"L_0 - limit, {_NAME}" in declared_limits("f-divergence-limit")
