@@ -10,6 +10,8 @@ limit, and only for expressions whose exponents can reach it. One test per limit
 just above the limit and computes just at it.
 """
 
+from pathlib import Path
+
 import pytest
 import sympy
 from hypothesis import given
@@ -227,5 +229,12 @@ def test_relation_temperature_power_is_exact_at_any_size(power):
     assert relation.coefficient == 2 / N**2
 
 
-def test_derive_exposes_the_limits_it_raises_with():
+def test_canonical_keeps_a_power_at_the_limit():
     assert derive.canonical(z_i**_LIMIT - v_i) == z_i**_LIMIT - v_i
+
+
+def test_the_readme_states_the_engine_limits():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert f"at most {MAX_EXPONENT} (`derive.packing.MAX_EXPONENT`" in readme
+    assert f"at most {MAX_PRECISION} terms of one\nseries (`derive.series.MAX_PRECISION`)" in readme
+    assert f"at most {PARSE_MAX_BITS}\nbits (`derive.notation.PARSE_MAX_BITS`)" in readme
