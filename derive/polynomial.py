@@ -43,7 +43,6 @@ from .notation import (
     zh_i,
 )
 from .packing import exponent as packed_exponent
-from .packing import slot_mask
 from .packing import slots as packed_slots
 from .series import Algebra
 
@@ -232,7 +231,7 @@ class Polynomial:
         from .notation import concrete
 
         cache = self.__dict__.setdefault("_concrete_cache", {})
-        per_class = bool(self.algebra.per_class_mask & slot_mask(slot))
+        per_class = self.algebra.is_per_class(slot)
         key = (slot, classes, component if per_class else None, style)
         if key not in cache:
             base, _ = _base(self.algebra.expressions[slot])

@@ -109,6 +109,10 @@ class Algebra:
                 self.per_class_mask |= slot_mask(slot)
         return slot
 
+    def is_per_class(self, slot):
+        """Whether generator ``slot`` differs between classes (``z_i``, ``exp(z_i)``, ...)."""
+        return bool(self.per_class_mask & slot_mask(slot))
+
     def monomial(self, slot, exponent=1):
         return {pack(slot, exponent): _ONE}
 
@@ -116,9 +120,7 @@ class Algebra:
         inverse = self._inverse.get(slot)
         if inverse is None:
             base = self.expressions[slot]
-            inverse = self.generator(
-                1 / base, per_class=bool(self.per_class_mask & slot_mask(slot))
-            )
+            inverse = self.generator(1 / base, per_class=self.is_per_class(slot))
             self._inverse[slot], self._inverse[inverse] = inverse, slot
             mask, inverse_mask = slot_mask(slot), slot_mask(inverse)
             self._pairs.append((slot, inverse, mask, inverse_mask))
