@@ -40,7 +40,7 @@ from ._errors import DeriveError, check_argument, check_order
 from .notation import PER_CLASS, ClassMean, FDerivative, N, T, _Mean, epsilon, is_class_constant
 from .packing import BITS as _BITS
 from .packing import MASK as _MASK
-from .packing import check_guard, guard_bit, pack, slot_mask
+from .packing import MAX_EXPONENT, check_guard, guard_bit, pack, slot_mask
 from .packing import exponents as _exponents
 
 __all__ = ["Algebra", "Series", "power_series", "series_of"]
@@ -260,6 +260,13 @@ class Algebra:
         return out
 
     def power(self, a, exponent):
+        if exponent > MAX_EXPONENT and any(a):
+            # A nonconstant polynomial's power has a monomial with an exponent >= the power's
+            # (n times a vertex of its Newton polytope): refuse before the work.
+            raise DeriveError(
+                f"exponents must be in 0..{MAX_EXPONENT} (MAX_EXPONENT): a power {exponent} of "
+                f"{self.to_expr(a)} needs more"
+            )
         result, base = self.one, a
         while exponent:
             if exponent & 1:

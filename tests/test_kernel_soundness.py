@@ -190,6 +190,13 @@ def test_every_exponent_path_computes_at_the_limit_and_raises_past_it(make):
         Algebra().element(make(_LIMIT + 1))
 
 
+def test_a_power_of_a_sum_past_the_limit_raises_before_the_work():
+    for base in (z_i + v_i, N - 1, 1 / N + z_g):
+        with pytest.raises(DeriveError, match="MAX_EXPONENT"):
+            Algebra().element(sympy.Pow(base, _LIMIT + 1, evaluate=False))
+    assert Algebra().element(sympy.Pow(sympy.Integer(3), _LIMIT + 1, evaluate=False))
+
+
 def test_substitution_raises_past_the_limit():
     algebra = Algebra()
     poly = algebra.element(z_g**_LIMIT)
