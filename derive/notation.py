@@ -87,6 +87,7 @@ __all__ = [
     "readable",
     "parse",
     "PARSE_MAX_LENGTH",
+    "PARSE_MAX_BITS",
 ]
 
 #: Temperature.
@@ -633,6 +634,9 @@ def readable(expr):
 
 #: Longest text :func:`parse` reads.
 PARSE_MAX_LENGTH = 100_000
+#: Largest number (in bits of its numerator or denominator) a power in :func:`parse` computes;
+#: a power of a symbol stays symbolic, exact at any size (the engine bounds its exponents).
+PARSE_MAX_BITS = 100_000
 
 _FUNCTIONS = {
     "mean": ClassMean,
@@ -730,6 +734,16 @@ def _translate(node, names):
                 right,
                 _where(node),
             )
+            if left.is_Rational and left != 0:
+                size = max(abs(left.p), left.q).bit_length() * abs(right)
+                check_argument(
+                    size <= PARSE_MAX_BITS,
+                    "parse: a power of a number may have at most {} bits (PARSE_MAX_BITS), "
+                    "got about {} {}",
+                    PARSE_MAX_BITS,
+                    int(size),
+                    _where(node),
+                )
             return left**right
         operation = _BINARY.get(type(node.op))
         check_argument(

@@ -42,7 +42,9 @@ from .notation import (
     z_g,
     zh_i,
 )
-from .series import _BITS, _MASK, Algebra
+from .packing import exponent as packed_exponent
+from .packing import slots as packed_slots
+from .series import Algebra
 
 __all__ = ["Polynomial", "generator_rank"]
 
@@ -100,17 +102,12 @@ class Polynomial:
         used = 0
         for m in self.terms:
             used |= m
-        slots, slot = [], 0
-        while used:
-            if used & _MASK:
-                slots.append(slot)
-            used >>= _BITS
-            slot += 1
+        slots = packed_slots(used)
         expressions = self.algebra.expressions
         return sorted(slots, key=lambda s: generator_rank(_base(expressions[s])[0]))
 
     def _exponents(self, monomial):
-        return [(monomial >> (_BITS * slot)) & _MASK for slot in self._slots]
+        return [packed_exponent(monomial, slot) for slot in self._slots]
 
     @cached_property
     def plain(self):
@@ -234,7 +231,7 @@ class Polynomial:
         from .notation import concrete
 
         cache = self.__dict__.setdefault("_concrete_cache", {})
-        per_class = bool(self.algebra.per_class_mask & (_MASK << (_BITS * slot)))
+        per_class = self.algebra.is_per_class(slot)
         key = (slot, classes, component if per_class else None, style)
         if key not in cache:
             base, _ = _base(self.algebra.expressions[slot])

@@ -38,17 +38,31 @@ from sympy import QQ
 
 from ._errors import DeriveError, check_argument, check_order
 from .notation import PER_CLASS, ClassMean, FDerivative, N, T, _Mean, epsilon, is_class_constant
+from .packing import BITS as _BITS
+from .packing import MASK as _MASK
+from .packing import MAX_EXPONENT, check_guard, guard_bit, pack, slot_mask
+from .packing import exponents as _exponents
 
 __all__ = ["Algebra", "Series", "power_series", "series_of"]
 
 INF = math.inf
-#: Bits per generator in a packed monomial: exponents up to 2**16 - 1.
-_BITS = 16
-_MASK = (1 << _BITS) - 1
 _ONE = QQ.one
 _ZERO = QQ.zero
 #: How many orders past the requested precision a base is expanded to find its leading term.
 _LOOKAHEAD = 12
+#: The most terms of one series the engine computes (a request past it raises): far above what
+#: any order up to ``MAX_ORDER`` needs, it stops a power of a pole from growing without bound.
+MAX_PRECISION = 512
+
+
+def _check_length(length, operation):
+    check_argument(
+        length <= MAX_PRECISION,
+        "{} would need {} terms of a series, more than the engine's limit of {} (MAX_PRECISION)",
+        operation,
+        length,
+        MAX_PRECISION,
+    )
 
 
 @lru_cache(maxsize=4096)
@@ -60,14 +74,17 @@ class Algebra:
     r"""Laurent polynomials over generators created on demand.
 
     A polynomial is a ``dict`` from a packed monomial (an ``int``, exponent ``e_k`` of
-    generator ``k`` in bits ``16k .. 16k + 15``) to a nonzero rational. A class constant ``x``
-    and its inverse are two generators; products cancel ``x^a x^{-b}`` (:meth:`mul`).
+    generator ``k`` in bits ``16k .. 16k + 15``, see :mod:`derive.packing`) to a nonzero
+    rational. A class constant ``x`` and its inverse are two generators; products cancel
+    ``x^a x^{-b}`` (:meth:`mul`). Every product checks the guard bits: an exponent past
+    :data:`~derive.packing.MAX_EXPONENT` raises :class:`~derive.DeriveError`, never wraps.
     """
 
     def __init__(self):
         self.expressions = []  # slot -> sympy expression of the generator
         self.slots = {}  # sympy expression -> slot
         self.per_class_mask = 0  # bits of the per-class generators
+        self.guards = 0  # guard bits of every slot in use
         self._pairs = []  # (slot, inverse slot, mask, inverse mask)
         self._pair_mask = 0  # bits of every generator that has an inverse
         self._inverse = {}  # slot -> inverse slot
@@ -85,38 +102,34 @@ class Algebra:
             slot = len(self.expressions)
             self.expressions.append(expr)
             self.slots[expr] = slot
+            self.guards |= guard_bit(slot)
             if per_class is None:
                 per_class = not is_class_constant(expr)
             if per_class:
-                self.per_class_mask |= _MASK << (_BITS * slot)
+                self.per_class_mask |= slot_mask(slot)
         return slot
 
+    def is_per_class(self, slot):
+        """Whether generator ``slot`` differs between classes (``z_i``, ``exp(z_i)``, ...)."""
+        return bool(self.per_class_mask & slot_mask(slot))
+
     def monomial(self, slot, exponent=1):
-        return {exponent << (_BITS * slot): _ONE}
+        return {pack(slot, exponent): _ONE}
 
     def _inverse_slot(self, slot):
         inverse = self._inverse.get(slot)
         if inverse is None:
             base = self.expressions[slot]
-            inverse = self.generator(
-                1 / base, per_class=bool(self.per_class_mask & (_MASK << (_BITS * slot)))
-            )
+            inverse = self.generator(1 / base, per_class=self.is_per_class(slot))
             self._inverse[slot], self._inverse[inverse] = inverse, slot
-            mask, inverse_mask = _MASK << (_BITS * slot), _MASK << (_BITS * inverse)
+            mask, inverse_mask = slot_mask(slot), slot_mask(inverse)
             self._pairs.append((slot, inverse, mask, inverse_mask))
             self._pair_mask |= mask | inverse_mask
         return inverse
 
     def exponents(self, monomial):
         """``{slot: exponent}`` of a packed monomial."""
-        result, slot = {}, 0
-        while monomial:
-            exponent = monomial & _MASK
-            if exponent:
-                result[slot] = exponent
-            monomial >>= _BITS
-            slot += 1
-        return result
+        return _exponents(monomial)
 
     # -- arithmetic -----------------------------------------------------------------------
     def add(self, a, b):
@@ -149,7 +162,10 @@ class Algebra:
         if len(a) == 1:
             ((ma, ca),) = a.items()
             out = {ma + mb: ca * cb for mb, cb in b.items()}
-            return self.normalize(out) if self._pair_mask else out
+            if self._pair_mask:
+                return self.normalize(out)
+            check_guard(reduce(or_, out, 0), self.guards)
+            return out
         out = {}
         self.accumulate(out, a, b)
         return self.normalize(out)
@@ -172,8 +188,9 @@ class Algebra:
         """Drop zero coefficients and cancel generators against their inverses (and bring
         :math:`1/(N-1)` to partial fractions), so that equal polynomials have equal forms."""
         out = {m: c for m, c in out.items() if c}
+        present = reduce(or_, out, 0)
+        check_guard(present, self.guards)
         if self._pair_mask:
-            present = reduce(or_, out, 0)
             if present & self._pair_mask:
                 pairs = [pair for pair in self._pairs if present & pair[2] and present & pair[3]]
                 if pairs:
@@ -222,10 +239,8 @@ class Algebra:
             self._inverse_slot(self.slots[N])
             self._reciprocal_n_minus_one = self.generator(1 / (N - 1), per_class=False)
             n_slot, inverse_slot = self._n_slots()
-            self._partial_fraction_mask = (_MASK << (_BITS * n_slot)) | (
-                _MASK << (_BITS * inverse_slot)
-            )
-            self._pair_mask |= _MASK << (_BITS * self._reciprocal_n_minus_one)
+            self._partial_fraction_mask = slot_mask(n_slot) | slot_mask(inverse_slot)
+            self._pair_mask |= slot_mask(self._reciprocal_n_minus_one)
         return self.monomial(self._reciprocal_n_minus_one, power)
 
     def _cancel_inverses(self, poly, pairs):
@@ -245,6 +260,13 @@ class Algebra:
         return out
 
     def power(self, a, exponent):
+        if exponent > MAX_EXPONENT and any(a):
+            # A nonconstant polynomial's power has a monomial with an exponent >= the power's
+            # (n times a vertex of its Newton polytope): refuse before the work.
+            raise DeriveError(
+                f"exponents must be in 0..{MAX_EXPONENT} (MAX_EXPONENT): a power {exponent} of "
+                f"{self.to_expr(a)} needs more"
+            )
         result, base = self.one, a
         while exponent:
             if exponent & 1:
@@ -553,6 +575,7 @@ class Series:
         ``s`` the relative coefficients ``unit``: the shape shared by the reciprocal, power and
         exp recurrences."""
         accumulate, normalize = self.algebra.accumulate, self.algebra.normalize
+        _check_length(length, "a reciprocal, power or exp")
         g = [first]
         for n in range(1, int(length)):
             acc = {}
@@ -586,6 +609,7 @@ class Series:
             # the intermediate products.
             v = self.valuation if self.valuation < self.precision else 0
             work = precision + max(n - 1, 0) * max(-v, 0)
+            _check_length(work - n * min(v, 0), "a power of a series with a pole")
             while n:
                 if n & 1:
                     result = (result * base).truncate(work)
@@ -657,6 +681,7 @@ class Series:
         unit = self._unit(0, leading)
         scale = self.algebra.scale
         length = int(min(self.precision, precision))
+        _check_length(length, "a log")
         accumulate, normalize = self.algebra.accumulate, self.algebra.normalize
         l = [constant]
         for n in range(1, length):
@@ -681,6 +706,7 @@ class Series:
         result = Series(algebra, {}, INF)
         term = Series(algebra, {0: algebra.one}, INF)
         factorial = 1
+        _check_length(min(self.precision, precision), "f at a series")
         for k in range(int(min(self.precision, precision)) + 1):
             value = algebra.element(sympy.sympify(coefficient(derivative + k)))
             if value:

@@ -34,6 +34,7 @@ True
 """
 
 import contextlib
+import contextvars
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -71,7 +72,23 @@ def _per_example(temperature, like):
 
 # -- the student's softmax, where the magnitudes of a gradient are measured -------------------
 
-_PROBES = []
+
+class _Probe:
+    """What one :func:`probed_magnitudes` call records: the student's log-softmax results (with
+    their temperature and chain factor), and the chain factors of the standardized logits, held
+    by identity, never patched onto the tensors."""
+
+    def __init__(self):
+        self.records = []
+        self.chain_factors = []  # (tensor, factor)
+
+    def chain_factor(self, tensor):
+        return next((factor for held, factor in self.chain_factors if held is tensor), None)
+
+
+#: The probe of the :func:`probed_magnitudes` call in progress in this context (``None``
+#: outside one): set for the duration of the call and reset after, so nothing survives it.
+_ACTIVE_PROBE = contextvars.ContextVar("verify_losses_probe", default=None)
 
 
 def student_log_softmax(student_logits, temperature):
@@ -84,9 +101,9 @@ def student_log_softmax(student_logits, temperature):
     """
     temperature = _per_example(temperature, student_logits)
     result = F.log_softmax(student_logits / temperature, dim=-1)
-    if _PROBES:
-        factor = getattr(student_logits, "_chain_factor", None)
-        _PROBES[-1].append((result, temperature, factor))
+    probe = _ACTIVE_PROBE.get()
+    if probe is not None:
+        probe.records.append((result, temperature, probe.chain_factor(student_logits)))
     return result
 
 
@@ -99,20 +116,21 @@ def standardized(logits, *, unbiased):
     centred = logits - logits.mean(-1, keepdim=True)
     spread = centred.pow(2).sum(-1, keepdim=True) / (logits.shape[-1] - (1 if unbiased else 0))
     result = centred / spread.sqrt()
-    if _PROBES:
-        result._chain_factor = (
-            1 + result.detach().pow(2).amax(-1)
-        ) / spread.detach().sqrt().squeeze(-1)
+    probe = _ACTIVE_PROBE.get()
+    if probe is not None:
+        factor = (1 + result.detach().pow(2).amax(-1)) / spread.detach().sqrt().squeeze(-1)
+        probe.chain_factors.append((result, factor))
     return result
 
 
 @contextlib.contextmanager
 def _probe():
-    _PROBES.append([])
+    probe = _Probe()
+    token = _ACTIVE_PROBE.set(probe)
     try:
-        yield _PROBES[-1]
+        yield probe.records
     finally:
-        _PROBES.pop()
+        _ACTIVE_PROBE.reset(token)
 
 
 def probed_magnitudes(function, student, *rest):
@@ -576,8 +594,8 @@ def _twin_loss(entry):
         entry.label,
         True,
         lambda p: entry(p.student, p.teacher, p.temperature, p.labels),
-        uses_labels=entry.name in _LABELLED,
-        domain=_spread_out if entry.name in _STANDARDIZED else None,
+        uses_labels=_definition(entry.name).labelled,
+        domain=_spread_out if _definition(entry.name).coordinates == "standardized" else None,
     )
 
 
@@ -591,12 +609,13 @@ def _spread_out(problem):
     return spread(problem.student.detach()) & spread(problem.teacher.detach())
 
 
-#: Twins defined only for logits that are not all equal.
-_STANDARDIZED = ("standardized-kl", "dist")
+def _definition(name):
+    """The objective a twin stands for: whether it needs the label (``labelled``) and whether
+    it is defined only for logits that are not all equal (``coordinates="standardized"``)
+    are read from its registration, not from a list kept here."""
+    from derive import OBJECTIVES
 
-
-#: Twins that need the label.
-_LABELLED = ("ce-mixture", "dkd-tckd", "dkd-nckd", "dkd")
+    return OBJECTIVES[name]
 
 
 _SMOOTHING = 0.1

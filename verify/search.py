@@ -21,10 +21,8 @@ True
 True
 """
 
-import atexit
-import os
+import contextlib
 import random
-import shutil
 import tempfile
 
 from hypothesis import HealthCheck, Phase, find, given, settings
@@ -36,22 +34,28 @@ from ._errors import check_positive_integer
 __all__ = ["draw_examples", "find_counterexample"]
 
 
-def _private_hypothesis_home():
+@contextlib.contextmanager
+def _hypothesis_sandbox():
     """Hypothesis keeps caches in ``./.hypothesis`` by default: the user's working directory.
-    :mod:`verify` runs hypothesis as a library, with no example database, so its caches go to a
-    private temporary directory removed at exit (unless the user chose a directory)."""
-    if "HYPOTHESIS_STORAGE_DIRECTORY" in os.environ:
-        return
-    try:
-        from hypothesis.configuration import set_hypothesis_home_dir
-    except ImportError:  # an older hypothesis: nothing to redirect
-        return
-    directory = tempfile.mkdtemp(prefix="verify-hypothesis-")
-    set_hypothesis_home_dir(directory)
-    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    :mod:`verify` runs hypothesis as a library, with no example database, so for the duration
+    of one call its caches go to a private temporary directory, removed after, and the home
+    directory the user had (or had not) chosen is restored. Nothing is configured at import."""
+    from hypothesis import configuration
+
+    previous = getattr(configuration, "__hypothesis_home_directory", None)
+    with tempfile.TemporaryDirectory(prefix="verify-hypothesis-") as directory:
+        configuration.set_hypothesis_home_dir(directory)
+        try:
+            yield
+        finally:
+            configuration.set_hypothesis_home_dir(previous)
 
 
-_private_hypothesis_home()
+def _settings(**changes):
+    """Settings built on hypothesis's own defaults, not on the profile the user loaded: the
+    checks behave the same in any test suite, and leave its profile alone."""
+    return settings(settings.get_profile("default"), **changes)
+
 
 _QUIET = list(HealthCheck)
 
@@ -66,7 +70,7 @@ def draw_examples(strategy, count, *, seed):
     examples = []
 
     @hypothesis_seed(seed)
-    @settings(
+    @_settings(
         max_examples=count,
         phases=[Phase.generate],
         database=None,
@@ -77,7 +81,8 @@ def draw_examples(strategy, count, *, seed):
     def collect(example):
         examples.append(example)
 
-    collect()
+    with _hypothesis_sandbox():
+        collect()
     return examples[:count]
 
 
@@ -89,7 +94,7 @@ def find_counterexample(strategy, condition, *, seed, max_examples=100):
     check_positive_integer(max_examples, name="max_examples")
     # No "explain" phase: it reruns the shrunk example many times to annotate it, which a
     # returned value does not need.
-    search_settings = settings(
+    search_settings = _settings(
         max_examples=max_examples,
         database=None,
         deadline=None,
@@ -97,6 +102,7 @@ def find_counterexample(strategy, condition, *, seed, max_examples=100):
         phases=[Phase.generate, Phase.target, Phase.shrink],
     )
     try:
-        return find(strategy, condition, settings=search_settings, random=random.Random(seed))
+        with _hypothesis_sandbox():
+            return find(strategy, condition, settings=search_settings, random=random.Random(seed))
     except (NoSuchExample, Unsatisfiable):
         return None

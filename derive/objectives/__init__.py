@@ -27,7 +27,15 @@ derive._errors.DeriveError: parameter beta of objective jsd must be a rational i
 
 # The import order is the registration order, which the CLI and the docs list.
 # isort: off
-from ._registry import FAMILIES, OBJECTIVES, Objective, Parameter, objective, parameter_symbols
+from ._registry import (
+    FAMILIES,
+    OBJECTIVES,
+    Objective,
+    Parameter,
+    objective,
+    objectives_proved_by,
+    parameter_symbols,
+)
 from .softmax import log_softmax, softmax, softmax_expectation
 from .kd import (
     kd_cross_entropy_loss,
@@ -61,6 +69,7 @@ __all__ = [
     "Parameter",
     "objective",
     "parameter_symbols",
+    "objectives_proved_by",
     "softmax",
     "log_softmax",
     "softmax_expectation",

@@ -19,7 +19,15 @@ import sympy
 from .._errors import MAX_ORDER, DeriveError, check_argument
 from ..notation import ClassMean, N, OtherMean, at_label, sigma_z, z_g, z_i, zh_i
 
-__all__ = ["Parameter", "Objective", "OBJECTIVES", "objective", "parameter_symbols", "FAMILIES"]
+__all__ = [
+    "Parameter",
+    "Objective",
+    "OBJECTIVES",
+    "objective",
+    "parameter_symbols",
+    "FAMILIES",
+    "objectives_proved_by",
+]
 
 #: Families, in the order the CLI, the report and the docs list them.
 FAMILIES = {
@@ -208,6 +216,15 @@ class Objective:
     gradient w.r.t. a generic student logit ``z_i`` in closed form (cheaper to expand than
     the derivative of the loss); the [expansion] proofs check its terms against the
     derivatives of the loss's terms, so it is never taken on trust.
+
+    What the rest of the toolkit needs to know about an objective is declared here, never in a
+    table beside the registry: ``limit_statement`` is the id of the statement whose proof
+    checks ``limit`` against the leading term (the registry adds that residual to the proof);
+    ``f_derivatives(**parameters)`` gives :math:`(f''(1), f'''(1))` in closed form for a
+    member of the f-divergence family (the first-correction statement proves both);
+    ``diagnosis`` is what the audit tells a user whose KD loss turns out to be this objective
+    (the code change that makes it KD). ``tests/test_registration.py`` lists what a new
+    objective still lacks.
     """
 
     name: str
@@ -223,6 +240,9 @@ class Objective:
     #: The most terms served within about a minute on 2 cores, parameters symbolic.
     max_order: int = MAX_ORDER
     gradient_build: Callable = field(default=None, repr=False)
+    limit_statement: str = ""
+    f_derivatives: Callable = field(default=None, repr=False)
+    diagnosis: str = ""
 
     def resolve(self, values=None):
         """Validated parameter values (defaults filled in), as a tuple of ``(name, value)``."""
@@ -316,9 +336,13 @@ def objective(
     limit=None,
     max_order=MAX_ORDER,
     gradient=None,
+    limit_statement="",
+    f_derivatives=None,
+    diagnosis="",
 ):
     """Register the decorated function ``build(**parameters) -> loss`` as objective ``name``;
-    ``gradient(**parameters)``, optional, is its gradient w.r.t. ``z_i`` in closed form."""
+    ``gradient(**parameters)``, optional, is its gradient w.r.t. ``z_i`` in closed form. The
+    other keywords are the fields of :class:`Objective`."""
     check_argument(
         family in FAMILIES, "family must be one of {}, got {!r}", ", ".join(FAMILIES), family
     )
@@ -338,10 +362,18 @@ def objective(
             limit,
             max_order,
             gradient,
+            limit_statement,
+            f_derivatives,
+            diagnosis,
         )
         return build
 
     return register
+
+
+def objectives_proved_by(statement_id):
+    """The objectives whose closed-form limit the statement ``statement_id`` proves."""
+    return [o for o in OBJECTIVES.values() if o.limit_statement == statement_id]
 
 
 def parameter_symbols():

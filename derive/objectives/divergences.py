@@ -57,6 +57,8 @@ _KL = r"T^2\,\mathrm{KL}(p\,\|\,q) = T^2 \sum_i p_i \log\frac{p_i}{q_i}"
     reference="Hinton, Vinyals, Dean (2015), arXiv:1503.02531",
     limit=_f_limit(lambda: 1),
     max_order=24,
+    limit_statement="f-divergence-limit",
+    f_derivatives=lambda: (1, -1),
 )
 def kd_loss():
     r""":math:`L_{KD} = T^2\,\mathrm{KL}(p\,\|\,q)`, :math:`p = \mathrm{softmax}(v/T)`,
@@ -72,6 +74,13 @@ def kd_loss():
     reference="MiniLLM, Gu et al. (2024), arXiv:2306.08543",
     limit=_f_limit(lambda: 1),
     max_order=24,
+    limit_statement="f-divergence-limit",
+    f_derivatives=lambda: (1, -2),
+    diagnosis=(
+        "reverse KL, KL(q || p): F.kl_div(input, target) computes KL(target || exp(input)); "
+        "pass the student's log-probabilities first, F.kl_div(F.log_softmax(z / T, -1), "
+        "F.softmax(v / T, -1), reduction='batchmean') * T**2"
+    ),
 )
 def reverse_kd_loss():
     r""":math:`T^2\,\mathrm{KL}(q\,\|\,p)`, the reverse (mode-seeking) direction:
@@ -99,6 +108,12 @@ def _mixture_gradient(beta):
     limit=_f_limit(lambda: Rational(1, 4)),
     max_order=14,
     gradient=lambda: _mixture_gradient(Rational(1, 2)),
+    limit_statement="f-divergence-limit",
+    f_derivatives=lambda: (Rational(1, 4), Rational(-3, 8)),
+    diagnosis=(
+        "a Jensen-Shannon divergence; for KD compute F.kl_div(F.log_softmax(z / T, -1), "
+        "F.softmax(v / T, -1), reduction='batchmean') * T**2"
+    ),
 )
 def jensen_shannon_loss():
     r""":math:`T^2\,\mathrm{JS}(p, q) = \frac{T^2}{2}[\mathrm{KL}(p\|m) + \mathrm{KL}(q\|m)]`,
@@ -122,6 +137,12 @@ def jensen_shannon_loss():
     reference="Csiszar (1967); Ali and Silvey (1966)",
     limit=_f_limit(lambda: FDerivative.taylor_coefficient(2)),
     max_order=11,
+    limit_statement="f-divergence-limit",
+    diagnosis=(
+        "an f-divergence of the two softmaxes other than KL; for KD compute "
+        "F.kl_div(F.log_softmax(z / T, -1), F.softmax(v / T, -1), reduction='batchmean') * "
+        "T**2"
+    ),
 )
 def f_divergence_loss():
     r""":math:`L_f = T^2 \sum_i q_i f(p_i/q_i)` with :math:`f` undefined: its derivatives at 1
@@ -150,6 +171,13 @@ _UNIT = dict(low=0, high=1)
     limit=_f_limit(lambda beta: beta * (1 - beta)),
     max_order=11,
     gradient=_mixture_gradient,
+    limit_statement="jsd-limit",
+    f_derivatives=lambda beta: (beta * (1 - beta), -beta * (1 - beta) * (1 + beta)),
+    diagnosis=(
+        "GKD's generalized JSD_beta, whose mixture m = beta p + (1 - beta) q takes the "
+        "student's softmax into the target; for KD compute F.kl_div(F.log_softmax(z / T, -1),"
+        " F.softmax(v / T, -1), reduction='batchmean') * T**2"
+    ),
 )
 def jsd_loss(beta):
     r""":math:`T^2\,\mathrm{JSD}_\beta(p, q) = T^2[\beta\,\mathrm{KL}(p\|m) + (1-\beta)\,\mathrm{KL}(q\|m)]`,
@@ -179,6 +207,12 @@ def jsd_loss(beta):
     reference="DistiLLM, Ko et al. (2024), arXiv:2402.03898",
     limit=_f_limit(lambda alpha: (1 - alpha) ** 2),
     max_order=11,
+    limit_statement="skew-limit",
+    f_derivatives=lambda alpha: ((1 - alpha) ** 2, -((1 - alpha) ** 2) * (1 + 2 * alpha)),
+    diagnosis=(
+        "DistiLLM's skew KL (the student's softmax is mixed into the target); for KD use the "
+        "teacher's softmax alone as the target (alpha = 0)"
+    ),
 )
 def skew_kl_loss(alpha):
     r""":math:`T^2\,\mathrm{KL}(p\,\|\,\alpha p + (1 - \alpha) q)`, the skew KL of DistiLLM
@@ -202,6 +236,11 @@ def skew_kl_loss(alpha):
     reference="DistiLLM, Ko et al. (2024), arXiv:2402.03898",
     limit=_f_limit(lambda alpha: (1 - alpha) ** 2),
     max_order=11,
+    limit_statement="skew-limit",
+    f_derivatives=lambda alpha: ((1 - alpha) ** 2, -2 * (1 - alpha) ** 3),
+    diagnosis=(
+        "DistiLLM's skew reverse KL; for KD use KL(p || q) with the teacher's softmax as the target"
+    ),
 )
 def skew_reverse_kl_loss(alpha):
     r""":math:`T^2\,\mathrm{KL}(q\,\|\,(1 - \alpha) p + \alpha q)`, DistiLLM's skew reverse KL
@@ -225,6 +264,13 @@ def skew_reverse_kl_loss(alpha):
     reference="Amari (1985); Cichocki and Amari (2010)",
     limit=_f_limit(lambda alpha: 1),
     max_order=11,
+    limit_statement="f-divergence-limit",
+    f_derivatives=lambda alpha: (1, alpha - 2),
+    diagnosis=(
+        "an alpha-divergence of the two softmaxes, not KL(p || q); for KD compute "
+        "F.kl_div(F.log_softmax(z / T, -1), F.softmax(v / T, -1), reduction='batchmean') * "
+        "T**2"
+    ),
 )
 def alpha_divergence_loss(alpha):
     r""":math:`\frac{T^2}{\alpha(\alpha-1)}\left(\sum_i p_i^\alpha q_i^{1-\alpha} - 1\right)`, the

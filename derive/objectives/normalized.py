@@ -66,6 +66,11 @@ def _standardized_limit(std):
     "arXiv:2403.01427",
     limit=_standardized_limit,
     max_order=16,
+    limit_statement="standardized-limit",
+    diagnosis=(
+        "KD on standardized logits (logit standardization): the logits are divided by their "
+        "standard deviation before the softmax; for KD drop the standardization"
+    ),
 )
 def standardized_kl_loss(std):
     r""":math:`T^2\,\mathrm{KL}(\mathrm{softmax}(\hat v/T)\,\|\,\mathrm{softmax}(\hat z/T))`, the
@@ -94,6 +99,8 @@ def _dist_limit():
     "2022, arXiv:2205.10536 (its code also multiplies by T^2)",
     limit=lambda: _dist_limit(),
     max_order=10,
+    limit_statement="dist-limit",
+    diagnosis="DIST's correlation loss, not a KL divergence",
 )
 def dist_loss():
     r""":math:`1 - \rho(q, p)`, :math:`\rho` the Pearson correlation over the classes of the

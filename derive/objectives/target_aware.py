@@ -74,6 +74,7 @@ def hard_label_cross_entropy():
     reference="Hinton, Vinyals, Dean (2015), arXiv:1503.02531",
     limit=lambda alpha: alpha * hard_label_cross_entropy() + (1 - alpha) * half_variance(z_i - v_i),
     max_order=24,
+    diagnosis="the hard-label cross-entropy is mixed in; its weight alpha is the loss's, not KD's",
 )
 def ce_mixture_loss(alpha):
     r""":math:`\alpha\,\mathrm{CE}(y, \mathrm{softmax}(z)) + (1 - \alpha) T^2\,\mathrm{KL}(p\|q)`, the
@@ -159,6 +160,12 @@ _DKD = "Zhao et al., Decoupled Knowledge Distillation, CVPR 2022, arXiv:2203.086
     reference=_DKD,
     limit=lambda: _tckd_limit(),
     max_order=12,
+    limit_statement="dkd-limit",
+    diagnosis=(
+        "DKD's target-class term alone (a KL between the binary label/other distributions); "
+        "for KD compute F.kl_div(F.log_softmax(z / T, -1), F.softmax(v / T, -1), "
+        "reduction='batchmean') * T**2"
+    ),
 )
 def tckd_loss():
     r""":math:`T^2\,\mathrm{TCKD}` (:func:`tckd`)."""
@@ -174,6 +181,12 @@ def tckd_loss():
     reference=_DKD,
     limit=lambda: _nckd_limit(),
     max_order=16,
+    limit_statement="dkd-limit",
+    diagnosis=(
+        "DKD's non-target term alone (a KL over the classes other than the label); for KD "
+        "compute F.kl_div(F.log_softmax(z / T, -1), F.softmax(v / T, -1), "
+        "reduction='batchmean') * T**2"
+    ),
 )
 def nckd_loss():
     r""":math:`T^2\,\mathrm{NCKD}` (:func:`nckd`)."""
@@ -193,6 +206,12 @@ def nckd_loss():
     ],
     limit=lambda alpha, beta: alpha * _tckd_limit() + beta * _nckd_limit(),
     max_order=12,
+    limit_statement="dkd-limit",
+    diagnosis=(
+        "Decoupled KD: the target and non-target terms are weighted separately (alpha, beta);"
+        " for KD compute F.kl_div(F.log_softmax(z / T, -1), F.softmax(v / T, -1), "
+        "reduction='batchmean') * T**2"
+    ),
 )
 def dkd_loss(alpha, beta):
     r""":math:`\alpha T^2\,\mathrm{TCKD} + \beta T^2\,\mathrm{NCKD}` (defaults 1 and 8, the paper's)."""

@@ -35,6 +35,11 @@ __all__ = ["two_temperature_loss", "hot_teacher_loss", "student_log_softmax"]
     ],
     limit=lambda r: half_variance(z_i / r - v_i),
     max_order=24,
+    limit_statement="two-temperature-limit",
+    diagnosis=(
+        "the student's softmax is taken at another temperature than the teacher's; divide "
+        "both logits by the same T"
+    ),
 )
 def two_temperature_loss(r):
     r""":math:`T^2\,\mathrm{KL}(\mathrm{softmax}(v/T)\,\|\,\mathrm{softmax}(z/(rT)))`: the teacher
@@ -70,6 +75,11 @@ def _hot_teacher_limit(student_temperature):
         )
     ],
     limit=_hot_teacher_limit,
+    limit_statement="hot-teacher-label-smoothing",
+    diagnosis=(
+        "the student's logits are not divided by T while the teacher's are; use "
+        "F.log_softmax(student_logits / T, dim=-1)"
+    ),
 )
 def hot_teacher_loss(student_temperature):
     r""":math:`\mathrm{KL}(\mathrm{softmax}(v/T)\,\|\,\mathrm{softmax}(z/T_s))` with the student's

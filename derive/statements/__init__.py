@@ -32,7 +32,16 @@ import sympy
 from .._errors import check_argument, check_order
 from ..notation import canonical
 
-__all__ = ["Label", "label", "ProofResult", "Statement", "STATEMENTS", "statement", "prove_all"]
+__all__ = [
+    "Label",
+    "label",
+    "ProofResult",
+    "Statement",
+    "STATEMENTS",
+    "statement",
+    "prove_all",
+    "declared_limits",
+]
 
 
 class Label(str):
@@ -102,10 +111,35 @@ class Statement:
         return f"verify.CHECKS[{self.id!r}]"
 
     def prove(self, *, order=4):
-        """Run the symbolic proof (to ``order`` terms of the expansion where relevant)."""
+        """Run the symbolic proof (to ``order`` terms of the expansion where relevant), with a
+        residual for the closed-form limit of every objective registered with
+        ``limit_statement`` = this id (:func:`declared_limits`)."""
         check_order(order)
-        residuals = {name: canonical(r) for name, r in self.proof(order).items()}
+        residuals = dict(self.proof(order))
+        residuals.update(declared_limits(self.id, residuals))
+        residuals = {name: canonical(r) for name, r in residuals.items()}
         return ProofResult(self.id, self.expected, residuals, order)
+
+
+def declared_limits(statement_id, present=()):
+    r"""``{label: residual}``: :math:`L_0` minus the declared closed-form limit of each objective
+    (each variant of its categorical parameters) that names ``statement_id`` as its
+    ``limit_statement``, except those a proof already checks under the same label."""
+    from ..objectives import objectives_proved_by
+    from ._common import leading
+
+    residuals = {}
+    for objective in objectives_proved_by(statement_id):
+        if objective.limit is None:
+            continue
+        for values in objective.variants():
+            name = objective.variant_name(values)
+            key = label(f"L_0 - limit, {name}", rf"L_0 - \text{{limit}},\ \text{{{name}}}")
+            if key not in present:
+                residuals[key] = leading("loss", objective.name, **values) - (
+                    objective.closed_form_limit(**values)
+                )
+    return residuals
 
 
 #: Every statement, by id, in the order they were registered.

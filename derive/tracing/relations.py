@@ -31,10 +31,11 @@ from functools import lru_cache
 
 import sympy
 
-from .._errors import DeriveError
+from .._errors import DeriveError, check_argument
 from ..notation import PER_CLASS, N, T, canonical, epsilon, z_i
 from ..objectives import OBJECTIVES
-from ..series import _BITS, _MASK, Algebra, series_of
+from ..packing import slot_mask
+from ..series import Algebra, series_of
 from ._symbols import B
 
 __all__ = [
@@ -137,7 +138,9 @@ class Relation:
     @property
     def temperature_power(self):
         """:math:`b` in :math:`T^b`."""
-        return int(sympy.degree(self.factor * T**64, T)) - 64
+        power = sympy.powsimp(self.factor).as_coeff_exponent(T)[1]
+        check_argument(power.is_Integer, "internal: the factor {} is not c*T**b", self.factor)
+        return int(power)
 
     @property
     def text(self):
@@ -342,7 +345,7 @@ def _coefficient_mask(algebra, coefficient_symbols):
     mask = 0
     for slot, generator in enumerate(algebra.expressions):
         if generator.free_symbols <= coefficient_symbols and not generator.atoms(sympy.Function):
-            mask |= _MASK << (_BITS * slot)
+            mask |= slot_mask(slot)
     return mask
 
 

@@ -22,27 +22,6 @@ __all__ = ["diagnose"]
 _KD = "T**2 * KL(softmax(v/T) || softmax(z/T))"
 _SUM_TOKENS = "divide the masked sum by mask.sum() (the number of real tokens)"
 
-# Code changes when the loss is a registered objective other than the declared KD.
-_INSTEAD_OF_KD = {
-    "js": "a Jensen-Shannon divergence; for KD compute F.kl_div(F.log_softmax(z / T, -1), "
-    "F.softmax(v / T, -1), reduction='batchmean') * T**2",
-    "jsd": "GKD's generalized JSD_beta, whose mixture m = beta p + (1 - beta) q takes the "
-    "student's softmax into the target; for KD compute F.kl_div(F.log_softmax(z / T, -1), "
-    "F.softmax(v / T, -1), reduction='batchmean') * T**2",
-    "skew-kl": "DistiLLM's skew KL (the student's softmax is mixed into the target); for KD "
-    "use the teacher's softmax alone as the target (alpha = 0)",
-    "skew-reverse-kl": "DistiLLM's skew reverse KL; for KD use KL(p || q) with the teacher's "
-    "softmax as the target",
-    "two-temperature": "the student's softmax is taken at another temperature than the "
-    "teacher's; divide both logits by the same T",
-    "standardized-kl": "KD on standardized logits (logit standardization): the logits are "
-    "divided by their standard deviation before the softmax; for KD drop "
-    "the standardization",
-    "dist": "DIST's correlation loss, not a KL divergence",
-    "ce-mixture": "the hard-label cross-entropy is mixed in; its weight alpha is the loss's, "
-    "not KD's",
-}
-
 
 def diagnose(f):
     """``(causes, diagnoses, notes, verdict)`` from the findings ``f`` (a dict, see
@@ -278,9 +257,7 @@ def _other(add, f, best):
             "like T**2; use F.log_softmax(student_logits / T, dim=-1)",
         )
         return True
-    hint = (
-        _INSTEAD_OF_KD.get(best.objective, best_title(best)) if name == "kl" else best_title(best)
-    )
+    hint = _instead_of_kd(best) if name == "kl" else best_title(best)
     add(
         "other-objective",
         f"the loss is {shown} {measured}, not {describe(name, parameters, None)}: {hint}; if "
@@ -288,6 +265,14 @@ def _other(add, f, best):
         + "".join(f":{k}={v}" for k, v in best.parameters if isinstance(v, str)),
     )
     return False
+
+
+def _instead_of_kd(match):
+    """The code change that makes the identified objective KD: its registration's
+    ``diagnosis`` (its title where it declares none)."""
+    from derive import OBJECTIVES
+
+    return OBJECTIVES[match.objective].diagnosis or best_title(match)
 
 
 def best_title(match):

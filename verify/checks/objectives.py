@@ -28,6 +28,7 @@ Examples
 """
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -352,16 +353,14 @@ def run_objective_check(statement_id, cases, context):
 
 # -- the cases of each statement -----------------------------------------------------------
 
-_F_MEMBERS = (
-    "kl",
-    "reverse-kl",
-    "js",
-    "jsd",
-    "skew-kl",
-    "skew-reverse-kl",
-    "alpha-divergence",
-    "f-divergence",
-)
+
+def _f_members():
+    """The f-divergence family of the registry, the generic member (whose f is a symbol)
+    last: every member is measured by the family's checks."""
+    from derive import OBJECTIVES
+
+    members = [name for name, o in OBJECTIVES.items() if o.family == "f-divergence"]
+    return sorted(members, key=lambda name: name == "f-divergence")
 
 
 def _forward_with_reverse_correction(order):
@@ -381,33 +380,33 @@ def _jsd_with_half_limit(order):
     )
 
 
-#: Statement id -> the cases its check measures.
-CASES = {
-    "f-divergence-limit": [Case(name, (1,)) for name in _F_MEMBERS],
-    "f-divergence-first-correction": [Case(name, (2,)) for name in _F_MEMBERS],
+#: The cases listed by hand, by statement id: the f-divergence family's checks measure every
+#: member of the registry (:data:`_FAMILY_ORDERS`), and every objective declaring a statement
+#: here as its ``limit_statement`` is measured by its check (:class:`_Cases`), so a limit
+#: statement's entry lists only the cases that differ from that (an empty list: none).
+_LISTED = {
+    "f-divergence-limit": [],
+    "f-divergence-first-correction": [],
     "f-divergence-first-correction/forward-equals-reverse": [
         Case("kl", (2,), _forward_with_reverse_correction, "kl with reverse-kl's T^-1 term")
     ],
-    "jsd-limit": [Case("jsd", (1, 2))],
+    "jsd-limit": [],
     "jsd-limit/beta-free": [
         Case(
             "jsd", (1,), _jsd_with_half_limit, "jsd at beta = 3/10 against the limit at beta = 1/2"
         )
     ],
-    "skew-limit": [Case("skew-kl", (1, 2)), Case("skew-reverse-kl", (1, 2))],
-    "two-temperature-limit": [Case("two-temperature", (1, 2))],
-    "hot-teacher-label-smoothing": [Case("hot-teacher", (1, 2))],
+    "skew-limit": [],
+    "two-temperature-limit": [],
+    "hot-teacher-label-smoothing": [],
     # With two classes NCKD is identically zero ([dkd-binary]): nothing to measure.
     "dkd-limit": [
         Case("dkd-tckd", (1, 2)),
         Case("dkd-nckd", (1, 2), min_classes=3),
         Case("dkd", (1,)),
     ],
-    "standardized-limit": [
-        Case("standardized-kl", (1, 2), parameters=(("std", "population"),), min_classes=3),
-        Case("standardized-kl", (1, 2), parameters=(("std", "unbiased"),), min_classes=3),
-    ],
-    "dist-limit": [Case("dist", (1, 2), min_classes=3)],
+    "standardized-limit": [],
+    "dist-limit": [],
     # No terms from derive: the difference of the two twins itself must fall as 1/T.
     "standardized-equals-dist": [
         Case(
@@ -432,6 +431,50 @@ CASES = {
         )
     ],
 }
+
+
+#: The family checks and the terms after which each member is fitted.
+_FAMILY_ORDERS = {"f-divergence-limit": (1,), "f-divergence-first-correction": (2,)}
+
+
+class _Cases(Mapping):
+    """Statement id -> the cases its check measures, read from the registry at each lookup:
+    the listed cases, every f-divergence member for the family checks, and the first two terms
+    of every objective (each categorical variant) that declares the statement as its
+    ``limit_statement`` and is not listed."""
+
+    def __getitem__(self, statement_id):
+        from derive import OBJECTIVES
+
+        cases = list(_LISTED[statement_id])
+        if statement_id in _FAMILY_ORDERS:
+            orders = _FAMILY_ORDERS[statement_id]
+            cases += [Case(name, orders) for name in _f_members()]
+        for definition in OBJECTIVES.values():
+            if definition.limit_statement != statement_id or any(
+                case.objective == definition.name for case in cases
+            ):
+                continue
+            for values in definition.variants():
+                cases.append(
+                    Case(
+                        definition.name,
+                        (1, 2),
+                        parameters=tuple(values.items()),
+                        min_classes=3 if definition.coordinates == "standardized" else 2,
+                    )
+                )
+        return cases
+
+    def __iter__(self):
+        return iter(_LISTED)
+
+    def __len__(self):
+        return len(_LISTED)
+
+
+#: Statement id -> the cases its check measures.
+CASES = _Cases()
 
 #: Default examples (logit vectors) per check: a few batches per case.
 _EXAMPLES = {statement_id: 4 * _BATCH * len(cases) for statement_id, cases in CASES.items()}
