@@ -80,7 +80,7 @@ def distil(run, *, steps=300, seed=0, path=None, batch_size=64):
     else:
         optimizer = torch.optim.SGD(student.parameters(), lr=0.5, momentum=0.9)
     monitor = KDMonitor(path)
-    monitor.watch_head(student.head, optimizer)
+    monitor.watch_head(student.head, optimizer, teacher_head=teacher.head)
     records = []
     for step in range(steps):
         tokens = torch.randint(0, CLASSES, (batch_size, LENGTH), generator=generator)
@@ -106,7 +106,9 @@ def main(argv=None):
     os.makedirs(arguments.out, exist_ok=True)
     results = {}
     for run in RUNS:
-        records = distil(run, steps=arguments.steps, path=os.path.join(arguments.out, f"{run}.jsonl"))
+        records = distil(
+            run, steps=arguments.steps, path=os.path.join(arguments.out, f"{run}.jsonl")
+        )
         results[run] = (records, summarise(records))
     if arguments.json:
         print(json.dumps({run: s.to_json() for run, (_, s) in results.items()}, indent=1))

@@ -27,7 +27,7 @@ import torch
 from .._errors import check_argument
 from ..tolerances import SOFTMAX_CHAIN_OPERATIONS, UPDATE_OPERATIONS, machine_epsilon
 
-__all__ = ["HeadWatch", "TensorDrift", "drift_floor"]
+__all__ = ["HeadMagnitude", "HeadWatch", "TensorDrift", "drift_floor", "resolve_head"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,23 @@ def drift_floor(size, step, *, dtype, classes, batch_size, momentum=0.0):
     return eps * (UPDATE_OPERATIONS * (size + step) + gradient_operations * step) / (1.0 - momentum)
 
 
+def resolve_head(module, head):
+    """The head named by ``head`` in ``module``: ``None``, a module, an attribute path such as
+    ``"lm_head"`` or ``"model.fc"``, or a function of ``module``."""
+    if head is None or isinstance(head, torch.nn.Module):
+        return head
+    if callable(head) and not isinstance(head, str):
+        return head(module)
+    check_argument(
+        isinstance(head, str), "head must be a module, a name or a function, got {!r}", head
+    )
+    target = module
+    for part in head.split("."):
+        check_argument(hasattr(target, part), "head {!r}: the model has no {!r}", head, part)
+        target = getattr(target, part)
+    return target
+
+
 def _momentum(optimizer, parameter):
     """The largest momentum (or Adam's beta1) of the groups that hold ``parameter``; 0 if none."""
     if optimizer is None:
@@ -85,6 +102,41 @@ def _momentum(optimizer, parameter):
                 value = max(value, group["betas"][0])
             return float(value) if value and value < 1 else 0.0
     return 0.0
+
+
+class HeadMagnitude:
+    r"""A forward hook on an affine head that keeps, for its last call, a bound per example on
+    the size of the summands of every logit: :math:`\max_i \sum_j |W_{ij} h_j| + |b_i| \le
+    \|h\|_\infty \max_i \|W_i\|_1 + \max_i |b_i|` (one pass over the input and one over
+    the weight). The logits of a head with equal class means carry round-off relative to this,
+    not to their own (possibly cancelled) size: :func:`~verify.monitor.gap_floor`."""
+
+    def __init__(self, head):
+        self.head = head
+        self.latest = None
+        self._handle = head.register_forward_hook(self._record)
+
+    def _record(self, module, inputs, output):
+        with torch.no_grad():
+            if not inputs or not isinstance(inputs[0], torch.Tensor):
+                self.latest = None
+                return
+            weight = module.weight.detach()
+            bias = getattr(module, "bias", None)
+            row_sum = weight.abs().sum(1).amax()
+            largest_bias = bias.detach().abs().amax() if isinstance(bias, torch.Tensor) else 0.0
+            size = inputs[0].detach().abs().amax(-1) * row_sum + largest_bias
+            self.latest = size.to(torch.float64)
+
+    def magnitudes(self, shape):
+        """The per-example bounds of the last call if it had ``shape`` (the logits' shape
+        without N), else ``None``."""
+        if self.latest is None or tuple(self.latest.shape) != tuple(shape):
+            return None
+        return self.latest
+
+    def remove(self):
+        self._handle.remove()
 
 
 class HeadWatch:
@@ -112,6 +164,7 @@ class HeadWatch:
         self.head = head
         self.name = name
         self.optimizer = optimizer
+        self.magnitude = HeadMagnitude(head)
         self._previous = self._snapshot()
 
     @property

@@ -164,10 +164,15 @@ def _perceptron_products(gradient, student, student_top, teacher, teacher_top):
     return dot, square
 
 
-def measure_batch(student, teacher, temperature, *, mask=None, dtype=None, features=0):
+def measure_batch(
+    student, teacher, temperature, *, mask=None, dtype=None, features=0, summand_sizes=(None, None)
+):
     """Measure one batch; ``dtype`` is the type the logits were computed in (for the floors;
     default: the student logits' own), ``features`` the head's input width (see
-    :func:`gap_floor`). Returns a :class:`BatchMeasures`.
+    :func:`gap_floor`), ``summand_sizes`` optional bounds per example (the logits' shape
+    without N) on the size of the summands of the student's and the teacher's logits (from
+    :class:`~verify.monitor.head.HeadMagnitude`), used where larger than the logits. Returns a
+    :class:`BatchMeasures`.
 
     About 20 elementwise passes over the logits, in their own dtype."""
     from derive.bounds import uniform_remainder_bound
@@ -200,9 +205,16 @@ def measure_batch(student, teacher, temperature, *, mask=None, dtype=None, featu
         ranges = torch.maximum(high_z - low_z, high_v - low_v).double()
         relative = torch.where(ranges > 0, absolute / ranges, torch.zeros_like(absolute))
         relative = torch.where((ranges == 0) & (absolute > 0), math.inf, relative)
-        magnitude = torch.maximum(high_z.abs(), low_z.abs()) + torch.maximum(
-            high_v.abs(), low_v.abs()
-        )
+        sizes = []
+        for size, high, low in zip(summand_sizes, (high_z, high_v), (low_z, low_v)):
+            largest = torch.maximum(high.abs(), low.abs()).double()
+            if size is not None:
+                size = size.reshape(-1).to(device=largest.device, dtype=torch.float64)
+                if mask is not None:
+                    size = size[mask.reshape(-1).to(device=size.device, dtype=torch.bool)]
+                largest = torch.maximum(largest, size)
+            sizes.append(largest)
+        magnitude = sizes[0] + sizes[1]
         floor = gap_floor(magnitude.double(), dtype=dtype, classes=classes, features=features)
         floor_ratio = torch.where(floor > 0, absolute / floor, absolute * math.inf)
         floor_ratio = floor_ratio.nan_to_num(nan=0.0, posinf=math.inf)

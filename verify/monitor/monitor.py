@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from .._errors import check_argument
-from .head import HeadWatch
+from .head import HeadMagnitude, HeadWatch
 from .measures import measure_batch
 
 __all__ = ["KDMonitor", "MonitorWarning", "atlas_verdict", "SCHEMA_VERSION"]
@@ -129,6 +129,7 @@ class KDMonitor:
         self._observed = 0
         self._stream = open(path, "w", encoding="utf-8") if path is not None else None
         self._writer = self._tensorboard(tensorboard)
+        self._teacher = None
 
     @staticmethod
     def _tensorboard(tensorboard):
@@ -146,17 +147,26 @@ class KDMonitor:
         return SummaryWriter(log_dir=str(tensorboard))
 
     # -- setup --------------------------------------------------------------------------------
-    def watch_head(self, head_module, optimizer=None, *, name=None):
+    def watch_head(self, head_module, optimizer=None, *, name=None, teacher_head=None):
         """Follow ``head_module``'s class means :math:`1^\\top W/N` and :math:`1^\\top b/N`
         (a ``torch.nn.Linear`` or any module with ``weight`` ``[N, F]`` and ``bias`` ``[N]``),
         updated by ``optimizer`` if given (its atlas verdict names the cause of a drift).
-        Call it before training; returns ``self``."""
+        ``teacher_head``, the teacher's affine head, lets the logit-mean gap's floor count the
+        size of the teacher's summands too (forward hooks that only read). Call it before
+        training; returns ``self``."""
         name = (
             name if name is not None else ("head" if not self.heads else f"head{len(self.heads)}")
         )
         watch = HeadWatch(head_module, name=name, optimizer=optimizer)
         watch.atlas = atlas_verdict(optimizer)
         self.heads.append(watch)
+        if teacher_head is not None:
+            check_argument(
+                isinstance(getattr(teacher_head, "weight", None), torch.Tensor),
+                "teacher_head must be an affine module with a weight [N, F], got {}",
+                type(teacher_head).__name__,
+            )
+            self._teacher = HeadMagnitude(teacher_head)
         return self
 
     # -- per step -----------------------------------------------------------------------------
@@ -173,9 +183,23 @@ class KDMonitor:
             dtype = _coarser_dtype(student_logits, teacher_logits)
             features = self.features
             if features is None:
-                features = max((watch.features for watch in self.heads), default=0)
+                widths = [watch.features for watch in self.heads]
+                if self._teacher is not None:
+                    widths.append(int(self._teacher.head.weight.shape[1]))
+                features = max(widths, default=0)
+            shape = tuple(getattr(student_logits, "shape", ()))[:-1]
+            sizes = (
+                self.heads[0].magnitude.magnitudes(shape) if self.heads else None,
+                self._teacher.magnitudes(shape) if self._teacher is not None else None,
+            )
             measures = measure_batch(
-                student_logits, teacher_logits, T, mask=mask, dtype=dtype, features=features
+                student_logits,
+                teacher_logits,
+                T,
+                mask=mask,
+                dtype=dtype,
+                features=features,
+                summand_sizes=sizes,
             )
             heads = [self._head_record(watch, measures.examples) for watch in self.heads]
         record = {"schema": SCHEMA_VERSION, "step": step, "temperature": float(T)}
@@ -217,7 +241,9 @@ class KDMonitor:
         for watch, record in zip(self.heads, heads):
             worst = max(
                 (p for p in ("weight", "bias") if f"{p}_floor_ratio" in record),
-                key=lambda p: record[f"{p}_floor_ratio"] or math.inf,
+                key=lambda p: (
+                    math.inf if record[f"{p}_floor_ratio"] is None else record[f"{p}_floor_ratio"]
+                ),
             )
             ratio = record[f"{worst}_floor_ratio"]
             if ratio is None or ratio > 1:
@@ -282,7 +308,10 @@ class KDMonitor:
                         self._writer.add_scalar(f"kd/{head['name']}/{key}", value, step)
 
     def close(self):
-        """Close the JSON Lines file and the TensorBoard writer made from a directory."""
+        """Close the JSON Lines file, flush the TensorBoard writer, remove the hooks."""
+        for magnitude in [w.magnitude for w in self.heads] + [self._teacher]:
+            if magnitude is not None:
+                magnitude.remove()
         if self._stream is not None:
             self._stream.close()
             self._stream = None
