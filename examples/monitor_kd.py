@@ -14,7 +14,8 @@ is fixed, with equal-mean initialisation (its head's rows centred, zero bias). T
   zero class sum, so even SGD moves the class mean [atlas-structure].
 
 ``python examples/monitor_kd.py --out DIR [--steps 300] [--plot FILE.png]`` writes one JSON
-Lines log per run to DIR and prints ``python -m verify monitor-report``'s summary of each.
+Lines log per run to DIR and prints ``python -m verify monitor-report``'s summary of each;
+:data:`PREDICTED` is what the statements predict the report's first cause to be.
 """
 
 import argparse
@@ -28,6 +29,13 @@ from verify.monitor import KDMonitor
 from verify.monitor.report import plot_run, summarise, summary_text
 
 RUNS = ("sgd-equal-mean", "sgd-default", "adamw", "sgd-tied")
+#: The report's first cause and its statement, as the statements predict ("held": none).
+PREDICTED = {
+    "sgd-equal-mean": ("held", None),
+    "sgd-default": ("logit-mean-gap", "equal-mean"),
+    "adamw": ("head-mean-drift", "atlas-coordinatewise"),
+    "sgd-tied": ("head-mean-drift", "atlas-structure"),
+}
 CLASSES = 10
 WIDTH = 16
 LENGTH = 6
