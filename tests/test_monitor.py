@@ -151,6 +151,33 @@ def test_the_head_drift_floor_is_pinned_from_both_sides(ratio, warns):
     assert [w.cause for w in monitor.warnings] == (["head-mean-drift"] if warns else [])
 
 
+def test_the_head_hook_bounds_every_summand():
+    from verify.monitor.head import HeadMagnitude
+
+    torch.manual_seed(3)
+    head = torch.nn.Linear(5, 4, dtype=torch.float64)
+    hook = HeadMagnitude(head)
+    h = torch.randn(7, 5, dtype=torch.float64)
+    head(h)
+    head.requires_grad_(False)
+    explicit = torch.tensor(
+        [
+            max(
+                sum(abs(float(head.weight[i, j] * h[b, j])) for j in range(5))
+                + abs(float(head.bias[i]))
+                for i in range(4)
+            )
+            for b in range(7)
+        ],
+        dtype=torch.float64,
+    )
+    assert bool((hook.magnitudes((7,)) >= explicit).all())
+    assert hook.magnitudes((6,)) is None  # another batch's shape: not used
+    hook.remove()
+    head(h[:2])
+    assert hook.magnitudes((2,)) is None  # removed hooks record nothing
+
+
 def test_drift_floor_counts_its_operations():
     eps = machine_epsilon(torch.float32)
     floor = drift_floor(2.0, 0.5, dtype=torch.float32, classes=10, batch_size=4, momentum=0.5)
@@ -175,7 +202,7 @@ def test_equal_mean_sgd_runs_do_not_warn(dtype, optimizer, monkeypatch):
     monitor = KDMonitor()
     sgd = optimizer(student.parameters())
     monitor.watch_head(student.head, sgd, teacher_head=teacher.head)
-    train(student, teacher, sgd, steps=120, monitor=monitor)
+    train(student, teacher, sgd, steps=60, monitor=monitor)
     assert monitor.warnings == []
 
 
