@@ -114,6 +114,8 @@ class HeadMagnitude:
     def __init__(self, head):
         self.head = head
         self.latest = None
+        self._key = None
+        self._weight_part = None
         self._handle = head.register_forward_hook(self._record)
 
     def _record(self, module, inputs, output):
@@ -121,10 +123,18 @@ class HeadMagnitude:
             if not inputs or not isinstance(inputs[0], torch.Tensor):
                 self.latest = None
                 return
-            weight = module.weight.detach()
+            weight = module.weight
             bias = getattr(module, "bias", None)
-            row_sum = weight.abs().sum(1).amax()
-            largest_bias = bias.detach().abs().amax() if isinstance(bias, torch.Tensor) else 0.0
+            # The weight's part is recomputed only when the weight changed (a frozen teacher's
+            # never does): tensors count their in-place modifications in ``_version``.
+            key = (weight.data_ptr(), weight._version)
+            if bias is not None:
+                key += (bias.data_ptr(), bias._version)
+            if self._key != key:
+                row_sum = weight.detach().abs().sum(1).amax()
+                largest_bias = bias.detach().abs().amax() if bias is not None else 0.0
+                self._weight_part, self._key = (row_sum, largest_bias), key
+            row_sum, largest_bias = self._weight_part
             size = inputs[0].detach().abs().amax(-1) * row_sum + largest_bias
             self.latest = size.to(torch.float64)
 

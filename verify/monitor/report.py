@@ -187,8 +187,10 @@ def plot_run(records, axes=None, *, label=None):
             values.append(value if isinstance(value, (int, float)) else math.nan)
         return values
 
-    tiny = 1e-300
-    axes[0].semilogy(steps, [max(v, tiny) for v in series("gap_relative_max")], label=label)
+    def positive(values):  # a log axis shows no zeros: leave them out
+        return [v if v > 0 else math.nan for v in values]
+
+    axes[0].semilogy(steps, positive(series("gap_relative_max")), label=label)
     axes[0].set_title("logit-mean gap / spread (largest)")
     drift = [
         max(
@@ -201,7 +203,7 @@ def plot_run(records, axes=None, *, label=None):
         )
         for r in records
     ]
-    axes[1].semilogy(steps, [max(v, tiny) if v == v else v for v in drift], label=label)
+    axes[1].semilogy(steps, positive(drift), label=label)
     axes[1].axhline(1.0, color="k", linestyle=":")
     axes[1].set_title("head class-mean drift / round-off floor")
     axes[2].plot(steps, series("cosine_logits_matching"), label=label)
