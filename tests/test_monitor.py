@@ -282,6 +282,12 @@ def test_temperature_inside_the_radius_and_the_perceptron_regime_are_caught():
     assert not {w["cause"] for w in record["warnings"]} & {"outside-radius", "perceptron-regime"}
 
 
+def test_a_temperature_tensor_is_read_as_its_value():
+    z, v = _logits(seed=9)
+    record = KDMonitor().observe(z, v, torch.tensor(4.0))
+    assert record == KDMonitor().observe(z, v, 4.0)
+
+
 def test_each_cause_warns_once_in_one_line(caplog):
     z, v = _logits(seed=6)
     monitor = KDMonitor()

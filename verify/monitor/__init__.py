@@ -18,7 +18,7 @@ summarises a run (:mod:`verify.monitor.report`); :mod:`verify.monitor.lightning`
 :mod:`verify.monitor.huggingface` hold the callbacks for PyTorch Lightning and Hugging Face.
 """
 
-from .head import HeadWatch, TensorDrift, drift_floor
+from .head import HeadMagnitude, HeadWatch, TensorDrift, drift_floor, resolve_head
 from .measures import BatchMeasures, gap_floor, measure_batch, perceptron_update
 from .monitor import SCHEMA_VERSION, KDMonitor, MonitorWarning, atlas_verdict
 
@@ -31,7 +31,9 @@ __all__ = [
     "measure_batch",
     "gap_floor",
     "perceptron_update",
+    "HeadMagnitude",
     "HeadWatch",
+    "resolve_head",
     "TensorDrift",
     "drift_floor",
 ]

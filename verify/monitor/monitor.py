@@ -179,6 +179,8 @@ class KDMonitor:
             step,
         )
         step = self._observed if step is None else step
+        if isinstance(T, torch.Tensor) and T.numel() == 1 and not T.requires_grad:
+            T = float(T)  # a temperature kept as a tensor
         with torch.no_grad():
             dtype = _coarser_dtype(student_logits, teacher_logits)
             features = self.features
