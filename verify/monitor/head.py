@@ -175,6 +175,8 @@ class HeadWatch:
         self.name = name
         self.optimizer = optimizer
         self.magnitude = HeadMagnitude(head)
+        #: The optimizer atlas' entry for ``optimizer`` (set by :meth:`KDMonitor.watch_head`).
+        self.atlas: dict | None = None
         self._previous = self._snapshot()
 
     @property

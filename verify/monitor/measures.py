@@ -165,8 +165,15 @@ def _perceptron_products(gradient, student, student_top, teacher, teacher_top):
 
 
 def measure_batch(
-    student, teacher, temperature, *, mask=None, dtype=None, features=0, summand_sizes=(None, None)
-):
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    temperature: float,
+    *,
+    mask: "torch.Tensor | None" = None,
+    dtype: "torch.dtype | None" = None,
+    features: int = 0,
+    summand_sizes: tuple = (None, None),
+) -> BatchMeasures:
     """Measure one batch; ``dtype`` is the type the logits were computed in (for the floors;
     default: the student logits' own), ``features`` the head's input width (see
     :func:`gap_floor`), ``summand_sizes`` optional bounds per example (the logits' shape

@@ -19,6 +19,7 @@ import logging
 import math
 import os
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 
@@ -45,7 +46,7 @@ class MonitorWarning:
     message: str
 
 
-def atlas_verdict(optimizer):
+def atlas_verdict(optimizer: "torch.optim.Optimizer | None") -> "dict | None":
     """The optimizer atlas' entry for ``optimizer`` (``verify.atlas.recognise``): a dict with
     ``name``, ``verdict`` (``"preserves"`` or ``"breaks"``), ``statement`` and ``fix``, or
     ``None`` when the optimizer is not recognised or the atlas is not installed."""
@@ -108,7 +109,14 @@ class KDMonitor:
     same, bit for bit, with and without the monitor.
     """
 
-    def __init__(self, path=None, *, tensorboard=None, features=None, logger=None):
+    def __init__(
+        self,
+        path: "str | os.PathLike[str] | None" = None,
+        *,
+        tensorboard: object = None,
+        features: "int | None" = None,
+        logger: "logging.Logger | None" = None,
+    ) -> None:
         check_argument(
             path is None or (isinstance(path, (str, os.PathLike)) and str(path) != ""),
             "path must be a file name or None, got {!r}",
@@ -122,14 +130,14 @@ class KDMonitor:
         )
         self.path = path
         self.features = features
-        self.warnings = []
-        self.heads = []
+        self.warnings: list[MonitorWarning] = []
+        self.heads: list[HeadWatch] = []
         self._logger = logger or _LOGGER
-        self._causes = set()
+        self._causes: set[str] = set()
         self._observed = 0
         self._stream = open(path, "w", encoding="utf-8") if path is not None else None
         self._writer = self._tensorboard(tensorboard)
-        self._teacher = None
+        self._teacher: HeadMagnitude | None = None
 
     @staticmethod
     def _tensorboard(tensorboard):
@@ -147,7 +155,14 @@ class KDMonitor:
         return SummaryWriter(log_dir=str(tensorboard))
 
     # -- setup --------------------------------------------------------------------------------
-    def watch_head(self, head_module, optimizer=None, *, name=None, teacher_head=None):
+    def watch_head(
+        self,
+        head_module: torch.nn.Module,
+        optimizer: "torch.optim.Optimizer | None" = None,
+        *,
+        name: "str | None" = None,
+        teacher_head: "torch.nn.Module | None" = None,
+    ) -> "KDMonitor":
         """Follow ``head_module``'s class means :math:`1^\\top W/N` and :math:`1^\\top b/N`
         (a ``torch.nn.Linear`` or any module with ``weight`` ``[N, F]`` and ``bias`` ``[N]``),
         updated by ``optimizer`` if given (its atlas verdict names the cause of a drift).
@@ -170,7 +185,15 @@ class KDMonitor:
         return self
 
     # -- per step -----------------------------------------------------------------------------
-    def observe(self, student_logits, teacher_logits, T, *, step=None, mask=None):
+    def observe(
+        self,
+        student_logits: torch.Tensor,
+        teacher_logits: torch.Tensor,
+        T: "float | torch.Tensor",
+        *,
+        step: "int | None" = None,
+        mask: "torch.Tensor | None" = None,
+    ) -> dict:
         """Measure one step and return its record (the JSON Lines record, a dict); warn once
         per cause when the premise of logits matching breaks."""
         check_argument(
@@ -179,8 +202,9 @@ class KDMonitor:
             step,
         )
         step = self._observed if step is None else step
+        temperature: Any = T
         if isinstance(T, torch.Tensor) and T.numel() == 1 and not T.requires_grad:
-            T = float(T)  # a temperature kept as a tensor
+            temperature = float(T)  # a temperature kept as a tensor
         with torch.no_grad():
             dtype = _coarser_dtype(student_logits, teacher_logits)
             features = self.features
@@ -197,17 +221,21 @@ class KDMonitor:
             measures = measure_batch(
                 student_logits,
                 teacher_logits,
-                T,
+                temperature,
                 mask=mask,
                 dtype=dtype,
                 features=features,
                 summand_sizes=sizes,
             )
             heads = [self._head_record(watch, measures.examples) for watch in self.heads]
-        record = {"schema": SCHEMA_VERSION, "step": step, "temperature": float(T)}
+        record: dict[str, Any] = {
+            "schema": SCHEMA_VERSION,
+            "step": step,
+            "temperature": float(temperature),
+        }
         record.update({key: _finite(value) for key, value in asdict(measures).items()})
         record["heads"] = heads
-        fresh = self._warn(step, float(T), measures, heads, first=self._observed == 0)
+        fresh = self._warn(step, float(temperature), measures, heads, first=self._observed == 0)
         record["warnings"] = [asdict(w) for w in fresh]
         self._observed += 1
         self._write(record)
@@ -309,7 +337,7 @@ class KDMonitor:
                     if isinstance(value, float):
                         self._writer.add_scalar(f"kd/{head['name']}/{key}", value, step)
 
-    def close(self):
+    def close(self) -> None:
         """Close the JSON Lines file, flush the TensorBoard writer, remove the hooks."""
         for magnitude in [w.magnitude for w in self.heads] + [self._teacher]:
             if magnitude is not None:

@@ -58,7 +58,7 @@ class RunSummary:
         return asdict(self)
 
 
-def read_log(path):
+def read_log(path: "str | os.PathLike[str]") -> list:
     """The records of a monitor's JSON Lines file; any problem is a one-line
     :class:`~verify.VerifyError` naming the file (and the line)."""
     check_argument(
@@ -67,7 +67,7 @@ def read_log(path):
         path,
     )
     check_argument(os.path.isfile(path), "no such file: {}", path)
-    records = []
+    records: list[dict] = []
     try:
         with open(path, encoding="utf-8") as stream:
             for number, line in enumerate(stream, start=1):
@@ -106,7 +106,7 @@ def _values(records, key):
     ]
 
 
-def summarise(records):
+def summarise(records: list) -> RunSummary:
     """A :class:`RunSummary` of ``records`` (dicts as :meth:`KDMonitor.observe` returns)."""
     check_argument(records, "records must not be empty")
     causes = []
@@ -151,7 +151,7 @@ def summarise(records):
     )
 
 
-def summary_text(summary, *, name="run"):
+def summary_text(summary: RunSummary, *, name: str = "run") -> str:
     """The summary as lines of text."""
     lines = [
         f"{name}: {summary.steps} records (steps {summary.first_step}..{summary.last_step}), "
