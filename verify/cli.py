@@ -251,6 +251,18 @@ def _run_regime(arguments):
     return regime.run(arguments)
 
 
+def _add_monitor_report_arguments(parser):
+    from .monitor import report
+
+    report.add_arguments(parser)
+
+
+def _run_monitor_report(arguments):
+    from .monitor import report
+
+    return report.run(arguments)
+
+
 #: Subcommands: name -> (help, add_arguments(parser), run(arguments) -> exit code).
 SUBCOMMANDS = {
     "check": (
@@ -272,6 +284,11 @@ SUBCOMMANDS = {
         "how far KD's gradient is from logits matching at each T, for your logits",
         _add_regime_arguments,
         _run_regime,
+    ),
+    "monitor-report": (
+        "when and why the premise of logits matching broke in a KDMonitor log",
+        _add_monitor_report_arguments,
+        _run_monitor_report,
     ),
 }
 
