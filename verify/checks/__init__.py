@@ -21,6 +21,7 @@ Examples
 """
 
 from . import (
+    bias_decay,
     equal_mean,
     expansion,
     mean_preservation,
