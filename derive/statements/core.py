@@ -374,10 +374,10 @@ def _equal_mean_step_residuals():
     "equal-mean",
     "Equal-mean initialization keeps student and teacher logit means equal under SGD, "
     "if the output bias has no weight decay or b_bar = 0",
-    r"\bar w = 0 \Rightarrow \langle z\rangle(x) = \bar b \text{ for every } x;\ "
-    r"\bar w_s = \bar w_t = 0,\ \bar b_s = \bar b_t \Rightarrow \langle z\rangle = "
-    r"\langle v\rangle \text{ after every SGD step, if } b \text{ has no weight decay or } "
-    r"\bar b = 0",
+    r"\begin{gathered}\bar w = 0 \Rightarrow \langle z\rangle(x) = \bar b \text{ for every } x;"
+    r"\\ \bar w_s = \bar w_t = 0,\ \bar b_s = \bar b_t \Rightarrow \langle z\rangle = "
+    r"\langle v\rangle \text{ after every SGD step,}\\ \text{if } b \text{ has no weight "
+    r"decay or } \bar b = 0\end{gathered}",
 )
 def _equal_mean(order):
     student_logit = w_i * hidden + b_i
