@@ -1057,7 +1057,8 @@ def stale_equivalents(module, source=None):
     """The ``equivalent`` entries of ``module`` in the targets that name no mutant of its
     current source."""
     if source is None:
-        source = open(os.path.join(ROOT, module)).read()
+        with open(os.path.join(ROOT, module)) as handle:
+            source = handle.read()
     keys = {m["key"] for m in mutants(source)}
     listed = load_targets().get(module, {}).get("equivalent", [])
     return [entry for entry in listed if entry not in keys]
