@@ -72,9 +72,9 @@ def test_the_numeric_counterexample_is_the_derived_gap():
     assert bool(((gaps - wrong).abs()[1:] > 1e3 * tolerances[1:]).all())
 
 
-def _context(examples=8):
+def _context(examples=4):
     return CheckContext.create(
-        device="cpu", dtype=torch.float64, examples=examples, seed=0, search_examples=20
+        device="cpu", dtype=torch.float64, examples=examples, seed=0, search_examples=10
     )
 
 

@@ -516,3 +516,55 @@ def test_the_scan_finds_an_unlisted_number():
         "docs/none.md:1: 0.81",
         "docs/none.md:1: 0.9711",
     ]
+
+
+# -- prose numbers read off the shown, recomputed outputs and off the proofs ---------------------
+
+
+def _regime_rows():
+    shown = next(block for block in SHOWN if " regime " in block)
+    rows = {}
+    for line in shown.splitlines():
+        cells = line.split()
+        if cells and cells[0].isdigit():
+            rows[int(cells[0])] = cells
+    return rows
+
+
+def test_the_regime_prose_reads_the_shown_table():
+    rows = _regime_rows()
+    at_four = rows[4]
+    quoted = re.search(
+        r"at T = 4 the gradient is\n(\d+) % of `‖G₀‖` away from logits matching \(worst example "
+        r"(\d+) %\), and only (\d+) of (\d+) examples",
+        BOUNDS_PAGE,
+    )
+    assert quoted, "the regime paragraph changed"
+    assert agrees(quoted.group(1), 100 * float(at_four[1]))
+    assert agrees(quoted.group(2), 100 * float(at_four[2]))
+    inside, batch = int(quoted.group(3)), int(quoted.group(4))
+    assert f"{batch} examples" in next(b for b in SHOWN if " regime " in b)
+    assert abs(100 * inside / batch - float(at_four[6])) < 1  # the table's share, rounded
+    # From T = 16 on the distance halves with each doubling and the bound is within 10 %.
+    temperatures = [t for t in sorted(rows) if t >= 16]
+    for low, high in zip(temperatures, temperatures[1:]):
+        assert 0.45 <= float(rows[high][1]) / float(rows[low][1]) <= 0.55
+    for t in temperatures:
+        assert float(rows[t][4]) <= 1.1 * float(rows[t][1])
+    assert float(rows[8][4]) > 1.1 * float(rows[8][1])  # and not yet at T = 8
+
+
+def test_the_adaptive_refutations_move_the_mean_by_the_quoted_amounts():
+    from derive.statements import STATEMENTS
+    from derive.statements.core import learning_rate
+
+    page = document("docs/theory.md")
+    assert "by `−η/3` (Adam, AdamW, Adagrad) or `−10η/3`" in page
+    for name, amount in (
+        ("adam", -learning_rate / 3),
+        ("adamw", -learning_rate / 3),
+        ("adagrad", -learning_rate / 3),
+        ("rmsprop", -10 * learning_rate / 3),
+    ):
+        residual = STATEMENTS[f"mean-preservation/{name}"].prove().residual
+        assert sympy.simplify(residual - amount) == 0, (name, residual)
