@@ -18,6 +18,7 @@ Examples
 """
 
 from ._errors import DeriveError
+from ._version import __version__ as __version__
 from .display import formula
 from .expansion import QUANTITIES, Expansion, Term, expand, leading_pieces
 from .latex import expression_latex, term_latex

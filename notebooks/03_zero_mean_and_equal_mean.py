@@ -18,10 +18,12 @@
 #
 # The key lemma of Chen et al.: with softmax and cross-entropy (KD included), the gradient on
 # the logits sums to zero over the classes, for every input, target and temperature. Through
-# the output layer $z = Wh(x) + b$ this means SGD never changes the class means $\bar w$ and
-# $\bar b$ of its rows. So if student and teacher start with $\bar w = 0$ and equal $\bar b$
-# (**equal-mean initialization**), their logit means stay equal on every input, at every
-# step, and KD at high temperature is exactly logits matching (notebook 02).
+# the output layer $z = Wh(x) + b$ this means SGD without weight decay never changes the class
+# means $\bar w$ and $\bar b$ of its rows (weight decay shrinks them, and keeps a zero mean
+# zero). So if student and teacher start with $\bar w = 0$ and equal $\bar b$
+# (**equal-mean initialization**), and the output bias has no weight decay (or $\bar b = 0$),
+# their logit means stay equal on every input, at every step, and KD at high temperature is
+# exactly logits matching (notebook 02).
 # Per-coordinate adaptive optimizers such as Adam break this.
 
 # %%

@@ -15,6 +15,7 @@ import mpmath
 import numpy
 import pytest
 import torch
+from quoted import agrees, document, table_row
 
 import derive
 from derive.bounds import (
@@ -209,6 +210,23 @@ def test_bounds_are_close_to_the_remainder_where_the_series_converges_fast(defau
     # Within a factor 10 of the radius temperature the median stays within a factor 2.
     moderate = _factors(default_sweep, 1.1, 10.0)
     assert moderate[len(moderate) // 2] <= 2.0
+
+
+def test_the_documented_usefulness_table_is_the_default_sweeps(default_sweep):
+    page = document("docs/certified-bounds.md")
+    for first_cell, low, high in (
+        ("≥ 10", 10.0, math.inf),
+        ("3 – 10", 3.0, 10.0),
+        ("1.1 – 3", 1.1, 3.0),
+        ("1.001 – 1.1", 1.001, 1.1),
+    ):
+        cases, median, ninety, worst = table_row(page, first_cell)
+        factors = _factors(default_sweep, low, high)
+        assert int(cases) == sum(low <= record[1] < high for record in default_sweep)
+        assert len(factors) == int(cases), first_cell
+        assert agrees(median, factors[len(factors) // 2]), (first_cell, factors)
+        assert agrees(ninety, factors[int(0.9 * len(factors))]), (first_cell, factors)
+        assert agrees(worst, factors[-1]), (first_cell, factors)
 
 
 @pytest.mark.slow
@@ -451,6 +469,9 @@ def test_tight_check_holds_and_catches_a_radius_ten_percent_off_either_way():
         assert result.verdict == "refuted" and not result.as_expected
         assert result.worst_error > result.tolerance
         assert word in result.counterexample
+        assert "student [0.25, 0.5], teacher [0.25, 0.25]" in result.counterexample
+    # docs/certified-bounds.md quotes the shrunk case.
+    assert "`z = (0.25, 0.5)`, `v = (0.25, 0.25)`" in document("docs/certified-bounds.md")
 
 
 def test_radius_check_catches_a_radius_ten_percent_too_large(monkeypatch):
@@ -461,7 +482,9 @@ def test_radius_check_catches_a_radius_ten_percent_too_large(monkeypatch):
     assert run_radius_check("convergence-radius", _context(4)).verdict == "holds"
     result = run_radius_check("convergence-radius", _context(4), radius_of=_too_large)
     assert result.verdict == "refuted"
-    assert "relative real part" in result.counterexample
+    assert "relative real part -0.155" in result.counterexample
+    # docs/certified-bounds.md quotes it.
+    assert "relative real part −0.155" in document("docs/certified-bounds.md")
     assert any(len(pair[0]) == 2 for pair in tight_logits(1.0))
 
 

@@ -29,6 +29,7 @@ Usage (from the repository root; results go to ``.mutation/``, which git ignores
     python tools/mutate.py run derive/series.py --sample 100 --seed 0   # a reproducible sample
     python tools/mutate.py report derive/series.py           # score and surviving mutants
     python tools/mutate.py show derive/series.py 17          # the diff of mutant 17
+    python tools/mutate.py equivalents                        # every listed equivalent still exists
 
 Mutants run one at a time, each in its own forked child.
 """
@@ -47,7 +48,11 @@ import time
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The project mutated: this repository, or (for the runner's own tests) the directory in
+# MUTATION_ROOT, whose packages MUTATION_PACKAGES names (comma-separated).
+ROOT = os.environ.get("MUTATION_ROOT") or os.path.dirname(
+    os.path.dirname(os.path.abspath(__file__))
+)
 OUT = os.path.join(ROOT, ".mutation")
 # The children end with os._exit, which skips verify's clean-up of its private hypothesis
 # directory: give them one shared directory under .mutation/ instead of one temporary each.
@@ -214,6 +219,7 @@ def mutants(source):
                 "description": description,
                 "node": order[id(node)],
                 "apply": apply,
+                "_node": node,
             }
         )
 
@@ -298,9 +304,49 @@ def mutants(source):
         elif isinstance(node, ast.If):
             add(node.test, "if", "condition -> True", ("condition", True))
             add(node.test, "if", "condition -> False", ("condition", False))
+    parents = _parents(tree)
+    seen = {}
     for number, mutant in enumerate(found):
         mutant["id"] = number
+        node = mutant.pop("_node")
+        key = f"{_scope(node, parents)} | {_code(node, parents)} | {mutant['description']}"
+        seen[key] = seen.get(key, 0) + 1
+        mutant["key"] = key if seen[key] == 1 else f"{key} #{seen[key]}"
     return found
+
+
+def _parents(tree):
+    return {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+
+
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def _scope(node, parents):
+    """The qualified name of the function or class holding ``node`` (``<module>`` outside)."""
+    names, current = [], parents.get(id(node))
+    while current is not None:
+        if isinstance(current, _SCOPES):
+            names.append(current.name)
+        current = parents.get(id(current))
+    return ".".join(reversed(names)) or "<module>"
+
+
+def _code(node, parents):
+    """The mutated code without its layout: the mutated node unparsed on one line; a constant,
+    a name or a negation with the expression (or simple statement) around it, so that ``3``
+    reads ``LIMIT = 3`` or ``x * 3``; a compound statement by its first line."""
+    shown = node
+    while isinstance(shown, (ast.Constant, ast.Name, ast.UnaryOp, ast.keyword)):
+        parent = parents.get(id(shown))
+        if parent is None or isinstance(parent, (*_SCOPES, ast.Module, ast.arguments)):
+            break
+        shown = parent
+    text = ast.unparse(shown)
+    if isinstance(shown, (ast.If, ast.For, ast.While, ast.With, ast.Try)):
+        text = text.splitlines()[0]
+    text = " ".join(text.split())
+    return text if len(text) <= 100 else text[:97] + "..."
 
 
 def mutate(source, mutant):
@@ -531,7 +577,7 @@ def _pytest_args(node_ids, doctests):
     return args + list(node_ids)
 
 
-PROJECT_PACKAGES = ("derive", "verify")
+PROJECT_PACKAGES = tuple(os.environ.get("MUTATION_PACKAGES", "derive,verify").split(","))
 
 
 def _project_modules():
@@ -979,6 +1025,10 @@ def report(args):
     results = state["mutants"]
     source = open(os.path.join(ROOT, args.module)).read()
     equivalent = set(load_targets().get(args.module, {}).get("equivalent", []))
+    current = mutants(source)
+    for m in results:  # results of a run before mutants had keys: the ids name them
+        if "key" not in m and len(current) == len(results):
+            m["key"] = current[m["id"]]["key"]
     killed, total = _score(results)
     survivors = [m for m in results if m.get("status") in ("survived", "no tests")]
     not_equivalent = [m for m in survivors if _signature(m) not in equivalent]
@@ -989,13 +1039,41 @@ def report(args):
     )
     for m in survivors if args.all else not_equivalent:
         mark = " [equivalent]" if _signature(m) in equivalent else ""
-        print(f"--- #{m['id']} line {m['line']}: {m['description']} ({m['status']}){mark}")
+        print(f"--- #{m['id']} line {m['line']}: {m.get('key')} ({m['status']}){mark}")
         if args.diff:
             print(diff(source, m, args.module))
+    for entry in stale_equivalents(args.module, source):
+        print(f"stale equivalent entry (no such mutant now): {entry}")
 
 
 def _signature(m):
-    return f"{m['line']}: {m['description']}"
+    """How tools/mutation_targets.toml names a mutant: ``SCOPE | CODE | DESCRIPTION`` (with
+    ``#k`` for the k-th identical one), by content, so that an entry survives edits elsewhere
+    in the module and reformatting, and goes stale (reported) when its code changes."""
+    return m["key"]
+
+
+def stale_equivalents(module, source=None):
+    """The ``equivalent`` entries of ``module`` in the targets that name no mutant of its
+    current source."""
+    if source is None:
+        with open(os.path.join(ROOT, module)) as handle:
+            source = handle.read()
+    keys = {m["key"] for m in mutants(source)}
+    listed = load_targets().get(module, {}).get("equivalent", [])
+    return [entry for entry in listed if entry not in keys]
+
+
+def equivalents(args):
+    """Check that every listed equivalent mutant still exists; exit 1 if one does not."""
+    modules = args.modules or list(load_targets())
+    stale = {module: stale_equivalents(module) for module in modules}
+    for module, entries in stale.items():
+        listed = load_targets().get(module, {}).get("equivalent", [])
+        print(f"{module}: {len(listed)} equivalent mutants listed, {len(entries)} stale")
+        for entry in entries:
+            print(f"  stale: {entry}")
+    return 1 if any(stale.values()) else 0
 
 
 def show(args):
@@ -1029,13 +1107,16 @@ def main(argv=None):
     p.add_argument("--diff", action="store_true")
     p.add_argument("--all", action="store_true", help="equivalent survivors too")
     p.set_defaults(func=report)
+    p = sub.add_parser("equivalents", help="check that every listed equivalent mutant exists")
+    p.add_argument("modules", nargs="*")
+    p.set_defaults(func=equivalents)
     p = sub.add_parser("show")
     p.add_argument("module")
     p.add_argument("ids", nargs="+", type=int)
     p.set_defaults(func=show)
     args = parser.parse_args(argv)
-    args.func(args)
+    return args.func(args) or 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -25,6 +25,8 @@ Examples
 Adam(lr=0.1), kl at T=1, Linear(1->3) ... after 1 step the mean bias is off the prediction by 0.0333 ...
 """
 
+from derive._version import __version__ as __version__
+
 from ._errors import VerifyError, check_argument
 from .checks import CHECKS
 from .devices import DEVICES, DTYPES, resolve_device, resolve_dtype

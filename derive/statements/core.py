@@ -318,10 +318,66 @@ for _name, _optimizer, _normaliser in [
 # -- [equal-mean] -----------------------------------------------------------------------------
 
 
+def _sgd_bias_step(bias_decay, *, nesterov, first):
+    """One step of PyTorch's SGD on class i's output bias with weight decay ``bias_decay`` on
+    it: ``(b', buffer')``, the buffer written ``m_i`` as in :func:`_sgd_step`."""
+    gradient = _kd_logit_gradient() + bias_decay * b_i
+    buffer = gradient if first else momentum * m_i + (1 - dampening) * gradient
+    step = gradient + momentum * buffer if nesterov else buffer
+    return b_i - learning_rate * step, buffer
+
+
+def _equal_mean_step_residuals():
+    """One SGD step keeps equal-mean initialization's state (student and teacher rows of mean
+    0, equal bias means, momentum buffers of mean 0), with weight decay on the weights, when
+    the bias has no weight decay or both bias means are 0; the teacher is fixed."""
+    student_logit = w_i * hidden + b_i
+    teacher_logit = u_i * teacher_hidden + c_i
+    equal = {
+        ClassMean(w_i): 0,
+        ClassMean(m_i): 0,
+        ClassMean(u_i): 0,
+        ClassMean(c_i): ClassMean(b_i),
+    }
+    zero = {**equal, ClassMean(b_i): 0, ClassMean(c_i): 0}
+    residuals = {}
+    for first in (True, False):
+        for nesterov in (False, True):
+            new_weight, weight_buffer = _sgd_step(nesterov=nesterov, first=first)
+            which = ("first step" if first else "later step") + (", Nesterov" if nesterov else "")
+            for case, latex_case, bias_decay, state in (
+                ("no decay on b", r"\text{no decay on } b", 0, equal),
+                ("decay on b, b_bar = 0", r"\text{decay on } b,\ \bar b = 0", weight_decay, zero),
+            ):
+                new_bias, bias_buffer = _sgd_bias_step(bias_decay, nesterov=nesterov, first=first)
+                after = student_logit.xreplace({w_i: new_weight, b_i: new_bias})
+                text = rf"\text{{{which}}},\ {latex_case}"
+                residuals[
+                    label(
+                        f"<z'> - <v> ({which}, {case})",
+                        rf"\langle z'\rangle - \langle v\rangle,\ {text}",
+                    )
+                ] = canonical(ClassMean(after) - ClassMean(teacher_logit)).xreplace(state)
+                residuals[
+                    label(
+                        f"<w'>, <m_w'>, <m_b'> ({which}, {case})",
+                        rf"\langle w'\rangle, \langle m_w'\rangle, \langle m_b'\rangle,\ {text}",
+                    )
+                ] = sum(
+                    sympy.Abs(canonical(ClassMean(value)).xreplace(state))
+                    for value in (new_weight, weight_buffer, bias_buffer)
+                )
+    return residuals
+
+
 @statement(
     "equal-mean",
-    "Equal-mean initialization keeps student and teacher logit means equal",
-    r"\bar w = 0 \Rightarrow \langle z\rangle(x) = \bar b \text{ for every } x",
+    "Equal-mean initialization keeps student and teacher logit means equal under SGD, "
+    "if the output bias has no weight decay or b_bar = 0",
+    r"\begin{gathered}\bar w = 0 \Rightarrow \langle z\rangle(x) = \bar b \text{ for every } x;"
+    r"\\ \bar w_s = \bar w_t = 0,\ \bar b_s = \bar b_t \Rightarrow \langle z\rangle = "
+    r"\langle v\rangle \text{ after every SGD step,}\\ \text{if } b \text{ has no weight "
+    r"decay or } \bar b = 0\end{gathered}",
 )
 def _equal_mean(order):
     student_logit = w_i * hidden + b_i
@@ -336,6 +392,7 @@ def _equal_mean(order):
             "<z> - <v>, equal-mean initialization",
             r"\langle z\rangle - \langle v\rangle \text{ after equal-mean initialization}",
         ): canonical(ClassMean(student_logit) - ClassMean(teacher_logit)).subs(initialised),
+        **_equal_mean_step_residuals(),
     }
 
 
@@ -354,6 +411,61 @@ def _equal_mean_nonzero_row_mean(order):
         ): canonical(ClassMean(w_i * hidden + b_i) - ClassMean(u_i * teacher_hidden + c_i)).subs(
             {ClassMean(c_i): ClassMean(b_i), ClassMean(u_i): 0}
         )
+    }
+
+
+#: The counterexample to equal means under weight decay on the bias: SGD(lr=0.1,
+#: weight_decay=0.1), bias means 1/2, a fixed teacher: <z_t> - <v> = (0.99**t - 1)/2.
+BIAS_DECAY_POINT = {learning_rate: Rational(1, 10), weight_decay: Rational(1, 10)}
+BIAS_DECAY_MEAN = Rational(1, 2)
+
+
+def bias_decay_gap():
+    r"""``(t, b̄_0, gap)``: :math:`\langle z_t\rangle - \langle v\rangle` after ``t`` steps of
+    plain SGD (learning rate :math:`\eta`, weight decay :math:`\lambda` on weights and bias)
+    from equal-mean initialization with bias means :math:`\bar b_0`, the teacher fixed.
+
+    The bias mean's one-step map comes from PyTorch's update rule (:func:`_sgd_bias_step`,
+    the gradient's class mean dropping out), the recursion is solved by ``sympy.rsolve``, and
+    the row means stay 0 ([equal-mean]'s step residuals).
+
+    >>> steps, start, gap = bias_decay_gap()
+    >>> gap
+    bbar*(-eta*lambda + 1)**t - bbar
+    """
+    steps = Symbol("t", integer=True, nonnegative=True)
+    start, mean = Symbol("bbar", real=True), Symbol("b", real=True)
+    new_bias, _ = _sgd_bias_step(weight_decay, nesterov=False, first=True)
+    one_step = canonical(ClassMean(new_bias)).xreplace({ClassMean(b_i): mean})
+    trajectory = sympy.Function("bias_mean")
+    solved = sympy.rsolve(
+        trajectory(steps + 1) - one_step.xreplace({mean: trajectory(steps)}),
+        trajectory(steps),
+        {trajectory(0): start},
+    )
+    return steps, start, solved - start
+
+
+@statement(
+    "equal-mean/bias-decay",
+    "Weight decay on the output bias breaks equal logit means when b_bar is not 0",
+    r"\bar w_s = \bar w_t = 0,\ \bar b_s = \bar b_t \ne 0,\ \text{SGD with weight decay on } b"
+    r" \Rightarrow \langle z\rangle = \langle v\rangle \text{ after every step}",
+    expected="refuted",
+)
+def _equal_mean_bias_decay(order):
+    _, start, gap = bias_decay_gap()
+    at_point = gap.subs(BIAS_DECAY_POINT).subs(start, BIAS_DECAY_MEAN)
+    return {
+        label(
+            "<z_t> - <v> after t SGD steps, weight decay lambda on b, teacher fixed",
+            r"\langle z_t\rangle - \langle v\rangle \text{ after } t \text{ SGD steps, "
+            r"weight decay } \lambda \text{ on } b",
+        ): gap,
+        label(
+            "at eta = 0.1, lambda = 0.1, b_bar = 1/2: (0.99^t - 1)/2",
+            r"\eta = 0.1,\ \lambda = 0.1,\ \bar b = \tfrac12:\ (0.99^t - 1)/2",
+        ): at_point,
     }
 
 

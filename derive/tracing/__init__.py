@@ -332,6 +332,7 @@ def trace(fn, *, order=DEFAULT_ORDER):
         translation that disagrees with ``fn``'s own values or gradients; a loss the engine
         cannot expand.
     """
+    _check_torch_installed()
     from .capture import capture, describe, load_target
     from .translate import translate
 
@@ -421,6 +422,15 @@ def _independent_of_temperature(gradient, series):
     if any(function.has(epsilon) for function in gradient.atoms(sympy.exp, sympy.log)):
         return False
     return canonical(gradient.diff(epsilon)) == 0
+
+
+def _check_torch_installed():
+    """Tracing captures PyTorch code: without torch (``pip install kd-theorems`` without the
+    ``[verify]`` extra) it is one line naming the extra, not an ImportError."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise DeriveError("tracing needs torch: pip install 'kd-theorems[verify]'") from None
 
 
 def _kd_terms(order):

@@ -23,6 +23,7 @@ Examples
 # The import order is the registration order. Each module registers its checks.
 # isort: off
 from . import equal_mean  # noqa: F401
+from . import bias_decay  # noqa: F401
 from . import expansion  # noqa: F401
 from . import mean_preservation  # noqa: F401
 from . import objectives  # noqa: F401

@@ -4,7 +4,9 @@ If the output layer has :math:`\bar w = 0` then :math:`\langle z(x)\rangle = \ba
 input. Equal-mean initialization gives student and teacher :math:`\bar w = 0` and equal
 :math:`\bar b`; by [mean-preservation] SGD keeps both, so
 :math:`\langle z(x)\rangle = \langle v(x)\rangle` at every step, for every input, with no
-normalization of the logits.
+normalization of the logits, provided the output bias has no weight decay or
+:math:`\bar b = 0` (the check sets :math:`\bar b = 0` whenever the drawn SGD has weight
+decay; ``equal-mean/bias-decay`` shows why).
 
 The check distils hypothesis-drawn teachers into hypothesis-drawn students (many per
 architecture, with :mod:`torch.func`), with SGD for 20 steps, and measures
@@ -208,8 +210,10 @@ def _distil(
 
 
 @st.composite
-def _small_cases(draw, objectives):
-    optimizer = draw(sgd_optimizers(min_learning_rate=0.01, max_learning_rate=0.1))
+def _small_cases(draw, objectives, optimizers=None):
+    if optimizers is None:
+        optimizers = sgd_optimizers(min_learning_rate=0.01, max_learning_rate=0.1)
+    optimizer = draw(optimizers)
     objective = draw(st.sampled_from(objectives))
     classes = draw(st.integers(2, 4))
     features = draw(st.integers(1, 2))
@@ -256,13 +260,16 @@ def _run_small_case(case, initialization, context):
     return errors[:, 0], tolerances[:, 0], means
 
 
-def _search(objectives, initialization, context):
+def _search(objectives, initialization, context, optimizers=None):
     def violated(case):
         errors, tolerances, _ = _run_small_case(case, initialization, context)
         return bool(violations(errors, tolerances).any())
 
     found = find_counterexample(
-        _small_cases(objectives), violated, seed=context.seed, max_examples=context.search_examples
+        _small_cases(objectives, optimizers),
+        violated,
+        seed=context.seed,
+        max_examples=context.search_examples,
     )
     if found is None:
         return None
@@ -285,16 +292,29 @@ def _search(objectives, initialization, context):
 
 
 def run_equal_mean_check(
-    statement_id, initialization, context, *, objectives=None, optimizers=None, steps=STEPS
+    statement_id,
+    initialization,
+    context,
+    *,
+    objectives=None,
+    optimizers=None,
+    steps=STEPS,
+    specs=None,
+    search_optimizers=None,
 ):
     """Distil ``context.examples`` drawn teachers into drawn students after ``initialization``
-    and measure the logit-mean gap on fresh inputs after every step."""
+    and measure the logit-mean gap on fresh inputs after every step; ``optimizers`` and
+    ``specs`` (strategies) replace the drawn SGD configurations and architectures of the
+    sweep, ``search_optimizers`` those of the search for a small counterexample."""
     objectives = list(objectives or LOSSES.values())
-    optimizers = optimizers or sgd_optimizers()
+    if optimizers is None:
+        optimizers = sgd_optimizers()
+    if specs is None:
+        specs = network_specs(max_classes=10)
     groups, per_group = group_sizes(context.examples, _GROUPS)
     cases = draw_examples(
         st.tuples(
-            network_specs(max_classes=10),
+            specs,
             optimizers,
             st.sampled_from(objectives),
             temperatures(min_value=0.5, max_value=50.0),
@@ -343,7 +363,7 @@ def run_equal_mean_check(
         context,
         errors=torch.cat(errors),
         tolerances=torch.cat(tolerances),
-        search=lambda: _search(objectives, initialization, context),
+        search=lambda: _search(objectives, initialization, context, search_optimizers),
         examples=per_group * len(cases),
         setup=setup,
         notes=[
