@@ -429,6 +429,13 @@ NOT_FROM_THE_CODE = {
     ("docs/mutation-testing.md", "`169: 0.0 -> 1.0`"): "mutant description",
     ("docs/mutation-testing.md", "an exponent exactly 0.1 from"): "a mutant's effect, described",
     ("docs/mutation-testing.md", "exactly 0.1 from a half-integer)"): "ditto",
+    ("docs/monitor.md", "moved by 4.0e-03 in step 1 (weight; round-off floor 2.6e-06)"): (
+        "a warning's format, with the numbers of the example run below"
+    ),
+    ("docs/monitor.md", "| run | the report's first cause (statement) |"): "measurements of "
+    "a training run (examples/monitor_kd.py, 300 steps; its test checks the four causes)",
+    ("docs/monitor.md", "stays within cosine 0.93 of"): "ditto",
+    ("docs/monitor.md", "(T/(R/π) ≥ 1.37)"): "ditto",
 }
 
 _DECIMAL = re.compile(r"(?<![\w.])\d+\.\d+(?:e[-+]?\d+)?")
