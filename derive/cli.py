@@ -98,15 +98,44 @@ def _add_trace(parser):
         "--order", type=_integer(1, "number of terms", MAX_TRACE_ORDER), default=DEFAULT_ORDER
     )
     parser.add_argument("--format", choices=FORMATS, default="text")
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=300.0,
+        metavar="SECONDS",
+        help="stop the trace (it runs in its own process) after this many seconds, in "
+        "(0, 86400] (default 300)",
+    )
+
+
+def _seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds in (0, 86400], got {text!r}")
+    return value
 
 
 def _run_trace(args):
-    from .tracing import trace
+    from .tracing.isolated import trace_in_child_process
 
-    result = trace(args.target, order=args.order)
-    if args.format == "json":
-        return json.dumps(result.to_json(), indent=1), 0
-    return (result.to_latex() if args.format == "latex" else result.to_text()), 0
+    report = trace_in_child_process(
+        args.target, order=args.order, format=args.format, timeout=args.timeout
+    )
+    if report.printed_lines and args.format == "text":
+        return report.text + f"\nnote: {_printed(report)}", 0
+    return report.text, 0
+
+
+def _printed(report):
+    lines = report.printed_lines
+    first = " ".join(report.printed.split())[:80]
+    return (
+        f"the loss printed {lines} line{'s' if lines != 1 else ''} while traced (captured, not "
+        f'part of this report): "{first}"'
+    )
 
 
 def _expand_text(expansion):

@@ -30,7 +30,6 @@ from .._errors import VerifyError, check_argument
 from ..devices import DEVICES, DTYPES
 from .core import DEFAULT_BATCH_SIZE, DEFAULT_CLASSES, DEFAULT_TIMEOUT, LIMITS, audit, check_options
 from .expectation import parse_expectation
-from .loading import load_target
 from .result import one_line
 
 __all__ = ["add_arguments", "run", "main", "options"]
@@ -218,8 +217,8 @@ def run(arguments):
     progress = _Progress(stream) if _is_terminal(stream) else None
     try:
         keywords = options(arguments)
-        fn = load_target(arguments.target, timeout=keywords["timeout"])
-        result = audit(fn, progress=progress, **keywords)
+        # The loss is imported and called in its own process only (verify.audit.isolated).
+        result = audit(str(arguments.target), progress=progress, **keywords)
     except VerifyError as error:
         if progress is not None:
             progress.close()
