@@ -169,22 +169,22 @@ def _receive(receiver, child, deadline):
     """The child's message (bytes), ``None`` if the child ended (or the pipe closed) without
     one, or :data:`_TIMED_OUT`.
 
-    The child's end is watched beside the pipe, so that a grandchild holding the pipe open does
-    not hide the child's death; the message is read in a thread, so that a child that sends
-    half a message and stops still meets the deadline (killing it ends the read)."""
-    from multiprocessing.connection import wait
-
+    The child's end is watched beside the pipe (``waitpid``), so that a grandchild holding the
+    pipe open does not hide the child's death; the message is read in a thread, so that a child
+    that sends half a message and stops still meets the deadline (killing it ends the read)."""
+    interval = 0.005
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return _TIMED_OUT
-        ready = wait([receiver, child.sentinel], remaining)
-        if receiver in ready:
+        if receiver.poll(min(interval, remaining)):
             break
-        if child.sentinel in ready:
+        # Asked of the kernel (waitpid), not read from a pipe a grandchild may hold open.
+        if child.exitcode is not None:
             if receiver.poll(_GRACE):  # sent just before it ended
                 break
             return None
+        interval = min(2 * interval, 0.1)
     box = {}
 
     def read():
@@ -314,6 +314,11 @@ def _child(sender, output_path, function, args, kwargs, error):
     os.dup2(output, 2)
     os.close(output)
     os.close(null)
+    # The parent's sys.stdout may be another object (pytest's capture, a notebook's stream):
+    # the child's own are its file descriptors, whatever they were.
+    sys.stdin = open(0, closefd=False)  # noqa: SIM115
+    sys.stdout = sys.__stdout__ = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+    sys.stderr = sys.__stderr__ = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     try:
         message = ("value", function(*args, **kwargs))
