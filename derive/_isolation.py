@@ -316,9 +316,9 @@ def _child(sender, output_path, function, args, kwargs, error):
     os.close(null)
     # The parent's sys.stdout may be another object (pytest's capture, a notebook's stream):
     # the child's own are its file descriptors, whatever they were.
-    sys.stdin = open(0, closefd=False)  # noqa: SIM115
-    sys.stdout = sys.__stdout__ = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
-    sys.stderr = sys.__stderr__ = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    sys.stdin = open(0, closefd=False)
+    sys.stdout = sys.__stdout__ = open(1, "w", buffering=1, closefd=False)
+    sys.stderr = sys.__stderr__ = open(2, "w", buffering=1, closefd=False)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     try:
         message = ("value", function(*args, **kwargs))

@@ -929,68 +929,10 @@ def certified_bounds(student, teacher, temperature, order):
 
 
 def load_logits(path, *, option):
-    """Read a ``.npy`` array of logits ``[B, N]`` (float, finite, N >= 2) as a list of rows;
-    any problem is a one-line :class:`~derive.DeriveError` naming ``option``."""
-    import numpy
+    """Read logits ``[B, N]`` (a ``.npy`` array, or a ``.pt`` tensor: torch is imported only
+    then) as a list of float64 rows, through the one reader :func:`derive._logits.read_logits`
+    (regular files only, header, dtype and size checked before the data is read); any problem
+    is a one-line :class:`~derive.DeriveError` naming ``option``."""
+    from ._logits import read_logits
 
-    try:
-        with open(path, "rb") as stream:
-            magic = stream.read(6)
-    except FileNotFoundError:
-        raise DeriveError(f"{option}: no such file: {path}") from None
-    except IsADirectoryError:
-        raise DeriveError(f"{option}: is a directory, not a .npy file: {path}") from None
-    except OSError as error:
-        raise DeriveError(f"{option}: cannot read {path}: {error.strerror or error}") from None
-    check_argument(
-        magic == b"\x93NUMPY",
-        "{}: {} is not a .npy file (numpy.save writes one); give an array of logits [B, N]",
-        option,
-        path,
-    )
-    try:
-        array = numpy.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as error:
-        message = " ".join(str(error).split()) or type(error).__name__
-        if "allow_pickle" in message:
-            message = "it holds Python objects, not numbers"
-        raise DeriveError(
-            f"{option}: {path} is not a readable array of logits ({message[:100]})"
-        ) from None
-    check_argument(
-        array.dtype.kind in "fiu",
-        "{}: the array in {} must hold real numbers (float or integer), got dtype {}",
-        option,
-        path,
-        array.dtype,
-    )
-    check_argument(
-        array.ndim == 2,
-        "{}: the array in {} must have shape [B, N], got shape {}",
-        option,
-        path,
-        tuple(array.shape),
-    )
-    check_argument(
-        array.shape[0] >= 1 and array.shape[1] >= 2,
-        "{}: the array in {} must have B >= 1 rows and N >= 2 classes, got shape {}",
-        option,
-        path,
-        tuple(array.shape),
-    )
-    check_argument(
-        array.size <= MAX_BOUND_VALUES,
-        "{}: at most {} logits (B*N), got {}",
-        option,
-        MAX_BOUND_VALUES,
-        array.size,
-    )
-    values = array.astype(numpy.float64)
-    finite = numpy.isfinite(values)
-    if not finite.all():
-        row, column = (int(i) for i in numpy.argwhere(~finite)[0])
-        raise DeriveError(
-            f"{option}: the logits in {path} must be finite, got "
-            f"{values[row, column]} at [{row}, {column}]"
-        )
-    return values.tolist()
+    return read_logits(path, option=option, max_values=MAX_BOUND_VALUES).tolist()

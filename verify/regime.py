@@ -40,7 +40,6 @@ True
 
 import json
 import math
-import os
 from dataclasses import dataclass, field
 
 import numpy
@@ -74,99 +73,15 @@ CERTIFIED_EXAMPLES = 64
 
 
 def load_logits(path, *, option="--logits"):
-    """A float64 tensor ``[B, N]`` from a ``.pt`` (a saved tensor) or ``.npy`` file; any problem
-    is a one-line :class:`~verify.VerifyError` naming ``option`` and the file."""
-    check_argument(
-        isinstance(path, (str, os.PathLike)) and str(path) != "",
-        "{} must be a file path, got {!r}",
-        option,
-        path,
+    """A float64 tensor ``[B, N]`` from a ``.pt`` (a saved tensor) or ``.npy`` file, through the
+    one reader :func:`derive._logits.read_logits` (regular files only; header, dtype and size
+    checked before the data is read; dense real tensors only); any problem is a one-line
+    :class:`~verify.VerifyError` naming ``option`` and the file."""
+    from derive._logits import read_logits
+
+    return torch.from_numpy(
+        read_logits(path, option=option, max_values=MAX_VALUES, error=VerifyError)
     )
-    path = os.fspath(path)
-    suffix = os.path.splitext(path)[1].lower()
-    check_argument(
-        suffix in (".pt", ".pth", ".npy"),
-        "{} must be a .pt or .npy file of logits [B, N], got {}",
-        option,
-        path,
-    )
-    check_argument(os.path.exists(path), "{}: no such file: {}", option, path)
-    check_argument(os.path.isfile(path), "{}: not a regular file: {}", option, path)
-    if suffix == ".npy":
-        with open(path, "rb") as stream:
-            check_argument(
-                stream.read(6) == b"\x93NUMPY",
-                "{}: {} is not a .npy file (numpy.save writes one)",
-                option,
-                path,
-            )
-        try:
-            value = numpy.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as error:
-            reason = (
-                "it holds Python objects, not numbers"
-                if "allow_pickle" in str(error)
-                else " ".join(str(error).split())[:100]
-            )
-            raise VerifyError(f"{option}: {path} is not a readable array ({reason})") from None
-        check_argument(
-            value.dtype.kind in "fiu",
-            "{}: the array in {} must hold real numbers (float or integer), got dtype {}",
-            option,
-            path,
-            value.dtype,
-        )
-        value = torch.from_numpy(value.astype(numpy.float64))
-    else:
-        try:
-            value = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:  # torch.load raises many types for a file it cannot read
-            reason = " ".join(str(error).split())[:100] or type(error).__name__
-            raise VerifyError(f"{option}: {path} is not a saved tensor ({reason})") from None
-        check_argument(
-            isinstance(value, torch.Tensor),
-            "{}: {} must hold one tensor [B, N], got a {}",
-            option,
-            path,
-            type(value).__name__,
-        )
-        check_argument(
-            not value.is_complex() and value.dtype != torch.bool,
-            "{}: the tensor in {} must hold real numbers, got dtype {}",
-            option,
-            path,
-            value.dtype,
-        )
-        value = value.detach().to(torch.float64)
-    check_argument(
-        value.ndim == 2,
-        "{}: the logits in {} must have shape [B, N], got shape {}",
-        option,
-        path,
-        tuple(value.shape),
-    )
-    check_argument(
-        value.shape[0] >= 1 and value.shape[1] >= 2,
-        "{}: the logits in {} need B >= 1 rows and N >= 2 classes, got shape {}",
-        option,
-        path,
-        tuple(value.shape),
-    )
-    check_argument(
-        value.numel() <= MAX_VALUES,
-        "{}: at most {} logits (B*N), got {}",
-        option,
-        MAX_VALUES,
-        value.numel(),
-    )
-    finite = torch.isfinite(value)
-    if not bool(finite.all()):
-        row, column = (int(i) for i in torch.nonzero(~finite)[0])
-        raise VerifyError(
-            f"{option}: the logits in {path} must be finite, got "
-            f"{float(value[row, column])} at [{row}, {column}]"
-        )
-    return value
 
 
 def perturbed_students(teacher, *, seed=0, scale=PERTURBATION):
