@@ -30,7 +30,7 @@ Examples
 >>> read_logits(path, option="--teacher", max_values=100)  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-derive._errors.DeriveError: --teacher: the array in ... must hold real numbers (...), got ... complex128
+derive._errors.DeriveError: --teacher: the array in ... must hold real numbers (...), ... complex128
 """
 
 import os
