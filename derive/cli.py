@@ -307,7 +307,8 @@ def _add_bound(parser):
 
 
 def _run_bound(args):
-    from .bounds import certified_bounds, load_logits
+    from ._progress import TerminalProgress
+    from .bounds import certified_bounds, check_bound_size, load_logits
 
     teacher = load_logits(args.teacher, option="--teacher")
     student = load_logits(args.student, option="--student")
@@ -317,7 +318,14 @@ def _run_bound(args):
             f"[{len(student)}, {len(student[0])}] and [{len(teacher)}, "
             f"{len(teacher[0])}]"
         )
-    results = certified_bounds(student, teacher, args.temperature, args.order)
+    check_bound_size(len(student), len(student[0]))
+    progress = TerminalProgress("python -m derive bound")
+    try:
+        results = certified_bounds(
+            student, teacher, args.temperature, args.order, progress=progress
+        )
+    finally:
+        progress.close()
     if args.json:
         return json.dumps(
             {

@@ -51,6 +51,7 @@ __all__ = [
     "DEFAULT_TEMPERATURES",
     "PERTURBATION",
     "CERTIFIED_EXAMPLES",
+    "MAX_TEMPERATURES",
     "RegimeRow",
     "RegimeReport",
     "load_logits",
@@ -70,6 +71,8 @@ MAX_VALUES = 1 << 22
 #: Certified bounds are computed for at most this many examples (the first ones): each costs a
 #: fraction of a second of ball arithmetic.
 CERTIFIED_EXAMPLES = 64
+#: The most temperatures of one report (each costs a certified bound per example).
+MAX_TEMPERATURES = 64
 
 
 def load_logits(path, *, option="--logits"):
@@ -185,6 +188,7 @@ def regime_report(
     seed=0,
     student_source=None,
     certified_examples=CERTIFIED_EXAMPLES,
+    progress=None,
 ):
     """Measure how far KD's gradient is from the logits-matching limit at each temperature.
 
@@ -199,7 +203,12 @@ def regime_report(
     seed : int
         Seed of the perturbation.
     certified_examples : int
-        The certified bounds are computed for the first this many examples.
+        The certified bounds are computed for the first this many examples (of at most
+        :data:`derive.bounds.MAX_BOUND_CLASSES` classes; 0 skips them).
+    progress : callable, optional
+        Called as ``progress(done, total)`` after each certified bound.
+
+    At most :data:`MAX_TEMPERATURES` temperatures.
     """
     from derive.bounds import CertifiedExpansion
 
@@ -234,11 +243,11 @@ def regime_report(
         bool(torch.isfinite(teacher).all() and torch.isfinite(student).all()),
         "logits must be finite",
     )
-    temperatures = [float(t) for t in temperatures]
+    temperatures = _checked_temperatures(temperatures)
     check_argument(
-        len(temperatures) >= 1 and all(math.isfinite(t) and t > 0 for t in temperatures),
-        "temperatures must be finite numbers > 0, got {}",
-        temperatures,
+        progress is None or callable(progress),
+        "progress must be None or callable, got {!r}",
+        progress,
     )
     limit, correction = _limit_and_correction(student, teacher)
     limit_norm = limit.norm(dim=-1)
@@ -247,6 +256,15 @@ def regime_report(
         "certified_examples must be an integer >= 0, got {!r}",
         certified_examples,
     )
+    from derive.bounds import MAX_BOUND_CLASSES
+
+    check_argument(
+        certified_examples == 0 or teacher.shape[1] <= MAX_BOUND_CLASSES,
+        "certified bounds take at most {} classes (their cost grows with N), got {}; "
+        "certified_examples=0 skips them",
+        MAX_BOUND_CLASSES,
+        teacher.shape[1],
+    )
     expansions = [
         CertifiedExpansion(z.tolist(), v.tolist())
         for z, v in zip(student[:certified_examples], teacher[:certified_examples])
@@ -254,6 +272,7 @@ def regime_report(
     spread = torch.maximum(student.amax(-1) - student.amin(-1), teacher.amax(-1) - teacher.amin(-1))
     radius_temperatures = tuple((spread / math.pi).tolist())
     rows, all_distances, all_certified = [], [], []
+    done = 0
     for temperature in temperatures:
         deviation = _kd_gradient(student, teacher, temperature) - limit
         deviation_norm = deviation.norm(dim=-1)
@@ -269,6 +288,9 @@ def regime_report(
         for expansion, norm in zip(expansions, limit_norm.tolist()):
             bound = expansion.remainder_bound(temperature, 1, quantity="gradient")
             certified.append(math.nan if bound is None or norm == 0 else bound / norm)
+            done += 1
+            if progress is not None:
+                progress(done, len(expansions) * len(temperatures))
         certified += [math.nan] * (teacher.shape[0] - len(certified))
         defined = [c for c in certified if not math.isnan(c)]
         inside = sum(temperature > r for r in radius_temperatures)
@@ -406,6 +428,38 @@ def plot_regime(report, axes=None):
 # -- the command line --------------------------------------------------------------------------
 
 
+def _checked_temperatures(temperatures):
+    """``temperatures`` as a list of floats: 1..MAX_TEMPERATURES finite numbers > 0."""
+    import numbers
+
+    try:
+        listed = None if isinstance(temperatures, (str, bytes)) else list(temperatures)
+    except TypeError:
+        listed = None
+    check_argument(
+        listed is not None
+        and 1 <= len(listed) <= MAX_TEMPERATURES
+        and all(isinstance(t, numbers.Real) and not isinstance(t, bool) for t in listed),
+        "temperatures must be a list of 1 to {} numbers, got {!r}",
+        MAX_TEMPERATURES,
+        temperatures,
+    )
+    temperatures = listed
+    values = []
+    for t in temperatures:
+        try:
+            value = float(t)
+        except OverflowError:
+            value = math.inf
+        check_argument(
+            math.isfinite(value) and value > 0,
+            "temperatures must be finite numbers > 0, got {!r}",
+            t,
+        )
+        values.append(value)
+    return values
+
+
 def _temperatures(text):
     import argparse
 
@@ -421,6 +475,10 @@ def _temperatures(text):
                 f"numbers > 0, got {part.strip()!r} in {text!r}"
             )
         values.append(value)
+    if len(set(values)) > MAX_TEMPERATURES:
+        raise argparse.ArgumentTypeError(
+            f"must list at most {MAX_TEMPERATURES} temperatures, got {len(set(values))}"
+        )
     return sorted(set(values))
 
 
@@ -480,13 +538,20 @@ def run(arguments):
             tuple(student.shape),
         )
         source = arguments.student
-    report = regime_report(
-        teacher,
-        student,
-        temperatures=arguments.temperatures,
-        seed=arguments.seed,
-        student_source=source,
-    )
+    from derive._progress import TerminalProgress
+
+    progress = TerminalProgress("python -m verify regime", what="certified bound")
+    try:
+        report = regime_report(
+            teacher,
+            student,
+            temperatures=arguments.temperatures,
+            seed=arguments.seed,
+            student_source=source,
+            progress=progress,
+        )
+    finally:
+        progress.close()
     if arguments.plot is not None:
         import io
 
