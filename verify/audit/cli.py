@@ -24,7 +24,8 @@ import json
 import math
 import re
 import sys
-from fractions import Fraction
+
+from derive._numbers import parse_positive
 
 from .._errors import VerifyError, check_argument
 from ..devices import DEVICES, DTYPES
@@ -180,18 +181,9 @@ def _bounded(text, name, low, high, default=None):
 
 
 def _number(text, name, *, upper):
-    try:
-        value = float(Fraction(str(text).strip()))
-    except (ValueError, ZeroDivisionError, OverflowError):
-        value = None
-    check_argument(
-        value is not None and math.isfinite(value) and 0 < value <= upper,
-        "{} must be a number > 0{} (e.g. 0.5), got {!r}",
-        name,
-        "" if upper == math.inf else f" and <= {upper:g}",
-        text,
-    )
-    return value
+    """A finite number in ``(0, upper]``, through the one parser
+    (:func:`derive._numbers.parse_positive`)."""
+    return parse_positive(str(text), what=name, error=VerifyError, upper=upper)
 
 
 class _Progress:
