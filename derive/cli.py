@@ -6,12 +6,12 @@ code 2; never a traceback, never a half-written file. Sizes are checked before a
 """
 
 import argparse
-import json
 import os
 import re
 import sys
 
 from ._errors import MAX_CLASSES, MAX_PROOF_ORDER, DeriveError
+from ._json import dumps as _json_dumps
 from .expansion import QUANTITIES, expand, leading_pieces
 from .objectives import FAMILIES, OBJECTIVES
 from .statements import STATEMENTS
@@ -202,7 +202,7 @@ def _run_expand(args):
         progress=_progress(),
     )
     if args.format == "json":
-        return json.dumps(expansion.to_json(), indent=1), 0
+        return _json_dumps(expansion.to_json(), indent=1), 0
     return (_expand_latex(expansion) if args.format == "latex" else _expand_text(expansion)), 0
 
 
@@ -228,7 +228,7 @@ def _progress():
 
 def _run_objectives(args):
     if args.json:
-        return json.dumps({"objectives": [o.to_json() for o in OBJECTIVES.values()]}, indent=1), 0
+        return _json_dumps({"objectives": [o.to_json() for o in OBJECTIVES.values()]}, indent=1), 0
     lines = []
     for family, title in FAMILIES.items():
         members = [o for o in OBJECTIVES.values() if o.family == family]
@@ -249,7 +249,7 @@ def _run_prove(args):
     results = [s.prove(order=args.order) for s in STATEMENTS.values()]
     code = 0 if all(r.as_expected for r in results) else 1
     if args.json:
-        return json.dumps(
+        return _json_dumps(
             {
                 "order": args.order,
                 "results": [
@@ -327,7 +327,7 @@ def _run_bound(args):
     finally:
         progress.close()
     if args.json:
-        return json.dumps(
+        return _json_dumps(
             {
                 "temperature": args.temperature,
                 "order": args.order,

@@ -38,12 +38,13 @@ Examples
 True
 """
 
-import json
 import math
 from dataclasses import dataclass, field
 
 import numpy
 import torch
+
+from derive._json import dumps as _json_dumps
 
 from ._errors import MAX_SEED, VerifyError, check_argument
 
@@ -212,6 +213,23 @@ def regime_report(
     """
     from derive.bounds import CertifiedExpansion
 
+    for name, tensor in (("teacher", teacher), ("student", student)):
+        check_argument(
+            not isinstance(tensor, torch.Tensor)
+            or (
+                tensor.layout == torch.strided
+                and not tensor.is_nested
+                and not tensor.is_quantized
+                and not tensor.is_meta
+                and not tensor.is_complex()
+                and tensor.dtype != torch.bool
+            ),
+            "{} logits must be a dense real tensor, got {} {} of dtype {}",
+            name,
+            "a" if isinstance(tensor, torch.Tensor) else "",
+            getattr(tensor, "layout", type(tensor).__name__),
+            getattr(tensor, "dtype", None),
+        )
     check_argument(
         isinstance(teacher, torch.Tensor)
         and teacher.ndim == 2
@@ -573,7 +591,7 @@ def run(arguments):
         except DeriveError as error:
             raise VerifyError(str(error)) from None
     if arguments.json:
-        print(json.dumps(report.to_json(), indent=1))
+        print(_json_dumps(report.to_json(), indent=1))
     else:
         print(report_text(report))
         if arguments.plot is not None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from .._errors import DeriveError
 from .._isolation import run_isolated
+from .._json import dumps as _json_dumps
 from .._targets import check_target
 
 __all__ = ["trace_in_child_process", "TracedReport", "DEFAULT_TRACE_TIMEOUT"]
@@ -46,7 +47,7 @@ def render(target, *, order, format):
 
     result = trace(target, order=order)
     if format == "json":
-        return json.dumps(result.to_json(), indent=1, allow_nan=False)
+        return _json_dumps(result.to_json(), indent=1)
     return result.to_latex() if format == "latex" else result.to_text()
 
 

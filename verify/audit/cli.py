@@ -16,15 +16,15 @@ Examples
 >>> options(parser.parse_args(["m:f", "--classes", "1e3"]))
 Traceback (most recent call last):
 ...
-verify._errors.VerifyError: --classes must be an integer in [2, 262144], got '1e3'
+verify._errors.VerifyError: --classes must be an integer in [2, 65536], got '1e3'
 """
 
 import argparse
-import json
 import math
 import re
 import sys
 
+from derive._json import dumps as _json_dumps
 from derive._numbers import parse_positive
 
 from .._errors import VerifyError, check_argument
@@ -218,7 +218,7 @@ def run(arguments):
         return 2
     if progress is not None:
         progress.close()
-    print(json.dumps(result.to_json(), indent=2) if arguments.json else result.to_text())
+    print(_json_dumps(result.to_json(), indent=2) if arguments.json else result.to_text())
     report = result.symbolic.bug_report if result.symbolic is not None else None
     if report is not None and arguments.json:
         # The text report has it; with --json stdout is JSON only, and the line goes to stderr.
