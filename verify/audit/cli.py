@@ -218,13 +218,25 @@ def run(arguments):
         return 2
     if progress is not None:
         progress.close()
-    print(_json_dumps(result.to_json(), indent=2) if arguments.json else result.to_text())
+    print(_json_dumps(result.to_json(), indent=2) if arguments.json else _text(result))
     report = result.symbolic.bug_report if result.symbolic is not None else None
     if report is not None and arguments.json:
         # The text report has it; with --json stdout is JSON only, and the line goes to stderr.
         print(f"verify audit: {report}", file=sys.stderr)
     # The exit code is the numeric verdict's, whatever the trace says (docs/audit.md).
     return 0 if result.consistent else 1
+
+
+def _text(result):
+    """The text report, with a note when the loss printed (captured, never shown)."""
+    text = result.to_text()
+    lines = result.printed_lines
+    if lines:
+        text += (
+            f"\n  note: the loss printed {lines} line{'s' if lines != 1 else ''} while audited "
+            f"(captured in its own process, not shown)"
+        )
+    return text
 
 
 def _is_terminal(stream):

@@ -178,6 +178,7 @@ def measure(
         "records": records,
         "trace": trace,
         "seconds": time.monotonic() - started,
+        "printed_lines": sandbox.printed_lines,
     }
 
 
@@ -194,7 +195,7 @@ class Replay:
     @classmethod
     def of(cls, value, *, printed_lines):
         """Validate the child's plain data (``VerifyError`` for anything malformed)."""
-        keys = {"name", "signature", "has_gradient", "records", "trace", "seconds"}
+        keys = {"name", "signature", "has_gradient", "records", "trace", "seconds", "printed_lines"}
         _check(isinstance(value, dict) and set(value) == keys, "a result of an unknown form")
         name = value["name"]
         _check(isinstance(name, str) and 0 < len(name) <= 1000, "a malformed function name")
@@ -208,6 +209,11 @@ class Replay:
             "a malformed signature",
         )
         _check(isinstance(value["has_gradient"], bool), "a malformed gradient flag")
+        _check(
+            type(value["printed_lines"]) is int and value["printed_lines"] >= 0,
+            "a malformed count of printed lines",
+        )
+        printed_lines += value["printed_lines"]
         records = {}
         _check(isinstance(value["records"], list), "malformed gradients")
         for record in value["records"]:
