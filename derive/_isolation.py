@@ -39,8 +39,9 @@ The contract of :func:`run_isolated`
   valid result. ``atexit`` handlers of the user's code never run (the child leaves with
   ``os._exit`` after sending its result).
 
-On Linux the child is forked (a few milliseconds, the parent's imports are shared); elsewhere
-it is spawned (it imports the toolkit again, about a second with torch).
+On Linux the child is forked (tens of milliseconds, the parent's imports are shared), unless
+the parent has initialized CUDA; then, and elsewhere, it is spawned (it imports the toolkit
+again, about a second with torch).
 ``benchmarks/bench_isolation.py`` measures both costs against calling in-process.
 
 Examples
@@ -111,7 +112,12 @@ class IsolatedRun:
 
 
 def _context():
+    """Fork on Linux (fast, the imports are shared), unless this process has initialized CUDA,
+    which a forked child cannot use; spawn elsewhere."""
     method = "fork" if sys.platform.startswith("linux") else "spawn"
+    torch = sys.modules.get("torch")
+    if method == "fork" and torch is not None and torch.cuda.is_initialized():
+        method = "spawn"
     return multiprocessing.get_context(method)
 
 

@@ -242,3 +242,16 @@ def test_run_isolated_contract():
         run_isolated(divmod, 1, 0, timeout=60)
     with pytest.raises(ValueError, match="timeout must be a number of seconds"):
         run_isolated(divmod, 1, 1, timeout=float("nan"))
+
+
+def test_a_spawned_child_keeps_the_contract(monkeypatch):
+    """Where the child cannot be forked (CUDA initialized, or not Linux) it is spawned."""
+    import multiprocessing
+
+    import derive._isolation as isolation
+
+    monkeypatch.setattr(isolation, "_context", lambda: multiprocessing.get_context("spawn"))
+    run = run_isolated(_print_and_return, {"a": (1, 2)}, timeout=120)
+    assert run.value == {"a": (1, 2)} and run.printed_lines == 2
+    with pytest.raises(DeriveError, match=r"exit code 3"):
+        run_isolated(os._exit, 3, timeout=120)
