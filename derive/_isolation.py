@@ -31,7 +31,8 @@ The contract of :func:`run_isolated`
   which kills the child's whole process group: no request, no cooperation needed), a result
   that is not plain data or is larger than :data:`MAX_RESULT_BYTES`.
 * The child's file descriptors 1 and 2 (``print``, C ``printf``, ``os.write(1, ...)``,
-  ``atexit`` output) go to a private file, never to the toolkit's stdout or stderr;
+  ``atexit`` output) go to a private file, never to the toolkit's stdout or stderr, and every
+  other inherited descriptor but the result pipe is closed;
   :attr:`IsolatedRun.printed` holds its first :data:`MAX_PRINTED_BYTES` bytes (decoded, errors
   replaced), which reports show as "the loss printed ...". Its stdin is ``/dev/null``.
 * The child runs in its own session: ``Ctrl-C`` on the terminal reaches the parent only, and the
@@ -57,6 +58,7 @@ derive._errors.DeriveError: the demo ended its process (exit code 0, os._exit or
 """
 
 import contextlib
+import faulthandler
 import io
 import math
 import multiprocessing
@@ -306,6 +308,16 @@ def _interpret(message, error, what, printed, printed_bytes, seconds):
 _KINDS = ("value", "error", "raised")
 
 
+def _highest_descriptor():
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        return min(soft, 65536) if soft > 0 else 4096
+    except (ImportError, ValueError, OSError):
+        return 4096
+
+
 def _child(sender, output_path, function, args, kwargs, error):
     """The child: own session, fds 1 and 2 to the private file, stdin from /dev/null; run
     ``function``; send one message; leave with ``os._exit`` (no atexit handler runs)."""
@@ -326,6 +338,13 @@ def _child(sender, output_path, function, args, kwargs, error):
     sys.stdout = sys.__stdout__ = open(1, "w", buffering=1, closefd=False)
     sys.stderr = sys.__stderr__ = open(2, "w", buffering=1, closefd=False)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    # No other inherited descriptor (a copy of the parent's stdout, a test runner's capture
+    # files) stays open for the user's code to write to: only 0, 1, 2 and the result pipe.
+    keep = sender.fileno()
+    os.closerange(3, keep)
+    os.closerange(keep + 1, _highest_descriptor())
+    if faulthandler.is_enabled():  # its file may have been one of them: our fd 2 now
+        faulthandler.enable(file=sys.stderr)
     try:
         message = ("value", function(*args, **kwargs))
     except error as problem:

@@ -45,6 +45,7 @@ import numpy
 import torch
 
 from derive._json import dumps as _json_dumps
+from derive._validate import check_integer
 
 from ._errors import MAX_SEED, VerifyError, check_argument
 
@@ -239,12 +240,7 @@ def regime_report(
         getattr(teacher, "shape", teacher),
     )
     teacher = teacher.detach().to(torch.float64)
-    check_argument(
-        isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= MAX_SEED,
-        "seed must be an integer in 0..{}, got {!r}",
-        MAX_SEED,
-        seed,
-    )
+    check_integer(seed, name="seed", minimum=0, maximum=MAX_SEED, error=VerifyError)
     if student is None:
         student = perturbed_students(teacher, seed=seed)
         student_source = student_source or (
@@ -269,11 +265,7 @@ def regime_report(
     )
     limit, correction = _limit_and_correction(student, teacher)
     limit_norm = limit.norm(dim=-1)
-    check_argument(
-        isinstance(certified_examples, int) and certified_examples >= 0,
-        "certified_examples must be an integer >= 0, got {!r}",
-        certified_examples,
-    )
+    check_integer(certified_examples, name="certified_examples", minimum=0, error=VerifyError)
     from derive.bounds import MAX_BOUND_CLASSES
 
     check_argument(

@@ -11,8 +11,9 @@ import time
 import torch
 
 from derive import OBJECTIVES
+from derive._validate import check_flag, is_integer
 
-from .._errors import MAX_SEED, check_argument
+from .._errors import MAX_SEED, VerifyError, check_argument
 from ..devices import dtype_name, resolve_device, resolve_dtype
 from .candidates import Candidate, Evaluated
 from .defects import correlation_norms, match_defects
@@ -73,7 +74,7 @@ _IDENTIFICATION_ROWS = 64
 
 
 def _is_integer(value):
-    return isinstance(value, int) and not isinstance(value, bool)
+    return is_integer(value)
 
 
 def check_options(
@@ -117,7 +118,7 @@ def check_options(
         elements,
         LIMITS["elements"],
     )
-    check_argument(isinstance(mask, bool), "mask must be True or False, got {!r}", mask)
+    check_flag(mask, name="mask", error=VerifyError)
     check_argument(
         not mask or sequence_length is not None,
         "mask=True needs token sequences (a sequence_length; --shape B,L,N)",
@@ -169,7 +170,8 @@ def audit(
 
     fn : callable or str
         The loss, or ``"MODULE:FUNCTION"``: then it is imported and called only in a child
-        process (:mod:`verify.audit.isolated`), which nothing it does can escape. Called with student logits ``[batch_size, classes]`` (or
+        process (:mod:`verify.audit.isolated`), which nothing it does can escape. Called
+        with student logits ``[batch_size, classes]`` (or
         ``[batch_size, sequence_length, classes]``) that require grad, teacher logits of the
         same shape, and ``T`` as a Python float (once more as a 0-d tensor); with class
         indices as its fourth argument ``target`` if it takes one, and with ``mask=``
@@ -231,7 +233,7 @@ def audit(
         "progress must be None or callable, got {!r}",
         progress,
     )
-    check_argument(isinstance(symbolic, bool), "symbolic must be True or False, got {!r}", symbolic)
+    check_flag(symbolic, name="symbolic", error=VerifyError)
     expectation = parse_expectation(expect, weight)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

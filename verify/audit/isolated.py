@@ -150,7 +150,9 @@ def measure(
     for temperature in plan.temperatures:
         gradient = probe.permuted_gradient(temperature, plan.permutation)
         records.append(_encoded("permuted", temperature, gradient))
-    nonzero = probe.has_gradient and any(bool(g.abs().amax() > 0) for g in plain)
+    # As the analysis reads it: after the plain and permuted gradients, before the others.
+    has_gradient = bool(probe.has_gradient)
+    nonzero = has_gradient and any(bool(g.abs().amax() > 0) for g in plain)
     if nonzero:
         if plan.inputs.sequence:
             probe.recording = []
@@ -174,7 +176,7 @@ def measure(
     return {
         "name": name,
         "signature": [signature.target, signature.mask],
-        "has_gradient": bool(probe.has_gradient),
+        "has_gradient": has_gradient,
         "records": records,
         "trace": trace,
         "seconds": time.monotonic() - started,
