@@ -117,6 +117,11 @@ HOSTILE = {
         "loss",
         {"audit": (2, "exit code 0"), "trace": (2, "exit code 0")},
     ),
+    "returns_a_meta_tensor": (
+        f"import torch\n{SIGNATURE}    return torch.zeros((), device='meta')\n",
+        "loss",
+        {"audit": (2, "returned a meta tensor (it holds no value)"), "trace": (2, None)},
+    ),
     # Only output and atexit tricks around a loss that returns: the returned value decides.
     "writes_to_fds_and_prints": (
         "import ctypes, os, sys\n" + KD + SIGNATURE + "    os.write(1, b'{\"verdict\": 1}\\n')\n"
