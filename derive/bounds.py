@@ -71,6 +71,8 @@ __all__ = [
     "EXTRA_TERMS",
     "CIRCLES",
     "MAX_BOUND_VALUES",
+    "MAX_BOUND_CLASSES",
+    "MAX_BOUND_EXAMPLES",
 ]
 
 #: Explicit coefficients beyond the first ``K`` that the bound may use before the Cauchy tail.
@@ -91,6 +93,11 @@ _MAX_ARCS = {"loss": 256, "gradient": 64}
 _REFINE_FACTOR = {"loss": 1.25, "gradient": 1.25}
 #: The most logit values (B*N per array) the command line accepts (its cost grows with B*N).
 MAX_BOUND_VALUES = 1 << 20
+#: The most classes of one example (memory and time grow with N: about 2.5 s and 110 MB for
+#: N = 4096 on 2 CPU cores; N = 10**6 would need several GB).
+MAX_BOUND_CLASSES = 4096
+#: The most examples one call bounds (each costs about 0.2 s with 10 classes on 2 CPU cores).
+MAX_BOUND_EXAMPLES = 4096
 QUANTITIES = ("loss", "gradient")
 
 
@@ -289,6 +296,13 @@ class CertifiedExpansion:
             "student and teacher logits must have one length, got {} and {}",
             len(z),
             len(v),
+        )
+        check_argument(
+            len(z) <= MAX_BOUND_CLASSES,
+            "certified bounds take at most {} classes per example (their cost grows with N), "
+            "got {}",
+            MAX_BOUND_CLASSES,
+            len(z),
         )
         flint = _flint()
         self.classes = len(z)
@@ -886,7 +900,7 @@ def radius_temperature(student, teacher):
     return max(max(z) - min(z), max(v) - min(v)) / math.pi
 
 
-def certified_bounds(student, teacher, temperature, order):
+def certified_bounds(student, teacher, temperature, order, *, progress=None):
     r"""Certified remainder bounds for a batch: one :class:`ExampleBound` per row.
 
     Parameters
@@ -896,6 +910,10 @@ def certified_bounds(student, teacher, temperature, order):
     temperature : float > 0
     order : int
         ``K``, the number of terms kept.
+    progress : callable, optional
+        Called as ``progress(done, total)`` after each example.
+
+    At most :data:`MAX_BOUND_EXAMPLES` examples of at most :data:`MAX_BOUND_CLASSES` classes.
 
     >>> [bound] = certified_bounds([[0.0, 1.0]], [[0.0, 0.0]], 0.2, 1)
     >>> bound.radius_temperature, bound.converges, bound.loss_remainder_bound
@@ -909,8 +927,19 @@ def certified_bounds(student, teacher, temperature, order):
         len(student),
         len(teacher),
     )
+    check_argument(
+        len(student) <= MAX_BOUND_EXAMPLES,
+        "certified bounds take at most {} examples per call (about 0.2 s each), got {}",
+        MAX_BOUND_EXAMPLES,
+        len(student),
+    )
+    check_argument(
+        progress is None or callable(progress),
+        "progress must be None or callable, got {!r}",
+        progress,
+    )
     results = []
-    for z, v in zip(student, teacher):
+    for index, (z, v) in enumerate(zip(student, teacher)):
         expansion = CertifiedExpansion(z, v)
         converges = expansion.converges(temperature) or expansion._range.is_zero()
         results.append(
@@ -925,72 +954,32 @@ def certified_bounds(student, teacher, temperature, order):
                 else None,
             )
         )
+        if progress is not None:
+            progress(index + 1, len(student))
     return results
 
 
-def load_logits(path, *, option):
-    """Read a ``.npy`` array of logits ``[B, N]`` (float, finite, N >= 2) as a list of rows;
-    any problem is a one-line :class:`~derive.DeriveError` naming ``option``."""
-    import numpy
+def check_bound_size(examples, classes):
+    """Refuse, before any work, more examples or classes than :func:`certified_bounds` takes."""
+    check_argument(
+        classes <= MAX_BOUND_CLASSES,
+        "certified bounds take at most {} classes per example (their cost grows with N), got {}",
+        MAX_BOUND_CLASSES,
+        classes,
+    )
+    check_argument(
+        examples <= MAX_BOUND_EXAMPLES,
+        "certified bounds take at most {} examples per call (about 0.2 s each), got {}",
+        MAX_BOUND_EXAMPLES,
+        examples,
+    )
 
-    try:
-        with open(path, "rb") as stream:
-            magic = stream.read(6)
-    except FileNotFoundError:
-        raise DeriveError(f"{option}: no such file: {path}") from None
-    except IsADirectoryError:
-        raise DeriveError(f"{option}: is a directory, not a .npy file: {path}") from None
-    except OSError as error:
-        raise DeriveError(f"{option}: cannot read {path}: {error.strerror or error}") from None
-    check_argument(
-        magic == b"\x93NUMPY",
-        "{}: {} is not a .npy file (numpy.save writes one); give an array of logits [B, N]",
-        option,
-        path,
-    )
-    try:
-        array = numpy.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as error:
-        message = " ".join(str(error).split()) or type(error).__name__
-        if "allow_pickle" in message:
-            message = "it holds Python objects, not numbers"
-        raise DeriveError(
-            f"{option}: {path} is not a readable array of logits ({message[:100]})"
-        ) from None
-    check_argument(
-        array.dtype.kind in "fiu",
-        "{}: the array in {} must hold real numbers (float or integer), got dtype {}",
-        option,
-        path,
-        array.dtype,
-    )
-    check_argument(
-        array.ndim == 2,
-        "{}: the array in {} must have shape [B, N], got shape {}",
-        option,
-        path,
-        tuple(array.shape),
-    )
-    check_argument(
-        array.shape[0] >= 1 and array.shape[1] >= 2,
-        "{}: the array in {} must have B >= 1 rows and N >= 2 classes, got shape {}",
-        option,
-        path,
-        tuple(array.shape),
-    )
-    check_argument(
-        array.size <= MAX_BOUND_VALUES,
-        "{}: at most {} logits (B*N), got {}",
-        option,
-        MAX_BOUND_VALUES,
-        array.size,
-    )
-    values = array.astype(numpy.float64)
-    finite = numpy.isfinite(values)
-    if not finite.all():
-        row, column = (int(i) for i in numpy.argwhere(~finite)[0])
-        raise DeriveError(
-            f"{option}: the logits in {path} must be finite, got "
-            f"{values[row, column]} at [{row}, {column}]"
-        )
-    return values.tolist()
+
+def load_logits(path, *, option):
+    """Read logits ``[B, N]`` (a ``.npy`` array, or a ``.pt`` tensor: torch is imported only
+    then) as a list of float64 rows, through the one reader :func:`derive._logits.read_logits`
+    (regular files only, header, dtype and size checked before the data is read); any problem
+    is a one-line :class:`~derive.DeriveError` naming ``option``."""
+    from ._logits import read_logits
+
+    return read_logits(path, option=option, max_values=MAX_BOUND_VALUES).tolist()

@@ -6,12 +6,12 @@ code 2; never a traceback, never a half-written file. Sizes are checked before a
 """
 
 import argparse
-import json
 import os
 import re
 import sys
 
 from ._errors import MAX_CLASSES, MAX_PROOF_ORDER, DeriveError
+from ._json import dumps as _json_dumps
 from .expansion import QUANTITIES, expand, leading_pieces
 from .objectives import FAMILIES, OBJECTIVES
 from .statements import STATEMENTS
@@ -98,15 +98,44 @@ def _add_trace(parser):
         "--order", type=_integer(1, "number of terms", MAX_TRACE_ORDER), default=DEFAULT_ORDER
     )
     parser.add_argument("--format", choices=FORMATS, default="text")
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=300.0,
+        metavar="SECONDS",
+        help="stop the trace (it runs in its own process) after this many seconds, in "
+        "(0, 86400] (default 300)",
+    )
+
+
+def _seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds in (0, 86400], got {text!r}")
+    return value
 
 
 def _run_trace(args):
-    from .tracing import trace
+    from .tracing.isolated import trace_in_child_process
 
-    result = trace(args.target, order=args.order)
-    if args.format == "json":
-        return json.dumps(result.to_json(), indent=1), 0
-    return (result.to_latex() if args.format == "latex" else result.to_text()), 0
+    report = trace_in_child_process(
+        args.target, order=args.order, format=args.format, timeout=args.timeout
+    )
+    if report.printed_lines and args.format == "text":
+        return report.text + f"\nnote: {_printed(report)}", 0
+    return report.text, 0
+
+
+def _printed(report):
+    lines = report.printed_lines
+    first = " ".join(report.printed.split())[:80]
+    return (
+        f"the loss printed {lines} line{'s' if lines != 1 else ''} while traced (captured, not "
+        f'part of this report): "{first}"'
+    )
 
 
 def _expand_text(expansion):
@@ -173,7 +202,7 @@ def _run_expand(args):
         progress=_progress(),
     )
     if args.format == "json":
-        return json.dumps(expansion.to_json(), indent=1), 0
+        return _json_dumps(expansion.to_json(), indent=1), 0
     return (_expand_latex(expansion) if args.format == "latex" else _expand_text(expansion)), 0
 
 
@@ -199,7 +228,7 @@ def _progress():
 
 def _run_objectives(args):
     if args.json:
-        return json.dumps({"objectives": [o.to_json() for o in OBJECTIVES.values()]}, indent=1), 0
+        return _json_dumps({"objectives": [o.to_json() for o in OBJECTIVES.values()]}, indent=1), 0
     lines = []
     for family, title in FAMILIES.items():
         members = [o for o in OBJECTIVES.values() if o.family == family]
@@ -220,7 +249,7 @@ def _run_prove(args):
     results = [s.prove(order=args.order) for s in STATEMENTS.values()]
     code = 0 if all(r.as_expected for r in results) else 1
     if args.json:
-        return json.dumps(
+        return _json_dumps(
             {
                 "order": args.order,
                 "results": [
@@ -278,7 +307,8 @@ def _add_bound(parser):
 
 
 def _run_bound(args):
-    from .bounds import certified_bounds, load_logits
+    from ._progress import TerminalProgress
+    from .bounds import certified_bounds, check_bound_size, load_logits
 
     teacher = load_logits(args.teacher, option="--teacher")
     student = load_logits(args.student, option="--student")
@@ -288,9 +318,16 @@ def _run_bound(args):
             f"[{len(student)}, {len(student[0])}] and [{len(teacher)}, "
             f"{len(teacher[0])}]"
         )
-    results = certified_bounds(student, teacher, args.temperature, args.order)
+    check_bound_size(len(student), len(student[0]))
+    progress = TerminalProgress("python -m derive bound")
+    try:
+        results = certified_bounds(
+            student, teacher, args.temperature, args.order, progress=progress
+        )
+    finally:
+        progress.close()
     if args.json:
-        return json.dumps(
+        return _json_dumps(
             {
                 "temperature": args.temperature,
                 "order": args.order,

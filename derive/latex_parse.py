@@ -335,11 +335,45 @@ class _Parser:
         raise DeriveError(f"parse_latex: unknown symbol {name!r}")
 
 
+#: The deepest nesting of braces and parentheses read (derive's own output nests far less; a
+#: deeper text would exhaust Python's recursion).
+MAX_LATEX_DEPTH = 100
+
+
+def _nesting_depth(text):
+    depth = deepest = 0
+    for character in text:
+        if character in "{(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif character in "})":
+            depth -= 1
+    return deepest
+
+
 def parse_latex(text):
-    """A sympy expression from LaTeX printed by :mod:`derive` (see the module docstring)."""
+    """A sympy expression from LaTeX printed by :mod:`derive` (see the module docstring).
+
+    Text nested deeper than :data:`MAX_LATEX_DEPTH` braces or parentheses is refused.
+
+    >>> parse_latex("\\frac{1}{" * 101 + "N" + "}" * 101)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    derive._errors.DeriveError: parse_latex: the text nests 101 braces or parentheses ...
+    """
     check_argument(isinstance(text, str) and text.strip(), "parse_latex needs a nonempty string")
+    depth = _nesting_depth(text)
+    check_argument(
+        depth <= MAX_LATEX_DEPTH,
+        "parse_latex: the text nests {} braces or parentheses deep; at most {}",
+        depth,
+        MAX_LATEX_DEPTH,
+    )
     parser = _Parser(text)
-    value = parser.expression()
+    try:
+        value = parser.expression()
+    except RecursionError:
+        raise DeriveError("parse_latex: the text is nested too deeply to read") from None
     check_argument(
         parser.peek() is None,
         "parse_latex: unexpected {!r} at token {}",

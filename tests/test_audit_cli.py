@@ -51,13 +51,13 @@ def _noisy_module(tmp_path_factory):
 #: ``(argv, message)``: the command lines that must fail with exit code 2.
 BAD_COMMAND_LINES = [
     # --classes: type, bounds, empty, huge
-    ((TARGET, "--classes", "ten"), "--classes must be an integer in [2, 262144], got 'ten'"),
+    ((TARGET, "--classes", "ten"), "--classes must be an integer in [2, 65536], got 'ten'"),
     ((TARGET, "--classes", "2.5"), "--classes must be an integer"),
-    ((TARGET, "--classes", "1"), "--classes must be an integer in [2, 262144], got '1'"),
+    ((TARGET, "--classes", "1"), "--classes must be an integer in [2, 65536], got '1'"),
     ((TARGET, "--classes", str(LIMITS["classes"] + 1)), "--classes must be an integer"),
     ((TARGET, "--classes", ""), "--classes must be an integer"),
     ((TARGET, "--classes", HUGE), "--classes must be an integer"),
-    ((TARGET, "--classes", "1000000000"), "--classes must be an integer in [2, 262144]"),
+    ((TARGET, "--classes", "1000000000"), "--classes must be an integer in [2, 65536]"),
     # --batch-size
     ((TARGET, "--batch-size", "x"), "--batch-size must be an integer in [2, 4096]"),
     ((TARGET, "--batch-size", "1"), "--batch-size must be an integer in [2, 4096], got '1'"),
@@ -196,15 +196,15 @@ def test_progress_is_shown_on_a_terminal_and_erased(capsys, monkeypatch):
 #: ``(keywords, message)``: bad arguments of the Python API.
 BAD_CALLS = [
     ({"fn": 42}, "fn must be callable"),
-    ({"classes": 1}, "classes must be an integer in [2, 262144], got 1"),
-    ({"classes": 2.5}, "classes must be an integer in [2, 262144], got 2.5"),
-    ({"classes": True}, "classes must be an integer in [2, 262144], got True"),
-    ({"classes": 10**30}, "classes must be an integer in [2, 262144]"),
+    ({"classes": 1}, "classes must be an integer in [2, 65536], got 1"),
+    ({"classes": 2.5}, "classes must be an integer in [2, 65536], got 2.5"),
+    ({"classes": True}, "classes must be an integer in [2, 65536], got True"),
+    ({"classes": 10**30}, "classes must be an integer in [2, 65536]"),
     ({"batch_size": 1}, "batch_size must be an integer in [2, 4096]"),
     ({"batch_size": "16"}, "batch_size must be an integer in [2, 4096]"),
     ({"sequence_length": 0}, "sequence_length must be None or an integer in [1, 4096]"),
     ({"sequence_length": 2.0}, "sequence_length must be None or an integer"),
-    ({"classes": 2**18, "batch_size": 16}, "at most 2097152 (2**21) are audited"),
+    ({"classes": 2**16, "batch_size": 64}, "at most 2097152 (2**21) are audited"),
     ({"mask": "yes"}, "mask must be True or False, got 'yes'"),
     ({"mask": True}, "mask=True needs token sequences"),
     ({"seed": -1}, "seed must be an integer in [0, 4294967295], got -1"),

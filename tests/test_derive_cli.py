@@ -94,12 +94,12 @@ def test_a_symbolic_parameter_stays_a_symbol(capsys):
         "--objective",
         "skew-kl",
         "--param",
-        "alpha=a",
+        "alpha=beta",
         "--format",
         "json",
     )
-    assert code == 0 and json.loads(out)["parameters"] == {"alpha": "a"}
-    assert "a" in json.loads(out)["terms"][0]["expr"]
+    assert code == 0 and json.loads(out)["parameters"] == {"alpha": "beta"}
+    assert "beta" in json.loads(out)["terms"][0]["expr"]
 
 
 def test_labelled_gradient_json_has_the_label_and_a_generic_other_class(capsys):

@@ -30,22 +30,16 @@ def check_argument(condition, message, *args):
 
 
 def check_positive_integer(value, *, name):
-    """Validate an integer >= 1 (bools are refused) and return it."""
-    check_argument(
-        isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-        "{} must be an integer >= 1, got {!r}",
-        name,
-        value,
-    )
-    return value
+    """Validate an integer >= 1 (bools are refused) and return it: the one validator,
+    :func:`derive._validate.check_integer`."""
+    from derive._validate import check_integer
+
+    return check_integer(value, name=name, minimum=1, error=VerifyError)
 
 
 def check_integer(value, *, name):
-    """Validate an integer (bools are refused) and return it."""
-    check_argument(
-        isinstance(value, int) and not isinstance(value, bool),
-        "{} must be an integer, got {!r}",
-        name,
-        value,
-    )
-    return value
+    """Validate an integer (bools are refused) and return it (see
+    :func:`derive._validate.check_integer`)."""
+    from derive._validate import check_integer as check
+
+    return check(value, name=name, error=VerifyError)

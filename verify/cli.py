@@ -22,9 +22,10 @@ Examples
 """
 
 import argparse
-import json
 import re
 import sys
+
+from derive._json import dumps as _json_dumps
 
 from ._errors import MAX_EXAMPLES, MAX_SEED, VerifyError
 from .devices import DEVICES, DTYPES, dtype_name, resolve_device, resolve_dtype
@@ -194,7 +195,7 @@ def _run_check(arguments):
     )
     if arguments.json:
         print(
-            json.dumps(
+            _json_dumps(
                 {
                     "device": str(device),
                     "dtype": dtype_name(dtype),

@@ -38,13 +38,14 @@ Examples
 True
 """
 
-import json
 import math
-import os
 from dataclasses import dataclass, field
 
 import numpy
 import torch
+
+from derive._json import dumps as _json_dumps
+from derive._validate import check_integer
 
 from ._errors import MAX_SEED, VerifyError, check_argument
 
@@ -52,6 +53,7 @@ __all__ = [
     "DEFAULT_TEMPERATURES",
     "PERTURBATION",
     "CERTIFIED_EXAMPLES",
+    "MAX_TEMPERATURES",
     "RegimeRow",
     "RegimeReport",
     "load_logits",
@@ -71,102 +73,20 @@ MAX_VALUES = 1 << 22
 #: Certified bounds are computed for at most this many examples (the first ones): each costs a
 #: fraction of a second of ball arithmetic.
 CERTIFIED_EXAMPLES = 64
+#: The most temperatures of one report (each costs a certified bound per example).
+MAX_TEMPERATURES = 64
 
 
 def load_logits(path, *, option="--logits"):
-    """A float64 tensor ``[B, N]`` from a ``.pt`` (a saved tensor) or ``.npy`` file; any problem
-    is a one-line :class:`~verify.VerifyError` naming ``option`` and the file."""
-    check_argument(
-        isinstance(path, (str, os.PathLike)) and str(path) != "",
-        "{} must be a file path, got {!r}",
-        option,
-        path,
+    """A float64 tensor ``[B, N]`` from a ``.pt`` (a saved tensor) or ``.npy`` file, through the
+    one reader :func:`derive._logits.read_logits` (regular files only; header, dtype and size
+    checked before the data is read; dense real tensors only); any problem is a one-line
+    :class:`~verify.VerifyError` naming ``option`` and the file."""
+    from derive._logits import read_logits
+
+    return torch.from_numpy(
+        read_logits(path, option=option, max_values=MAX_VALUES, error=VerifyError)
     )
-    path = os.fspath(path)
-    suffix = os.path.splitext(path)[1].lower()
-    check_argument(
-        suffix in (".pt", ".pth", ".npy"),
-        "{} must be a .pt or .npy file of logits [B, N], got {}",
-        option,
-        path,
-    )
-    check_argument(os.path.exists(path), "{}: no such file: {}", option, path)
-    check_argument(os.path.isfile(path), "{}: not a regular file: {}", option, path)
-    if suffix == ".npy":
-        with open(path, "rb") as stream:
-            check_argument(
-                stream.read(6) == b"\x93NUMPY",
-                "{}: {} is not a .npy file (numpy.save writes one)",
-                option,
-                path,
-            )
-        try:
-            value = numpy.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as error:
-            reason = (
-                "it holds Python objects, not numbers"
-                if "allow_pickle" in str(error)
-                else " ".join(str(error).split())[:100]
-            )
-            raise VerifyError(f"{option}: {path} is not a readable array ({reason})") from None
-        check_argument(
-            value.dtype.kind in "fiu",
-            "{}: the array in {} must hold real numbers (float or integer), got dtype {}",
-            option,
-            path,
-            value.dtype,
-        )
-        value = torch.from_numpy(value.astype(numpy.float64))
-    else:
-        try:
-            value = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:  # torch.load raises many types for a file it cannot read
-            reason = " ".join(str(error).split())[:100] or type(error).__name__
-            raise VerifyError(f"{option}: {path} is not a saved tensor ({reason})") from None
-        check_argument(
-            isinstance(value, torch.Tensor),
-            "{}: {} must hold one tensor [B, N], got a {}",
-            option,
-            path,
-            type(value).__name__,
-        )
-        check_argument(
-            not value.is_complex() and value.dtype != torch.bool,
-            "{}: the tensor in {} must hold real numbers, got dtype {}",
-            option,
-            path,
-            value.dtype,
-        )
-        value = value.detach().to(torch.float64)
-    check_argument(
-        value.ndim == 2,
-        "{}: the logits in {} must have shape [B, N], got shape {}",
-        option,
-        path,
-        tuple(value.shape),
-    )
-    check_argument(
-        value.shape[0] >= 1 and value.shape[1] >= 2,
-        "{}: the logits in {} need B >= 1 rows and N >= 2 classes, got shape {}",
-        option,
-        path,
-        tuple(value.shape),
-    )
-    check_argument(
-        value.numel() <= MAX_VALUES,
-        "{}: at most {} logits (B*N), got {}",
-        option,
-        MAX_VALUES,
-        value.numel(),
-    )
-    finite = torch.isfinite(value)
-    if not bool(finite.all()):
-        row, column = (int(i) for i in torch.nonzero(~finite)[0])
-        raise VerifyError(
-            f"{option}: the logits in {path} must be finite, got "
-            f"{float(value[row, column])} at [{row}, {column}]"
-        )
-    return value
 
 
 def perturbed_students(teacher, *, seed=0, scale=PERTURBATION):
@@ -270,6 +190,7 @@ def regime_report(
     seed=0,
     student_source=None,
     certified_examples=CERTIFIED_EXAMPLES,
+    progress=None,
 ):
     """Measure how far KD's gradient is from the logits-matching limit at each temperature.
 
@@ -284,10 +205,32 @@ def regime_report(
     seed : int
         Seed of the perturbation.
     certified_examples : int
-        The certified bounds are computed for the first this many examples.
+        The certified bounds are computed for the first this many examples (of at most
+        :data:`derive.bounds.MAX_BOUND_CLASSES` classes; 0 skips them).
+    progress : callable, optional
+        Called as ``progress(done, total)`` after each certified bound.
+
+    At most :data:`MAX_TEMPERATURES` temperatures.
     """
     from derive.bounds import CertifiedExpansion
 
+    for name, tensor in (("teacher", teacher), ("student", student)):
+        check_argument(
+            not isinstance(tensor, torch.Tensor)
+            or (
+                tensor.layout == torch.strided
+                and not tensor.is_nested
+                and not tensor.is_quantized
+                and not tensor.is_meta
+                and not tensor.is_complex()
+                and tensor.dtype != torch.bool
+            ),
+            "{} logits must be a dense real tensor, got {} {} of dtype {}",
+            name,
+            "a" if isinstance(tensor, torch.Tensor) else "",
+            getattr(tensor, "layout", type(tensor).__name__),
+            getattr(tensor, "dtype", None),
+        )
     check_argument(
         isinstance(teacher, torch.Tensor)
         and teacher.ndim == 2
@@ -297,12 +240,7 @@ def regime_report(
         getattr(teacher, "shape", teacher),
     )
     teacher = teacher.detach().to(torch.float64)
-    check_argument(
-        isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= MAX_SEED,
-        "seed must be an integer in 0..{}, got {!r}",
-        MAX_SEED,
-        seed,
-    )
+    check_integer(seed, name="seed", minimum=0, maximum=MAX_SEED, error=VerifyError)
     if student is None:
         student = perturbed_students(teacher, seed=seed)
         student_source = student_source or (
@@ -319,18 +257,23 @@ def regime_report(
         bool(torch.isfinite(teacher).all() and torch.isfinite(student).all()),
         "logits must be finite",
     )
-    temperatures = [float(t) for t in temperatures]
+    temperatures = _checked_temperatures(temperatures)
     check_argument(
-        len(temperatures) >= 1 and all(math.isfinite(t) and t > 0 for t in temperatures),
-        "temperatures must be finite numbers > 0, got {}",
-        temperatures,
+        progress is None or callable(progress),
+        "progress must be None or callable, got {!r}",
+        progress,
     )
     limit, correction = _limit_and_correction(student, teacher)
     limit_norm = limit.norm(dim=-1)
+    check_integer(certified_examples, name="certified_examples", minimum=0, error=VerifyError)
+    from derive.bounds import MAX_BOUND_CLASSES
+
     check_argument(
-        isinstance(certified_examples, int) and certified_examples >= 0,
-        "certified_examples must be an integer >= 0, got {!r}",
-        certified_examples,
+        certified_examples == 0 or teacher.shape[1] <= MAX_BOUND_CLASSES,
+        "certified bounds take at most {} classes (their cost grows with N), got {}; "
+        "certified_examples=0 skips them",
+        MAX_BOUND_CLASSES,
+        teacher.shape[1],
     )
     expansions = [
         CertifiedExpansion(z.tolist(), v.tolist())
@@ -339,6 +282,7 @@ def regime_report(
     spread = torch.maximum(student.amax(-1) - student.amin(-1), teacher.amax(-1) - teacher.amin(-1))
     radius_temperatures = tuple((spread / math.pi).tolist())
     rows, all_distances, all_certified = [], [], []
+    done = 0
     for temperature in temperatures:
         deviation = _kd_gradient(student, teacher, temperature) - limit
         deviation_norm = deviation.norm(dim=-1)
@@ -354,6 +298,9 @@ def regime_report(
         for expansion, norm in zip(expansions, limit_norm.tolist()):
             bound = expansion.remainder_bound(temperature, 1, quantity="gradient")
             certified.append(math.nan if bound is None or norm == 0 else bound / norm)
+            done += 1
+            if progress is not None:
+                progress(done, len(expansions) * len(temperatures))
         certified += [math.nan] * (teacher.shape[0] - len(certified))
         defined = [c for c in certified if not math.isnan(c)]
         inside = sum(temperature > r for r in radius_temperatures)
@@ -491,6 +438,38 @@ def plot_regime(report, axes=None):
 # -- the command line --------------------------------------------------------------------------
 
 
+def _checked_temperatures(temperatures):
+    """``temperatures`` as a list of floats: 1..MAX_TEMPERATURES finite numbers > 0."""
+    import numbers
+
+    try:
+        listed = None if isinstance(temperatures, (str, bytes)) else list(temperatures)
+    except TypeError:
+        listed = None
+    check_argument(
+        listed is not None
+        and 1 <= len(listed) <= MAX_TEMPERATURES
+        and all(isinstance(t, numbers.Real) and not isinstance(t, bool) for t in listed),
+        "temperatures must be a list of 1 to {} numbers, got {!r}",
+        MAX_TEMPERATURES,
+        temperatures,
+    )
+    temperatures = listed
+    values = []
+    for t in temperatures:
+        try:
+            value = float(t)
+        except OverflowError:
+            value = math.inf
+        check_argument(
+            math.isfinite(value) and value > 0,
+            "temperatures must be finite numbers > 0, got {!r}",
+            t,
+        )
+        values.append(value)
+    return values
+
+
 def _temperatures(text):
     import argparse
 
@@ -506,6 +485,10 @@ def _temperatures(text):
                 f"numbers > 0, got {part.strip()!r} in {text!r}"
             )
         values.append(value)
+    if len(set(values)) > MAX_TEMPERATURES:
+        raise argparse.ArgumentTypeError(
+            f"must list at most {MAX_TEMPERATURES} temperatures, got {len(set(values))}"
+        )
     return sorted(set(values))
 
 
@@ -565,13 +548,20 @@ def run(arguments):
             tuple(student.shape),
         )
         source = arguments.student
-    report = regime_report(
-        teacher,
-        student,
-        temperatures=arguments.temperatures,
-        seed=arguments.seed,
-        student_source=source,
-    )
+    from derive._progress import TerminalProgress
+
+    progress = TerminalProgress("python -m verify regime", what="certified bound")
+    try:
+        report = regime_report(
+            teacher,
+            student,
+            temperatures=arguments.temperatures,
+            seed=arguments.seed,
+            student_source=source,
+            progress=progress,
+        )
+    finally:
+        progress.close()
     if arguments.plot is not None:
         import io
 
@@ -593,7 +583,7 @@ def run(arguments):
         except DeriveError as error:
             raise VerifyError(str(error)) from None
     if arguments.json:
-        print(json.dumps(report.to_json(), indent=1))
+        print(_json_dumps(report.to_json(), indent=1))
     else:
         print(report_text(report))
         if arguments.plot is not None:

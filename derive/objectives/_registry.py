@@ -17,6 +17,7 @@ from functools import lru_cache
 import sympy
 
 from .._errors import MAX_ORDER, DeriveError, check_argument
+from .._numbers import check_symbol_name, parse_rational
 from ..notation import ClassMean, N, OtherMean, at_label, sigma_z, z_g, z_i, zh_i
 
 __all__ = [
@@ -103,6 +104,8 @@ class Parameter:
             )
             return value
         if isinstance(value, sympy.Symbol):
+            if value != self.symbol:
+                check_symbol_name(value.name, what=where)
             return value
         if isinstance(value, str):
             text = value.strip()
@@ -114,6 +117,7 @@ class Parameter:
                     self.allowed,
                     text,
                 )
+                check_symbol_name(text, what=where)
                 return (
                     self.symbol
                     if text in (self.name, self.symbol.name)
@@ -126,7 +130,8 @@ class Parameter:
                 self.allowed,
                 value,
             )
-            value = sympy.Rational(text)
+            exact = parse_rational(text, what=where, decimals=False)
+            value = sympy.Rational(exact.numerator, exact.denominator)
         elif isinstance(value, float):
             raise DeriveError(
                 f"{where} must be {self.allowed}; a float such as {value!r} is "

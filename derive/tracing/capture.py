@@ -18,16 +18,15 @@ Loss modules instantiated inline (``nn.KLDivLoss(reduction='batchmean')(...)``) 
 through their ``forward``, which calls the functional form.
 """
 
-import importlib
 import math
 import os
-import sys
 import traceback
 
 import torch
 import torch.fx
 
 from .._errors import DeriveError, check_argument
+from .._targets import resolve_target
 
 __all__ = ["capture", "load_target", "describe", "user_frame", "where", "one_line", "PLACEHOLDERS"]
 
@@ -143,7 +142,8 @@ def capture(fn):
 
 
 def load_target(target):
-    """The callable named by ``"MODULE:FUNCTION"`` (``FUNCTION`` may be dotted).
+    """The callable named by ``"MODULE:FUNCTION"`` (``FUNCTION`` may be dotted): the one
+    loader, :func:`derive._targets.resolve_target`.
 
     >>> load_target("verify.gallery:kd_batchmean").__name__
     'kd_batchmean'
@@ -152,34 +152,4 @@ def load_target(target):
     ...
     derive._errors.DeriveError: target must be MODULE:FUNCTION (e.g. verify.gallery:kd_batchmean), got 'verify.gallery'
     """
-    module_name, _, attribute = target.partition(":") if isinstance(target, str) else ("", "", "")
-    check_argument(
-        bool(module_name) and bool(attribute) and ":" not in attribute,
-        "target must be MODULE:FUNCTION (e.g. verify.gallery:kd_batchmean), got {!r}",
-        target,
-    )
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except KeyboardInterrupt:
-        raise
-    except BaseException as error:  # ImportError, or whatever the module does on import
-        raise DeriveError(
-            f"cannot import module {module_name!r} of target {target!r}: "
-            f"{type(error).__name__}: {one_line(error)}"
-        ) from None
-    value = module
-    for part in attribute.split("."):
-        check_argument(
-            hasattr(value, part),
-            "module {!r} has no attribute {!r} (target {!r})",
-            module_name,
-            attribute,
-            target,
-        )
-        value = getattr(value, part)
-    check_argument(
-        callable(value), "target {!r} is not callable (it is a {})", target, type(value).__name__
-    )
-    return value
+    return resolve_target(target)

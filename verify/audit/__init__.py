@@ -49,7 +49,7 @@ gradient scales as T^-2: the T**2 factor is missing; multiply the KL term by T**
 >>> audit(kd_batchmean, classes=1)
 Traceback (most recent call last):
 ...
-verify._errors.VerifyError: classes must be an integer in [2, 262144], got 1
+verify._errors.VerifyError: classes must be an integer in [2, 65536], got 1
 """
 
 from .cli import add_arguments, main, run

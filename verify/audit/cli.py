@@ -16,21 +16,21 @@ Examples
 >>> options(parser.parse_args(["m:f", "--classes", "1e3"]))
 Traceback (most recent call last):
 ...
-verify._errors.VerifyError: --classes must be an integer in [2, 262144], got '1e3'
+verify._errors.VerifyError: --classes must be an integer in [2, 65536], got '1e3'
 """
 
 import argparse
-import json
 import math
 import re
 import sys
-from fractions import Fraction
+
+from derive._json import dumps as _json_dumps
+from derive._numbers import parse_positive
 
 from .._errors import VerifyError, check_argument
 from ..devices import DEVICES, DTYPES
 from .core import DEFAULT_BATCH_SIZE, DEFAULT_CLASSES, DEFAULT_TIMEOUT, LIMITS, audit, check_options
 from .expectation import parse_expectation
-from .loading import load_target
 from .result import one_line
 
 __all__ = ["add_arguments", "run", "main", "options"]
@@ -181,18 +181,9 @@ def _bounded(text, name, low, high, default=None):
 
 
 def _number(text, name, *, upper):
-    try:
-        value = float(Fraction(str(text).strip()))
-    except (ValueError, ZeroDivisionError, OverflowError):
-        value = None
-    check_argument(
-        value is not None and math.isfinite(value) and 0 < value <= upper,
-        "{} must be a number > 0{} (e.g. 0.5), got {!r}",
-        name,
-        "" if upper == math.inf else f" and <= {upper:g}",
-        text,
-    )
-    return value
+    """A finite number in ``(0, upper]``, through the one parser
+    (:func:`derive._numbers.parse_positive`)."""
+    return parse_positive(str(text), what=name, error=VerifyError, upper=upper)
 
 
 class _Progress:
@@ -218,8 +209,8 @@ def run(arguments):
     progress = _Progress(stream) if _is_terminal(stream) else None
     try:
         keywords = options(arguments)
-        fn = load_target(arguments.target, timeout=keywords["timeout"])
-        result = audit(fn, progress=progress, **keywords)
+        # The loss is imported and called in its own process only (verify.audit.isolated).
+        result = audit(str(arguments.target), progress=progress, **keywords)
     except VerifyError as error:
         if progress is not None:
             progress.close()
@@ -227,13 +218,25 @@ def run(arguments):
         return 2
     if progress is not None:
         progress.close()
-    print(json.dumps(result.to_json(), indent=2) if arguments.json else result.to_text())
+    print(_json_dumps(result.to_json(), indent=2) if arguments.json else _text(result))
     report = result.symbolic.bug_report if result.symbolic is not None else None
     if report is not None and arguments.json:
         # The text report has it; with --json stdout is JSON only, and the line goes to stderr.
         print(f"verify audit: {report}", file=sys.stderr)
     # The exit code is the numeric verdict's, whatever the trace says (docs/audit.md).
     return 0 if result.consistent else 1
+
+
+def _text(result):
+    """The text report, with a note when the loss printed (captured, never shown)."""
+    text = result.to_text()
+    lines = result.printed_lines
+    if lines:
+        text += (
+            f"\n  note: the loss printed {lines} line{'s' if lines != 1 else ''} while audited "
+            f"(captured in its own process, not shown)"
+        )
+    return text
 
 
 def _is_terminal(stream):

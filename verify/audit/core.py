@@ -11,8 +11,9 @@ import time
 import torch
 
 from derive import OBJECTIVES
+from derive._validate import check_flag, is_integer
 
-from .._errors import MAX_SEED, check_argument
+from .._errors import MAX_SEED, VerifyError, check_argument
 from ..devices import dtype_name, resolve_device, resolve_dtype
 from .candidates import Candidate, Evaluated
 from .defects import correlation_norms, match_defects
@@ -53,11 +54,12 @@ DEFAULT_CLASSES = 10
 DEFAULT_BATCH_SIZE = 16
 DEFAULT_TIMEOUT = 300.0
 
-#: The largest value of each size, checked before any work: classes (a large vocabulary),
-#: batch size, sequence length, their product (the elements of one logits tensor; the audit
-#: keeps about 30 gradients of that size in float64), and the timeout in seconds.
+#: The largest value of each size, checked before any work: classes (a large vocabulary; the
+#: identification's memory grows as about 45 kB per class, 3 GB at 2**16 classes, measured on
+#: 2 CPU cores), batch size, sequence length, their product (the elements of one logits tensor;
+#: the audit keeps about 30 gradients of that size in float64), and the timeout in seconds.
 LIMITS = {
-    "classes": 2**18,
+    "classes": 2**16,
     "batch_size": 2**12,
     "sequence_length": 2**12,
     "elements": 2**21,
@@ -72,7 +74,7 @@ _IDENTIFICATION_ROWS = 64
 
 
 def _is_integer(value):
-    return isinstance(value, int) and not isinstance(value, bool)
+    return is_integer(value)
 
 
 def check_options(
@@ -116,7 +118,7 @@ def check_options(
         elements,
         LIMITS["elements"],
     )
-    check_argument(isinstance(mask, bool), "mask must be True or False, got {!r}", mask)
+    check_flag(mask, name="mask", error=VerifyError)
     check_argument(
         not mask or sequence_length is not None,
         "mask=True needs token sequences (a sequence_length; --shape B,L,N)",
@@ -166,8 +168,10 @@ def audit(
     Parameters
     ==========
 
-    fn : callable
-        The loss. Called with student logits ``[batch_size, classes]`` (or
+    fn : callable or str
+        The loss, or ``"MODULE:FUNCTION"``: then it is imported and called only in a child
+        process (:mod:`verify.audit.isolated`), which nothing it does can escape. Called
+        with student logits ``[batch_size, classes]`` (or
         ``[batch_size, sequence_length, classes]``) that require grad, teacher logits of the
         same shape, and ``T`` as a Python float (once more as a 0-d tensor); with class
         indices as its fourth argument ``target`` if it takes one, and with ``mask=``
@@ -209,7 +213,10 @@ def audit(
     times slower with two threads on two loaded cores).
     """
     check_argument(
-        callable(fn), "fn must be callable as fn(student_logits, teacher_logits, T), got {!r}", fn
+        callable(fn) or isinstance(fn, str),
+        "fn must be callable as fn(student_logits, teacher_logits, T), or MODULE:FUNCTION, "
+        "got {!r}",
+        fn,
     )
     check_options(
         classes=classes,
@@ -226,12 +233,30 @@ def audit(
         "progress must be None or callable, got {!r}",
         progress,
     )
-    check_argument(isinstance(symbolic, bool), "symbolic must be True or False, got {!r}", symbolic)
+    check_flag(symbolic, name="symbolic", error=VerifyError)
     expectation = parse_expectation(expect, weight)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     started = time.monotonic()
     try:
+        if isinstance(fn, str):  # the loss runs in its own process (:mod:`.isolated`)
+            from .isolated import run_audit
+
+            result, check = run_audit(
+                fn,
+                expectation,
+                timeout=timeout,
+                progress=progress,
+                symbolic=symbolic,
+                classes=classes,
+                batch_size=batch_size,
+                sequence_length=sequence_length,
+                mask=mask,
+                dtype=dtype_name(resolve_dtype(dtype)),
+                device=str(device),
+                seed=seed,
+            )
+            return dataclasses.replace(result, symbolic=check)
         result = _audit(
             fn,
             expectation,
@@ -264,6 +289,51 @@ def audit(
         torch.set_num_threads(threads)
 
 
+@dataclasses.dataclass(frozen=True)
+class ProbePlan:
+    """Where the audit calls the loss, computed from the options and the loss's signature
+    alone (the same in the process that calls the loss and in the one that analyses it):
+    the logits, the identification rows, the temperature grids and the class permutation."""
+
+    shape: tuple
+    inputs: object
+    count: int
+    rows: tuple
+    fit_grid: tuple
+    id_grid: tuple
+    temperatures: tuple
+    permutation: torch.Tensor
+
+
+def plan_probes(*, classes, batch_size, sequence_length, mask, dtype, seed, signature):
+    """The :class:`ProbePlan` of an audit (``dtype`` a torch dtype)."""
+    shape = (
+        (batch_size, classes) if sequence_length is None else (batch_size, sequence_length, classes)
+    )
+    inputs = draw_inputs(
+        shape, seed=seed, dtype=dtype, mask=mask, random_labels=signature.target is not None
+    )
+    student, teacher, labels = (
+        inputs.rows(inputs.student),
+        inputs.rows(inputs.teacher),
+        inputs.row_labels,
+    )
+    count = min(student.shape[0], _IDENTIFICATION_ROWS, max(2, _IDENTIFICATION_ELEMENTS // classes))
+    rows = (student[:count], teacher[:count], labels[:count])
+    fit_grid = fit_temperatures(dtype)
+    id_grid = identification_temperatures(rows[0], rows[1])
+    return ProbePlan(
+        shape=shape,
+        inputs=inputs,
+        count=count,
+        rows=rows,
+        fit_grid=fit_grid,
+        id_grid=id_grid,
+        temperatures=fit_grid + id_grid + MODERATE_TEMPERATURES,
+        permutation=torch.randperm(classes, generator=torch.Generator().manual_seed(seed)),
+    )
+
+
 def _audit(
     fn,
     expectation,
@@ -277,31 +347,40 @@ def _audit(
     seed,
     timeout,
     progress,
+    replay=None,
 ):
     dtype, device = resolve_dtype(dtype), resolve_device(device)
-    sandbox = Sandbox(describe_function(fn), timeout=timeout)
-    signature = inspect_signature(fn)
-    shape = (
-        (batch_size, classes) if sequence_length is None else (batch_size, sequence_length, classes)
+    if replay is None:
+        sandbox = Sandbox(describe_function(fn), timeout=timeout)
+        signature = inspect_signature(fn)
+    else:  # the loss ran in its own process; only the analysis's deadline is checked here
+        sandbox = Sandbox(replay.name, timeout=timeout)
+        signature = replay.signature
+    plan = plan_probes(
+        classes=classes,
+        batch_size=batch_size,
+        sequence_length=sequence_length,
+        mask=mask,
+        dtype=dtype,
+        seed=seed,
+        signature=signature,
     )
-    inputs = draw_inputs(
-        shape, seed=seed, dtype=dtype, mask=mask, random_labels=signature.target is not None
-    )
-    probe = Probe(
-        fn, inputs, device=device, signature=signature, sandbox=sandbox, progress=progress
-    )
+    shape, inputs = plan.shape, plan.inputs
+    if replay is None:
+        probe = Probe(
+            fn, inputs, device=device, signature=signature, sandbox=sandbox, progress=progress
+        )
+    else:
+        probe = replay.probe(plan)
     student, teacher, labels = (
         inputs.rows(inputs.student),
         inputs.rows(inputs.teacher),
         inputs.row_labels,
     )
-    count = min(student.shape[0], _IDENTIFICATION_ROWS, max(2, _IDENTIFICATION_ELEMENTS // classes))
-    rows = (student[:count], teacher[:count], labels[:count])
-    fit_grid = fit_temperatures(dtype)
-    id_grid = identification_temperatures(rows[0], rows[1])
-    temperatures = fit_grid + id_grid + MODERATE_TEMPERATURES
+    count, rows = plan.count, plan.rows
+    fit_grid, id_grid, temperatures = plan.fit_grid, plan.id_grid, plan.temperatures
     raw = torch.stack([probe.gradient(t).reshape(-1, classes) for t in temperatures])
-    permutation = torch.randperm(classes, generator=torch.Generator().manual_seed(seed))
+    permutation = plan.permutation
     # Round-off measured per temperature, the largest over the rows (one row's sample can
     # happen to be exact), for every row.
     noise = {
@@ -356,7 +435,7 @@ def _audit(
             verdict=verdict,
             diagnoses=tuple(diagnoses),
             causes=tuple(causes),
-            printed_lines=sandbox.printed_lines,
+            printed_lines=sandbox.printed_lines if replay is None else replay.printed_lines,
             **base,
         )
     findings["no_gradient"] = False
@@ -504,7 +583,7 @@ def _audit(
         scale_tolerance=limit["scale_tolerance"],
         identification_exponent=exponent,
         tensor_temperature=findings["tensor"][0],
-        printed_lines=sandbox.printed_lines,
+        printed_lines=sandbox.printed_lines if replay is None else replay.printed_lines,
         notes=tuple(notes),
         limit_established=limit["established"],
         **base,

@@ -5,15 +5,16 @@ weight; without a declaration, Hinton's KD (``kl``) at weight 1.
 """
 
 import math
+import re
 from dataclasses import dataclass
-from fractions import Fraction
 
 import sympy
 
 import derive
 from derive import OBJECTIVES
+from derive._numbers import parse_assignments, parse_rational
 
-from .._errors import check_argument
+from .._errors import VerifyError, check_argument
 from .candidates import Candidate
 
 __all__ = ["Expectation", "parse_expectation"]
@@ -58,9 +59,9 @@ def parse_expectation(text=None, weight=1.0):
         text,
     )
     check_argument(
-        _is_real(weight) and math.isfinite(weight) and weight > 0,
-        "weight must be a finite number > 0, got {!r}",
-        weight,
+        _is_real(weight) and math.isfinite(_float(weight)) and weight > 0,
+        "weight must be a finite number > 0, got {}",
+        _shown(weight),
     )
     name, _, rest = (text or "kl").strip().partition(":")
     name = name.strip()
@@ -71,16 +72,11 @@ def parse_expectation(text=None, weight=1.0):
         text,
     )
     definition = OBJECTIVES[name]
-    given = {}
-    for item in filter(None, (part.strip() for part in rest.split(","))):
-        key, equals, value = item.partition("=")
-        check_argument(
-            bool(equals) and bool(key.strip()) and bool(value.strip()),
-            "--expect {}: parameters are k=v separated by commas, got {!r}",
-            name,
-            item,
-        )
-        given[key.strip()] = value.strip()
+    given = parse_assignments(
+        filter(None, (part.strip() for part in rest.split(","))),
+        what=f"--expect {name}",
+        error=VerifyError,
+    )
     known = {p.name for p in definition.parameters}
     for key in given:
         check_argument(
@@ -105,7 +101,10 @@ def parse_expectation(text=None, weight=1.0):
         if value in (None, "symbolic"):
             continue  # fitted
         try:
-            resolved, problem = parameter.resolve(_exact(str(value)), name), None
+            resolved = parameter.resolve(
+                _exact(str(value), f"--expect {name}: {parameter.name}"), name
+            )
+            problem = None
         except derive.DeriveError as error:
             resolved, problem = None, error
         check_argument(problem is None, "--expect {}: {}", name, problem)
@@ -123,12 +122,30 @@ def parse_expectation(text=None, weight=1.0):
     return Expectation(Candidate(name, tuple(choices)), tuple(fixed), float(weight))
 
 
-def _exact(text):
-    """``"0.3"`` as ``"3/10"`` (derive takes exact rationals); other text unchanged."""
-    try:
-        return str(Fraction(text))
-    except (ValueError, ZeroDivisionError):
+def _exact(text, name):
+    """``"0.3"`` as ``"3/10"`` (derive takes exact rationals, through the one parser
+    :func:`derive._numbers.parse_rational`); a name or a choice unchanged."""
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", text) and text.lower() not in _NOT_NAMES:
         return text
+    return str(parse_rational(text, what=name, error=VerifyError))
+
+
+# Texts that look like names but are numbers to float(): refused as numbers, not as names.
+_NOT_NAMES = {"nan", "inf", "infinity"}
+
+
+def _shown(value):
+    """``repr(value)``, a huge integer by its number of digits."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**20:
+        return f"an integer of {len(str(abs(value)))} digits"
+    return repr(value)
+
+
+def _float(value):
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
 
 
 def _is_real(value):

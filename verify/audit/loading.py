@@ -31,7 +31,6 @@ Signature(target='positional', mask=True)
 """
 
 import contextlib
-import importlib
 import inspect
 import io
 import signal
@@ -39,7 +38,9 @@ import threading
 import time
 from dataclasses import dataclass
 
-from .._errors import VerifyError, check_argument
+from derive._targets import check_target, resolve_target
+
+from .._errors import VerifyError
 from .result import one_line
 
 __all__ = ["Sandbox", "Signature", "inspect_signature", "load_target", "describe_function"]
@@ -170,7 +171,9 @@ def describe_function(fn):
 
 
 def load_target(target, *, timeout=None):
-    """The callable named by ``"MODULE:FUNCTION"`` (``FUNCTION`` may be dotted, ``Class.method``).
+    """The callable named by ``"MODULE:FUNCTION"`` (``FUNCTION`` may be dotted, ``Class.method``),
+    imported in this process (``verify audit`` imports it only in the loss's own process,
+    :mod:`.isolated`); the lookup is the one loader, :func:`derive._targets.resolve_target`.
 
     Importing runs the module's code: it is contained like the loss (``timeout`` seconds, no
     output, every exception one :class:`~verify.VerifyError`).
@@ -185,44 +188,18 @@ def load_target(target, *, timeout=None):
     ...
     verify._errors.VerifyError: target must be MODULE:FUNCTION (e.g. verify.gallery:kd_batchmean), got 'verify.gallery'
     """
-    module_name, _, attribute = target.partition(":") if isinstance(target, str) else ("", "", "")
-    check_argument(
-        bool(module_name.strip()) and bool(attribute.strip()) and ":" not in attribute,
-        "target must be MODULE:FUNCTION (e.g. verify.gallery:kd_batchmean), got {!r}",
-        target,
-    )
+    check_target(target, error=VerifyError)
+    module_name = target.partition(":")[0]
     sandbox = Sandbox(f"module {module_name!r}", timeout=timeout or 3600.0, exit_hint="")
     try:
-        module = sandbox.call(importlib.import_module, module_name, context="when imported")
+        return sandbox.call(resolve_target, target, error=_Refused, context="when imported")
     except VerifyError as error:
-        cause = error.__cause__
-        if isinstance(cause, (ImportError, ValueError, TypeError)) and not isinstance(
-            cause, VerifyError
-        ):
-            raise VerifyError(
-                f"cannot import module {module_name!r} of target {target!r}: "
-                f"{type(cause).__name__}: {one_line(cause)}"
-            ) from cause
-        hint = (
-            ": the module runs a script when imported (argparse?); put the loss in a module "
-            "that only defines it"
-            if "sys.exit" in str(error)
-            else ""
-        )
+        if isinstance(error.__cause__, _Refused):
+            raise VerifyError(str(error.__cause__)) from None
         raise VerifyError(
-            f"cannot import module {module_name!r} of target {target!r}: {error}{hint}"
-        ) from error
-    value = module
-    for part in attribute.split("."):
-        check_argument(
-            hasattr(value, part),
-            "module {!r} has no attribute {!r} (target {!r})",
-            module_name,
-            attribute,
-            target,
-        )
-        value = getattr(value, part)
-    check_argument(
-        callable(value), "target {!r} is not callable (it is a {})", target, type(value).__name__
-    )
-    return value
+            f"cannot import module {module_name!r} of target {target!r}: {error}"
+        ) from None
+
+
+class _Refused(Exception):
+    """:func:`~derive._targets.resolve_target`'s refusal, told apart from the deadline."""

@@ -237,6 +237,14 @@ class Probe:
             context,
         )
         check_argument(
+            not value.is_meta and value.layout == torch.strided and not value.is_quantized,
+            "{} returned a {} tensor{} {}, expected a dense scalar tensor with a value",
+            self.name,
+            "meta" if value.is_meta else str(value.layout).removeprefix("torch."),
+            " (it holds no value)" if value.is_meta else "",
+            context,
+        )
+        check_argument(
             value.is_floating_point(),
             "{} returned a tensor of dtype {}, expected a floating point scalar {}",
             self.name,

@@ -49,7 +49,15 @@ from .candidates import TERMS
 from .loading import Sandbox
 from .result import describe, one_line
 
-__all__ = ["SymbolicCheck", "check_symbolically", "compare", "TRACE_ORDER", "TRACE_TIMEOUT"]
+__all__ = [
+    "SymbolicCheck",
+    "check_symbolically",
+    "trace_plainly",
+    "symbolic_check",
+    "compare",
+    "TRACE_ORDER",
+    "TRACE_TIMEOUT",
+]
 
 #: Terms of the per-example loss the audit traces: as many as the gradient terms the numeric
 #: identification fits (:data:`~.candidates.TERMS`), so that both see the same orders.
@@ -168,17 +176,41 @@ def check_symbolically(
     """Trace ``fn`` and compare with the numeric ``result`` (an :class:`~.result.AuditResult`);
     ``remaining`` is the seconds left of the audit's timeout. Never raises for the loss's
     sake: whatever stops the trace is the returned check's ``reason``."""
+    traced = trace_plainly(
+        fn,
+        name=result.function,
+        classes=result.classes,
+        batch_size=result.batch_size,
+        signature=signature,
+        sequence_length=sequence_length,
+        remaining=remaining,
+        order=order,
+    )
+    return symbolic_check(traced, result, expectation)
+
+
+def trace_plainly(
+    fn, *, name, classes, batch_size, signature, sequence_length, remaining, order=TRACE_ORDER
+):
+    """The trace of ``fn`` and its predictions at the audited shape as plain data (a dict of
+    strings, numbers, booleans, ``None``), so that it can come back from the loss's own
+    process: ``{"traced": False, "reason": ...}``, or ``traced``, ``order``, ``relation``,
+    ``relation_text``, ``batch_weight``, ``predicted``, ``seconds``."""
     if sequence_length is not None:
-        return not_traced("token sequences [B, L, N]: the trace takes logits [B, N]")
+        return {
+            "traced": False,
+            "reason": "token sequences [B, L, N]: the trace takes logits [B, N]",
+        }
     if signature.target is not None:
-        return not_traced(
-            "the loss takes a target (labels): the trace takes "
-            "fn(student_logits, teacher_logits, T)"
-        )
+        return {
+            "traced": False,
+            "reason": "the loss takes a target (labels): the trace takes "
+            "fn(student_logits, teacher_logits, T)",
+        }
     budget = min(TRACE_TIMEOUT, remaining)
     if budget <= 0:
-        return not_traced("no time left of the audit's --timeout")
-    sandbox = Sandbox(result.function, timeout=budget, exit_hint="")
+        return {"traced": False, "reason": "no time left of the audit's --timeout"}
+    sandbox = Sandbox(name, timeout=budget, exit_hint="")
     started = time.perf_counter()
     try:
         traced = sandbox.call(derive.trace, fn, order=order, context="while traced")
@@ -195,32 +227,96 @@ def check_symbolically(
             reason = one_line(cause)
         else:
             reason = one_line(error)
-        return not_traced(reason)
-    seconds = time.perf_counter() - started
+        return {"traced": False, "reason": reason}
+    found = {
+        "traced": True,
+        "order": order,
+        "relation_text": traced.relation_text(),
+        "batch_weight": str(traced.batch_weight),
+        "seconds": time.perf_counter() - started,
+    }
+    relation = traced.relation
+    found["relation"] = (
+        None if relation is None else _plain(dict(relation.to_json(), text=relation.text))
+    )
     try:
-        predicted = predict(traced, classes=result.classes, batch_size=result.batch_size)
+        found["predicted"] = _plain(predict(traced, classes=classes, batch_size=batch_size))
+    except Exception as error:  # our own prediction: a bug, reported as one
+        found["predicted"] = None
+        found["failure"] = f"{type(error).__name__}: {one_line(error)}"
+    return found
+
+
+def _plain(value):
+    """``value`` with every number a Python ``float``/``int`` and every container a dict or
+    list (sympy numbers become floats, other objects their text)."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+_PREDICTED = {
+    "no_gradient",
+    "shift_invariant",
+    "gradient_exponent",
+    "limit_scale",
+    "limit_cosine_is_one",
+    "objective",
+    "parameters",
+    "weight",
+    "temperature_exponent",
+    "via",
+}
+
+
+def symbolic_check(traced, result, expectation):
+    """The :class:`SymbolicCheck` from :func:`trace_plainly`'s data (validated: a malformed
+    one is *not traced*, with the reason) and the numeric ``result``."""
+    if not isinstance(traced, dict) or not isinstance(traced.get("traced"), bool):
+        return not_traced("the trace sent back a malformed result")
+    if not traced["traced"]:
+        reason = traced.get("reason")
+        return not_traced(reason if isinstance(reason, str) else "the trace failed")
+    predicted = traced.get("predicted")
+    text_fields = ("relation_text", "batch_weight")
+    if not (
+        all(isinstance(traced.get(key), str) for key in text_fields)
+        and isinstance(traced.get("order"), int)
+        and isinstance(traced.get("seconds"), float)
+        and (traced.get("relation") is None or isinstance(traced.get("relation"), dict))
+        and (predicted is None or isinstance(predicted, dict) and set(predicted) == _PREDICTED)
+    ):
+        return not_traced("the trace sent back a malformed result")
+    common = dict(
+        traced=True,
+        order=traced["order"],
+        relation_text=traced["relation_text"],
+        batch_weight=traced["batch_weight"],
+        seconds=traced["seconds"],
+    )
+    failure = traced.get("failure")
+    try:
+        if predicted is None:
+            raise ValueError(failure if isinstance(failure, str) else "no prediction")
         disagreements = tuple(compare(predicted, result, expectation))
     except Exception as error:  # our own comparison: a bug, reported as one
         return SymbolicCheck(
-            traced=True,
-            order=order,
-            relation_text=traced.relation_text(),
-            batch_weight=str(traced.batch_weight),
-            seconds=seconds,
+            **common,
             disagreements=(
                 f"the comparison itself failed: {type(error).__name__}: {one_line(error)}",
             ),
         )
-    relation = traced.relation
     return SymbolicCheck(
-        traced=True,
-        order=order,
-        relation=None if relation is None else dict(relation.to_json(), text=relation.text),
-        relation_text=traced.relation_text(),
-        batch_weight=str(traced.batch_weight),
-        predicted=predicted,
-        disagreements=disagreements,
-        seconds=seconds,
+        **common, relation=traced["relation"], predicted=predicted, disagreements=disagreements
     )
 
 
