@@ -600,6 +600,12 @@ def limit(objective, *, temperature="0", quantity="loss", parameters=None):
         objective,
     )
     definition = OBJECTIVES[objective]
+    # A categorical parameter without a default (the std of standardized-kl) takes its first
+    # choice: the limits are stated for both.
+    chosen = {
+        p.name: p.choices[0] for p in definition.parameters if p.choices and p.default is None
+    }
+    parameters = {**chosen, **(parameters or {})}
     values = dict(definition.resolve(parameters))
     if temperature == "inf":
         from ..expansion import expand

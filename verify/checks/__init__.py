@@ -23,6 +23,7 @@ Examples
 from . import (
     equal_mean,
     expansion,
+    low_temperature,
     mean_preservation,
     objectives,
     radius,
