@@ -177,6 +177,11 @@ def _pearson_loss(student, teacher, parameters, component, log):
     return 1 - covariance / variances ** sympy.Rational(1, 2)
 
 
+def _pearson_gap(student, teacher, parameters):
+    gap = _uniform_gap(student, teacher, parameters)
+    return 2 * gap if argmax_set(student) == argmax_set(teacher) else gap
+
+
 def _standardized_scale(parameters):
     return 1 if parameters.get("std", "population") == "population" else None
 
@@ -405,9 +410,10 @@ LOW_TEMPERATURE = {
             "1 - rho(u_A, u_B): 0 when A = B, N/(N - 1) when unique argmaxes differ",
             r"1 - \rho(u_A, u_B)",
             (),
-            "e^{-min(gamma_z, gamma_v)/T} (" + _UNIQUE + ")",
+            "e^{-min(gamma_z, gamma_v)/T} when the argmaxes differ, e^{-2 min(gamma_z, gamma_v)/T} "
+            "when they agree (1 - rho is quadratic there) (" + _UNIQUE + ")",
             value=_pearson_loss,
-            gap=_uniform_gap,
+            gap=_pearson_gap,
         ),
         "gradient": LimitForm(
             0,
@@ -520,13 +526,20 @@ LOW_TEMPERATURE = {
     "hot-teacher": {
         "loss": LimitForm(
             0,
-            "<-log softmax(z/T_s)>_B: cross-entropy at T_s on the teacher's label",
-            r"-\langle \log\mathrm{softmax}(z/T_s)\rangle_B",
-            ("ties in v: the mean over B",),
+            "KL(u_B || softmax(z/T_s)) = <-log softmax(z/T_s)>_B - log|B|: cross-entropy at T_s "
+            "on the teacher's label",
+            r"\mathrm{KL}(u_B\,\|\,\mathrm{softmax}(z/T_s))",
+            ("ties in v: u_B uniform on the tied argmaxes B",),
             "e^{-gamma_v/T}, the teacher's margin, with a 1/T coefficient",
-            value=lambda z, v, p, c, log: mean_over(
-                [-log(x) for x in _softmax([x / p["student_temperature"] for x in z], sympy.exp)],
-                argmax_set(v),
+            value=lambda z, v, p, c, log: (
+                mean_over(
+                    [
+                        -log(x)
+                        for x in _softmax([x / p["student_temperature"] for x in z], sympy.exp)
+                    ],
+                    argmax_set(v),
+                )
+                - log(len(argmax_set(v)))
             ),
             gap=_teacher_gap,
         ),

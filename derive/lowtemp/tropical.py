@@ -11,7 +11,7 @@ Examples
 >>> argmax_set([0, 2, 2]), margin([0, 2, 2]), margin([1, 1])
 ((1, 2), 2, None)
 >>> perceptron_loss([0, -1, -2], [-1, 0, -3])
-1
+1.0
 """
 
 import math

@@ -18,10 +18,10 @@ Examples
 >>> from derive.notation import epsilon
 >>> u = sympy.Symbol("u", positive=True)
 >>> s = expand_in_u(sympy.log(1 + u**2) / epsilon, u, unit=1, cutoff=5)
->>> s.terms
-{2: 1/epsilon, 4: -1/(2*epsilon)}
->>> expand_in_u(sympy.log(u), u, unit=3, cutoff=2).terms
-{0: -3*epsilon}
+>>> {str(power): coefficient for power, coefficient in s.terms.items()}
+{'2': 1/epsilon, '4': -1/(2*epsilon)}
+>>> expand_in_u(sympy.log(u), u, unit=3, cutoff=2).terms[0]
+-3*epsilon
 """
 
 from dataclasses import dataclass, field
