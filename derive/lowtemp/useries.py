@@ -200,10 +200,20 @@ def expand_in_u(expr, u, *, unit, cutoff):
             return walk(node.args[0]).log(unit)
         if isinstance(node, sympy.exp):
             return walk(node.args[0]).exp()
+        if isinstance(node, sympy.Abs):
+            inner = walk(node.args[0])
+            found = inner.valuation()
+            check_argument(found is not None, "|x| of a series with no nonzero known term")
+            sign = sympy.sign(sympy.sympify(found[1]))
+            check_argument(
+                sign in (1, -1), "|x| of a series whose leading sign is unknown: {}", found[1]
+            )
+            return inner.scale(sign)
         if isinstance(node, AmariAlpha):
             order, argument, alpha = node.args
-            check_argument(order == 0, "only f itself is written out, got {}", node)
-            return walk(AmariAlpha.formula(argument, alpha))
+            variable = sympy.Dummy("t", positive=True)
+            derivative = sympy.diff(AmariAlpha.formula(variable, alpha), variable, int(order))
+            return walk(derivative.subs(variable, argument))
         if isinstance(node, FDerivative):
             raise DeriveError(
                 "the generic f-divergence leaves f undefined, and its low-temperature "
