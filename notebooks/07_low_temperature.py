@@ -24,6 +24,7 @@
 import matplotlib.pyplot as plt
 import numpy
 import torch
+from IPython.display import display
 
 import derive
 from derive import formula
