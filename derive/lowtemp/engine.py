@@ -115,13 +115,14 @@ def _powers(polynomial):
     return {k: c for k, c in sorted(found.items()) if not is_zero(c)}
 
 
+@lru_cache(maxsize=256)
 def _concrete_definition(objective, quantity, classes, component, values):
     """The objective (or its gradient component) for ``classes`` explicit classes, in the
     logits ``z1..zN, v1..vN`` (standardized objectives: in their standardized coordinates,
     with both standard deviations set to 1; the chain rule to the raw logits is exact and
     T-free)."""
     definition = OBJECTIVES[objective]
-    loss = definition.loss(**values)
+    loss = definition.loss(**dict(values))
     student, teacher = logit_symbols(classes)
     if definition.coordinates == "standardized":
         from ..notation import ClassMean
@@ -194,7 +195,7 @@ def transseries(
 @lru_cache(maxsize=512)
 def _transseries(objective, quantity, student, teacher, values, component, cutoff):
     classes = len(student)
-    expr, z, v = _concrete_definition(objective, quantity, classes, component, dict(values))
+    expr, z, v = _concrete_definition(objective, quantity, classes, component, values)
     expr = expr.xreplace({**dict(zip(z, student)), **dict(zip(v, teacher))})
     exponentials = [e for e in expr.atoms(sympy.exp) if e.has(epsilon)]
     rates = {}

@@ -122,7 +122,7 @@ def _perceptron_swapped(order):
 )
 def _f_divergence(order):
     members = ["js", "jsd", "skew-kl", "skew-reverse-kl", "alpha-divergence"]
-    residuals = _residuals(members, CASES[:3] + CASES[4:])
+    residuals = _residuals(members, CASES[:3] + CASES[5:])
     # Outside (0, 1) Amari's divergence blows up like e^{c/T}: a term at a negative gap.
     series = transseries("alpha-divergence", "loss", *CASES[0], parameters={"alpha": "2"})
     residuals[_labelled("alpha = 2: no term at a negative gap")] = sympy.Integer(
