@@ -211,3 +211,16 @@ def test_slope_fit_rejects_a_planted_gap():
     slope, points, _, top = measure_rate(temperatures, errors, [1e-30] * len(errors))
     assert points == len(temperatures) and abs(slope + 1.0) < 1e-9
     assert abs(slope + 1.5) > 2 * top
+
+
+def test_the_perceptron_check_catches_a_planted_wrong_limit(monkeypatch):
+    from dataclasses import replace
+
+    from verify.checks import CHECKS
+
+    form = LOW_TEMPERATURE["kl"]["gradient"]
+    # The update towards the student's own argmax: 0, so the distance does not decay.
+    planted = replace(form, value=lambda z, v, p, c, log: 0)
+    monkeypatch.setitem(LOW_TEMPERATURE["kl"], "gradient", planted)
+    result = CHECKS["low-temperature-perceptron"](examples=4)
+    assert result.verdict == "refuted"
