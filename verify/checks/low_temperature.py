@@ -122,6 +122,32 @@ def _summary(notes, context):
     return lines, unresolved
 
 
+def _small_case(claims, context):
+    """The first claim at the small explicit logits z = (0, -1), v = (-1, 0): a
+    :class:`Counterexample` if its slope misses the stated gap, else ``None``."""
+    name, quantity, power, limit, gap_of, parameters = claims[0]
+    student = torch.tensor([0.0, -1.0], dtype=torch.float64)
+    teacher = torch.tensor([-1.0, 0.0], dtype=torch.float64)
+    target = torch.as_tensor(limit(student.tolist(), teacher.tolist()), dtype=torch.float64)
+    gap = gap_of(student.tolist(), teacher.tolist())
+    temperatures = [gap / x for x in reversed(RATE_POINTS)]
+    measured, floors = [], []
+    for t in temperatures:
+        value = _quantity(name, student, teacher, t, quantity, parameters) / t**power
+        measured.append(float((value - target).abs().sum()))
+        floors.append(_floor(context, 2, value.abs().sum(), target.abs().sum()))
+    slope, points, _, top = measure_rate(temperatures, measured, floors)
+    if points >= 3 and abs(slope + gap) <= 2 * top:
+        return None
+    return Counterexample(
+        f"z = [0, -1], v = [-1, 0]: |{quantity}/T^{power} - limit| = {measured[-1]:.3g} at "
+        f"T = {temperatures[-1]:.3g}, log-slope against 1/T {slope:.3f} (expected -{gap:g}, "
+        f"tolerance {2 * top:.3g})",
+        abs(slope + gap) if points >= 3 else math.inf,
+        2 * top,
+    )
+
+
 def _run(statement_id, claims, context, *, expect_decay=True):
     errors, tolerances, notes, caught = _sweep(context, claims, examples=context.examples)
     lines, unresolved = _summary(notes, context)
@@ -141,7 +167,7 @@ def _run(statement_id, claims, context, *, expect_decay=True):
         unresolved=unresolved,
         violated=violated,
         examples=context.examples,
-        search=lambda: None,
+        search=lambda: _small_case(claims, context),
         notes=lines,
         setup=[f"{context.examples} random logit pairs, N = 2..16, margins >= 0.3"],
     )
