@@ -224,3 +224,67 @@ def test_the_perceptron_check_catches_a_planted_wrong_limit(monkeypatch):
     monkeypatch.setitem(LOW_TEMPERATURE["kl"], "gradient", planted)
     result = CHECKS["low-temperature-perceptron"](examples=4)
     assert result.verdict == "refuted"
+
+
+def _members(p, q, name, parameter):
+    """T-free divergences of the probability vectors p (teacher), q (student), at 50 digits."""
+
+    def kl(a, b):
+        return mpmath.fsum(x * (mpmath.log(x) - mpmath.log(y)) for x, y in zip(a, b) if x > 0)
+
+    if name in ("js", "jsd"):
+        beta = mpmath.mpf(1) / 2 if name == "js" else parameter
+        m = [beta * x + (1 - beta) * y for x, y in zip(p, q)]
+        return beta * kl(p, m) + (1 - beta) * kl(q, m)
+    if name == "skew-kl":
+        return kl(p, [parameter * x + (1 - parameter) * y for x, y in zip(p, q)])
+    if name == "skew-reverse-kl":
+        return kl(q, [(1 - parameter) * x + parameter * y for x, y in zip(p, q)])
+    alpha = parameter
+    total = mpmath.fsum(x**alpha * y ** (1 - alpha) for x, y in zip(p, q))
+    return (total - 1) / (alpha * (alpha - 1))
+
+
+@pytest.mark.parametrize(
+    ("name", "parameter"),
+    [
+        ("js", None),
+        ("jsd", "3/10"),
+        ("skew-kl", "1/5"),
+        ("skew-reverse-kl", "1/3"),
+        ("alpha-divergence", "1/2"),
+    ],
+)
+def test_f_divergence_limits_agree_with_mpmath(name, parameter):
+    rng = random.Random(7)
+    form = LOW_TEMPERATURE[name]["loss"]
+    key = {"jsd": "beta"}.get(name, "alpha")
+    with mpmath.workdps(DIGITS):
+        value = mpmath.mpf(sympy.Rational(parameter)) if parameter else None
+        for classes in (2, 3, 10, 50):
+            for _ in range(3):
+                student, teacher = _draw(rng, classes, False), _draw(rng, classes, False)
+                while min(tropical.margin(student), tropical.margin(teacher)) < 0.5:
+                    # Margins of at least 0.5 make the bound below tight enough to fail a
+                    # wrong limit at both temperatures.
+                    student, teacher = _draw(rng, classes, False), _draw(rng, classes, False)
+                gap = min(tropical.margin(student), tropical.margin(teacher))
+                limit_value = form.value(
+                    student, teacher, {key: value} if value else {}, 0, mpmath.log
+                )
+                # Amari's rate is halved at alpha = 1/2: its larger temperature is lower.
+                top = "3e-3" if name == "alpha-divergence" else "1e-2"
+                for temperature in (mpmath.mpf("1e-3"), mpmath.mpf(top)):
+                    q = [mpmath.exp(x) for x in _log_softmax(student, temperature)]
+                    p = [mpmath.exp(x) for x in _log_softmax(teacher, temperature)]
+                    loss = temperature**2 * _members(p, q, name, value)
+                    error = abs(loss / temperature**2 - limit_value)
+                    # Corrections are P(1/T) e^{-g/T}, g >= min(alpha, 1 - alpha) gap: bounded
+                    # here by a polynomial of degree 2 in 1/T with N^2 terms, loosely.
+                    rate = gap * (min(value, 1 - value) if name == "alpha-divergence" else 1)
+                    bound = (
+                        classes**2 * (1 + 10 / temperature) ** 2 * mpmath.exp(-rate / temperature)
+                        + mpmath.mpf(10) ** (5 - DIGITS) / temperature**2
+                    )
+                    assert error <= bound, (name, classes, temperature, error, bound)
+                    assert bound < mpmath.mpf("1e-6")  # so that a wrong limit would fail
