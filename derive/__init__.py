@@ -23,6 +23,7 @@ from .display import formula
 from .expansion import QUANTITIES, Expansion, Term, expand, leading_pieces
 from .latex import expression_latex, term_latex
 from .latex_parse import parse_latex
+from .lowtemp import limit, transseries
 from .notation import (
     COMPONENTS,
     ClassMean,
@@ -96,4 +97,6 @@ __all__ = [
     "Statement",
     "prove_all",
     "trace",
+    "limit",
+    "transseries",
 ]

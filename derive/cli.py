@@ -354,6 +354,34 @@ def _run_bound(args):
     return "\n".join(lines), 0
 
 
+def _add_limit(parser):
+    parser.add_argument("--temperature", choices=("0", "inf"), required=True)
+    parser.add_argument(
+        "--objective",
+        choices=tuple(OBJECTIVES),
+        required=True,
+        metavar="NAME",
+        help="one of: " + ", ".join(OBJECTIVES),
+    )
+    parser.add_argument("--quantity", choices=QUANTITIES, default="loss")
+    parser.add_argument(
+        "--param", type=_parameter, action="append", default=[], metavar="KEY=VALUE"
+    )
+    parser.add_argument("--json", action="store_true")
+
+
+def _run_limit(args):
+    from .lowtemp import limit
+
+    result = limit(
+        args.objective,
+        temperature=args.temperature,
+        quantity=args.quantity,
+        parameters=_parameters(args.param),
+    )
+    return (_json_dumps(result.to_json(), indent=1) if args.json else result.to_text()), 0
+
+
 #: Subcommands: name -> (help, add_arguments(parser), run(args) -> (text, exit code)).
 SUBCOMMANDS = {
     "expand": ("the expansion of an objective's loss or gradient in 1/T", _add_expand, _run_expand),
@@ -374,6 +402,11 @@ SUBCOMMANDS = {
         "certified bounds on the remainder after K terms, for your logits at T",
         _add_bound,
         _run_bound,
+    ),
+    "limit": (
+        "an objective's limit at T -> 0 (max-plus) or T -> infinity (the T^0 term)",
+        _add_limit,
+        _run_limit,
     ),
 }
 

@@ -111,6 +111,10 @@ class RegimeRow:
     certified_worst: object
     certified_examples: int
     inside_radius: float
+    #: The low-temperature side (:mod:`verify.regime_axis`): medians over the batch.
+    perceptron_cosine: object = None
+    logits_matching_cosine: object = None
+    temperature_gradient: object = None
 
     def to_json(self):
         def clean(value):
@@ -132,6 +136,9 @@ class RegimeReport:
     rows: tuple = ()
     distances: object = field(default=None, repr=False)  # [temperatures, B]
     certified: object = field(default=None, repr=False)  # [temperatures, B], nan if none
+    #: Examples whose perceptron update is not zero (the argmaxes differ): the ones a
+    #: perceptron cosine is defined for.
+    perceptron_examples: int = 0
 
     @property
     def radius_temperature_median(self):
@@ -141,8 +148,22 @@ class RegimeReport:
     def radius_temperature_max(self):
         return float(max(self.radius_temperatures))
 
+    @property
+    def crossover_temperature(self):
+        """Where KD's gradient is as close (cosine, medians) to the perceptron update as to
+        logits matching (:func:`verify.regime_axis.crossover_temperature`)."""
+        from .regime_axis import crossover_temperature
+
+        return crossover_temperature(
+            [row.temperature for row in self.rows],
+            [row.perceptron_cosine for row in self.rows],
+            [row.logits_matching_cosine for row in self.rows],
+        )
+
     def to_json(self):
         return {
+            "crossover_temperature": self.crossover_temperature,
+            "perceptron_examples": self.perceptron_examples,
             "batch": self.batch,
             "classes": self.classes,
             "student": self.student_source,
@@ -305,6 +326,9 @@ def regime_report(
         defined = [c for c in certified if not math.isnan(c)]
         inside = sum(temperature > r for r in radius_temperatures)
         finite_distances = [d for d in distances.tolist() if not math.isnan(d)]
+        from .regime_axis import axis_measures
+
+        axis = axis_measures(student, teacher, temperature, limit)
         rows.append(
             RegimeRow(
                 temperature=temperature,
@@ -315,6 +339,9 @@ def regime_report(
                 certified_worst=max(defined) if defined else None,
                 certified_examples=len(defined),
                 inside_radius=inside / teacher.shape[0],
+                perceptron_cosine=_median(axis["perceptron_cosine"]),
+                logits_matching_cosine=_median(axis["logits_matching_cosine"]),
+                temperature_gradient=_median(axis["temperature_gradient"]),
             )
         )
         all_distances.append(distances.tolist())
@@ -327,7 +354,14 @@ def regime_report(
         rows=tuple(rows),
         distances=numpy.array(all_distances),
         certified=numpy.array(all_certified),
+        perceptron_examples=_perceptron_examples(student, teacher),
     )
+
+
+def _perceptron_examples(student, teacher):
+    from .regime_axis import perceptron_updates
+
+    return int((perceptron_updates(student, teacher).abs().sum(-1) > 0).sum())
 
 
 def _format(value, spec=".3g"):
@@ -431,6 +465,15 @@ def plot_regime(report, axes=None):
     axes.set_xlabel("temperature T")
     axes.set_ylabel("||grad L_KD - G_0|| / ||G_0||")
     axes.set_title("distance from the logits-matching regime")
+    from .regime_axis import mark_regimes
+
+    mark_regimes(
+        axes,
+        temperatures,
+        series("perceptron_cosine"),
+        series("logits_matching_cosine"),
+        report.crossover_temperature,
+    )
     axes.legend(fontsize=8)
     return axes
 

@@ -176,4 +176,5 @@ def prove_all(*, order=4):
 # The import order is the registration order: the listing order of the statements.
 # isort: off
 from . import core, families, target_aware, radius  # noqa: E402,F401  (they register their statements)
+from . import low_temperature  # noqa: E402,F401  (after the high-temperature families)
 # isort: on
