@@ -9,7 +9,8 @@ proofs and :mod:`verify` use.
 Families: :mod:`~derive.objectives.divergences` (KL, reverse KL, JS, JSD_β, skew KL, Amari's
 alpha, the generic f-divergence), :mod:`~derive.objectives.temperature` (two temperatures, a
 hot teacher), :mod:`~derive.objectives.target_aware` (hard-label mixtures, Decoupled KD),
-:mod:`~derive.objectives.normalized` (logit standardization, DIST).
+:mod:`~derive.objectives.normalized` (logit standardization, DIST),
+:mod:`~derive.objectives.matching` (logits matching and its centred form).
 
 Examples
 ========
@@ -46,6 +47,7 @@ from .kd import (
     regularizer_loss,
     sigmoid_distillation_loss,
 )
+from .matching import centred_logits_matching_objective, logits_matching_objective
 from .normalized import dist_loss, standardized_kl_loss
 from .softmax import log_softmax, softmax, softmax_expectation
 from .target_aware import ce_mixture_loss, dkd_loss, nckd_loss, tckd_loss
@@ -85,4 +87,6 @@ __all__ = [
     "dkd_loss",
     "standardized_kl_loss",
     "dist_loss",
+    "logits_matching_objective",
+    "centred_logits_matching_objective",
 ]

@@ -28,6 +28,7 @@ FAMILIES = {
     "mixture": "mixtures with the hard label",
     "target-aware": "target-aware (decoupled) objectives",
     "normalized": "normalized objectives",
+    "matching": "logits matching (the T -> infinity end)",
 }
 
 
@@ -223,6 +224,9 @@ class Objective:
     #: The most terms served within about a minute on 2 cores, parameters symbolic.
     max_order: int = MAX_ORDER
     gradient_build: Callable = field(default=None, repr=False)
+    #: Whether the loss sees the logits only through their differences (``loss(z + c 1)`` =
+    #: ``loss(z)``): every softmax objective; not logits matching.
+    shift_invariant: bool = True
 
     def resolve(self, values=None):
         """Validated parameter values (defaults filled in), as a tuple of ``(name, value)``."""
@@ -316,9 +320,11 @@ def objective(
     limit=None,
     max_order=MAX_ORDER,
     gradient=None,
+    shift_invariant=True,
 ):
     """Register the decorated function ``build(**parameters) -> loss`` as objective ``name``;
-    ``gradient(**parameters)``, optional, is its gradient w.r.t. ``z_i`` in closed form."""
+    ``gradient(**parameters)``, optional, is its gradient w.r.t. ``z_i`` in closed form;
+    ``shift_invariant=False`` for a loss that sees the raw logits (logits matching)."""
     check_argument(
         family in FAMILIES, "family must be one of {}, got {!r}", ", ".join(FAMILIES), family
     )
@@ -338,6 +344,7 @@ def objective(
             limit,
             max_order,
             gradient,
+            shift_invariant,
         )
         return build
 

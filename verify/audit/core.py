@@ -14,7 +14,8 @@ from derive import OBJECTIVES
 
 from .._errors import MAX_SEED, check_argument
 from ..devices import dtype_name, resolve_device, resolve_dtype
-from .candidates import Candidate, Evaluated
+from .calling import call_plan, described_call, traced_function
+from .candidates import Candidate, Evaluated, raw_logits_candidates
 from .defects import correlation_norms, match_defects
 from .diagnoses import diagnose
 from .expectation import _is_real, parse_expectation
@@ -26,7 +27,7 @@ from .fitting import (
     tensor_temperature,
 )
 from .identification import Fitter, Identification, identify
-from .loading import Sandbox, describe_function, inspect_signature
+from .loading import Sandbox, describe_function
 from .probing import (
     MODERATE_TEMPERATURES,
     Probe,
@@ -160,6 +161,8 @@ def audit(
     timeout=DEFAULT_TIMEOUT,
     progress=None,
     symbolic=True,
+    call=None,
+    power=0.0,
 ):
     r"""Audit a distillation loss ``fn(student_logits, teacher_logits, T) -> scalar tensor``.
 
@@ -175,8 +178,9 @@ def audit(
         sequences.
     classes, batch_size, sequence_length : int
         The shape; ``sequence_length=None`` audits ``[B, N]`` logits.
-    mask : bool
-        Pad the sequences at random (the first stays full).
+    mask : bool or "labels"
+        Pad the sequences at random (the first stays full); ``"labels"`` passes Hugging Face
+        labels ``[B, L]`` instead of the boolean mask: class indices, -100 at padded positions.
     dtype, device, seed
         ``float64`` (default) or ``float32``; ``"cpu"``, ``"cuda"`` or ``"auto"``; the seed of
         the random logits (the same seed gives the same result).
@@ -185,6 +189,16 @@ def audit(
         default ``kl`` (Hinton's KD).
     weight : float
         The declared weight of that objective in the loss (default 1).
+    call : str, optional
+        How to call ``fn``: a call expression over ``fn``, ``student``, ``teacher``, ``T``,
+        ``target``, ``mask`` and literals (:mod:`derive.calls`, never evaluated as Python),
+        e.g. ``"fn(student, teacher, beta=0.5, temperature=T)"``. Default: recognised from
+        the signature (a ``temperature``/``tau``/``T``/``temp`` keyword; an ``nn.Module``
+        class built with the temperature), else ``fn(student, teacher, T)``. The result's
+        ``call`` says which call was made.
+    power : float
+        The declared power of ``T`` multiplying the objective (default 0): ``-2`` for a loss
+        written without the ``T**2`` factor (e.g. an MSE of ``logits / T``).
     timeout : float
         Seconds the audit may take (default 300).
     progress : callable, optional
@@ -215,7 +229,7 @@ def audit(
         classes=classes,
         batch_size=batch_size,
         sequence_length=sequence_length,
-        mask=mask,
+        mask=bool(mask) if isinstance(mask, str) and mask == "labels" else mask,
         seed=seed,
         dtype=dtype,
         device=device,
@@ -227,7 +241,20 @@ def audit(
         progress,
     )
     check_argument(isinstance(symbolic, bool), "symbolic must be True or False, got {!r}", symbolic)
-    expectation = parse_expectation(expect, weight)
+    labels_mask = isinstance(mask, str) and mask == "labels"
+    check_argument(
+        isinstance(mask, bool) or labels_mask,
+        "mask must be True, False or 'labels', got {!r}",
+        mask,
+    )
+    mask = bool(mask)
+    check_argument(
+        _is_real(power) and math.isfinite(power),
+        "power must be a finite number (the declared power of T), got {!r}",
+        power,
+    )
+    spec, signature = call_plan(fn, call, mask=mask, labels=labels_mask)
+    expectation = dataclasses.replace(parse_expectation(expect, weight), power=float(power))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     started = time.monotonic()
@@ -244,22 +271,31 @@ def audit(
             seed=seed,
             timeout=timeout,
             progress=progress,
+            plan=(spec, signature, labels_mask),
         )
+        traced = traced_function(fn, spec)
         if not symbolic:
             check = not_traced("not asked for (--no-trace)")
+        elif traced is None:
+            check = not_traced(
+                f"the call {spec.text} passes a target or a mask: the trace takes "
+                "fn(student_logits, teacher_logits, T)"
+            )
         else:
             if progress is not None:
                 progress("tracing the loss symbolically")
             check = check_symbolically(
-                fn,
+                traced,
                 result,
                 expectation=expectation,
-                signature=inspect_signature(fn),
+                signature=signature,
                 sequence_length=sequence_length,
                 order=TRACE_ORDER,
                 remaining=timeout - (time.monotonic() - started),
             )
-        return dataclasses.replace(result, symbolic=check)
+        return dataclasses.replace(
+            result, symbolic=check, call=described_call(spec, signature), power=float(power)
+        )
     finally:
         torch.set_num_threads(threads)
 
@@ -277,10 +313,11 @@ def _audit(
     seed,
     timeout,
     progress,
+    plan,
 ):
     dtype, device = resolve_dtype(dtype), resolve_device(device)
     sandbox = Sandbox(describe_function(fn), timeout=timeout)
-    signature = inspect_signature(fn)
+    spec, signature, labels_mask = plan
     shape = (
         (batch_size, classes) if sequence_length is None else (batch_size, sequence_length, classes)
     )
@@ -290,6 +327,7 @@ def _audit(
     probe = Probe(
         fn, inputs, device=device, signature=signature, sandbox=sandbox, progress=progress
     )
+    probe.use_call(spec, labels_mask=labels_mask)
     student, teacher, labels = (
         inputs.rows(inputs.student),
         inputs.rows(inputs.teacher),
@@ -412,7 +450,7 @@ def _audit(
 
     # Identification on the first rows, per example, rescaled by the measured power of T.
     identification, declared, defect, exponent = Identification((), ()), None, None, None
-    if shift["invariant"]:
+    if shift["invariant"] or raw_logits_candidates():
         if progress is not None:
             progress("identifying the objective")
         scaled = {t: rounding.noise[t][:count] / row_weights[:count] for t in temperatures}
@@ -430,6 +468,11 @@ def _audit(
             findings,
             scaled,
         )
+        if not shift["invariant"]:
+            findings["notes"].append(
+                "the loss is not shift invariant: only the objectives that see the raw logits "
+                "were fitted (" + ", ".join(c.label for c in raw_logits_candidates()) + ")"
+            )
     else:
         findings["notes"].append(
             "no registered objective was fitted: they are all functions "
@@ -546,7 +589,12 @@ def _identify(
         teacher=rows[1],
         labels=rows[2],
     )
-    identification = identify(fitter, check_time=sandbox.check_time)
+    invariant = findings["shift"]["invariant"]
+    identification = identify(
+        fitter,
+        candidates=None if invariant else raw_logits_candidates(),
+        check_time=sandbox.check_time,
+    )
     expectation = findings["expectation"]
     declared = fitter.fit(expectation.candidate, fixed=dict(expectation.fixed))
 
@@ -560,7 +608,7 @@ def _identify(
 
     findings["weight_fits"] = weight_fits
     defect = None
-    if identification.best is None and not declared.accepted:
+    if identification.best is None and not declared.accepted and invariant:
         if progress is not None:
             progress("comparing with known defects")
         order = sorted(range(fits + len(id_grid)), key=lambda i: temperatures[i])

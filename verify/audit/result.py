@@ -132,6 +132,10 @@ class AuditResult:
     notes: tuple = field(default=())
     symbolic: object = None
     limit_established: bool | None = None
+    #: The call made, in words (``--call``, recognised from the signature, or the default).
+    call: str = ""
+    #: The declared power of T (``--power``).
+    power: float = 0.0
 
     def __post_init__(self):
         check_argument(
@@ -175,6 +179,8 @@ class AuditResult:
             else {"name": self.normalization, "scale": self.normalization_scale},
             "labels": self.labels,
             "symbolic": None if self.symbolic is None else self.symbolic.to_json(),
+            **({"call": self.call} if self.call else {}),
+            **({"power": self.power} if self.power else {}),
         }
 
     def to_text(self):
@@ -192,9 +198,12 @@ class AuditResult:
         lines = [
             f"audit of {self.function}: {shape} logits, {self.dtype}, {self.device}, seed "
             f"{self.seed}, T = {_number(low)}..{_number(high)}",
-            f"  declared              {describe(name, parameters, weight)}",
+            f"  declared              {describe(name, parameters, weight)}"
+            + (f", times T^{_number(self.power)}" if self.power else ""),
             f"  identified as         {self.identified}",
         ]
+        if self.call:
+            lines.append(f"  call                  {self.call}")
         if self.symbolic is not None:
             lines += self.symbolic.text_lines()
         lines += [
