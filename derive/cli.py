@@ -98,12 +98,22 @@ def _add_trace(parser):
         "--order", type=_integer(1, "number of terms", MAX_TRACE_ORDER), default=DEFAULT_ORDER
     )
     parser.add_argument("--format", choices=FORMATS, default="text")
+    parser.add_argument(
+        "--call",
+        default=None,
+        metavar="EXPR",
+        help="how to call the loss: a call expression over fn, student, teacher, T and "
+        "literals, never evaluated as Python, e.g. 'fn(student, teacher, beta=0.5, "
+        "temperature=T)' (default: recognised from the signature)",
+    )
 
 
 def _run_trace(args):
+    from .calls import parse_call
     from .tracing import trace
 
-    result = trace(args.target, order=args.order)
+    call = None if args.call is None else parse_call(args.call)  # before any import
+    result = trace(args.target, order=args.order, call=call)
     if args.format == "json":
         return json.dumps(result.to_json(), indent=1), 0
     return (result.to_latex() if args.format == "latex" else result.to_text()), 0

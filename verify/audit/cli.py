@@ -26,6 +26,9 @@ import re
 import sys
 from fractions import Fraction
 
+from derive import DeriveError
+from derive.calls import parse_call
+
 from .._errors import VerifyError, check_argument
 from ..devices import DEVICES, DTYPES
 from .core import DEFAULT_BATCH_SIZE, DEFAULT_CLASSES, DEFAULT_TIMEOUT, LIMITS, audit, check_options
@@ -65,9 +68,28 @@ def add_arguments(parser):
     )
     parser.add_argument(
         "--mask",
-        action="store_true",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="labels",
         help="pad the sequences at random; the loss gets mask=[B, L] (True for "
-        "real tokens) if it takes a mask argument",
+        "real tokens) if it takes a mask argument; --mask labels passes Hugging Face labels "
+        "instead (class indices, -100 at padded positions)",
+    )
+    parser.add_argument(
+        "--call",
+        default=None,
+        metavar="EXPR",
+        help="how to call the loss: a call expression over fn, student, teacher, T, target, "
+        "mask and literals, never evaluated as Python, e.g. "
+        "'fn(student, teacher, beta=0.5, temperature=T)' (default: recognised from the "
+        "signature)",
+    )
+    parser.add_argument(
+        "--power",
+        default="0",
+        help="the declared power of T multiplying the objective (default 0; -2 for a loss "
+        "without the T**2 factor)",
     )
     parser.add_argument(
         "--seed", default="0", help="seed of the random logits, 0..4294967295 (default 0)"
@@ -134,9 +156,21 @@ def options(arguments):
             LIMITS["batch_size"],
             default=DEFAULT_BATCH_SIZE,
         )
+    mask = getattr(arguments, "mask", False)
+    check_argument(
+        mask in (True, False, "labels"),
+        "--mask takes nothing or 'labels', got {!r}",
+        mask,
+    )
+    call = getattr(arguments, "call", None)
+    if call is not None:
+        try:
+            parse_call(call)  # refused here, before the target is imported
+        except DeriveError as error:
+            raise VerifyError(str(error)) from None
     result = dict(
         sizes,
-        mask=bool(arguments.mask),
+        mask=bool(mask),
         seed=_bounded(arguments.seed, "--seed", 0, LIMITS["seed"] - 1),
         device=arguments.device,
         dtype=arguments.dtype,
@@ -157,6 +191,13 @@ def options(arguments):
     )
     check_options(**{k: v for k, v in result.items() if k not in ("expect", "weight", "symbolic")})
     parse_expectation(result["expect"], result["weight"])
+    if mask == "labels":
+        result["mask"] = "labels"
+    if call is not None:
+        result["call"] = call
+    power = getattr(arguments, "power", "0")
+    if power not in ("0", 0, None):
+        result["power"] = _power(power)
     return result
 
 
@@ -190,6 +231,19 @@ def _number(text, name, *, upper):
         "{} must be a number > 0{} (e.g. 0.5), got {!r}",
         name,
         "" if upper == math.inf else f" and <= {upper:g}",
+        text,
+    )
+    return value
+
+
+def _power(text):
+    try:
+        value = float(Fraction(str(text).strip()))
+    except (ValueError, ZeroDivisionError, OverflowError):
+        value = None
+    check_argument(
+        value is not None and math.isfinite(value) and abs(value) <= 8,
+        "--power must be a number in [-8, 8] (e.g. -2), got {!r}",
         text,
     )
     return value

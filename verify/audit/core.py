@@ -225,11 +225,17 @@ def audit(
     check_argument(
         callable(fn), "fn must be callable as fn(student_logits, teacher_logits, T), got {!r}", fn
     )
+    labels_mask = isinstance(mask, str) and mask == "labels"
+    check_argument(
+        isinstance(mask, bool) or labels_mask,
+        "mask must be True, False or 'labels', got {!r}",
+        mask,
+    )
     check_options(
         classes=classes,
         batch_size=batch_size,
         sequence_length=sequence_length,
-        mask=bool(mask) if isinstance(mask, str) and mask == "labels" else mask,
+        mask=bool(mask) if labels_mask else mask,
         seed=seed,
         dtype=dtype,
         device=device,
@@ -241,12 +247,6 @@ def audit(
         progress,
     )
     check_argument(isinstance(symbolic, bool), "symbolic must be True or False, got {!r}", symbolic)
-    labels_mask = isinstance(mask, str) and mask == "labels"
-    check_argument(
-        isinstance(mask, bool) or labels_mask,
-        "mask must be True, False or 'labels', got {!r}",
-        mask,
-    )
     mask = bool(mask)
     check_argument(
         _is_real(power) and math.isfinite(power),
