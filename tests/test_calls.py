@@ -140,3 +140,23 @@ def test_bad_call_and_mask_arguments():
         audit(_kd_mse, mask="tokens")
     with pytest.raises(VerifyError, match="power must be a finite number"):
         audit(_kd_mse, power=float("nan"))
+
+
+class Distiller(torch.nn.Module):
+    """A plain nn.KLDivLoss setup, as docs/audit.md shows it."""
+
+    def __init__(self, temperature):
+        super().__init__()
+        self.temperature, self.kl = temperature, torch.nn.KLDivLoss(reduction="batchmean")
+
+    def forward(self, student_logits, teacher_logits):
+        T = self.temperature
+        student = F.log_softmax(student_logits / T, -1)
+        return self.kl(student, F.softmax(teacher_logits / T, -1)) * T**2
+
+
+def test_a_kldivloss_module_is_recognised_and_consistent():
+    result = audit(Distiller)
+    assert result.call == "fn(temperature=T)(student, teacher) (recognised from the signature)"
+    assert result.verdict == "consistent", result.diagnoses
+    assert (result.objective, result.weight) == ("kl", 1.0)
