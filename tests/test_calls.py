@@ -160,3 +160,27 @@ def test_a_kldivloss_module_is_recognised_and_consistent():
     assert result.call == "fn(temperature=T)(student, teacher) (recognised from the signature)"
     assert result.verdict == "consistent", result.diagnoses
     assert (result.objective, result.weight) == ("kl", 1.0)
+
+
+def _batch_mean_with_max(student, teacher, T):
+    squared = (student / T - teacher / T) ** 2
+    return squared.mean(-1).sum() / max(squared.size(0), 1)  # TRL's batch mean
+
+
+def _branch_on_the_batch_size(student, teacher, T):
+    squared = (student - teacher) ** 2
+    return squared.sum() / (2 if squared.size(0) > 1 else 1)
+
+
+def _minimum_of_the_temperature(student, teacher, T):
+    return ((student - teacher) ** 2).sum() / min(T, 4.0)
+
+
+def test_comparisons_of_sizes_are_settled_while_tracing():
+    result = derive.trace(_batch_mean_with_max, order=2)
+    assert result.relation.text == "= 2*T^-2*logits-matching" and str(result.batch_weight) == "1/B"
+    # Negative controls: a comparison that depends on the size, and one on T, stay refused.
+    with pytest.raises(DeriveError, match="comparison of sizes .* depends on the batch size"):
+        derive.trace(_branch_on_the_batch_size)
+    with pytest.raises(DeriveError, match="control flow on a traced value"):
+        derive.trace(_minimum_of_the_temperature)

@@ -416,7 +416,7 @@ statement(
     "zero class mean",
     r"L = \sum_k T^{-k} L_k,\quad \frac{\partial L}{\partial z_i} = \sum_k T^{-k} G_{k,i},"
     r"\quad G_k = \frac{\partial L_k}{\partial z},\quad \sum_i G_{k,i} = 0"
-    r"\ \text{for every shift invariant objective of the registry}",
+    r"\ \text{for every shift invariant objective}",
 )
 def _expansion(order):
     residuals = {
