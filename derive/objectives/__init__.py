@@ -47,7 +47,6 @@ from .kd import (
     regularizer_loss,
     sigmoid_distillation_loss,
 )
-from .matching import centred_logits_matching_objective, logits_matching_objective
 from .normalized import dist_loss, standardized_kl_loss
 from .softmax import log_softmax, softmax, softmax_expectation
 from .target_aware import ce_mixture_loss, dkd_loss, nckd_loss, tckd_loss
@@ -87,6 +86,9 @@ __all__ = [
     "dkd_loss",
     "standardized_kl_loss",
     "dist_loss",
-    "logits_matching_objective",
-    "centred_logits_matching_objective",
 ]
+
+# Registered last: logits matching, the T -> infinity end the other families tend to.
+from .matching import centred_logits_matching_objective, logits_matching_objective
+
+__all__ += ["logits_matching_objective", "centred_logits_matching_objective"]

@@ -117,7 +117,11 @@ def check_options(
         elements,
         LIMITS["elements"],
     )
-    check_argument(isinstance(mask, bool), "mask must be True or False, got {!r}", mask)
+    check_argument(
+        isinstance(mask, bool),
+        "mask must be True or False, got {!r} (or 'labels' for Hugging Face labels)",
+        mask,
+    )
     check_argument(
         not mask or sequence_length is not None,
         "mask=True needs token sequences (a sequence_length; --shape B,L,N)",
@@ -226,11 +230,6 @@ def audit(
         callable(fn), "fn must be callable as fn(student_logits, teacher_logits, T), got {!r}", fn
     )
     labels_mask = isinstance(mask, str) and mask == "labels"
-    check_argument(
-        isinstance(mask, bool) or labels_mask,
-        "mask must be True, False or 'labels', got {!r}",
-        mask,
-    )
     check_options(
         classes=classes,
         batch_size=batch_size,

@@ -202,10 +202,10 @@ class AuditResult:
             + (f", times T^{_number(self.power)}" if self.power else ""),
             f"  identified as         {self.identified}",
         ]
-        if self.call:
-            lines.append(f"  call                  {self.call}")
         if self.symbolic is not None:
             lines += self.symbolic.text_lines()
+        if self.call:
+            lines.append(f"  call                  {self.call}")
         lines += [
             f"  shift invariant       {'yes' if self.shift_invariant else 'no'} (worst class sum "
             f"{self.shift_worst_error:.2g}, tolerance {self.shift_tolerance:.2g}, at "
