@@ -136,7 +136,9 @@ def test_the_trace_calls_through_the_expression():
 def test_bad_call_and_mask_arguments():
     with pytest.raises(VerifyError, match="--call: arithmetic"):
         audit(_kd_mse, call="fn(student, teacher, T * 2)")
-    with pytest.raises(VerifyError, match="mask must be True or False, got 'tokens' \\(or 'labels'"):
+    with pytest.raises(
+        VerifyError, match="mask must be True or False, got 'tokens' \\(or 'labels'"
+    ):
         audit(_kd_mse, mask="tokens")
     with pytest.raises(VerifyError, match="power must be a finite number"):
         audit(_kd_mse, power=float("nan"))
