@@ -57,6 +57,9 @@ from .relations import (
 
 __all__ = ["trace", "TraceResult", "Relation", "DEFAULT_ORDER", "MAX_TRACE_ORDER"]
 
+# The call of a loss without --call or a recognised signature (not shown in the reports).
+_DEFAULT_CALL = "fn(student, teacher, T)"
+
 #: Terms computed when no order is given.
 DEFAULT_ORDER = 4
 #: The most terms a trace computes (every registry objective is compared at that order).
@@ -123,7 +126,7 @@ class TraceResult:
     gradient: object = field(default=None, repr=False)
     seconds: float = 0.0
     #: The call traced, in words (``--call``, recognised from the signature, or the default).
-    call: str = "fn(student, teacher, T)"
+    call: str = _DEFAULT_CALL
 
     # -- what the numeric audit measures, predicted ------------------------------------------
     def leading_order(self, *, classes, batch_size):
@@ -254,7 +257,7 @@ class TraceResult:
             "no_gradient": self.no_gradient,
             "capture": "torch.fx",
             "operations": list(self.operations),
-            "call": self.call,
+            **({"call": self.call} if self.call != _DEFAULT_CALL else {}),
         }
 
     def to_text(self):
@@ -269,7 +272,7 @@ class TraceResult:
         lines = [
             f"traced {self.function} with torch.fx: {len(self.operations)} operations "
             f"({', '.join(_unique(self.operations))})",
-            f"called as {self.call}",
+            *([f"called as {self.call}"] if self.call != _DEFAULT_CALL else []),
             f"loss = w * sum_b ℓ(z_b, v_b), batch weight w = {weight}",
             f"relation: {self.relation_text()}",
         ]
@@ -405,7 +408,7 @@ def trace(fn, *, order=DEFAULT_ORDER, call=None):
         per_example=per_example,
         gradient=gradient,
         seconds=time.perf_counter() - started,
-        call="fn(student, teacher, T)" if spec is None else spec.describe(),
+        call=_DEFAULT_CALL if spec is None else spec.describe(),
     )
 
 

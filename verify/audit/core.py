@@ -293,7 +293,10 @@ def audit(
                 remaining=timeout - (time.monotonic() - started),
             )
         return dataclasses.replace(
-            result, symbolic=check, call=described_call(spec, signature), power=float(power)
+            result,
+            symbolic=check,
+            call="" if spec is None else described_call(spec, signature),
+            power=float(power),
         )
     finally:
         torch.set_num_threads(threads)

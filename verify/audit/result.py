@@ -132,7 +132,8 @@ class AuditResult:
     notes: tuple = field(default=())
     symbolic: object = None
     limit_established: bool | None = None
-    #: The call made, in words (``--call``, recognised from the signature, or the default).
+    #: The call made, in words, when it is not the default ``fn(student, teacher, T)``
+    #: (``--call``, or recognised from the signature); ``""`` for the default.
     call: str = ""
     #: The declared power of T (``--power``).
     power: float = 0.0
