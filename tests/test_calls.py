@@ -186,3 +186,37 @@ def test_comparisons_of_sizes_are_settled_while_tracing():
         derive.trace(_branch_on_the_batch_size)
     with pytest.raises(DeriveError, match="control flow on a traced value"):
         derive.trace(_minimum_of_the_temperature)
+
+
+def _token_kd(student_logits, teacher_logits, labels=None, temperature=1.0):
+    """KD over the real tokens of Hugging Face labels (-100 at padding), a mean over them."""
+    per_token = F.kl_div(
+        F.log_softmax(student_logits / temperature, -1),
+        F.log_softmax(teacher_logits / temperature, -1),
+        reduction="none",
+        log_target=True,
+    ).sum(-1)
+    real = labels != -100
+    return temperature**2 * per_token[real].sum() / real.sum()
+
+
+def _token_kd_ignoring_labels(student_logits, teacher_logits, labels=None, temperature=1.0):
+    per_token = F.kl_div(
+        F.log_softmax(student_logits / temperature, -1),
+        F.log_softmax(teacher_logits / temperature, -1),
+        reduction="none",
+        log_target=True,
+    ).sum(-1)
+    return temperature**2 * per_token.mean()
+
+
+def test_hugging_face_labels_mark_the_padding():
+    shape = dict(batch_size=4, sequence_length=5, classes=10, mask="labels", symbolic=False)
+    result = audit(_token_kd, **shape)
+    assert result.call == (
+        "fn(student, teacher, temperature=T, labels=mask) (recognised from the signature)"
+    )
+    assert result.verdict == "consistent" and result.normalization == "token-mean"
+    # The negative control: the same loss that ignores the labels averages over the padding.
+    ignoring = audit(_token_kd_ignoring_labels, **shape)
+    assert ignoring.causes == ("padding-included", "position-mean")
