@@ -140,6 +140,8 @@ def test_bad_call_and_mask_arguments():
         VerifyError, match="mask must be True or False, got 'tokens' \\(or 'labels'"
     ):
         audit(_kd_mse, mask="tokens")
+    with pytest.raises(VerifyError, match="uses mask: audit token sequences"):
+        audit(_kd_mse, call="fn(student, teacher, T, mask)")
     with pytest.raises(VerifyError, match="power must be a finite number"):
         audit(_kd_mse, power=float("nan"))
 
@@ -220,3 +222,17 @@ def test_hugging_face_labels_mark_the_padding():
     # The negative control: the same loss that ignores the labels averages over the padding.
     ignoring = audit(_token_kd_ignoring_labels, **shape)
     assert ignoring.causes == ("padding-included", "position-mean")
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--shape", "2,3,4", "--mask", "tokens"], "--mask takes nothing or 'labels'"),
+        (["--power", "x"], "--power must be a number in [-8, 8]"),
+        (["--call", "fn(student, teacher, T" * 60], "--call must be a call expression of at"),
+    ],
+)
+def test_bad_audit_options_are_one_line(arguments, message):
+    done = _cli("verify", "audit", "verify.gallery:kd_batchmean", *arguments)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert done.stderr.count("\n") == 1

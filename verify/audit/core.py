@@ -253,6 +253,12 @@ def audit(
         power,
     )
     spec, signature = call_plan(fn, call, mask=mask, labels=labels_mask)
+    check_argument(
+        spec is None or not spec.uses("mask") or sequence_length is not None,
+        "the call {} uses mask: audit token sequences (--shape B,L,N, with --mask or "
+        "--mask labels)",
+        None if spec is None else spec.text,
+    )
     expectation = dataclasses.replace(parse_expectation(expect, weight), power=float(power))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
