@@ -25,7 +25,7 @@ CAUSES = {
     "not-shift-invariant": "the gradient does not sum to zero over the classes",
     "not-a-power-law": "the gradient does not scale as one power of T",
     "missing-temperature-factor": "the gradient scales as T^-2: the T**2 factor is missing",
-    "temperature-power": "the gradient scales as T^a with a not in {0, -2}",
+    "temperature-power": "the gradient scales as T^a with a not in {0, -2} (not P, --power P)",
     "limit-not-established": "the extrapolation to T = infinity leaves too large a residual",
     "mean-reduction": "limit scale 1/N: reduction='mean' over classes too",
     "sum-reduction": "limit scale B: reduction='sum' over the batch",
