@@ -224,6 +224,8 @@ class Probe:
             f"(called with student and teacher logits of shape {tuple(student.shape)} "
             f"({dtype_name(student.dtype)}) and T={shown})"
         )
+        if self.call_spec is not None:  # say which call, so that --call can change it
+            context = f"(called as {self.call_spec.describe()}" + context[len("(called") :]
         arguments, keywords = self._arguments(student, teacher, temperature, labels)
         self.calls += 1
         if self.progress is not None:
