@@ -613,7 +613,7 @@ _LABELLED = ("ce-mixture", "dkd-tckd", "dkd-nckd", "dkd")
 
 _SMOOTHING = 0.1
 
-#: The shift invariant losses of [zero-mean-gradient], by name: every shift invariant twin (KD
+#: The shift invariant losses of [zero-mean-gradient], by name: every softmax twin (KD
 #: first: searches for counterexamples shrink towards the first) and the cross-entropies.
 LOSSES = {
     "kl": _twin_loss(TWINS["kl"]),
@@ -639,7 +639,8 @@ LOSSES = {
     **{
         name: _twin_loss(entry)
         for name, entry in TWINS.items()
-        if name != "kl" and OBJECTIVES[name].shift_invariant  # logits matching is a control
+        # Softmax losses only: logits matching sees the logits (its raw form is a control).
+        if name != "kl" and OBJECTIVES[name].family != "matching"
     },
     "standardized-kl (std=population)": _twin_loss(
         TWINS["standardized-kl"].with_parameters(std="population")
