@@ -110,6 +110,8 @@ def test_torchdistill_dist_loss():
     call = 'fn(".", "output", ".", "output", tau=T, gamma=0.0)' + IO + ")"
     result = audit(torchdistill_losses.DISTLoss, call=call, symbolic=False)
     assert _identified(result) == ("dist", {}, 1.0, 2.0), result.to_text()
+    declared = audit(torchdistill_losses.DISTLoss, call=call, expect="dist", power=2)
+    assert declared.verdict == "consistent", declared.diagnoses
     # With its intra-class term (gamma = 1, recognised call): a correlation over the batch.
     recognised = audit(torchdistill_losses.DISTLoss, symbolic=False)
     assert recognised.call.endswith("(recognised from the signature)")
@@ -122,6 +124,14 @@ def test_torchdistill_logit_std_kd_loss():
     assert _identified(result) == ("standardized-kl", {"std": "unbiased"}, 1.0, -2.0), (
         result.to_text()
     )
+    declared = audit(
+        torchdistill_losses.LogitStdKDLoss,
+        call=call,
+        expect="standardized-kl:std=unbiased",
+        power=-2,
+        symbolic=False,
+    )
+    assert declared.verdict == "consistent", declared.diagnoses
 
 
 def test_textbrewer_kd_ce_and_kd_mse():
