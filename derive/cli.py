@@ -106,6 +106,14 @@ def _add_trace(parser):
         help="stop the trace (it runs in its own process) after this many seconds, in "
         "(0, 86400] (default 300)",
     )
+    parser.add_argument(
+        "--call",
+        default=None,
+        metavar="EXPR",
+        help="how to call the loss: a call expression over fn, student, teacher, T and "
+        "literals, never evaluated as Python, e.g. 'fn(student, teacher, beta=0.5, "
+        "temperature=T)' (default: recognised from the signature)",
+    )
 
 
 def _seconds(text):
@@ -119,10 +127,13 @@ def _seconds(text):
 
 
 def _run_trace(args):
+    from .calls import parse_call
     from .tracing.isolated import trace_in_child_process
 
+    if args.call is not None:
+        parse_call(args.call)  # refused here, before anything is imported
     report = trace_in_child_process(
-        args.target, order=args.order, format=args.format, timeout=args.timeout
+        args.target, order=args.order, format=args.format, timeout=args.timeout, call=args.call
     )
     if report.printed_lines and args.format == "text":
         return report.text + f"\nnote: {_printed(report)}", 0

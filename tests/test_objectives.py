@@ -106,7 +106,19 @@ def _references():
         ),
         # 0/0 at T = infinity: its coefficients come from a contour around eps = 0 (below).
         "dist": ({}, 0, lambda z, v, e: 1 - _pearson(p(z, e), p(v, e), scale=e)),
+        "logits-matching": ({}, 0, lambda z, v, e: _mean([(a - b) ** 2 for a, b in zip(z, v)]) / 2),
+        "centred-logits-matching": ({}, 0, lambda z, v, e: _half_variance(z, v)),
     }
+
+
+def _mean(values):
+    return mpmath.fsum(values) / len(values)
+
+
+def _half_variance(z, v):
+    differences = [a - b for a, b in zip(z, v)]
+    mean = _mean(differences)
+    return _mean([(d - mean) ** 2 for d in differences]) / 2
 
 
 def _tckd(p, q):

@@ -38,8 +38,8 @@ EXPECTED_RELATIONS = {
     "kd_detached_student": ("kl", 1, "loss", 1 / B),  # in value; no gradient
     "sigmoid_bce_distillation": None,
     "mse_on_probabilities": None,
-    "logits_matching_uncentred": None,
-    "logits_matching_centred": None,
+    "logits_matching_uncentred": ("logits-matching", 1, "loss", 1 / B),
+    "logits_matching_centred": ("centred-logits-matching", 1, "loss", 1 / B),
 }
 
 
@@ -245,9 +245,10 @@ def test_detached_student_has_no_gradient(gallery):
 
 def test_leading_order_agreement_is_not_a_relation(gallery):
     # Both have KD's T -> infinity limit, exactly (the audit calls one consistent), but not
-    # KD's higher terms: no exact relation.
+    # KD's higher terms: no exact relation to KD (centred logits matching is KD's limit itself,
+    # an objective of the registry).
     assert gallery["logits_matching_centred"].limit == {"exponent": 0, "kd_scale": 1}
-    assert gallery["logits_matching_centred"].relation is None
+    assert gallery["logits_matching_centred"].relation.objective == "centred-logits-matching"
     assert gallery["mse_on_probabilities"].limit == {"exponent": -2, "kd_scale": 2 / N**2}
     assert gallery["mse_on_probabilities"].relation is None
 

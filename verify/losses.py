@@ -42,6 +42,8 @@ from fractions import Fraction
 import torch
 import torch.nn.functional as F
 
+from derive import OBJECTIVES
+
 __all__ = [
     "kd_loss",
     "hard_cross_entropy",
@@ -498,6 +500,16 @@ def _dist_twin(student, teacher, temperature, labels):
     return 1 - correlation
 
 
+@twin("logits-matching", scaled=False)
+def _logits_matching_twin(student, teacher, temperature, labels):
+    return logits_matching_loss(student, teacher)
+
+
+@twin("centred-logits-matching", scaled=False)
+def _centred_logits_matching_twin(student, teacher, temperature, labels):
+    return infinite_temperature_limit(student, teacher)
+
+
 # -- problems, and losses with what their tolerance needs ----------------------------------
 
 
@@ -620,7 +632,7 @@ def _definition(name):
 
 _SMOOTHING = 0.1
 
-#: The shift invariant losses of [zero-mean-gradient], by name: every objective's twin (KD
+#: The shift invariant losses of [zero-mean-gradient], by name: every softmax twin (KD
 #: first: searches for counterexamples shrink towards the first) and the cross-entropies.
 LOSSES = {
     "kl": _twin_loss(TWINS["kl"]),
@@ -643,7 +655,12 @@ LOSSES = {
         ),
         uses_labels=True,
     ),
-    **{name: _twin_loss(entry) for name, entry in TWINS.items() if name != "kl"},
+    **{
+        name: _twin_loss(entry)
+        for name, entry in TWINS.items()
+        # Softmax losses only: logits matching sees the logits (its raw form is a control).
+        if name != "kl" and OBJECTIVES[name].family != "matching"
+    },
     "standardized-kl (std=population)": _twin_loss(
         TWINS["standardized-kl"].with_parameters(std="population")
     ),

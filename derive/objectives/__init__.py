@@ -9,7 +9,8 @@ proofs and :mod:`verify` use.
 Families: :mod:`~derive.objectives.divergences` (KL, reverse KL, JS, JSD_β, skew KL, Amari's
 alpha, the generic f-divergence), :mod:`~derive.objectives.temperature` (two temperatures, a
 hot teacher), :mod:`~derive.objectives.target_aware` (hard-label mixtures, Decoupled KD),
-:mod:`~derive.objectives.normalized` (logit standardization, DIST).
+:mod:`~derive.objectives.normalized` (logit standardization, DIST),
+:mod:`~derive.objectives.matching` (logits matching and its centred form).
 
 Examples
 ========
@@ -98,3 +99,8 @@ __all__ = [
     "standardized_kl_loss",
     "dist_loss",
 ]
+
+# Registered last: logits matching, the T -> infinity end the other families tend to.
+from .matching import centred_logits_matching_objective, logits_matching_objective
+
+__all__ += ["logits_matching_objective", "centred_logits_matching_objective"]

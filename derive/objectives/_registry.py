@@ -37,6 +37,7 @@ FAMILIES = {
     "mixture": "mixtures with the hard label",
     "target-aware": "target-aware (decoupled) objectives",
     "normalized": "normalized objectives",
+    "matching": "logits matching (the T -> infinity end)",
 }
 
 
@@ -248,6 +249,9 @@ class Objective:
     limit_statement: str = ""
     f_derivatives: Callable = field(default=None, repr=False)
     diagnosis: str = ""
+    #: Whether the loss sees the logits only through their differences (``loss(z + c 1)`` =
+    #: ``loss(z)``): every softmax objective; not logits matching.
+    shift_invariant: bool = True
 
     def resolve(self, values=None):
         """Validated parameter values (defaults filled in), as a tuple of ``(name, value)``."""
@@ -344,10 +348,12 @@ def objective(
     limit_statement="",
     f_derivatives=None,
     diagnosis="",
+    shift_invariant=True,
 ):
     """Register the decorated function ``build(**parameters) -> loss`` as objective ``name``;
     ``gradient(**parameters)``, optional, is its gradient w.r.t. ``z_i`` in closed form. The
-    other keywords are the fields of :class:`Objective`."""
+    other keywords are the fields of :class:`Objective`
+    (``shift_invariant=False`` for a loss that sees the raw logits: logits matching)."""
     check_argument(
         family in FAMILIES, "family must be one of {}, got {!r}", ", ".join(FAMILIES), family
     )
@@ -370,6 +376,7 @@ def objective(
             limit_statement,
             f_derivatives,
             diagnosis,
+            shift_invariant,
         )
         return build
 

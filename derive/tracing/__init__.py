@@ -57,6 +57,9 @@ from .relations import (
 
 __all__ = ["trace", "TraceResult", "Relation", "DEFAULT_ORDER", "MAX_TRACE_ORDER"]
 
+# The call of a loss without --call or a recognised signature (not shown in the reports).
+_DEFAULT_CALL = "fn(student, teacher, T)"
+
 #: Terms computed when no order is given.
 DEFAULT_ORDER = 4
 #: The most terms a trace computes (every registry objective is compared at that order).
@@ -122,6 +125,8 @@ class TraceResult:
     per_example: object = field(default=None, repr=False)
     gradient: object = field(default=None, repr=False)
     seconds: float = 0.0
+    #: The call traced, in words (``--call``, recognised from the signature, or the default).
+    call: str = _DEFAULT_CALL
 
     # -- what the numeric audit measures, predicted ------------------------------------------
     def leading_order(self, *, classes, batch_size):
@@ -252,6 +257,7 @@ class TraceResult:
             "no_gradient": self.no_gradient,
             "capture": "torch.fx",
             "operations": list(self.operations),
+            **({"call": self.call} if self.call != _DEFAULT_CALL else {}),
         }
 
     def to_text(self):
@@ -266,6 +272,7 @@ class TraceResult:
         lines = [
             f"traced {self.function} with torch.fx: {len(self.operations)} operations "
             f"({', '.join(_unique(self.operations))})",
+            *([f"called as {self.call}"] if self.call != _DEFAULT_CALL else []),
             f"loss = w * sum_b ℓ(z_b, v_b), batch weight w = {weight}",
             f"relation: {self.relation_text()}",
         ]
@@ -306,7 +313,7 @@ def _unique(items):
 # -- the trace ----------------------------------------------------------------------------------
 
 
-def trace(fn, *, order=DEFAULT_ORDER):
+def trace(fn, *, order=DEFAULT_ORDER, call=None):
     r"""Trace ``fn(student_logits, teacher_logits, T)`` and expand it in :math:`1/T`.
 
     Parameters
@@ -317,6 +324,12 @@ def trace(fn, *, order=DEFAULT_ORDER):
     order : int
         Number of terms of the per-example loss, from its first nonzero one
         (``1..MAX_TRACE_ORDER``).
+    call : str or :class:`derive.calls.CallSpec`, optional
+        How to call ``fn``: a call expression over ``fn``, ``student``, ``teacher``, ``T`` and
+        literals (:mod:`derive.calls`, never evaluated as Python). Default: recognised from
+        the signature (a ``temperature``/``tau``/``T``/``temp`` keyword; an ``nn.Module``
+        class built with the temperature), else ``fn(student, teacher, T)``; the result's
+        ``call`` says which.
 
     Returns
     =======
@@ -338,8 +351,14 @@ def trace(fn, *, order=DEFAULT_ORDER):
 
     started = time.perf_counter()
     check_order(order, maximum=MAX_TRACE_ORDER, why=" for a trace")
+    from ..calls import bind, resolve_call
+
+    spec = None if call is None else resolve_call(None, call)  # checked before any import
     if isinstance(fn, str):
         fn = load_target(fn)
+    spec = resolve_call(fn, spec)
+    if spec is not None:
+        fn = bind(fn, spec)
     name = describe(fn)
     _check_signature(fn, name)
     with warnings.catch_warnings():  # the user's code warns for the user, not for us
@@ -390,6 +409,7 @@ def trace(fn, *, order=DEFAULT_ORDER):
         per_example=per_example,
         gradient=gradient,
         seconds=time.perf_counter() - started,
+        call=_DEFAULT_CALL if spec is None else spec.describe(),
     )
 
 

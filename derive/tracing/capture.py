@@ -11,8 +11,10 @@ a division by a size) and compile through Dynamo, seconds per function.
 
 fx cannot follow Python control flow that depends on a traced value (``if T > 1``,
 ``min(T, 1000.)``): that is reported with the line of the user's code, as is any other error
-raised while tracing. A branch on the *type* of ``T`` (``isinstance(T, float)``) silently takes
-the tensor path; the numeric self-check of :func:`derive.trace` catches it.
+raised while tracing. Comparisons of sizes with numbers that hold for every size
+(``max(x.size(0), 1)``) are settled while tracing (:mod:`.sizes`). A branch on the *type* of
+``T`` (``isinstance(T, float)``) silently takes the tensor path; the numeric self-check of
+:func:`derive.trace` catches it.
 
 Loss modules instantiated inline (``nn.KLDivLoss(reduction='batchmean')(...)``) are traced
 through their ``forward``, which calls the functional form.
@@ -27,6 +29,7 @@ import torch.fx
 
 from .._errors import DeriveError, check_argument
 from .._targets import resolve_target
+from .sizes import is_size_comparison, resolve, size_expression
 
 __all__ = ["capture", "load_target", "describe", "user_frame", "where", "one_line", "PLACEHOLDERS"]
 
@@ -103,7 +106,16 @@ class _Tracer(torch.fx.Tracer):
     def create_node(self, *args, **kwargs):
         node = super().create_node(*args, **kwargs)
         node.meta["user_frame"] = user_frame(traceback.extract_stack()[:-1])
+        size_expression(node)
         return node
+
+    def to_bool(self, obj):
+        """A comparison of sizes with numbers is settled here (:mod:`.sizes`); any other
+        truth value of a traced value is data-dependent control flow."""
+        truth = resolve(self, obj)
+        if truth is None and is_size_comparison(obj):
+            self.undecided_size = True
+        return super().to_bool(obj) if truth is None else truth
 
 
 def capture(fn):
@@ -127,6 +139,13 @@ def capture(fn):
         raise
     except BaseException as error:  # the user's code: contained, reported on one line
         frame = user_frame(traceback.extract_tb(error.__traceback__))
+        if getattr(tracer, "undecided_size", False):
+            raise DeriveError(
+                f"unsupported: a comparison of sizes at {where(frame)} that depends on the "
+                f"batch size or the number of classes (the trace is symbolic in B and N; "
+                f"comparisons that hold for every size, such as max(x.size(0), 1), are "
+                f"settled); use python -m verify audit, which measures the loss numerically"
+            ) from None
         if isinstance(error, torch.fx.proxy.TraceError) and "control flow" in str(error):
             raise DeriveError(
                 f"unsupported: Python control flow on a traced value at {where(frame)} "

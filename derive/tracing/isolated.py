@@ -41,11 +41,13 @@ class TracedReport:
     printed_lines: int
 
 
-def render(target, *, order, format):
-    """In the child: trace ``target`` and render the report (plain text out)."""
+def render(target, *, order, format, call=None):
+    """In the child: trace ``target`` (called as the expression ``call``, if given) and render
+    the report (plain text out)."""
+    from ..calls import parse_call
     from . import trace
 
-    result = trace(target, order=order)
+    result = trace(target, order=order, call=None if call is None else parse_call(call))
     if format == "json":
         return _json_dumps(result.to_json(), indent=1)
     return result.to_latex() if format == "latex" else result.to_text()
@@ -55,9 +57,16 @@ def _refuse_constant(name):
     raise ValueError(f"the JSON contains {name}")
 
 
-def trace_in_child_process(target, *, order, format="text", timeout=DEFAULT_TRACE_TIMEOUT):
-    """The report of ``derive trace`` for ``target``, traced in its own process."""
+def trace_in_child_process(
+    target, *, order, format="text", timeout=DEFAULT_TRACE_TIMEOUT, call=None
+):
+    """The report of ``derive trace`` for ``target``, traced in its own process; ``call`` is a
+    call expression (:func:`derive.calls.parse_call`), checked before the child starts."""
     check_target(target)
+    if call is not None:
+        from ..calls import parse_call
+
+        parse_call(call)
     if format not in FORMATS:
         raise DeriveError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
     run = run_isolated(
@@ -65,6 +74,7 @@ def trace_in_child_process(target, *, order, format="text", timeout=DEFAULT_TRAC
         target,
         order=order,
         format=format,
+        call=call,
         timeout=timeout,
         error=DeriveError,
         what=f"the trace of {target}",

@@ -43,7 +43,7 @@ from derive import OBJECTIVES, T
 
 from ..symbolic import SymbolicFunction
 
-__all__ = ["TERMS", "Candidate", "catalogue", "structure", "Evaluated"]
+__all__ = ["TERMS", "Candidate", "catalogue", "raw_logits_candidates", "structure", "Evaluated"]
 
 #: Gradient terms fitted, :math:`G_0 .. G_{TERMS - 1}`: on the identification grid
 #: (:math:`T \ge 4r`) the first left out is below :math:`10^{-6}` of the gradient, while
@@ -97,6 +97,12 @@ def catalogue():
                 )
             )
     return tuple(candidates)
+
+
+def raw_logits_candidates():
+    """The candidates that see the raw logits (not shift invariant): logits matching. The
+    only ones a loss without shift invariance can be."""
+    return tuple(c for c in catalogue() if not c.definition.shift_invariant)
 
 
 @dataclass(frozen=True)

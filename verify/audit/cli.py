@@ -24,8 +24,10 @@ import math
 import re
 import sys
 
+from derive import DeriveError
 from derive._json import dumps as _json_dumps
-from derive._numbers import parse_positive
+from derive._numbers import parse_positive, parse_rational
+from derive.calls import parse_call
 
 from .._errors import VerifyError, check_argument
 from ..devices import DEVICES, DTYPES
@@ -65,9 +67,28 @@ def add_arguments(parser):
     )
     parser.add_argument(
         "--mask",
-        action="store_true",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="labels",
         help="pad the sequences at random; the loss gets mask=[B, L] (True for "
-        "real tokens) if it takes a mask argument",
+        "real tokens) if it takes a mask argument; --mask labels passes Hugging Face labels "
+        "instead (class indices, -100 at padded positions)",
+    )
+    parser.add_argument(
+        "--call",
+        default=None,
+        metavar="EXPR",
+        help="how to call the loss: a call expression over fn, student, teacher, T, target, "
+        "mask and literals, never evaluated as Python, e.g. "
+        "'fn(student, teacher, beta=0.5, temperature=T)' (default: recognised from the "
+        "signature)",
+    )
+    parser.add_argument(
+        "--power",
+        default="0",
+        help="the declared power of T multiplying the objective (default 0; -2 for a loss "
+        "without the T**2 factor)",
     )
     parser.add_argument(
         "--seed", default="0", help="seed of the random logits, 0..4294967295 (default 0)"
@@ -134,9 +155,21 @@ def options(arguments):
             LIMITS["batch_size"],
             default=DEFAULT_BATCH_SIZE,
         )
+    mask = getattr(arguments, "mask", False)
+    check_argument(
+        mask in (True, False, "labels"),
+        "--mask takes nothing or 'labels', got {!r}",
+        mask,
+    )
+    call = getattr(arguments, "call", None)
+    if call is not None:
+        try:
+            parse_call(call)  # refused here, before the target is imported
+        except DeriveError as error:
+            raise VerifyError(str(error)) from None
     result = dict(
         sizes,
-        mask=bool(arguments.mask),
+        mask=bool(mask),
         seed=_bounded(arguments.seed, "--seed", 0, LIMITS["seed"] - 1),
         device=arguments.device,
         dtype=arguments.dtype,
@@ -157,6 +190,13 @@ def options(arguments):
     )
     check_options(**{k: v for k, v in result.items() if k not in ("expect", "weight", "symbolic")})
     parse_expectation(result["expect"], result["weight"])
+    if mask == "labels":
+        result["mask"] = "labels"
+    if call is not None:
+        result["call"] = call
+    power = getattr(arguments, "power", "0")
+    if power not in ("0", 0, None):
+        result["power"] = _power(power)
     return result
 
 
@@ -184,6 +224,19 @@ def _number(text, name, *, upper):
     """A finite number in ``(0, upper]``, through the one parser
     (:func:`derive._numbers.parse_positive`)."""
     return parse_positive(str(text), what=name, error=VerifyError, upper=upper)
+
+
+def _power(text):
+    try:
+        value = float(parse_rational(str(text), what="--power", error=VerifyError))
+    except (VerifyError, OverflowError):
+        value = None
+    check_argument(
+        value is not None and math.isfinite(value) and abs(value) <= 8,
+        "--power must be a number in [-8, 8] (e.g. -2), got {!r}",
+        text,
+    )
+    return value
 
 
 class _Progress:

@@ -15,7 +15,8 @@ from derive._validate import check_flag, is_integer
 
 from .._errors import MAX_SEED, VerifyError, check_argument
 from ..devices import dtype_name, resolve_device, resolve_dtype
-from .candidates import Candidate, Evaluated
+from .calling import call_plan, described_call, traced_function
+from .candidates import Candidate, Evaluated, raw_logits_candidates
 from .defects import correlation_norms, match_defects
 from .diagnoses import diagnose
 from .expectation import _is_real, parse_expectation
@@ -77,6 +78,19 @@ def _is_integer(value):
     return is_integer(value)
 
 
+def _checked_call_text(call):
+    """The parsed ``call`` (``None`` for none), refused before anything is imported."""
+    if call is None:
+        return None
+    from derive import DeriveError
+    from derive.calls import parse_call
+
+    try:
+        return parse_call(call)
+    except DeriveError as error:
+        raise VerifyError(str(error)) from None
+
+
 def check_options(
     *,
     classes=DEFAULT_CLASSES,
@@ -118,7 +132,11 @@ def check_options(
         elements,
         LIMITS["elements"],
     )
-    check_flag(mask, name="mask", error=VerifyError)
+    check_argument(
+        isinstance(mask, bool),
+        "mask must be True or False, got {!r} (or 'labels' for Hugging Face labels)",
+        mask,
+    )
     check_argument(
         not mask or sequence_length is not None,
         "mask=True needs token sequences (a sequence_length; --shape B,L,N)",
@@ -162,6 +180,8 @@ def audit(
     timeout=DEFAULT_TIMEOUT,
     progress=None,
     symbolic=True,
+    call=None,
+    power=0.0,
 ):
     r"""Audit a distillation loss ``fn(student_logits, teacher_logits, T) -> scalar tensor``.
 
@@ -179,8 +199,9 @@ def audit(
         sequences.
     classes, batch_size, sequence_length : int
         The shape; ``sequence_length=None`` audits ``[B, N]`` logits.
-    mask : bool
-        Pad the sequences at random (the first stays full).
+    mask : bool or "labels"
+        Pad the sequences at random (the first stays full); ``"labels"`` passes Hugging Face
+        labels ``[B, L]`` instead of the boolean mask: class indices, -100 at padded positions.
     dtype, device, seed
         ``float64`` (default) or ``float32``; ``"cpu"``, ``"cuda"`` or ``"auto"``; the seed of
         the random logits (the same seed gives the same result).
@@ -189,6 +210,16 @@ def audit(
         default ``kl`` (Hinton's KD).
     weight : float
         The declared weight of that objective in the loss (default 1).
+    call : str, optional
+        How to call ``fn``: a call expression over ``fn``, ``student``, ``teacher``, ``T``,
+        ``target``, ``mask`` and literals (:mod:`derive.calls`, never evaluated as Python),
+        e.g. ``"fn(student, teacher, beta=0.5, temperature=T)"``. Default: recognised from
+        the signature (a ``temperature``/``tau``/``T``/``temp`` keyword; an ``nn.Module``
+        class built with the temperature), else ``fn(student, teacher, T)``. The result's
+        ``call`` says which call was made.
+    power : float
+        The declared power of ``T`` multiplying the objective (default 0): ``-2`` for a loss
+        written without the ``T**2`` factor (e.g. an MSE of ``logits / T``).
     timeout : float
         Seconds the audit may take (default 300).
     progress : callable, optional
@@ -218,11 +249,12 @@ def audit(
         "got {!r}",
         fn,
     )
+    labels_mask = isinstance(mask, str) and mask == "labels"
     check_options(
         classes=classes,
         batch_size=batch_size,
         sequence_length=sequence_length,
-        mask=mask,
+        mask=bool(mask) if labels_mask else mask,
         seed=seed,
         dtype=dtype,
         device=device,
@@ -234,7 +266,23 @@ def audit(
         progress,
     )
     check_flag(symbolic, name="symbolic", error=VerifyError)
-    expectation = parse_expectation(expect, weight)
+    mask = bool(mask)
+    check_argument(
+        _is_real(power) and math.isfinite(power),
+        "power must be a finite number (the declared power of T), got {!r}",
+        power,
+    )
+    if isinstance(fn, str):  # the call is resolved against the loss in its own process
+        spec, signature = _checked_call_text(call), None
+    else:
+        spec, signature = call_plan(fn, call, mask=mask, labels=labels_mask)
+    check_argument(
+        spec is None or not spec.uses("mask") or sequence_length is not None,
+        "the call {} uses mask: audit token sequences (--shape B,L,N, with --mask or "
+        "--mask labels)",
+        None if spec is None else spec.text,
+    )
+    expectation = dataclasses.replace(parse_expectation(expect, weight), power=float(power))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     started = time.monotonic()
@@ -255,8 +303,10 @@ def audit(
                 dtype=dtype_name(resolve_dtype(dtype)),
                 device=str(device),
                 seed=seed,
+                call=None if spec is None else spec.text,
+                labels_mask=labels_mask,
             )
-            return dataclasses.replace(result, symbolic=check)
+            return dataclasses.replace(result, symbolic=check, power=float(power))
         result = _audit(
             fn,
             expectation,
@@ -269,22 +319,34 @@ def audit(
             seed=seed,
             timeout=timeout,
             progress=progress,
+            plan=(spec, signature, labels_mask),
         )
+        traced = traced_function(fn, spec)
         if not symbolic:
             check = not_traced("not asked for (--no-trace)")
+        elif traced is None:
+            check = not_traced(
+                f"the call {spec.text} passes a target or a mask: the trace takes "
+                "fn(student_logits, teacher_logits, T)"
+            )
         else:
             if progress is not None:
                 progress("tracing the loss symbolically")
             check = check_symbolically(
-                fn,
+                traced,
                 result,
                 expectation=expectation,
-                signature=inspect_signature(fn),
+                signature=signature,
                 sequence_length=sequence_length,
                 order=TRACE_ORDER,
                 remaining=timeout - (time.monotonic() - started),
             )
-        return dataclasses.replace(result, symbolic=check)
+        return dataclasses.replace(
+            result,
+            symbolic=check,
+            call="" if spec is None else described_call(spec, signature),
+            power=float(power),
+        )
     finally:
         torch.set_num_threads(threads)
 
@@ -348,11 +410,13 @@ def _audit(
     timeout,
     progress,
     replay=None,
+    plan=(None, None, False),
 ):
     dtype, device = resolve_dtype(dtype), resolve_device(device)
+    spec, signature, labels_mask = plan
     if replay is None:
         sandbox = Sandbox(describe_function(fn), timeout=timeout)
-        signature = inspect_signature(fn)
+        signature = inspect_signature(fn) if signature is None else signature
     else:  # the loss ran in its own process; only the analysis's deadline is checked here
         sandbox = Sandbox(replay.name, timeout=timeout)
         signature = replay.signature
@@ -370,6 +434,7 @@ def _audit(
         probe = Probe(
             fn, inputs, device=device, signature=signature, sandbox=sandbox, progress=progress
         )
+        probe.use_call(spec, labels_mask=labels_mask)
     else:
         probe = replay.probe(plan)
     student, teacher, labels = (
@@ -491,7 +556,7 @@ def _audit(
 
     # Identification on the first rows, per example, rescaled by the measured power of T.
     identification, declared, defect, exponent = Identification((), ()), None, None, None
-    if shift["invariant"]:
+    if shift["invariant"] or raw_logits_candidates():
         if progress is not None:
             progress("identifying the objective")
         scaled = {t: rounding.noise[t][:count] / row_weights[:count] for t in temperatures}
@@ -509,6 +574,11 @@ def _audit(
             findings,
             scaled,
         )
+        if not shift["invariant"]:
+            findings["notes"].append(
+                "the loss is not shift invariant: only the objectives that see the raw logits "
+                "were fitted (" + ", ".join(c.label for c in raw_logits_candidates()) + ")"
+            )
     else:
         findings["notes"].append(
             "no registered objective was fitted: they are all functions "
@@ -625,7 +695,12 @@ def _identify(
         teacher=rows[1],
         labels=rows[2],
     )
-    identification = identify(fitter, check_time=sandbox.check_time)
+    invariant = findings["shift"]["invariant"]
+    identification = identify(
+        fitter,
+        candidates=None if invariant else raw_logits_candidates(),
+        check_time=sandbox.check_time,
+    )
     expectation = findings["expectation"]
     declared = fitter.fit(expectation.candidate, fixed=dict(expectation.fixed))
 
@@ -639,7 +714,7 @@ def _identify(
 
     findings["weight_fits"] = weight_fits
     defect = None
-    if identification.best is None and not declared.accepted:
+    if identification.best is None and not declared.accepted and invariant:
         if progress is not None:
             progress("comparing with known defects")
         order = sorted(range(fits + len(id_grid)), key=lambda i: temperatures[i])

@@ -40,7 +40,9 @@ def diagnose(f):
         )
         return _finish(found, notes)
     shift = f["shift"]
-    if not shift["invariant"]:
+    declared = f["declared"]
+    raw_declared = declared is not None and declared.accepted and not _shift_invariant(declared)
+    if not shift["invariant"] and not raw_declared:
         add(
             "not-shift-invariant",
             f"sum over classes of the gradient is not zero ({shift['error']:.2g} > tolerance "
@@ -143,8 +145,23 @@ def _free(match):
     )
 
 
+def _shift_invariant(match):
+    from derive import OBJECTIVES
+
+    return OBJECTIVES[match.objective].shift_invariant
+
+
 def _exponent(add, f, exponent, *, defect=None):
-    if exponent is None or exponent == 0:
+    power = getattr(f.get("expectation"), "power", 0.0)
+    if exponent is None or exponent == power:
+        return
+    if power:
+        add(
+            "temperature-power",
+            f"gradient scales as T^{_number(exponent)}, but the declaration says T^"
+            f"{_number(power)} times {f['expected'][0]} (--power {_number(power)}): the loss "
+            f"is T^{_number(exponent - power)} times what was declared",
+        )
         return
     if exponent == -2:
         add(

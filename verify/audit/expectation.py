@@ -28,6 +28,10 @@ class Expectation:
     candidate: Candidate
     fixed: tuple
     weight: float
+    #: The declared power of T multiplying the objective: 0 for the objective as registered
+    #: (KD in Hinton's T^2 convention, logits matching free of T), -2 for a loss written
+    #: without T^2 (textbrewer's kd_ce_loss, or its MSE of logits/T).
+    power: float = 0.0
 
     @property
     def objective(self):

@@ -19,6 +19,7 @@ Examples
 ('consistent', 'verify.gallery:kd_batchmean')
 """
 
+import dataclasses
 import math
 import time
 
@@ -27,9 +28,10 @@ import torch
 from derive._isolation import run_isolated
 from derive._targets import check_target, resolve_target
 
-from .._errors import VerifyError
+from .._errors import VerifyError, check_argument
 from ..devices import resolve_device, resolve_dtype
-from .loading import Sandbox, Signature, describe_function, inspect_signature
+from .calling import call_plan, described_call, traced_function
+from .loading import Sandbox, Signature, describe_function
 from .probing import Probe
 from .sequences import measure_pattern
 from .symbolic import TRACE_ORDER, not_traced, symbolic_check, trace_plainly
@@ -47,8 +49,11 @@ def audit_target(target, *, progress=None, symbolic=True, **options):
     return audit(target, progress=progress, symbolic=symbolic, **options)
 
 
-def run_audit(target, expectation, *, timeout, progress, symbolic, **sizes):
-    """The audit's result for a checked ``target`` (called by :func:`~.core.audit`)."""
+def run_audit(
+    target, expectation, *, timeout, progress, symbolic, call=None, labels_mask=False, **sizes
+):
+    """The audit's result for a checked ``target`` (called by :func:`~.core.audit`); ``call``
+    is the text of a call expression (checked already), resolved in the child with the loss."""
     from .core import _audit
 
     check_target(target, error=VerifyError)
@@ -63,6 +68,8 @@ def run_audit(target, expectation, *, timeout, progress, symbolic, **sizes):
         what=f"the audit of {target}",
         symbolic=symbolic,
         budget=timeout,
+        call=call,
+        labels_mask=labels_mask,
         **sizes,
     )
     replay = Replay.of(run.value, printed_lines=run.printed_lines)
@@ -79,6 +86,7 @@ def run_audit(target, expectation, *, timeout, progress, symbolic, **sizes):
         replay=replay,
         **sizes,
     )
+    result = dataclasses.replace(result, call=replay.call)
     if not symbolic:
         return result, not_traced("not asked for (--no-trace)")
     return result, symbolic_check(replay.trace, result, expectation)
@@ -118,8 +126,11 @@ def measure(
     seed,
     symbolic,
     budget,
+    call=None,
+    labels_mask=False,
 ):
-    """In the child: import the loss, call it where the plan says, trace it; plain data out.
+    """In the child: import the loss, call it where the plan says (as ``call`` says, or as
+    its signature is recognised), trace it; plain data out.
 
     The deadline is the parent's; the timeout of the contained calls here is only a bound."""
     from .core import plan_probes
@@ -127,7 +138,13 @@ def measure(
     torch.set_num_threads(1)
     started = time.monotonic()
     fn = resolve_target(target, error=VerifyError)
-    signature = inspect_signature(fn)
+    spec, signature = call_plan(fn, call, mask=mask, labels=labels_mask)
+    check_argument(
+        spec is None or not spec.uses("mask") or sequence_length is not None,
+        "the call {} uses mask: audit token sequences (--shape B,L,N, with --mask or "
+        "--mask labels)",
+        None if spec is None else spec.text,
+    )
     name = describe_function(fn)
     dtype, device = resolve_dtype(dtype), resolve_device(device)
     plan = plan_probes(
@@ -141,6 +158,7 @@ def measure(
     )
     sandbox = Sandbox(name, timeout=86400.0)
     probe = _RecordingProbe(fn, plan.inputs, device=device, signature=signature, sandbox=sandbox)
+    probe.use_call(spec, labels_mask=labels_mask)
     records = []
     plain = []
     for temperature in plan.temperatures:
@@ -162,9 +180,16 @@ def measure(
         for temperature in (plan.temperatures[-1], plan.fit_grid[-1]):
             records.append(_encoded("tensor", temperature, probe.tensor_gradient(temperature)))
     trace = None
-    if symbolic:
+    traced = traced_function(fn, spec)
+    if symbolic and traced is None:
+        trace = {
+            "traced": False,
+            "reason": f"the call {spec.text} passes a target or a mask: the trace takes "
+            "fn(student_logits, teacher_logits, T)",
+        }
+    elif symbolic:
         trace = trace_plainly(
-            fn,
+            traced,
             name=name,
             classes=classes,
             batch_size=batch_size,
@@ -176,6 +201,7 @@ def measure(
     return {
         "name": name,
         "signature": [signature.target, signature.mask],
+        "call": "" if spec is None else described_call(spec, signature),
         "has_gradient": has_gradient,
         "records": records,
         "trace": trace,
@@ -190,14 +216,24 @@ def measure(
 class Replay:
     """The child's measurements, validated; :meth:`probe` serves them as a probe would."""
 
-    def __init__(self, *, name, signature, has_gradient, records, trace, printed_lines):
+    def __init__(self, *, name, signature, call, has_gradient, records, trace, printed_lines):
         self.name, self.signature, self.has_gradient = name, signature, has_gradient
+        self.call = " ".join(call.split())
         self.records, self.trace, self.printed_lines = records, trace, printed_lines
 
     @classmethod
     def of(cls, value, *, printed_lines):
         """Validate the child's plain data (``VerifyError`` for anything malformed)."""
-        keys = {"name", "signature", "has_gradient", "records", "trace", "seconds", "printed_lines"}
+        keys = {
+            "name",
+            "signature",
+            "call",
+            "has_gradient",
+            "records",
+            "trace",
+            "seconds",
+            "printed_lines",
+        }
         _check(isinstance(value, dict) and set(value) == keys, "a result of an unknown form")
         name = value["name"]
         _check(isinstance(name, str) and 0 < len(name) <= 1000, "a malformed function name")
@@ -211,6 +247,7 @@ class Replay:
             "a malformed signature",
         )
         _check(isinstance(value["has_gradient"], bool), "a malformed gradient flag")
+        _check(isinstance(value["call"], str) and len(value["call"]) <= 1000, "a malformed call")
         _check(
             type(value["printed_lines"]) is int and value["printed_lines"] >= 0,
             "a malformed count of printed lines",
@@ -243,6 +280,7 @@ class Replay:
         return cls(
             name=name,
             signature=Signature(target=signature[0], mask=signature[1]),
+            call=value["call"],
             has_gradient=value["has_gradient"],
             records=records,
             trace=value["trace"],

@@ -190,6 +190,15 @@ class Probe:
         self.has_gradient = True
         self.progress = progress
         self.calls = 0
+        self.call_spec = None
+
+    def use_call(self, spec, *, labels_mask=False):
+        """Call the loss through ``spec`` (a :class:`derive.calls.CallSpec`; ``None``: the
+        default call); ``labels_mask`` passes Hugging Face labels (the labels, -100 at padded
+        positions) where the mask goes."""
+        self.call_spec = spec
+        if labels_mask and self.mask is not None:
+            self.mask = torch.where(self.mask, self.labels, torch.full_like(self.labels, -100))
 
     @property
     def name(self):
@@ -215,11 +224,26 @@ class Probe:
             f"(called with student and teacher logits of shape {tuple(student.shape)} "
             f"({dtype_name(student.dtype)}) and T={shown})"
         )
+        if self.call_spec is not None:  # say which call, so that --call can change it
+            context = f"(called as {self.call_spec.describe()}" + context[len("(called") :]
         arguments, keywords = self._arguments(student, teacher, temperature, labels)
         self.calls += 1
         if self.progress is not None:
             self.progress(f"calling the loss at T={shown}")
-        value = self.sandbox.call(self.fn, *arguments, context=context, **keywords)
+        if self.call_spec is not None:
+            arguments = (self.fn,)
+            keywords = dict(
+                student=student,
+                teacher=teacher,
+                T=temperature,
+                target=self.labels if labels is None else labels,
+                mask=self.mask,
+            )
+            value = self.sandbox.call(
+                self.call_spec.invoke, *arguments, context=context, **keywords
+            )
+        else:
+            value = self.sandbox.call(self.fn, *arguments, context=context, **keywords)
         check_argument(
             isinstance(value, torch.Tensor),
             "{} returned {}, expected a scalar torch.Tensor {}; keep the loss a "

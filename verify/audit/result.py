@@ -25,7 +25,7 @@ CAUSES = {
     "not-shift-invariant": "the gradient does not sum to zero over the classes",
     "not-a-power-law": "the gradient does not scale as one power of T",
     "missing-temperature-factor": "the gradient scales as T^-2: the T**2 factor is missing",
-    "temperature-power": "the gradient scales as T^a with a not in {0, -2}",
+    "temperature-power": "the gradient scales as T^a with a not in {0, -2} (not P, --power P)",
     "limit-not-established": "the extrapolation to T = infinity leaves too large a residual",
     "mean-reduction": "limit scale 1/N: reduction='mean' over classes too",
     "sum-reduction": "limit scale B: reduction='sum' over the batch",
@@ -132,6 +132,11 @@ class AuditResult:
     notes: tuple = field(default=())
     symbolic: object = None
     limit_established: bool | None = None
+    #: The call made, in words, when it is not the default ``fn(student, teacher, T)``
+    #: (``--call``, or recognised from the signature); ``""`` for the default.
+    call: str = ""
+    #: The declared power of T (``--power``).
+    power: float = 0.0
 
     def __post_init__(self):
         check_argument(
@@ -175,6 +180,8 @@ class AuditResult:
             else {"name": self.normalization, "scale": self.normalization_scale},
             "labels": self.labels,
             "symbolic": None if self.symbolic is None else self.symbolic.to_json(),
+            **({"call": self.call} if self.call else {}),
+            **({"power": self.power} if self.power else {}),
         }
 
     def to_text(self):
@@ -192,11 +199,14 @@ class AuditResult:
         lines = [
             f"audit of {self.function}: {shape} logits, {self.dtype}, {self.device}, seed "
             f"{self.seed}, T = {_number(low)}..{_number(high)}",
-            f"  declared              {describe(name, parameters, weight)}",
+            f"  declared              {describe(name, parameters, weight)}"
+            + (f", times T^{_number(self.power)}" if self.power else ""),
             f"  identified as         {self.identified}",
         ]
         if self.symbolic is not None:
             lines += self.symbolic.text_lines()
+        if self.call:
+            lines.append(f"  call                  {self.call}")
         lines += [
             f"  shift invariant       {'yes' if self.shift_invariant else 'no'} (worst class sum "
             f"{self.shift_worst_error:.2g}, tolerance {self.shift_tolerance:.2g}, at "

@@ -27,7 +27,7 @@ import torch
 from hypothesis import strategies as st
 
 from ..convergence import leading_order, measure_convergence
-from ..losses import infinite_temperature_limit, kd_loss, logits_matching_loss
+from ..losses import TWINS, kd_loss
 from ..networks import StackedNetworks
 from ..optimizers import OptimizerSpec
 from ..search import draw_examples, find_counterexample
@@ -66,6 +66,22 @@ TEMPERATURES = tuple(float(t) for t in numpy.logspace(1, 4, 7))
 STEPS = 20
 SEARCH_STEPS = 5
 _GROUPS = 4
+
+
+def _registered(name):
+    """The registry's objective ``name`` (``logits-matching``, ``centred-logits-matching``:
+    free of T) per example, through its torch twin."""
+
+    def loss(student_logits, teacher_logits):
+        return TWINS[name](student_logits, teacher_logits, 1.0)
+
+    loss.__name__ = name.replace("-", "_")
+    return loss
+
+
+#: Logits matching, and KD's T -> infinity limit ([infinite-temperature]), from the registry.
+logits_matching_loss = _registered("logits-matching")
+infinite_temperature_limit = _registered("centred-logits-matching")
 
 
 def zero_mean_logits_matching(student_logits, teacher_logits):
