@@ -134,6 +134,15 @@ def _reverse_gradient(student, teacher, parameters, component, log):
     return (mean_over(teacher, a) - teacher[component]) / len(a)
 
 
+def _mean(values):
+    return sympy.Add(*[sympy.sympify(x) for x in values]) / len(values)
+
+
+def _variance(values):
+    mean = _mean(values)
+    return _mean([(x - mean) ** 2 for x in values])
+
+
 def _zero(*arguments):
     return 0
 
@@ -423,6 +432,36 @@ LOW_TEMPERATURE = {
             "e^{-min(gamma_z, gamma_v)/T} with a 1/T coefficient",
             value=_zero,
             unique=("student", "teacher"),
+        ),
+    },
+    "logits-matching": {
+        "loss": LimitForm(
+            0,
+            "1/2 <(z - v)^2>, at every T (the objective is free of T)",
+            r"\tfrac12\left\langle (z - v)^2\right\rangle",
+            value=lambda z, v, p, c, log: _mean([(a - b) ** 2 for a, b in zip(z, v)]) / 2,
+        ),
+        "gradient": LimitForm(
+            0,
+            "(z_i - v_i)/N, at every T",
+            r"\tfrac1N (z_i - v_i)",
+            value=lambda z, v, p, c, log: sympy.Integer(z[c] - v[c]) / len(z),
+        ),
+    },
+    "centred-logits-matching": {
+        "loss": LimitForm(
+            0,
+            "1/2 Var(z - v), at every T (the objective is free of T)",
+            r"\tfrac12\mathrm{Var}(z - v)",
+            value=lambda z, v, p, c, log: _variance([a - b for a, b in zip(z, v)]) / 2,
+        ),
+        "gradient": LimitForm(
+            0,
+            "((z_i - v_i) - (<z> - <v>))/N, at every T",
+            r"\tfrac1N \left((z_i - v_i) - (\langle z\rangle - \langle v\rangle)\right)",
+            value=lambda z, v, p, c, log: (
+                ((z[c] - v[c]) - _mean([a - b for a, b in zip(z, v)])) / len(z)
+            ),
         ),
     },
     "ce-mixture": {
