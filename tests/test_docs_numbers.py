@@ -436,6 +436,27 @@ NOT_FROM_THE_CODE = {
     "a training run (examples/monitor_kd.py, 300 steps; its test checks the four causes)",
     ("docs/monitor.md", "stays within cosine 0.93 of"): "ditto",
     ("docs/monitor.md", "(T/(R/π) ≥ 1.37)"): "ditto",
+    ("README.md", "falls to 0 below T ≈ 0.3 (e^{−gap/T})"): "read off the regime plot of the "
+    "shipped example (the regime test checks the temperature gradient's values)",
+    ("docs/audit.md", "`fn(student, teacher, beta=0.5, temperature=T)`, or a constructor"): (
+        "command-line input"
+    ),
+    ("docs/audit.md", "about 1.1 times its in-process time"): "timing (benchmarks/, measured)",
+    ("docs/audit.md", "at about 0.3 s per 10⁶ float64 values"): "timing (measured)",
+    ("docs/audit.md", '`pip install torch==2.13.0 -e ".[integrations]"`'): "version pin",
+    ("docs/audit.md", "| loss | command | identified as |"): "command-line inputs (β, α, γ) "
+    "and identifications that tests/test_integrations.py checks against the real libraries",
+    ("docs/audit.md", 'temperature=T, alpha=0.5)({".": {"output": student}},'): (
+        "command-line input"
+    ),
+    ("docs/certified-bounds.md", "(about 0.2 s per example of 10 classes"): "timing (measured)",
+    ("docs/certified-bounds.md", "and 2.5 s per example of 4096 classes"): "timing (measured)",
+    ("docs/theory.md", "(N = 2..16, margins ≥ 0.3)"): "the check's drawing parameters",
+    ("docs/theory.md", "a planted gap 1.5 times the true one"): "the negative control's input",
+    ("docs/theory.md", "N = 2..50, margins ≥ 0.5, T = 10⁻³"): "the reference's parameters",
+    ("docs/trace.md", "--call 'fn(student, teacher, beta=0.5, temperature=T)'"): (
+        "command-line input"
+    ),
 }
 
 _DECIMAL = re.compile(r"(?<![\w.])\d+\.\d+(?:e[-+]?\d+)?")
