@@ -118,12 +118,10 @@ class Parameter:
                     self.allowed,
                     text,
                 )
+                if text in (self.name, self.symbol.name):
+                    return self.symbol  # its own symbol, whatever its name reads as
                 check_symbol_name(text, what=where)
-                return (
-                    self.symbol
-                    if text in (self.name, self.symbol.name)
-                    else _symbol(text, self.positive)
-                )
+                return _symbol(text, self.positive)
             check_argument(
                 re.fullmatch(r"[+-]?[0-9]{1,30}(/[0-9]{1,30})?", text) is not None,
                 "{} must be {}, got {!r}",

@@ -52,6 +52,11 @@ def _centred():
     reference=_REFERENCE,
     limit=_logits_matching,
     shift_invariant=False,
+    diagnosis=(
+        "logits matching on the raw logits (an MSE), not KD: it equals KD's T -> infinity limit "
+        "only when the student's and the teacher's logit means are equal ([equal-mean-suffices]), "
+        "and its gradient does not sum to 0 over the classes"
+    ),
 )
 def logits_matching_objective():
     r""":math:`L_{LM} = \frac12\langle (z - v)^2\rangle`, free of :math:`T`."""
@@ -66,6 +71,10 @@ def logits_matching_objective():
     reference="Chen et al., Exploring the Connection between Knowledge Distillation and "
     "Logits Matching, arXiv:2109.06458 (KD's limit); Hinton et al., arXiv:1503.02531",
     limit=_centred,
+    diagnosis=(
+        "centred logits matching, 1/2 Var(z - v): KD's T -> infinity limit itself, free of T "
+        "([infinite-temperature]); KD at a finite T adds the corrections of its expansion"
+    ),
 )
 def centred_logits_matching_objective():
     r""":math:`\frac12\mathrm{Var}(z - v)

@@ -104,6 +104,15 @@ def parse_expectation(text=None, weight=1.0):
             )
         if value in (None, "symbolic"):
             continue  # fitted
+        check_argument(
+            parameter.choices
+            or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(value))
+            or str(value).lower() in _NOT_NAMES,
+            "--expect {}: parameter {} must be a number, got {!r}",
+            name,
+            parameter.name,
+            value,
+        )
         try:
             resolved = parameter.resolve(
                 _exact(str(value), f"--expect {name}: {parameter.name}"), name
