@@ -140,3 +140,7 @@ def prove_all(*, order=4):
 
 
 from . import core, families, radius, target_aware  # noqa: E402,F401  (they register their statements)
+
+#: Registered after the others, so that the registry keeps the order of docs/theory.md.
+REGISTERED_LAST = ("atlas",)
+from . import atlas  # noqa: E402,F401
