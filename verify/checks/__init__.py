@@ -21,6 +21,7 @@ Examples
 """
 
 from . import (
+    atlas,  # noqa: F401
     equal_mean,
     expansion,
     mean_preservation,
