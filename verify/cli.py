@@ -251,6 +251,18 @@ def _run_regime(arguments):
     return regime.run(arguments)
 
 
+def _add_optimizer_arguments(parser):
+    from .atlas import command
+
+    command.add_arguments(parser)
+
+
+def _run_optimizer(arguments):
+    from .atlas import command
+
+    return command.run(arguments)
+
+
 #: Subcommands: name -> (help, add_arguments(parser), run(arguments) -> exit code).
 SUBCOMMANDS = {
     "check": (
@@ -272,6 +284,11 @@ SUBCOMMANDS = {
         "how far KD's gradient is from logits matching at each T, for your logits",
         _add_regime_arguments,
         _run_regime,
+    ),
+    "optimizer": (
+        "does your optimizer MODULE:FACTORY keep the head's class means (KD = logits matching)?",
+        _add_optimizer_arguments,
+        _run_optimizer,
     ),
 }
 

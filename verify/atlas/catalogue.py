@@ -120,7 +120,7 @@ def recognise(optimizer):
     else:
         return None
     return {
-        "name": f"{module.split('.')[0]}.{name}",
+        "name": f"{'.'.join(module.split('.')[:2])}.{name}",
         "verdict": verdict,
         "statement": statement,
         "fix": FIXES.get(statement) if verdict == "breaks" else None,

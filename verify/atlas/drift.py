@@ -148,7 +148,8 @@ def measure_drift(
     ``after_step(model)`` runs after every step (a planted violation in a negative control).
     ``architecture(classes=, bias=, seed=, dtype=)`` replaces :class:`ReferenceModel` (a tied,
     weight-normalised or LoRA head: anything whose ``head`` has ``weight`` and ``bias``).
-    The optimizer's ``step`` gets a closure (L-BFGS needs one); a second-order optimizer
+    The optimizer's ``step`` gets a closure where it requires one (L-BFGS); a second-order
+    optimizer
     (``is_second_order``) gets a backward with ``create_graph``.
     """
     check_positive_integer(steps, name="steps")
@@ -169,6 +170,7 @@ def measure_drift(
         generator = torch.Generator().manual_seed(seed * 7919 + network)
         operations = _operations(model.head)
         second_order = getattr(optimizer, "is_second_order", False)
+        takes_closure = _requires_closure(optimizer)
         accumulated = {"weight": 0.0, "bias": 0.0}
         largest = {"weight": 0.0, "bias": 0.0}
         for step in range(steps + 1):
@@ -198,7 +200,11 @@ def measure_drift(
                 return loss
 
             before = _head_tensors(model.head)
-            optimizer.step(closure)
+            if takes_closure:
+                optimizer.step(closure)
+            else:
+                closure()
+                optimizer.step()
             if after_step is not None:
                 after_step(model)
             for name, tensor in _head_tensors(model.head).items():
@@ -220,6 +226,21 @@ def measure_drift(
         bias_steps=tuple(bias_steps),
         exceeded=exceeded,
     )
+
+
+def _requires_closure(optimizer):
+    """Whether ``step`` must get the closure (L-BFGS, a joint optimizer): its first parameter
+    has no default. Others get a plain ``step()`` after the backward pass, as in a training
+    loop (a user's optimizer need not handle closures)."""
+    import inspect
+
+    if isinstance(optimizer, torch.optim.LBFGS):
+        return True
+    try:
+        parameters = list(inspect.signature(optimizer.step).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    return bool(parameters) and parameters[0].default is inspect.Parameter.empty
 
 
 def _head_tensors(head):

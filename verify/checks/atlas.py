@@ -87,7 +87,8 @@ class _ClippedSGD(torch.optim.SGD):
         loss = None if closure is None else torch.enable_grad()(closure)()
         params = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
         torch.nn.utils.clip_grad_norm_(params, 0.1)
-        return super().step()
+        super().step()
+        return loss
 
 
 def _scheduled_sgd(params):
