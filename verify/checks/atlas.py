@@ -10,8 +10,6 @@ counterexample search of :data:`~verify.checks._common.THOROUGH_SEARCH_EXAMPLES`
 add every CPU-runnable ``timm`` optimizer the atlas predicts for the statement.
 """
 
-import warnings
-
 import torch
 
 from ..atlas import catalogue
@@ -91,20 +89,21 @@ class _ClippedSGD(torch.optim.SGD):
         return loss
 
 
-def _scheduled_sgd(params):
-    optimizer = torch.optim.SGD(params, lr=0.1, momentum=0.9)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=20)
-    original = optimizer.step
+class _ScheduledSGD(torch.optim.SGD):
+    """SGD(momentum=0.9) whose learning rate follows a cosine schedule, stepped with it."""
 
-    def step(closure=None):
-        loss = original(closure)
-        with warnings.catch_warnings():  # it cannot see through this wrapper that step ran
-            warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step")
-            scheduler.step()
+    def __init__(self, params):
+        super().__init__(params, lr=0.1, momentum=0.9)
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self, T_max=20)
+
+    def step(self, closure=None):
+        loss = super().step(closure)
+        self.scheduler.step()
         return loss
 
-    optimizer.step = step
-    return optimizer
+
+def _scheduled_sgd(params):
+    return _ScheduledSGD(params)
 
 
 def _body_adam_head(head_factory):
