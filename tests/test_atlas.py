@@ -45,6 +45,7 @@ def test_proof_and_numeric_check_agree_with_the_registry(statement_id):
     assert result.as_expected, result.describe()
     if statement.expected == "refuted":
         assert result.counterexample and "N = " in result.counterexample
+        assert "tolerance" in result.counterexample
 
 
 def test_the_three_families_and_structure_are_in_the_registry():

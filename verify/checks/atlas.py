@@ -248,13 +248,15 @@ def _smallest_break(label, factory, options, context):
     smallest = options.get("classes", 4)
     for classes in sorted({min(3, smallest), smallest}):
         for steps in (1, 2, 5, 20):
-            drift = _measure(label, factory, options, context, classes=classes, steps=steps)
+            drift = _measure(
+                label, factory, options, context, classes=classes, steps=steps, networks=1
+            )
             if drift.verdict == "breaks":
                 error, floor = _worst(drift)
                 which = "1ᵀW" if error == drift.weight else "1ᵀb"
                 return (
                     f"{label}, N = {classes}, after {steps} step{'s' * (steps > 1)}: "
-                    f"|{which}| = {error:.3g} > floor {floor:.2g}"
+                    f"|{which}| = {error:.3g}, tolerance {floor:.2g} (the round-off floor)"
                 )
     return None
 
