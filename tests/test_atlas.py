@@ -117,6 +117,20 @@ def test_muon_breaks_in_bfloat16_and_keeps_the_sums_in_float64_and_re_centred():
         assert measure_drift(muon, **options).verdict == "preserves"
 
 
+@pytest.mark.parametrize("name, raised", [("muon", "preserves"), ("adamuon", "breaks")])
+def test_timm_muon_family_shipped_and_in_float64(name, raised):
+    from verify.atlas.precision import timm_newton_schulz_in
+    from verify.atlas.timm_optimizers import build
+
+    def factory(model):
+        return build(name, [model.head.weight], lr=1e-2)
+
+    options = {"bias": False, "per_model": True, "networks": 1, "steps": 5}
+    assert measure_drift(factory, **options).verdict == "breaks"
+    with timm_newton_schulz_in(torch.float64):
+        assert measure_drift(factory, **options).verdict == raised
+
+
 @pytest.mark.parametrize("precision", list(PRECISIONS))
 def test_sgd_precision_drift_within_the_tolerance_model(precision):
     drift = sgd_precision_drift(precision)

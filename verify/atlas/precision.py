@@ -30,6 +30,7 @@ from .drift import ReferenceModel, _loss
 __all__ = [
     "newton_schulz_in",
     "recentred",
+    "timm_newton_schulz_in",
     "newton_schulz_amplification",
     "sgd_precision_drift",
     "growth_exponent",
@@ -70,6 +71,27 @@ def newton_schulz_in(dtype, *, centre=False):
         yield
     finally:
         _muon._zeropower_via_newtonschulz = shipped
+
+
+@contextlib.contextmanager
+def timm_newton_schulz_in(dtype):
+    """Within the block, ``timm``'s Muon family iterates Newton–Schulz in ``dtype`` (it
+    ships with bfloat16)."""
+    from .timm_optimizers import import_timm
+
+    import_timm()
+    import timm.optim.muon as muon
+
+    shipped = muon.zeropower_via_newtonschulz
+
+    def raised(*args, **kwargs):
+        return shipped(*args, **dict(kwargs, dtype=dtype))
+
+    muon.zeropower_via_newtonschulz = raised
+    try:
+        yield
+    finally:
+        muon.zeropower_via_newtonschulz = shipped
 
 
 def recentred(dtype=torch.bfloat16):
