@@ -318,7 +318,6 @@ def _any_left_preconditioner(order):
     r"N = 2,\ f(-x) = -f(x) \Rightarrow f(g_1) + f(g_2) = 0 \text{ when } g_1 + g_2 = 0",
 )
 def _atlas_coordinatewise(order):
-    x = Symbol("x", real=True)
     inner = Function("f", real=True)
     residuals = {}
     # Every odd function is x * h(x^2); the two classes' gradients are (a, -a).
@@ -345,7 +344,6 @@ def _atlas_coordinatewise(order):
     residuals[label("sign(a + lambda w) + sign(-a - lambda w)", r"\mathrm{sign}")] = sympy.simplify(
         sympy.sign(a + decay * weight) + sympy.sign(-a - decay * weight)
     )
-    del x
     return residuals
 
 
