@@ -90,6 +90,21 @@ def test_the_floor_is_pinned_from_both_sides_by_planted_drift():
     assert below.verdict == "preserves"
 
 
+def test_a_holding_check_is_refuted_by_one_planted_case():
+    from verify.checks._common import CheckContext
+    from verify.checks.atlas import run_atlas_cases
+
+    context = CheckContext.create(device="cpu", dtype=torch.float64, examples=1, seed=0)
+    floor = measure_drift(_sgd).weight_floor
+    cases = [
+        ("SGD", _sgd, {}),
+        ("SGD, planted", _sgd, {"after_step": _planted(3 * floor)}),
+    ]
+    result = run_atlas_cases("atlas-linear", context, cases)
+    assert result.verdict == "refuted" and "planted" in result.counterexample
+    assert run_atlas_cases("atlas-linear", context, cases[:1]).verdict == "holds"
+
+
 def test_drift_and_floor_against_an_independent_float64_sum():
     drift = measure_drift(lambda p: torch.optim.Adam(p, lr=0.01), networks=1, steps=1)
     assert drift.weight == pytest.approx(max(drift.weight_steps))
