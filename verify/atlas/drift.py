@@ -18,16 +18,17 @@ magnitudes seen (docs/optimizers.md):
 .. math::
 
     f_t = f_{t-1} + \varepsilon\, N\, K\, (\max|W_{t-1}| + \max|\Delta W_t|),
-    \qquad K = (P + 2N + S + U)\, a^{5},
+    \qquad K = (P + 2N + S + U)\, A,
 
 plus :math:`\varepsilon N \max|W_t|` for computing the class sum itself. ``N`` roundings
 of a class sum; per coordinate of an update at most ``K`` relative roundings: ``P`` (the head's
 coordinates, the longest inner product a shipped rule takes: L-BFGS's two-loop over the flat
 parameters, Muon's Gram matrices, LARS' norms), ``2N + S`` for the softmax gradient's own class
 sum (:func:`~verify.tolerances.softmax_gradient_operations`), ``U`` for the update
-(:data:`~verify.tolerances.UPDATE_OPERATIONS`), all times Newton–Schulz's amplification of an
-error along :math:`1`, :math:`a^5 = 3.4445^5 \approx 488` over Muon's five iterations
-([atlas-left-invariant]), the deepest chain among the rules that preserve the sums.
+(:data:`~verify.tolerances.UPDATE_OPERATIONS`). ``A = 1``, except for a rule that iterates
+Newton–Schulz in the parameters' precision: an error along :math:`1` grows by Muon's slope at
+0 at every iteration, :math:`A = a^5 = 3.4445^5 \approx 488` over five
+([atlas-left-invariant]).
 
 Examples
 ========
@@ -122,11 +123,11 @@ def _loss(logits, teacher, labels):
     return kd + 0.5 * nn.functional.cross_entropy(logits, labels)
 
 
-def _operations(head):
+def _operations(head, amplification):
     classes = head.weight.shape[0]
     parameters = sum(t.numel() for t in _head_tensors(head).values())
     chain = parameters + 2 * classes + SOFTMAX_CHAIN_OPERATIONS + UPDATE_OPERATIONS
-    return chain * NEWTON_SCHULZ_AMPLIFICATION
+    return chain * amplification
 
 
 def measure_drift(
@@ -141,6 +142,7 @@ def measure_drift(
     seed: int = 0,
     after_step: Callable | None = None,
     architecture: Callable | None = None,
+    amplification: float = 1.0,
 ) -> Drift:
     """Train ``networks`` reference models with ``factory`` and measure the class sums.
 
@@ -148,6 +150,8 @@ def measure_drift(
     ``after_step(model)`` runs after every step (a planted violation in a negative control).
     ``architecture(classes=, bias=, seed=, dtype=)`` replaces :class:`ReferenceModel` (a tied,
     weight-normalised or LoRA head: anything whose ``head`` has ``weight`` and ``bias``).
+    ``amplification`` multiplies the round-off per step: :data:`NEWTON_SCHULZ_AMPLIFICATION`
+    for a rule that iterates Newton–Schulz in the parameters' precision.
     The optimizer's ``step`` gets a closure where it requires one (L-BFGS); a second-order
     optimizer
     (``is_second_order``) gets a backward with ``create_graph``.
@@ -168,7 +172,7 @@ def measure_drift(
         )
         optimizer = factory(model if per_model else model.parameters())
         generator = torch.Generator().manual_seed(seed * 7919 + network)
-        operations = _operations(model.head)
+        operations = _operations(model.head, amplification)
         second_order = getattr(optimizer, "is_second_order", False)
         takes_closure = _requires_closure(optimizer)
         accumulated = {"weight": 0.0, "bias": 0.0}

@@ -13,7 +13,7 @@ add every CPU-runnable ``timm`` optimizer the atlas predicts for the statement.
 import torch
 
 from ..atlas import catalogue
-from ..atlas.drift import JointOptimizer, measure_drift
+from ..atlas.drift import NEWTON_SCHULZ_AMPLIFICATION, JointOptimizer, measure_drift
 from ..atlas.heads import LoraModel, TiedModel, WeightNormModel
 from ..atlas.precision import newton_schulz_amplification, newton_schulz_in
 from ._common import THOROUGH_SEARCH_EXAMPLES, CheckContext, numeric_check, result_from
@@ -134,7 +134,10 @@ def _timm(name, lr=1e-2):
 def _muon(dtype=None):
     label = "torch.optim.Muon(lr=0.02), no bias" + (f", Newton-Schulz in {dtype}" if dtype else "")
     factory = lambda model: torch.optim.Muon([model.head.weight], lr=0.02)  # noqa: E731
-    return (label, factory, {"per_model": True, "bias": False, "_newton_schulz": dtype})
+    options = {"per_model": True, "bias": False, "_newton_schulz": dtype}
+    if dtype is not None:  # round-off of an iteration in the parameters' dtype, amplified
+        options["amplification"] = NEWTON_SCHULZ_AMPLIFICATION
+    return (label, factory, options)
 
 
 #: Statement id -> (default cases, extra timm names under --thorough).
