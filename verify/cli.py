@@ -264,6 +264,18 @@ def _run_monitor_report(arguments):
     return report.run(arguments)
 
 
+def _add_optimizer_arguments(parser):
+    from .atlas import command
+
+    command.add_arguments(parser)
+
+
+def _run_optimizer(arguments):
+    from .atlas import command
+
+    return command.run(arguments)
+
+
 #: Subcommands: name -> (help, add_arguments(parser), run(arguments) -> exit code).
 SUBCOMMANDS = {
     "check": (
@@ -290,6 +302,11 @@ SUBCOMMANDS = {
         "when and why the premise of logits matching broke in a KDMonitor log",
         _add_monitor_report_arguments,
         _run_monitor_report,
+    ),
+    "optimizer": (
+        "does your optimizer MODULE:FACTORY keep the head's class means (KD = logits matching)?",
+        _add_optimizer_arguments,
+        _run_optimizer,
     ),
 }
 

@@ -177,4 +177,5 @@ def prove_all(*, order=4):
 # isort: off
 from . import core, families, target_aware, radius  # noqa: E402,F401  (they register their statements)
 from . import low_temperature  # noqa: E402,F401  (after the high-temperature families)
+from . import atlas  # noqa: E402,F401  (what the equivalence needs in a training run)
 # isort: on

@@ -32,6 +32,7 @@ from . import radius  # noqa: F401
 from . import temperature  # noqa: F401
 from . import zero_mean  # noqa: F401
 from . import low_temperature  # noqa: F401
+from . import atlas  # noqa: F401
 
 # isort: on
 from ._common import REGISTERED, numeric_check
