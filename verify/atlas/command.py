@@ -15,12 +15,18 @@ Exit codes: 0 preserves, 1 breaks, 2 the factory cannot be imported or called, r
 optimizer, fails while training, or bad input (one line on stderr).
 
 All the user's code runs inside :func:`_optimizer_check_worker` (a picklable target and a
-dict of options in, a plain dict out), so that it can run in a child process unchanged.
+dict of options in, a plain dict out), in a child process the command starts and kills at
+``--timeout`` (:func:`derive._isolation.run_isolated`): the verdict and the exit code depend
+only on the dict it sends back, validated here, and what the factory prints is captured, never
+mixed into the report.
 """
 
 import inspect
-import json
 import math
+
+from derive._isolation import run_isolated
+from derive._json import dumps as _json_dumps
+from derive._targets import check_target
 
 from .._errors import VerifyError, check_argument
 from ..audit.loading import Sandbox, load_target
@@ -158,14 +164,60 @@ def run(arguments):
         "mode": arguments.mode,
         "timeout": arguments.timeout,
     }
-    result = _optimizer_check_worker(arguments.target, options)
+    target = check_target(arguments.target, error=VerifyError)
+    run_ = run_isolated(
+        _optimizer_check_worker,
+        target,
+        options,
+        timeout=arguments.timeout,
+        error=VerifyError,
+        what=f"the optimizer check of {target}",
+    )
+    result = _validated(run_.value, target)
     if "error" in result:
         raise VerifyError(result["error"])
+    printed = run_.printed_summary(what="the factory")
     if arguments.json:
-        print(json.dumps(result, indent=2))
+        print(_json_dumps(result, indent=2))
     else:
-        print(_text(result))
+        print(_text(result) + (f"\nnote:      {printed} (captured, not shown)" if printed else ""))
     return 0 if result["verdict"] == "preserves" else 1
+
+
+_KEYS = {
+    "optimizer": str,
+    "verdict": str,
+    "drift": dict,
+    "floor": float,
+    "statement": (str, type(None)),
+    "fix": (str, type(None)),
+    "recognised": bool,
+    "steps": int,
+    "classes": int,
+    "mode": str,
+}
+
+
+def _validated(value, target):
+    """The child's dict, checked field by field (anything else is one ``VerifyError``)."""
+
+    def check(condition):
+        if not condition:
+            raise VerifyError(
+                f"the optimizer check of {target} sent back a malformed result; nothing was judged"
+            )
+
+    check(isinstance(value, dict))
+    if set(value) == {"error"}:
+        check(isinstance(value["error"], str))
+        return {"error": " ".join(value["error"].split())[:1000]}
+    check(set(value) == set(_KEYS))
+    check(all(isinstance(value[key], kind) for key, kind in _KEYS.items()))
+    check(value["verdict"] in ("preserves", "breaks") and math.isfinite(value["floor"]))
+    drift = value["drift"]
+    check(set(drift) == {"weight", "bias"})
+    check(all(d is None or isinstance(d, float) and math.isfinite(d) for d in drift.values()))
+    return value
 
 
 def _text(result):
