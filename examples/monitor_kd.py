@@ -9,7 +9,7 @@ is fixed, with equal-mean initialisation (its head's rows centred, zero bias). T
 * ``sgd-default``: SGD with PyTorch's default initialisation: the logit means differ from the
   first step and SGD keeps the gap's source, the head's class means [mean-preservation];
 * ``adamw``: AdamW from equal-mean initialisation: the head's class mean moves at the first
-  step [atlas-coordinatewise];
+  step [atlas-coordinatewise/three-classes];
 * ``sgd-tied``: SGD with the head tied to the input embedding: the embedding's gradient has no
   zero class sum, so even SGD moves the class mean [atlas-structure].
 
@@ -33,7 +33,7 @@ RUNS = ("sgd-equal-mean", "sgd-default", "adamw", "sgd-tied")
 PREDICTED = {
     "sgd-equal-mean": ("held", None),
     "sgd-default": ("logit-mean-gap", "equal-mean"),
-    "adamw": ("head-mean-drift", "atlas-coordinatewise"),
+    "adamw": ("head-mean-drift", "atlas-coordinatewise/three-classes"),
     "sgd-tied": ("head-mean-drift", "atlas-structure"),
 }
 CLASSES = 10

@@ -399,7 +399,10 @@ def test_the_real_atlas_names_adamw_and_sgd():
     parameters = [torch.nn.Parameter(torch.zeros(3, 2))]
     adamw = atlas.recognise(torch.optim.AdamW(parameters))
     sgd = atlas.recognise(torch.optim.SGD(parameters, lr=0.1))
-    assert (adamw["verdict"], adamw["statement"]) == ("breaks", "atlas-coordinatewise")
+    assert (adamw["verdict"], adamw["statement"]) == (
+        "breaks",
+        "atlas-coordinatewise/three-classes",
+    )
     assert (sgd["verdict"], sgd["statement"]) == ("preserves", "atlas-linear")
 
 
@@ -410,5 +413,8 @@ def test_the_real_atlas_gives_the_adamw_warning_its_reason():
     monitor = KDMonitor().watch_head(student.head, optimizer, teacher_head=teacher.head)
     train(student, teacher, optimizer, steps=3, monitor=monitor)
     first = monitor.warnings[0]
-    assert (first.cause, first.statement) == ("head-mean-drift", "atlas-coordinatewise")
+    assert (first.cause, first.statement) == (
+        "head-mean-drift",
+        "atlas-coordinatewise/three-classes",
+    )
     assert "AdamW on the head does not keep equal means" in first.message

@@ -3,9 +3,6 @@
 import importlib.util
 import pathlib
 
-import pytest
-from monitor_helpers import install_fake_atlas
-
 from verify.monitor.report import summarise
 
 _PATH = pathlib.Path(__file__).resolve().parents[1] / "examples" / "monitor_kd.py"
@@ -28,8 +25,7 @@ def _verdicts(example):
     return {run: summarise(example.distil(run, steps=25)) for run in example.RUNS}
 
 
-def test_the_four_runs_get_their_predicted_causes(monkeypatch):
-    install_fake_atlas(monkeypatch)
+def test_the_four_runs_get_their_predicted_causes():
     example = _example()
     summaries = _verdicts(example)
     assert {run: _first_cause(s) for run, s in summaries.items()} == example.PREDICTED
@@ -40,10 +36,3 @@ def test_the_four_runs_get_their_predicted_causes(monkeypatch):
     assert default.extremes["head_drift_floor_ratio"] <= 1
     # AdamW and the tied head move the class mean at the first step.
     assert summaries["adamw"].causes[0]["step"] == summaries["sgd-tied"].causes[0]["step"] == 1
-
-
-def test_the_four_runs_with_the_real_atlas():
-    pytest.importorskip("verify.atlas")
-    example = _example()
-    summaries = _verdicts(example)
-    assert {run: _first_cause(s) for run, s in summaries.items()} == example.PREDICTED

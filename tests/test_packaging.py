@@ -5,6 +5,7 @@ matplotlib; ``[verify]`` adds them; ``[test]`` pulls in everything the tests imp
 import importlib
 import importlib.metadata
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -186,5 +187,9 @@ def test_the_wheel_ships_every_subpackage_py_typed_and_the_scripts(wheel):
     assert f"Version: {derive.__version__}" in metadata
     requirements = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
     for name in VERIFY_ONLY:
-        mine = [line for line in requirements if line.split()[1].startswith(name)]
+        mine = [
+            line
+            for line in requirements
+            if re.split(r"[<>=!~;\[ ]", line.split(maxsplit=1)[1])[0] == name
+        ]
         assert mine and all('extra == "verify"' in line for line in mine), (name, mine)

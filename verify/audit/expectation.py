@@ -12,7 +12,7 @@ import sympy
 
 import derive
 from derive import OBJECTIVES
-from derive._numbers import parse_assignments, parse_rational
+from derive._numbers import _LOGITS, CONSTANTS, parse_assignments, parse_rational
 
 from .._errors import VerifyError, check_argument
 from .candidates import Candidate
@@ -104,10 +104,14 @@ def parse_expectation(text=None, weight=1.0):
             )
         if value in (None, "symbolic"):
             continue  # fitted
+        # A plain name (not a constant or a logit, which the parser names as such) is no
+        # number: --expect fixes parameters to values, it keeps none symbolic.
         check_argument(
             parameter.choices
             or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(value))
-            or str(value).lower() in _NOT_NAMES,
+            or str(value).lower() in _NOT_NAMES
+            or str(value) in CONSTANTS
+            or _LOGITS.fullmatch(str(value)) is not None,
             "--expect {}: parameter {} must be a number, got {!r}",
             name,
             parameter.name,
