@@ -18,8 +18,9 @@ Examples
 >>> expansion = expand("gradient", order=1)
 >>> expansion.terms[0].expr
 -v_i/N + z_i/N + mean(v_i)/N - mean(z_i)/N
->>> expand("loss", order=1, classes=2).terms[0].text
-'((z1**2 + z2**2)/2)/2 - ((z1*v1 + z2*v2)/2) + ((v1**2 + v2**2)/2)/2 - ((z1 + z2)/2)**2/2 + ((z1 + z2)/2)*((v1 + v2)/2) - ((v1 + v2)/2)**2/2'
+>>> expand("loss", order=1, classes=2).terms[0].text  # doctest: +NORMALIZE_WHITESPACE
+'((z1**2 + z2**2)/2)/2 - ((z1*v1 + z2*v2)/2) + ((v1**2 + v2**2)/2)/2 - ((z1 + z2)/2)**2/2
+ + ((z1 + z2)/2)*((v1 + v2)/2) - ((v1 + v2)/2)**2/2'
 >>> expand("loss", order=1, objective="jsd", parameters={"beta": "1/4"}).terms[0].readable
 '3*⟨z**2⟩/32 - 3*⟨z*v⟩/16 + 3*⟨v**2⟩/32 - 3*⟨z⟩**2/32 + 3*⟨z⟩*⟨v⟩/16 - 3*⟨v⟩**2/32'
 """
@@ -208,10 +209,11 @@ def expand(quantity="loss", *, order, classes=None, objective="kl", parameters=N
     Traceback (most recent call last):
     ...
     derive._errors.DeriveError: order must be an integer >= 1, got 0
-    >>> expand("loss", order=1000)
+    >>> expand("loss", order=1000)  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    derive._errors.DeriveError: order must be at most 24 for kl (about a minute on 2 cores; ask for fewer terms), got 1000
+    derive._errors.DeriveError: order must be at most 24 for kl (about a minute on 2 cores; ask for
+    fewer terms), got 1000
     """
     check_choice(quantity, QUANTITIES, name="quantity")
     check_argument(

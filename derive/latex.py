@@ -15,8 +15,8 @@ Examples
 ========
 
 >>> from derive.notation import ClassMean, N, z_i, v_i
->>> term_latex((z_i - v_i - ClassMean(z_i) + ClassMean(v_i)) / N)
-'\\frac{1}{N} \\left(z_{i} - v_{i} - \\left\\langle z \\right\\rangle + \\left\\langle v \\right\\rangle\\right)'
+>>> print(term_latex((z_i - v_i - ClassMean(z_i) + ClassMean(v_i)) / N))
+\frac{1}{N} \left(z_{i} - v_{i} - \left\langle z \right\rangle + \left\langle v \right\rangle\right)
 >>> expression_latex(ClassMean((z_i - v_i) ** 2) / 2)
 '\\frac{\\left\\langle \\left(z - v\\right)^{2} \\right\\rangle}{2}'
 """

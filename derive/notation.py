@@ -9,7 +9,8 @@ inverse :math:`\epsilon = 1/T`, in which everything is expanded.
 A *symbolic* number of classes is handled without writing one symbol per class:
 
 * ``z_i`` and ``v_i`` stand for the logits of one generic class ``i``;
-* :class:`ClassMean` is the class-uniform mean :math:`\langle f \rangle = \frac1N\sum_j f(z_j, v_j)`.
+* :class:`ClassMean` is the class-uniform mean
+  :math:`\langle f \rangle = \frac1N\sum_j f(z_j, v_j)`.
   Inside a mean the index is a bound dummy: ``mean(z_i**2*v_i)`` is
   :math:`\langle z^2 v\rangle = \frac1N \sum_j z_j^2 v_j` and prints without the index.
   A mean is the same for every class, and depends on every logit: its derivative is
@@ -254,7 +255,8 @@ class OtherMean(_Mean):
     r"""The mean over the classes other than the label ``g``,
     :math:`\langle f\rangle_{\neg g} = \frac{1}{N-1}\sum_{j \ne g} f(z_j, v_j)
     = \frac{N\langle f\rangle - f_g}{N - 1}`. Its generic class ``i`` is one of those classes,
-    so :math:`\partial\langle f\rangle_{\neg g}/\partial z_i = \frac{1}{N-1}\partial f/\partial z_i`.
+    so
+    :math:`\partial\langle f\rangle_{\neg g}/\partial z_i = \frac{1}{N-1}\partial f/\partial z_i`.
 
     >>> from derive.notation import OtherMean, z_i, z_g
     >>> OtherMean(z_g * z_i).diff(z_i)
@@ -485,7 +487,8 @@ def at_label(expr):
 
 def class_total(expr, *, labelled=False):
     r""":math:`\sum_j f_j` over every class: ``N * mean(f)``, or with a label,
-    :math:`f_g + (N - 1)\langle f\rangle_{\neg g}` (``f`` evaluated at ``z_g, v_g`` plus the others)."""
+    :math:`f_g + (N - 1)\langle f\rangle_{\neg g}` (``f`` evaluated at ``z_g, v_g`` plus the
+    others)."""
     if not labelled:
         return N * ClassMean(expr)
     return at_label(expr) + (N - 1) * OtherMean(expr)
@@ -681,16 +684,17 @@ def parse(text):
 
     Only this notation is accepted: its symbols (``z_i, v_i, N, T, epsilon, z_g, ...``, the
     objectives' parameters and ``f1, f2, ...``), integers, ``+ - * / **``, parentheses and the
-    functions ``mean, mean_other, exp, log, sqrt, fd, fd_alpha``. Nothing is evaluated as Python: the
-    text is read with :mod:`ast` and each node is translated. Anything else raises
+    functions ``mean, mean_other, exp, log, sqrt, fd, fd_alpha``. Nothing is evaluated as Python:
+    the text is read with :mod:`ast` and each node is translated. Anything else raises
     :class:`~derive.DeriveError`.
 
     >>> parse("mean(z_i**2*v_i)/N - z_i*mean(v_i)")
     -z_i*mean(v_i) + mean(v_i*z_i**2)/N
-    >>> parse("__import__('os').system('true')")
+    >>> parse("__import__('os').system('true')")  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    derive._errors.DeriveError: parse: unknown function "__import__('os').system" at column 1; allowed: mean, mean_other, exp, log, sqrt, fd, fd_alpha
+    derive._errors.DeriveError: parse: unknown function "__import__('os').system" at column 1;
+    allowed: mean, mean_other, exp, log, sqrt, fd, fd_alpha
     """
     check_argument(isinstance(text, str), "parse needs a string, got {}", type(text).__name__)
     check_argument(text.strip() != "", "parse needs a nonempty string")

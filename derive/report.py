@@ -2,8 +2,9 @@ r"""The derivation report: one LaTeX document with the statements, each proof's 
 derived terms of KD and the limits of every objective family. ``python -m derive report --out
 FILE.tex`` writes it; it compiles with pdflatex (``amsmath``, ``amssymb`` and ``geometry``).
 
-Every formula is typeset as mathematics: statements, residual names (:class:`derive.statements.Label`),
-residuals, terms (in the pinned order of :func:`derive.term_latex`) and limits.
+Every formula is typeset as mathematics: statements, residual names
+(:class:`derive.statements.Label`), residuals, terms (in the pinned order of
+:func:`derive.term_latex`) and limits.
 
 Examples
 ========

@@ -492,7 +492,8 @@ class Algebra:
 
 
 class Series:
-    r"""A truncated Laurent series :math:`\sum_k c_k \epsilon^k`, exact for powers below ``precision``.
+    r"""A truncated Laurent series :math:`\sum_k c_k \epsilon^k`, exact for powers below
+    ``precision``.
 
     ``coefficients`` maps a power to a nonzero polynomial of ``algebra``; ``precision`` is
     ``inf`` for a polynomial in :math:`\epsilon`.
@@ -833,7 +834,8 @@ def series_of(expr, *, precision, algebra=None):
 
 
 def power_series(expr, *, order):
-    r"""The coefficients of :math:`\epsilon^0 .. \epsilon^{order-1}` of ``expr``, as sympy expressions.
+    r"""The coefficients of :math:`\epsilon^0 .. \epsilon^{order-1}` of ``expr``, as sympy
+    expressions.
 
     Raises :class:`~derive.DeriveError` if ``expr`` has negative powers of :math:`\epsilon`.
     """

@@ -11,9 +11,12 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _ruff(*arguments):
-    if shutil.which("ruff") is None and subprocess.run(
-        [sys.executable, "-m", "ruff", "--version"], capture_output=True
-    ).returncode:
+    if (
+        shutil.which("ruff") is None
+        and subprocess.run(
+            [sys.executable, "-m", "ruff", "--version"], capture_output=True
+        ).returncode
+    ):
         pytest.skip("ruff is not installed (the [test] extra installs it)")
     return subprocess.run(
         [sys.executable, "-m", "ruff", *arguments], cwd=ROOT, capture_output=True, text=True

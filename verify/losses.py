@@ -10,7 +10,8 @@ Every function takes logits of shape ``[..., N]`` and returns one value per exam
   losses the zero-mean checks use (:func:`hard_cross_entropy`, :func:`soft_cross_entropy`,
   :func:`label_smoothing_cross_entropy`);
 * :func:`logits_matching_loss`, :math:`L_{LM} = \frac{1}{2N}\|z - v\|^2`, and
-  :func:`infinite_temperature_limit`, :math:`L_{LM} - \frac12(\langle z\rangle - \langle v\rangle)^2`;
+  :func:`infinite_temperature_limit`,
+  :math:`L_{LM} - \frac12(\langle z\rangle - \langle v\rangle)^2`;
 * the control :func:`sigmoid_bce_distillation_loss`, which is not shift invariant.
 
 :class:`Loss` wraps one of them with what the tolerances need to know about it: the size of
@@ -207,7 +208,8 @@ def logits_matching_loss(student_logits, teacher_logits):
 
 
 def infinite_temperature_limit(student_logits, teacher_logits):
-    r""":math:`L_{LM} - \frac12(\langle z\rangle - \langle v\rangle)^2 = \frac12\mathrm{Var}(z - v)`,
+    r""":math:`L_{LM} - \frac12(\langle z\rangle - \langle v\rangle)^2
+    = \frac12\mathrm{Var}(z - v)`,
     the :math:`T \to \infty` limit of :func:`kd_loss` ([infinite-temperature])."""
     mean_gap = student_logits.mean(-1) - teacher_logits.mean(-1)
     return logits_matching_loss(student_logits, teacher_logits) - 0.5 * mean_gap**2

@@ -8,8 +8,9 @@ Examples
 ...                      dtype="float64")
 >>> result.as_expected
 True
->>> sorted(result.to_json())
-['counterexample', 'examples', 'expected', 'id', 'resolved', 'tolerance', 'unresolved', 'verdict', 'worst_error']
+>>> sorted(result.to_json())  # doctest: +NORMALIZE_WHITESPACE
+['counterexample', 'examples', 'expected', 'id', 'resolved', 'tolerance', 'unresolved', 'verdict',
+'worst_error']
 """
 
 import math

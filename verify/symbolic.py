@@ -31,10 +31,11 @@ Examples
 tensor([[-0.3333,  0.0000,  0.3333]], dtype=torch.float64)
 >>> SymbolicFunction(ClassMean(z_i**2) / 2)(student, teacher)
 tensor([[2.3333]], dtype=torch.float64)
->>> SymbolicFunction(z_i * sympy.Symbol("w"))
+>>> SymbolicFunction(z_i * sympy.Symbol("w"))  # doctest: +NORMALIZE_WHITESPACE
 Traceback (most recent call last):
 ...
-verify._errors.VerifyError: cannot evaluate symbol w: expected only z_i, v_i, N, T, epsilon, z_g, v_g, zh_i, vh_i, sigma_z, sigma_v (substitute parameters first)
+verify._errors.VerifyError: cannot evaluate symbol w: expected only z_i, v_i, N, T, epsilon, z_g,
+v_g, zh_i, vh_i, sigma_z, sigma_v (substitute parameters first)
 """
 
 import math
@@ -202,10 +203,7 @@ def _environment(student, teacher, temperature, classes, labels=None, *, torch_b
         environment[T] = temperature
         environment[epsilon] = 1 / temperature
     if torch_backend:
-        for symbol, logits, hat, std in (
-            (z_i, student, zh_i, sigma_z),
-            (v_i, teacher, vh_i, sigma_v),
-        ):
+        for logits, hat, std in ((student, zh_i, sigma_z), (teacher, vh_i, sigma_v)):
             centred = logits - logits.mean(-1, keepdim=True)
             deviation = centred.pow(2).mean(-1, keepdim=True).sqrt()
             environment[hat], environment[std] = centred / deviation, deviation

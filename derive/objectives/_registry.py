@@ -436,8 +436,9 @@ def standardized_chain_rule(loss):
 
     .. math::
 
-        \frac{\partial L}{\partial z_i} = \frac{G_i - \langle G\rangle - \hat z_i\langle G\hat z\rangle}
-        {\sigma_z} + \frac{\partial L}{\partial\sigma_z}\frac{\hat z_i}{N},
+        \frac{\partial L}{\partial z_i}
+        = \frac{G_i - \langle G\rangle - \hat z_i\langle G\hat z\rangle}{\sigma_z}
+        + \frac{\partial L}{\partial\sigma_z}\frac{\hat z_i}{N},
         \qquad G_i = \frac{\partial L}{\partial \hat z_i}.
 
     The constraints :math:`\langle\hat z\rangle = 0`, :math:`\langle\hat z^2\rangle = 1` that the

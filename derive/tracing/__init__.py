@@ -41,8 +41,7 @@ import sympy
 
 from .._errors import DeriveError, check_order
 from ..expansion import Term
-from ..notation import N, T, canonical, epsilon, z_i
-from ..objectives import OBJECTIVES
+from ..notation import N, canonical, epsilon, z_i
 from ..polynomial import Polynomial
 from ..series import Algebra
 from ._symbols import B, has_stops, strip_stops
@@ -88,7 +87,8 @@ class TraceResult:
     relation : :class:`~derive.tracing.relations.Relation` or None
         The exact relation to a registry objective, if one holds at every term computed.
     limit : dict or None
-        The gradient's leading term against KD's limit (:func:`~derive.tracing.relations.limit_relation`);
+        The gradient's leading term against KD's limit
+        (:func:`~derive.tracing.relations.limit_relation`);
         ``None`` without a gradient.
     shift_invariant : bool
         Whether the gradient sums to 0 over the classes at every term computed.

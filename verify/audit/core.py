@@ -1,4 +1,5 @@
-r"""The audit: run the loss, measure its gradient, identify it, and judge it against the declaration.
+r"""The audit: run the loss, measure its gradient, identify it, and judge it against the
+declaration.
 
 See :mod:`verify.audit` for what is measured; this module validates the arguments (every
 size has a maximum, :data:`LIMITS`, checked before any work) and runs the steps in order.
