@@ -45,6 +45,7 @@ v1*z1/2 + v2*z2/2
 
 import ast
 from functools import lru_cache
+from typing import Any
 
 import sympy
 from sympy import Add, Function, Mul, Symbol
@@ -178,7 +179,7 @@ class _Mean(Function):
     nargs = 1
     #: How many classes the mean runs over.
     _count = N
-    _relations = {}
+    _relations: dict[Any, Any] = {}
 
     @classmethod
     def eval(cls, arg):
@@ -362,7 +363,7 @@ _TAYLOR_VARIABLE = Symbol("t_taylor", positive=True)
 
 
 @lru_cache(maxsize=None)
-def f_derivative(order):
+def f_derivative(order: int) -> Symbol:
     r"""The symbol ``f{order}`` for :math:`f^{(order)}(1)` (``order >= 1``; :math:`f(1) = 0`)."""
     check_argument(
         isinstance(order, int) and order >= 1, "f derivatives are numbered from 1, got {!r}", order
@@ -432,12 +433,12 @@ def _bare_latex(arg, printer):
     return printer._print(_bare_tree(arg, "latex"))
 
 
-def moment(student_power, teacher_power):
+def moment(student_power: int, teacher_power: int) -> Any:
     r"""The class moment :math:`\langle z^a v^b\rangle` (``1`` when both powers are 0)."""
     return ClassMean(z_i**student_power * v_i**teacher_power)
 
 
-def canonical(expr):
+def canonical(expr: Any) -> Any:
     """A normal form for residuals: means linearised, their arguments in one normal form,
     logarithms of products split, then cancelled. Equal expressions give equal results;
     a residual that is zero comes out as exactly ``0``."""
@@ -465,7 +466,7 @@ def _engine_says_zero(expr):
         return False
 
 
-def class_sum(expr):
+def class_sum(expr: Any) -> Any:
     r""":math:`\sum_i f_i` for a per-class expression ``f_i``: ``N * mean(f)``, linearised."""
     return sympy.expand(N * ClassMean(sympy.expand(expr)))
 
@@ -494,7 +495,7 @@ def class_total(expr, *, labelled=False):
     return at_label(expr) + (N - 1) * OtherMean(expr)
 
 
-def logit_symbols(classes):
+def logit_symbols(classes: int) -> tuple[tuple[Symbol, ...], tuple[Symbol, ...]]:
     """The explicit symbols ``(z1..zN), (v1..vN)`` for a concrete number of classes."""
     check_classes(classes)
     check_argument(classes is not None, "logit_symbols needs a concrete number of classes")
@@ -515,7 +516,7 @@ def _standardized(values, classes):
     return [(x - mean) / std for x in values], std
 
 
-def concrete(expr, *, classes, component=1):
+def concrete(expr: Any, *, classes: int, component: int = 1) -> Any:
     """Write ``expr`` for ``classes`` explicit classes; ``z_i, v_i`` become those of ``component``.
 
     Means become explicit sums over ``z1..zN, v1..vN`` (not expanded, so sizes stay linear
@@ -679,7 +680,7 @@ def _parameter_symbol(name):
     return parameter_symbols().get(name)
 
 
-def parse(text):
+def parse(text: str) -> Any:
     """Parse a term printed in this notation (``mean(z_i**2*v_i)/N`` and the like).
 
     Only this notation is accepted: its symbols (``z_i, v_i, N, T, epsilon, z_g, ...``, the

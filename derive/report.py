@@ -230,7 +230,7 @@ def _families_section():
     return "\n".join(out)
 
 
-def report_document(*, order=4):
+def report_document(*, order: int = 4) -> str:
     """The whole report as LaTeX source, with ``order`` terms of each expansion."""
     check_order(order, maximum=MAX_PROOF_ORDER)
     return "\n".join(
@@ -246,7 +246,7 @@ def report_document(*, order=4):
     )
 
 
-def write_report(path, *, order=4):
+def write_report(path: str, *, order: int = 4) -> str:
     """Write the report to ``path`` atomically (checked first: nothing is computed for a path
     that cannot be written, and a failure leaves no file)."""
     check_output_path(path, suffix=".tex")

@@ -32,6 +32,7 @@ Examples
 import math
 from functools import lru_cache, reduce
 from operator import or_
+from typing import Any
 
 import sympy
 from sympy import QQ
@@ -833,7 +834,7 @@ def series_of(expr, *, precision, algebra=None):
     return _Expander(algebra).series(sympy.sympify(expr), precision)
 
 
-def power_series(expr, *, order):
+def power_series(expr: Any, *, order: int) -> list[Any]:
     r"""The coefficients of :math:`\epsilon^0 .. \epsilon^{order-1}` of ``expr``, as sympy
     expressions.
 

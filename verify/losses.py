@@ -39,6 +39,7 @@ import contextvars
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -285,7 +286,7 @@ def _number(value):
 
 
 #: Every objective's twin, by the name :data:`derive.OBJECTIVES` gives it.
-TWINS = {}
+TWINS: dict[str, Twin] = {}
 
 
 def twin(name, *, scaled=True, **parameters):
@@ -527,16 +528,16 @@ class DistillationProblem:
     temperature: torch.Tensor
 
     @property
-    def classes(self):
+    def classes(self) -> int:
         return self.student.shape[-1]
 
-    def with_student(self, student):
+    def with_student(self, student: torch.Tensor) -> "DistillationProblem":
         """The same problem with other student logits (for instance leaves that need grad)."""
         return DistillationProblem(
             student, self.teacher, self.labels, self.targets, self.temperature
         )
 
-    def describe(self, index=0, *, digits=4, limit=8):
+    def describe(self, index: int = 0, *, digits: int = 4, limit: int = 8) -> str:
         """One example of the batch, in words (vectors cut after ``limit`` entries)."""
 
         def vector(tensor):
@@ -561,18 +562,18 @@ class Loss:
 
     name: str
     shift_invariant: bool
-    function: Callable
-    gradient_magnitude: Callable = field(default=None, repr=False)
-    argument_magnitude: Callable = field(default=None, repr=False)
+    function: Callable[..., Any]
+    gradient_magnitude: Callable[..., Any] | None = field(default=None, repr=False)
+    argument_magnitude: Callable[..., Any] | None = field(default=None, repr=False)
     uses_labels: bool = False
     #: ``defined(problem)`` -> bool per example: where the loss is defined (standardized logits
     #: need logits that are not all equal); ``None``: everywhere.
-    domain: Callable = field(default=None, repr=False)
+    domain: Callable[..., Any] | None = field(default=None, repr=False)
 
-    def __call__(self, problem):
+    def __call__(self, problem: DistillationProblem) -> torch.Tensor:
         return self.function(problem)
 
-    def defined(self, problem):
+    def defined(self, problem: DistillationProblem) -> torch.Tensor:
         """Where the loss is defined, per example."""
         if self.domain is None:
             return torch.ones(
@@ -580,10 +581,12 @@ class Loss:
             )
         return self.domain(problem)
 
-    def magnitudes(self, problem):
+    def magnitudes(self, problem: DistillationProblem) -> tuple[torch.Tensor, torch.Tensor]:
         """``(gradient magnitude, argument magnitude)`` per example."""
         if self.gradient_magnitude is not None:
-            return self.gradient_magnitude(problem), self.argument_magnitude(problem)
+            # the two magnitudes are given together
+            argument_magnitude = cast(Callable[..., Any], self.argument_magnitude)
+            return self.gradient_magnitude(problem), argument_magnitude(problem)
         measured = probed_magnitudes(
             lambda student: self.function(problem.with_student(student)), problem.student
         )
@@ -636,7 +639,7 @@ _SMOOTHING = 0.1
 
 #: The shift invariant losses of [zero-mean-gradient], by name: every softmax twin (KD
 #: first: searches for counterexamples shrink towards the first) and the cross-entropies.
-LOSSES = {
+LOSSES: dict[str, Loss] = {
     "kl": _twin_loss(TWINS["kl"]),
     "hard-ce": Loss(
         "hard-ce",

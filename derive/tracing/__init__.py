@@ -35,7 +35,9 @@ Examples
 
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import sympy
 
@@ -53,6 +55,9 @@ from .relations import (
     limit_relation,
     shift_invariant,
 )
+
+if TYPE_CHECKING:  # the call grammar is imported where it is used, at trace time
+    from ..calls import CallSpec
 
 __all__ = ["trace", "TraceResult", "Relation", "DEFAULT_ORDER", "MAX_TRACE_ORDER"]
 
@@ -114,8 +119,8 @@ class TraceResult:
     terms: tuple
     valuation: object
     batch_weight: object
-    relation: object
-    limit: object
+    relation: Relation | None
+    limit: dict[str, Any] | None
     shift_invariant: bool
     temperature_ignored: bool
     no_gradient: bool
@@ -236,7 +241,7 @@ class TraceResult:
             )
         return lines
 
-    def to_json(self):
+    def to_json(self) -> dict[str, Any]:
         """The ``derive expand`` JSON shape for the per-example loss, plus ``batch_weight``,
         ``relation`` and what was traced."""
         return {
@@ -260,7 +265,7 @@ class TraceResult:
             **({"call": self.call} if self.call != _DEFAULT_CALL else {}),
         }
 
-    def to_text(self):
+    def to_text(self) -> str:
         """The report ``python -m derive trace`` prints."""
         weight = (
             "1/B (a mean over the batch)"
@@ -313,7 +318,12 @@ def _unique(items):
 # -- the trace ----------------------------------------------------------------------------------
 
 
-def trace(fn, *, order=DEFAULT_ORDER, call=None):
+def trace(
+    fn: Callable[..., Any] | str,
+    *,
+    order: int = DEFAULT_ORDER,
+    call: "str | CallSpec | None" = None,
+) -> TraceResult:
     r"""Trace ``fn(student_logits, teacher_logits, T)`` and expand it in :math:`1/T`.
 
     Parameters
