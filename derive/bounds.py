@@ -266,8 +266,8 @@ class ExampleBound:
 
     radius_temperature: float
     converges: bool
-    loss_remainder_bound: object
-    gradient_remainder_bound: object
+    loss_remainder_bound: float | None  # None where the series does not converge
+    gradient_remainder_bound: float | None
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -117,8 +117,8 @@ class TraceResult:
     function: str
     order: int
     terms: tuple
-    valuation: object
-    batch_weight: object
+    valuation: int | None
+    batch_weight: Any
     relation: Relation | None
     limit: dict[str, Any] | None
     shift_invariant: bool
@@ -127,8 +127,8 @@ class TraceResult:
     stopped: bool
     kd_terms: tuple = field(repr=False)
     operations: tuple = ()
-    per_example: object = field(default=None, repr=False)
-    gradient: object = field(default=None, repr=False)
+    per_example: Any = field(default=None, repr=False)
+    gradient: Any = field(default=None, repr=False)
     seconds: float = 0.0
     #: The call traced, in words (``--call``, recognised from the signature, or the default).
     call: str = _DEFAULT_CALL
