@@ -2,8 +2,8 @@ r"""Symbolic expansion of knowledge distillation in 1/T, with proofs and LaTeX.
 
 The expansion engine (:mod:`derive.series`) turns any objective written as a sympy expression
 (:mod:`derive.objectives`) into its power series in :math:`1/T`, for a symbolic number of
-classes, by arithmetic on class moments. :data:`STATEMENTS` is the registry of the statements of docs/theory.md
-statements, each with its symbolic proof; :mod:`verify` checks them numerically.
+classes, by arithmetic on class moments. :data:`STATEMENTS` is the registry of the statements of
+docs/theory.md, each with its symbolic proof; :mod:`verify` checks them numerically.
 
 This package never imports torch.
 
@@ -11,8 +11,8 @@ Examples
 ========
 
 >>> import derive
->>> derive.expand("gradient", order=1).terms[0].latex
-'\\frac{1}{N} \\left(z_{i} - v_{i} - \\left\\langle z \\right\\rangle + \\left\\langle v \\right\\rangle\\right)'
+>>> print(derive.expand("gradient", order=1).terms[0].latex)
+\frac{1}{N} \left(z_{i} - v_{i} - \left\langle z \right\rangle + \left\langle v \right\rangle\right)
 >>> derive.STATEMENTS["infinite-temperature"].prove().verdict
 'holds'
 """

@@ -14,7 +14,7 @@ class DeriveError(ValueError):
     """Bad input to :mod:`derive`: the message names the bad value and what is allowed."""
 
 
-def check_argument(condition, message, *args):
+def check_argument(condition: object, message: str, *args: object) -> None:
     """Raise :class:`DeriveError` with ``message.format(*args)`` unless ``condition`` holds.
 
     Examples

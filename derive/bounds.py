@@ -54,8 +54,10 @@ True
 
 import math
 import numbers
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 from ._errors import MAX_ORDER, DeriveError, check_argument, check_choice, check_order
 
@@ -177,7 +179,7 @@ def _minimize_over_circles(function, low, high=math.pi, points=400):
     return best
 
 
-def uniform_coefficient_bound(power, logit_range, *, quantity="loss"):
+def uniform_coefficient_bound(power: int, logit_range: float, *, quantity: str = "loss") -> float:
     r"""A bound on term ``power`` of the expansion that depends only on the logits' range.
 
     For every :math:`N` and all logits with :math:`\max(\mathrm{range}(z), \mathrm{range}(v))
@@ -214,7 +216,9 @@ def uniform_coefficient_bound(power, logit_range, *, quantity="loss"):
     return math.nextafter(shape * scale * (1 + 1e-12), math.inf)
 
 
-def uniform_remainder_bound(logit_range, temperature, order, *, quantity="loss"):
+def uniform_remainder_bound(
+    logit_range: float, temperature: float, order: int, *, quantity: str = "loss"
+) -> float | None:
     r"""A bound on the remainder after ``order`` terms that depends only on ``R`` and ``T``.
 
     For every :math:`N`, all logits with range at most :math:`R` and every :math:`T' \ge T >
@@ -262,10 +266,10 @@ class ExampleBound:
 
     radius_temperature: float
     converges: bool
-    loss_remainder_bound: object
-    gradient_remainder_bound: object
+    loss_remainder_bound: float | None  # None where the series does not converge
+    gradient_remainder_bound: float | None
 
-    def to_json(self):
+    def to_json(self) -> dict[str, Any]:
         return {
             "radius_temperature": self.radius_temperature,
             "converges": self.converges,
@@ -288,7 +292,7 @@ class CertifiedExpansion:
     demand and cached.
     """
 
-    def __init__(self, student, teacher):
+    def __init__(self, student: Sequence[float], teacher: Sequence[float]) -> None:
         z = _validated_vector(student, "student")
         v = _validated_vector(teacher, "teacher")
         check_argument(
@@ -317,18 +321,18 @@ class CertifiedExpansion:
             mean = sum(differences, flint.arb(0)) / self.classes
             self._spread = [d - mean for d in differences]
         self.logit_range = _up(self._range)
-        self._series = {}
-        self._circles = {}
+        self._series: dict[Any, Any] = {}
+        self._circles: dict[Any, Any] = {}
 
     # -- the radius ------------------------------------------------------------------------
     @property
-    def radius_temperature(self):
+    def radius_temperature(self) -> float:
         r""":math:`R/\pi` (nearest float): the series converges for every larger temperature."""
         flint = _flint()
         with flint.ctx.workprec(_PRECISION):
             return float(self._range / flint.arb.pi())
 
-    def converges(self, temperature):
+    def converges(self, temperature: float) -> bool:
         r"""Whether :math:`T > R/\pi`, decided rigorously (``False`` when it cannot be decided)."""
         temperature = _validated_temperature(temperature)
         flint = _flint()
@@ -735,7 +739,14 @@ class CertifiedExpansion:
             return [(epsilon + radius) / 2]
         return [fraction * radius for fraction in CIRCLES if fraction * radius > epsilon]
 
-    def remainder_bound(self, temperature, order, *, quantity="loss", circles=None):
+    def remainder_bound(
+        self,
+        temperature: float,
+        order: int,
+        *,
+        quantity: str = "loss",
+        circles: Sequence[float] | None = None,
+    ) -> float | None:
         r"""A certified upper bound on the remainder after ``order`` terms, at ``temperature``
         and every larger one: :math:`|L(T') - \sum_{k<K} T'^{-k}L_k|` (loss) or
         :math:`\|\nabla L(T') - \sum_{k<K} T'^{-k}G_k\|_2` (gradient) for all :math:`T' \ge T`.
@@ -786,7 +797,9 @@ class CertifiedExpansion:
                     break
         return best
 
-    def threshold_temperature(self, order, tolerance, *, quantity="loss"):
+    def threshold_temperature(
+        self, order: int, tolerance: float, *, quantity: str = "loss"
+    ) -> float | None:
         r"""The smallest temperature :math:`T_0` (to a relative 1e-6, by bisection) at which the
         certified relative remainder is at most ``tolerance``: for every :math:`T \ge T_0`,
 
@@ -888,7 +901,7 @@ def _series_sum(series):
     return total
 
 
-def radius_temperature(student, teacher):
+def radius_temperature(student: Sequence[float], teacher: Sequence[float]) -> float:
     r""":math:`R/\pi`, :math:`R = \max(\mathrm{range}(z), \mathrm{range}(v))`: the series in
     :math:`1/T` converges for every larger temperature ([convergence-radius]).
 
@@ -900,7 +913,14 @@ def radius_temperature(student, teacher):
     return max(max(z) - min(z), max(v) - min(v)) / math.pi
 
 
-def certified_bounds(student, teacher, temperature, order, *, progress=None):
+def certified_bounds(
+    student: Sequence[Sequence[float]],
+    teacher: Sequence[Sequence[float]],
+    temperature: float,
+    order: int,
+    *,
+    progress: Callable[[int, int], object] | None = None,
+) -> list[ExampleBound]:
     r"""Certified remainder bounds for a batch: one :class:`ExampleBound` per row.
 
     Parameters

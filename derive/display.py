@@ -15,6 +15,8 @@ Examples
 '$\\displaystyle m = \\frac{\\left\\langle z \\right\\rangle}{2}$'
 """
 
+from typing import Any
+
 import sympy
 
 from .latex import expression_latex, term_latex
@@ -41,7 +43,7 @@ class _Formula:
         return f"{self.name} = {self.expr}"
 
 
-def formula(name, expr, *, term=False):
+def formula(name: str, expr: Any, *, term: bool = False) -> _Formula:
     """``name = expr`` for display; ``term=True`` prints in the pinned order of
     :func:`derive.term_latex` (polynomial terms), else with :func:`derive.expression_latex`."""
     expr = sympy.sympify(expr)

@@ -18,14 +18,17 @@ Examples
 >>> expansion = expand("gradient", order=1)
 >>> expansion.terms[0].expr
 -v_i/N + z_i/N + mean(v_i)/N - mean(z_i)/N
->>> expand("loss", order=1, classes=2).terms[0].text
-'((z1**2 + z2**2)/2)/2 - ((z1*v1 + z2*v2)/2) + ((v1**2 + v2**2)/2)/2 - ((z1 + z2)/2)**2/2 + ((z1 + z2)/2)*((v1 + v2)/2) - ((v1 + v2)/2)**2/2'
+>>> expand("loss", order=1, classes=2).terms[0].text  # doctest: +NORMALIZE_WHITESPACE
+'((z1**2 + z2**2)/2)/2 - ((z1*v1 + z2*v2)/2) + ((v1**2 + v2**2)/2)/2 - ((z1 + z2)/2)**2/2
+ + ((z1 + z2)/2)*((v1 + v2)/2) - ((v1 + v2)/2)**2/2'
 >>> expand("loss", order=1, objective="jsd", parameters={"beta": "1/4"}).terms[0].readable
 '3*⟨z**2⟩/32 - 3*⟨z*v⟩/16 + 3*⟨v**2⟩/32 - 3*⟨z⟩**2/32 + 3*⟨z⟩*⟨v⟩/16 - 3*⟨v⟩**2/32'
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from ._errors import check_argument, check_choice, check_classes, check_order
 from .notation import concrete
@@ -45,6 +48,11 @@ __all__ = ["QUANTITIES", "Term", "Expansion", "expand", "leading_pieces"]
 QUANTITIES = ("loss", "gradient")
 
 
+#: What a term prints as: one string, ``{component: string}`` for a labelled gradient with
+#: symbolic N, or one string per class for a gradient with explicit classes.
+Printed = str | dict[str, str] | list[str]
+
+
 @dataclass(frozen=True)
 class Term:
     """The coefficient of :math:`T^{-power}` of ``quantity``.
@@ -60,17 +68,17 @@ class Term:
     power: int
     components: tuple
     quantity: str = "loss"
-    classes: object = None
+    classes: int | None = None
 
     @property
-    def labelled(self):
+    def labelled(self) -> bool:
         return len(self.components) == 2
 
     def _polynomial(self, name=None):
         return dict(self.components)[name or self.components[-1][0]]
 
     @property
-    def symbolic(self):
+    def symbolic(self) -> Any:
         if self.labelled:
             return {name: polynomial.expr for name, polynomial in self.components}
         return self.components[0][1].expr
@@ -80,7 +88,7 @@ class Term:
         return self._polynomial("g" if self.labelled and component == 1 else None)
 
     @property
-    def expr(self):
+    def expr(self) -> Any:
         if self.classes is None:
             return self.symbolic
         if self.quantity == "loss":
@@ -100,7 +108,7 @@ class Term:
         return [explicit(self._for_class(c), c) for c in range(1, self.classes + 1)]
 
     @property
-    def latex(self):
+    def latex(self) -> Printed:
         """LaTeX: the pinned term order for symbolic N; for concrete N, the symbolic term's
         order with each mean written out as its explicit sum."""
         return self._printed(
@@ -108,7 +116,7 @@ class Term:
         )
 
     @property
-    def text(self):
+    def text(self) -> Printed:
         """Plain text that :func:`derive.parse` (symbolic N) or ``sympy.sympify`` (in
         ``z1..zn, v1..vn``) reads back."""
         return self._printed(
@@ -116,14 +124,14 @@ class Term:
         )
 
     @property
-    def readable(self):
+    def readable(self) -> Printed:
         """Text for people, class means written ``⟨...⟩`` (symbolic N)."""
         return self._printed(
             lambda p: p.text(readable=True),
             lambda p, c: p.concrete_text(classes=self.classes, component=c),
         )
 
-    def to_json(self):
+    def to_json(self) -> dict[str, Any]:
         return {"power": self.power, "expr": self.text, "latex": self.latex}
 
 
@@ -135,11 +143,11 @@ class Expansion:
     objective: str
     quantity: str
     order: int
-    classes: object
-    terms: tuple
+    classes: int | None
+    terms: tuple[Term, ...]
     parameters: tuple = ()
 
-    def to_json(self):
+    def to_json(self) -> dict[str, Any]:
         """The stable JSON form (see README, CLI contract)."""
         return {
             "objective": self.objective,
@@ -180,7 +188,15 @@ def _symbolic_terms(objective, resolved, quantity, order):
     return algebra, components
 
 
-def expand(quantity="loss", *, order, classes=None, objective="kl", parameters=None, progress=None):
+def expand(
+    quantity: str = "loss",
+    *,
+    order: int,
+    classes: int | None = None,
+    objective: str = "kl",
+    parameters: dict[str, Any] | None = None,
+    progress: Callable[[str], object] | None = None,
+) -> Expansion:
     r"""Expand ``quantity`` of ``objective`` in :math:`1/T` to ``order`` terms.
 
     Parameters
@@ -208,10 +224,11 @@ def expand(quantity="loss", *, order, classes=None, objective="kl", parameters=N
     Traceback (most recent call last):
     ...
     derive._errors.DeriveError: order must be an integer >= 1, got 0
-    >>> expand("loss", order=1000)
+    >>> expand("loss", order=1000)  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    derive._errors.DeriveError: order must be at most 24 for kl (about a minute on 2 cores; ask for fewer terms), got 1000
+    derive._errors.DeriveError: order must be at most 24 for kl (about a minute on 2 cores; ask for
+    fewer terms), got 1000
     """
     check_choice(quantity, QUANTITIES, name="quantity")
     check_argument(
@@ -252,7 +269,7 @@ def expand(quantity="loss", *, order, classes=None, objective="kl", parameters=N
     return Expansion(objective, quantity, order, classes, terms, resolved)
 
 
-def leading_pieces(quantity):
+def leading_pieces(quantity: str) -> dict[str, Any]:
     r"""The named pieces of the :math:`T^0` term of KD (Chen et al.), as the theory states them.
 
     Returns ``{"logits-matching": ..., "regularizer": ...}``; for the loss,

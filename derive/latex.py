@@ -15,11 +15,13 @@ Examples
 ========
 
 >>> from derive.notation import ClassMean, N, z_i, v_i
->>> term_latex((z_i - v_i - ClassMean(z_i) + ClassMean(v_i)) / N)
-'\\frac{1}{N} \\left(z_{i} - v_{i} - \\left\\langle z \\right\\rangle + \\left\\langle v \\right\\rangle\\right)'
+>>> print(term_latex((z_i - v_i - ClassMean(z_i) + ClassMean(v_i)) / N))
+\frac{1}{N} \left(z_{i} - v_{i} - \left\langle z \right\rangle + \left\langle v \right\rangle\right)
 >>> expression_latex(ClassMean((z_i - v_i) ** 2) / 2)
 '\\frac{\\left\\langle \\left(z - v\\right)^{2} \\right\\rangle}{2}'
 """
+
+from typing import Any
 
 import sympy
 from sympy.printing.latex import LatexPrinter
@@ -68,7 +70,7 @@ class ReaderLatexPrinter(LatexPrinter):
         return sorted(terms, key=lambda term: (_term_rank(term), default.get(term, 0)))
 
 
-def expression_latex(expr):
+def expression_latex(expr: Any) -> str:
     """LaTeX of any expression of the notation, sums in the pinned order."""
     return ReaderLatexPrinter().doprint(sympy.sympify(expr))
 
@@ -83,7 +85,7 @@ def term_latex_parts(expr):
     return polynomial.latex_parts()
 
 
-def term_latex(expr):
+def term_latex(expr: Any) -> str:
     """LaTeX of one symbolic-N term, with the pinned term order (see module docstring)."""
     polynomial = expr if isinstance(expr, Polynomial) else Polynomial.from_expr(expr)
     return polynomial.latex()

@@ -21,6 +21,7 @@ Examples
 """
 
 import re
+from typing import Any
 
 import sympy
 
@@ -351,7 +352,7 @@ def _nesting_depth(text):
     return deepest
 
 
-def parse_latex(text):
+def parse_latex(text: str) -> Any:
     """A sympy expression from LaTeX printed by :mod:`derive` (see the module docstring).
 
     Text nested deeper than :data:`MAX_LATEX_DEPTH` braces or parentheses is refused.

@@ -9,7 +9,8 @@ inverse :math:`\epsilon = 1/T`, in which everything is expanded.
 A *symbolic* number of classes is handled without writing one symbol per class:
 
 * ``z_i`` and ``v_i`` stand for the logits of one generic class ``i``;
-* :class:`ClassMean` is the class-uniform mean :math:`\langle f \rangle = \frac1N\sum_j f(z_j, v_j)`.
+* :class:`ClassMean` is the class-uniform mean
+  :math:`\langle f \rangle = \frac1N\sum_j f(z_j, v_j)`.
   Inside a mean the index is a bound dummy: ``mean(z_i**2*v_i)`` is
   :math:`\langle z^2 v\rangle = \frac1N \sum_j z_j^2 v_j` and prints without the index.
   A mean is the same for every class, and depends on every logit: its derivative is
@@ -44,6 +45,7 @@ v1*z1/2 + v2*z2/2
 
 import ast
 from functools import lru_cache
+from typing import Any
 
 import sympy
 from sympy import Add, Function, Mul, Symbol
@@ -177,7 +179,7 @@ class _Mean(Function):
     nargs = 1
     #: How many classes the mean runs over.
     _count = N
-    _relations = {}
+    _relations: dict[Any, Any] = {}
 
     @classmethod
     def eval(cls, arg):
@@ -254,7 +256,8 @@ class OtherMean(_Mean):
     r"""The mean over the classes other than the label ``g``,
     :math:`\langle f\rangle_{\neg g} = \frac{1}{N-1}\sum_{j \ne g} f(z_j, v_j)
     = \frac{N\langle f\rangle - f_g}{N - 1}`. Its generic class ``i`` is one of those classes,
-    so :math:`\partial\langle f\rangle_{\neg g}/\partial z_i = \frac{1}{N-1}\partial f/\partial z_i`.
+    so
+    :math:`\partial\langle f\rangle_{\neg g}/\partial z_i = \frac{1}{N-1}\partial f/\partial z_i`.
 
     >>> from derive.notation import OtherMean, z_i, z_g
     >>> OtherMean(z_g * z_i).diff(z_i)
@@ -360,7 +363,7 @@ _TAYLOR_VARIABLE = Symbol("t_taylor", positive=True)
 
 
 @lru_cache(maxsize=None)
-def f_derivative(order):
+def f_derivative(order: int) -> Symbol:
     r"""The symbol ``f{order}`` for :math:`f^{(order)}(1)` (``order >= 1``; :math:`f(1) = 0`)."""
     check_argument(
         isinstance(order, int) and order >= 1, "f derivatives are numbered from 1, got {!r}", order
@@ -430,12 +433,12 @@ def _bare_latex(arg, printer):
     return printer._print(_bare_tree(arg, "latex"))
 
 
-def moment(student_power, teacher_power):
+def moment(student_power: int, teacher_power: int) -> Any:
     r"""The class moment :math:`\langle z^a v^b\rangle` (``1`` when both powers are 0)."""
     return ClassMean(z_i**student_power * v_i**teacher_power)
 
 
-def canonical(expr):
+def canonical(expr: Any) -> Any:
     """A normal form for residuals: means linearised, their arguments in one normal form,
     logarithms of products split, then cancelled. Equal expressions give equal results;
     a residual that is zero comes out as exactly ``0``."""
@@ -463,7 +466,7 @@ def _engine_says_zero(expr):
         return False
 
 
-def class_sum(expr):
+def class_sum(expr: Any) -> Any:
     r""":math:`\sum_i f_i` for a per-class expression ``f_i``: ``N * mean(f)``, linearised."""
     return sympy.expand(N * ClassMean(sympy.expand(expr)))
 
@@ -485,13 +488,14 @@ def at_label(expr):
 
 def class_total(expr, *, labelled=False):
     r""":math:`\sum_j f_j` over every class: ``N * mean(f)``, or with a label,
-    :math:`f_g + (N - 1)\langle f\rangle_{\neg g}` (``f`` evaluated at ``z_g, v_g`` plus the others)."""
+    :math:`f_g + (N - 1)\langle f\rangle_{\neg g}` (``f`` evaluated at ``z_g, v_g`` plus the
+    others)."""
     if not labelled:
         return N * ClassMean(expr)
     return at_label(expr) + (N - 1) * OtherMean(expr)
 
 
-def logit_symbols(classes):
+def logit_symbols(classes: int) -> tuple[tuple[Symbol, ...], tuple[Symbol, ...]]:
     """The explicit symbols ``(z1..zN), (v1..vN)`` for a concrete number of classes."""
     check_classes(classes)
     check_argument(classes is not None, "logit_symbols needs a concrete number of classes")
@@ -512,7 +516,7 @@ def _standardized(values, classes):
     return [(x - mean) / std for x in values], std
 
 
-def concrete(expr, *, classes, component=1):
+def concrete(expr: Any, *, classes: int, component: int = 1) -> Any:
     """Write ``expr`` for ``classes`` explicit classes; ``z_i, v_i`` become those of ``component``.
 
     Means become explicit sums over ``z1..zN, v1..vN`` (not expanded, so sizes stay linear
@@ -676,21 +680,22 @@ def _parameter_symbol(name):
     return parameter_symbols().get(name)
 
 
-def parse(text):
+def parse(text: str) -> Any:
     """Parse a term printed in this notation (``mean(z_i**2*v_i)/N`` and the like).
 
     Only this notation is accepted: its symbols (``z_i, v_i, N, T, epsilon, z_g, ...``, the
     objectives' parameters and ``f1, f2, ...``), integers, ``+ - * / **``, parentheses and the
-    functions ``mean, mean_other, exp, log, sqrt, fd, fd_alpha``. Nothing is evaluated as Python: the
-    text is read with :mod:`ast` and each node is translated. Anything else raises
+    functions ``mean, mean_other, exp, log, sqrt, fd, fd_alpha``. Nothing is evaluated as Python:
+    the text is read with :mod:`ast` and each node is translated. Anything else raises
     :class:`~derive.DeriveError`.
 
     >>> parse("mean(z_i**2*v_i)/N - z_i*mean(v_i)")
     -z_i*mean(v_i) + mean(v_i*z_i**2)/N
-    >>> parse("__import__('os').system('true')")
+    >>> parse("__import__('os').system('true')")  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    derive._errors.DeriveError: parse: unknown function "__import__('os').system" at column 1; allowed: mean, mean_other, exp, log, sqrt, fd, fd_alpha
+    derive._errors.DeriveError: parse: unknown function "__import__('os').system" at column 1;
+    allowed: mean, mean_other, exp, log, sqrt, fd, fd_alpha
     """
     check_argument(isinstance(text, str), "parse needs a string, got {}", type(text).__name__)
     check_argument(text.strip() != "", "parse needs a nonempty string")

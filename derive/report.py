@@ -2,8 +2,9 @@ r"""The derivation report: one LaTeX document with the statements, each proof's 
 derived terms of KD and the limits of every objective family. ``python -m derive report --out
 FILE.tex`` writes it; it compiles with pdflatex (``amsmath``, ``amssymb`` and ``geometry``).
 
-Every formula is typeset as mathematics: statements, residual names (:class:`derive.statements.Label`),
-residuals, terms (in the pinned order of :func:`derive.term_latex`) and limits.
+Every formula is typeset as mathematics: statements, residual names
+(:class:`derive.statements.Label`), residuals, terms (in the pinned order of
+:func:`derive.term_latex`) and limits.
 
 Examples
 ========
@@ -229,7 +230,7 @@ def _families_section():
     return "\n".join(out)
 
 
-def report_document(*, order=4):
+def report_document(*, order: int = 4) -> str:
     """The whole report as LaTeX source, with ``order`` terms of each expansion."""
     check_order(order, maximum=MAX_PROOF_ORDER)
     return "\n".join(
@@ -245,7 +246,7 @@ def report_document(*, order=4):
     )
 
 
-def write_report(path, *, order=4):
+def write_report(path: str, *, order: int = 4) -> str:
     """Write the report to ``path`` atomically (checked first: nothing is computed for a path
     that cannot be written, and a failure leaves no file)."""
     check_output_path(path, suffix=".tex")

@@ -32,6 +32,7 @@ Examples
 import math
 from functools import lru_cache, reduce
 from operator import or_
+from typing import Any
 
 import sympy
 from sympy import QQ
@@ -492,7 +493,8 @@ class Algebra:
 
 
 class Series:
-    r"""A truncated Laurent series :math:`\sum_k c_k \epsilon^k`, exact for powers below ``precision``.
+    r"""A truncated Laurent series :math:`\sum_k c_k \epsilon^k`, exact for powers below
+    ``precision``.
 
     ``coefficients`` maps a power to a nonzero polynomial of ``algebra``; ``precision`` is
     ``inf`` for a polynomial in :math:`\epsilon`.
@@ -832,8 +834,9 @@ def series_of(expr, *, precision, algebra=None):
     return _Expander(algebra).series(sympy.sympify(expr), precision)
 
 
-def power_series(expr, *, order):
-    r"""The coefficients of :math:`\epsilon^0 .. \epsilon^{order-1}` of ``expr``, as sympy expressions.
+def power_series(expr: Any, *, order: int) -> list[Any]:
+    r"""The coefficients of :math:`\epsilon^0 .. \epsilon^{order-1}` of ``expr``, as sympy
+    expressions.
 
     Raises :class:`~derive.DeriveError` if ``expr`` has negative powers of :math:`\epsilon`.
     """

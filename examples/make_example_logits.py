@@ -29,7 +29,10 @@ def synthetic_data(count, generator):
     return inputs, labels
 
 
-def main(directory=os.path.dirname(os.path.abspath(__file__))):
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def main(directory=_HERE):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny matrices: threads only cost time (and order of sums)
     try:

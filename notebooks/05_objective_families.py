@@ -37,7 +37,8 @@ for term in derive.expand("loss", order=2, objective="f-divergence").terms:
 # ## The limits side by side
 #
 # Every member tends to $f''(1)\,\tfrac12\mathrm{Var}(z - v)$ ([f-divergence-limit]); the first
-# correction is $\frac{f''(1)}{2}\langle\hat v\hat d^2\rangle - \frac{f'''(1)}{6}\langle\hat d^3\rangle$
+# correction is
+# $\frac{f''(1)}{2}\langle\hat v\hat d^2\rangle - \frac{f'''(1)}{6}\langle\hat d^3\rangle$
 # ([f-divergence-first-correction]). So each member is summarized by two numbers:
 
 # %%

@@ -23,6 +23,8 @@
 # are the same objective there.
 
 # %%
+from IPython.display import display
+
 import derive
 from derive import formula
 from verify import figures

@@ -63,7 +63,9 @@ def test_the_power_law_needs_the_exponent_and_the_residual():
 
 
 def test_the_tail_bound_is_geometric_and_refuses_a_slow_series():
-    sizes = lambda ratio: torch.stack([torch.full((1, 2), ratio**k * 10.0**k) for k in range(5)])
+    def sizes(ratio):
+        return torch.stack([torch.full((1, 2), ratio**k * 10.0**k) for k in range(5)])
+
     # terms of relative size 0.1^k at T = 10: the tail 0.1^5 / 0.9
     assert _truncation(sizes(0.1), 10.0) == pytest.approx(0.1**5 / 0.9)
     assert _truncation(sizes(0.6), 10.0) == -math.inf

@@ -87,7 +87,7 @@ def test_gradient_terms_match_high_precision_taylor_coefficients_at_order_8():
 
     expansion = expand("gradient", order=order, classes=classes)
     for i in range(classes):
-        reference = mpmath.taylor(lambda e: scaled_gradient(e, i), 0, order)
+        reference = mpmath.taylor(lambda e, i=i: scaled_gradient(e, i), 0, order)
         for term in expansion.terms:
             derived = mpmath.mpf(sympy.N(_at(term.expr[i], classes, student, teacher), 40))
             assert abs(derived - reference[term.power + 1]) < 1e-25 * max(

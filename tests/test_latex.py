@@ -46,8 +46,9 @@ def test_leading_loss_term_golden():
 
 def test_first_correction_to_the_gradient_golden():
     assert expand("gradient", order=2).terms[1].latex == (
-        rf"\frac{{1}}{{N}} \left(\frac{{1}}{{2}} z_{{i}}^{{2}} - z_{{i}} {Z} - \frac{{1}}{{2}} v_{{i}}^{{2}} "
-        rf"+ v_{{i}} {V} - \frac{{1}}{{2}} {Z2} + \frac{{1}}{{2}} {V2} + {Z}^{{2}} - {V}^{{2}}\right)"
+        rf"\frac{{1}}{{N}} \left(\frac{{1}}{{2}} z_{{i}}^{{2}} - z_{{i}} {Z} "
+        rf"- \frac{{1}}{{2}} v_{{i}}^{{2}} + v_{{i}} {V} - \frac{{1}}{{2}} {Z2} "
+        rf"+ \frac{{1}}{{2}} {V2} + {Z}^{{2}} - {V}^{{2}}\right)"
     )
 
 

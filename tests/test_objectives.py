@@ -214,7 +214,7 @@ def test_generic_f_with_derivatives_of_the_member_generators_gives_their_terms(c
         }
         _, _, value = _references()[name]
         z, v = [_mp(x) for x in student], [_mp(x) for x in teacher]
-        reference = mpmath.taylor(lambda e: value(z, v, e), 0, 7)
+        reference = mpmath.taylor(lambda e, z=z, v=v, value=value: value(z, v, e), 0, 7)
         for term in generic:
             derived = mpmath.mpf(
                 sympy.N(_at(term.expr.xreplace(derivatives), classes, student, teacher), DIGITS - 5)

@@ -80,7 +80,7 @@ def test_the_certified_column_bounds_the_exact_distance(shipped):
     teacher, student = (x[4:10] for x in shipped)
     report = regime_report(teacher, student, temperatures=[4.0, 8.0, 50.0])
     for row, distances, certified in zip(report.rows, report.distances, report.certified):
-        for index, (distance, bound) in enumerate(zip(distances, certified)):
+        for index, (_distance, bound) in enumerate(zip(distances, certified)):
             inside = row.temperature > report.radius_temperatures[index]
             assert math.isnan(bound) != inside
             if inside:

@@ -24,7 +24,7 @@ assignment deleted, ``continue`` -> ``break``, an ``if`` condition forced to ``T
 
 Usage (from the repository root; results go to ``.mutation/``, which git ignores)::
 
-    python tools/mutate.py run derive/series.py              # the selection of tools/mutation_targets.toml
+    python tools/mutate.py run derive/series.py      # the selection of tools/mutation_targets.toml
     python tools/mutate.py run derive/series.py --tests tests/test_series.py --lines 300-340
     python tools/mutate.py run derive/series.py --sample 100 --seed 0   # a reproducible sample
     python tools/mutate.py report derive/series.py           # score and surviving mutants
@@ -207,7 +207,7 @@ def mutants(source):
     skip = _skipped_subtrees(tree)
     found = []
     order = {}
-    for index, (node, parent, field) in enumerate(_walk(tree, skip)):
+    for index, (node, _parent, _field) in enumerate(_walk(tree, skip)):
         order[id(node)] = index
 
     def add(node, operator, description, apply):
@@ -223,7 +223,7 @@ def mutants(source):
             }
         )
 
-    for node, parent, field in _walk(tree, skip):
+    for node, _parent, _field in _walk(tree, skip):
         if isinstance(node, ast.BinOp) and type(node.op) in _SWAPS:
             if isinstance(node.op, (ast.Add, ast.Mod)) and (
                 _is_string(node.left) or _is_string(node.right)
@@ -1032,10 +1032,11 @@ def report(args):
     killed, total = _score(results)
     survivors = [m for m in results if m.get("status") in ("survived", "no tests")]
     not_equivalent = [m for m in survivors if _signature(m) not in equivalent]
+    judged = total - len(survivors) + len(not_equivalent)  # the mutants not judged equivalent
     print(
         f"{args.module}: {total} mutants, {killed} killed ({100 * killed / max(total, 1):.1f} %); "
         f"{len(survivors) - len(not_equivalent)} survivors judged equivalent; "
-        f"score without them {100 * killed / max(total - len(survivors) + len(not_equivalent), 1):.1f} %"
+        f"score without them {100 * killed / max(judged, 1):.1f} %"
     )
     for m in survivors if args.all else not_equivalent:
         mark = " [equivalent]" if _signature(m) in equivalent else ""

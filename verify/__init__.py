@@ -21,8 +21,9 @@ Examples
 >>> result = verify.CHECKS["mean-preservation/adam"](examples=8)
 >>> result.verdict, result.expected
 ('refuted', 'refuted')
->>> print(result.counterexample)  # doctest: +ELLIPSIS
-Adam(lr=0.1), kl at T=1, Linear(1->3) ... after 1 step the mean bias is off the prediction by 0.0333 ...
+>>> print(result.counterexample)  # doctest: +ELLIPSIS +NORMALIZE_WHITESPACE
+Adam(lr=0.1), kl at T=1, Linear(1->3) ... after 1 step the mean bias is off the prediction
+by 0.0333 ...
 """
 
 from derive._version import __version__ as __version__

@@ -13,7 +13,7 @@ class VerifyError(ValueError):
     """Bad input to :mod:`verify`: the message names the bad value and what is allowed."""
 
 
-def check_argument(condition, message, *args):
+def check_argument(condition: object, message: str, *args: object) -> None:
     """Raise :class:`VerifyError` with ``message.format(*args)`` unless ``condition`` holds.
 
     Examples

@@ -3,7 +3,8 @@ r"""Measured orders of convergence in :math:`1/T`, and the round-off floor of a 
 A difference :math:`D(T)` that is :math:`O(T^{-k})` has log-log slope :math:`-k`.
 :func:`measure_convergence` fits that slope by least squares over the temperatures (or the
 last decades of them) where :math:`D` is *resolved*: larger than
-:data:`~verify.tolerances.RESOLUTION_FACTOR` times the round-off measured at the same temperature. From the *floor* on, the first temperature where
+:data:`~verify.tolerances.RESOLUTION_FACTOR` times the round-off measured at the same
+temperature. From the *floor* on, the first temperature where
 round-off makes up half of the measured :math:`D` or more, round-off dominates and the dtype
 cannot see the difference any more; the floor is reported, not failed on and not hidden.
 
@@ -120,7 +121,10 @@ class Convergence:
             f"round-off dominates from T={self.floor:.3g}" if self.floor else "no floor on the grid"
         )
         if not self.resolved:
-            return f"order {self.order}: unresolved ({self.points} temperatures above round-off; {floor})"
+            return (
+                f"order {self.order}: unresolved ({self.points} temperatures above round-off; "
+                f"{floor})"
+            )
         return (
             f"order {self.order}: slope {self.slope:.3f} over T in [{self.low:.3g}, "
             f"{self.high:.3g}] ({self.points} temperatures; {floor})"

@@ -32,7 +32,7 @@ def cuda_available():
     return torch.cuda.is_available()
 
 
-def resolve_device(device="cpu"):
+def resolve_device(device: str | torch.device = "cpu") -> torch.device:
     """A :class:`torch.device` for ``"auto"``, ``"cpu"``, ``"cuda"`` (or ``"cuda:K"``), or a device.
 
     ``"auto"`` picks CUDA when it is present, else the CPU. Asking for CUDA without it raises
@@ -67,11 +67,12 @@ def resolve_device(device="cpu"):
             device,
             torch.cuda.device_count(),
         )
+        assert resolved is not None  # check_argument raised otherwise
         return resolved
     return torch.device(device)
 
 
-def resolve_dtype(dtype=torch.float64):
+def resolve_dtype(dtype: str | torch.dtype = torch.float64) -> torch.dtype:
     """A floating :class:`torch.dtype` from a name in :data:`DTYPES` or a dtype."""
     if isinstance(dtype, torch.dtype):
         check_argument(

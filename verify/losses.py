@@ -10,7 +10,8 @@ Every function takes logits of shape ``[..., N]`` and returns one value per exam
   losses the zero-mean checks use (:func:`hard_cross_entropy`, :func:`soft_cross_entropy`,
   :func:`label_smoothing_cross_entropy`);
 * :func:`logits_matching_loss`, :math:`L_{LM} = \frac{1}{2N}\|z - v\|^2`, and
-  :func:`infinite_temperature_limit`, :math:`L_{LM} - \frac12(\langle z\rangle - \langle v\rangle)^2`;
+  :func:`infinite_temperature_limit`,
+  :math:`L_{LM} - \frac12(\langle z\rangle - \langle v\rangle)^2`;
 * the control :func:`sigmoid_bce_distillation_loss`, which is not shift invariant.
 
 :class:`Loss` wraps one of them with what the tolerances need to know about it: the size of
@@ -38,6 +39,7 @@ import contextvars
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -207,7 +209,8 @@ def logits_matching_loss(student_logits, teacher_logits):
 
 
 def infinite_temperature_limit(student_logits, teacher_logits):
-    r""":math:`L_{LM} - \frac12(\langle z\rangle - \langle v\rangle)^2 = \frac12\mathrm{Var}(z - v)`,
+    r""":math:`L_{LM} - \frac12(\langle z\rangle - \langle v\rangle)^2
+    = \frac12\mathrm{Var}(z - v)`,
     the :math:`T \to \infty` limit of :func:`kd_loss` ([infinite-temperature])."""
     mean_gap = student_logits.mean(-1) - teacher_logits.mean(-1)
     return logits_matching_loss(student_logits, teacher_logits) - 0.5 * mean_gap**2
@@ -283,7 +286,7 @@ def _number(value):
 
 
 #: Every objective's twin, by the name :data:`derive.OBJECTIVES` gives it.
-TWINS = {}
+TWINS: dict[str, Twin] = {}
 
 
 def twin(name, *, scaled=True, **parameters):
@@ -525,16 +528,16 @@ class DistillationProblem:
     temperature: torch.Tensor
 
     @property
-    def classes(self):
+    def classes(self) -> int:
         return self.student.shape[-1]
 
-    def with_student(self, student):
+    def with_student(self, student: torch.Tensor) -> "DistillationProblem":
         """The same problem with other student logits (for instance leaves that need grad)."""
         return DistillationProblem(
             student, self.teacher, self.labels, self.targets, self.temperature
         )
 
-    def describe(self, index=0, *, digits=4, limit=8):
+    def describe(self, index: int = 0, *, digits: int = 4, limit: int = 8) -> str:
         """One example of the batch, in words (vectors cut after ``limit`` entries)."""
 
         def vector(tensor):
@@ -559,18 +562,18 @@ class Loss:
 
     name: str
     shift_invariant: bool
-    function: Callable
-    gradient_magnitude: Callable = field(default=None, repr=False)
-    argument_magnitude: Callable = field(default=None, repr=False)
+    function: Callable[..., Any]
+    gradient_magnitude: Callable[..., Any] | None = field(default=None, repr=False)
+    argument_magnitude: Callable[..., Any] | None = field(default=None, repr=False)
     uses_labels: bool = False
     #: ``defined(problem)`` -> bool per example: where the loss is defined (standardized logits
     #: need logits that are not all equal); ``None``: everywhere.
-    domain: Callable = field(default=None, repr=False)
+    domain: Callable[..., Any] | None = field(default=None, repr=False)
 
-    def __call__(self, problem):
+    def __call__(self, problem: DistillationProblem) -> torch.Tensor:
         return self.function(problem)
 
-    def defined(self, problem):
+    def defined(self, problem: DistillationProblem) -> torch.Tensor:
         """Where the loss is defined, per example."""
         if self.domain is None:
             return torch.ones(
@@ -578,10 +581,12 @@ class Loss:
             )
         return self.domain(problem)
 
-    def magnitudes(self, problem):
+    def magnitudes(self, problem: DistillationProblem) -> tuple[torch.Tensor, torch.Tensor]:
         """``(gradient magnitude, argument magnitude)`` per example."""
         if self.gradient_magnitude is not None:
-            return self.gradient_magnitude(problem), self.argument_magnitude(problem)
+            # the two magnitudes are given together
+            argument_magnitude = cast(Callable[..., Any], self.argument_magnitude)
+            return self.gradient_magnitude(problem), argument_magnitude(problem)
         measured = probed_magnitudes(
             lambda student: self.function(problem.with_student(student)), problem.student
         )
@@ -634,7 +639,7 @@ _SMOOTHING = 0.1
 
 #: The shift invariant losses of [zero-mean-gradient], by name: every softmax twin (KD
 #: first: searches for counterexamples shrink towards the first) and the cross-entropies.
-LOSSES = {
+LOSSES: dict[str, Loss] = {
     "kl": _twin_loss(TWINS["kl"]),
     "hard-ce": Loss(
         "hard-ce",

@@ -113,11 +113,11 @@ class NetworkSpec:
         )
 
     @property
-    def depth(self):
+    def depth(self) -> int:
         return len(self.widths) + 1
 
     @property
-    def features(self):
+    def features(self) -> int:
         """The width ``d`` of the features :math:`h(x)` that feed the output layer."""
         if not self.widths:
             return _numel(self.input_shape)
@@ -125,7 +125,7 @@ class NetworkSpec:
             return self.widths[-1]
         return self.widths[-1] * self.input_shape[1] * self.input_shape[2]
 
-    def describe(self):
+    def describe(self) -> str:
         if self.kind == "mlp":
             shape = "-".join(str(w) for w in (self.input_shape[0], *self.widths, self.classes))
             name = f"MLP {shape}"
@@ -140,7 +140,13 @@ class NetworkSpec:
             parts.append(f"{self.normalization} norm")
         return ", ".join(parts)
 
-    def build(self, *, seed=0, dtype=torch.float64, device="cpu"):
+    def build(
+        self,
+        *,
+        seed: int = 0,
+        dtype: torch.dtype = torch.float64,
+        device: str | torch.device = "cpu",
+    ) -> "Network":
         """One :class:`Network` with PyTorch's default initialization drawn from ``seed``."""
         with torch.random.fork_rng(devices=[]):
             torch.default_generator.manual_seed(seed)
@@ -226,7 +232,15 @@ class StackedNetworks:
         self._call = torch.vmap(call, in_dims=(0, 0, 0))
 
     @classmethod
-    def build(cls, spec, *, count, seed=0, dtype=torch.float64, device="cpu"):
+    def build(
+        cls,
+        spec: NetworkSpec,
+        *,
+        count: int,
+        seed: int = 0,
+        dtype: torch.dtype = torch.float64,
+        device: str | torch.device = "cpu",
+    ) -> "StackedNetworks":
         """``count`` networks of ``spec``, network ``k`` initialised from seed ``seed + k``."""
         check_positive_integer(count, name="count")
         modules = [spec.build(seed=seed + k, dtype=dtype) for k in range(count)]
@@ -280,7 +294,9 @@ class StackedNetworks:
         self.buffers = {name: value.to(device) for name, value in self.buffers.items()}
         return self
 
-    def forward(self, inputs, parameters=None):
+    def forward(
+        self, inputs: torch.Tensor, parameters: dict[str, torch.Tensor] | None = None
+    ) -> torch.Tensor:
         """Features ``[M, B, d]`` and logits ``[M, B, N]`` for inputs ``[M, B, *input_shape]``."""
         return self._call(
             self.parameters if parameters is None else parameters, self.buffers, inputs

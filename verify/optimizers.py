@@ -22,7 +22,9 @@ Examples
 [1.0, 1.0]
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -62,8 +64,8 @@ class OptimizerSpec:
 
     name: str
     hyperparameters: tuple = ()
-    factory: object = None
-    label: str = None
+    factory: Callable[..., torch.optim.Optimizer] | None = None
+    label: str | None = None
 
     def __post_init__(self):
         check_argument(
@@ -74,21 +76,21 @@ class OptimizerSpec:
         )
 
     @property
-    def options(self):
+    def options(self) -> dict[str, Any]:
         return dict(self.hyperparameters)
 
-    def build(self, parameters):
+    def build(self, parameters: Any) -> torch.optim.Optimizer:
         """The optimizer over ``parameters``."""
         factory = self.factory or OPTIMIZERS[self.name]
         return factory(parameters, **self.options)
 
-    def describe(self):
+    def describe(self) -> str:
         label = self.label or _LABELS.get(self.name, self.name)
         options = ", ".join(f"{key}={_short(value)}" for key, value in self.hyperparameters)
         return f"{label}({options})"
 
     @property
-    def learning_rate(self):
+    def learning_rate(self) -> float:
         return self.options.get("lr", 1e-3)
 
     @property

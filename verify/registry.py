@@ -15,11 +15,15 @@ Traceback (most recent call last):
 verify._errors.VerifyError: unknown statement id 'no-such-statement'; known: zero-mean-gradient, ...
 """
 
+from collections.abc import Callable, Iterable
+from typing import Any
+
 import torch
 
 from ._errors import MAX_EXAMPLES, MAX_SEED, check_argument, check_positive_integer
 from .checks._common import SEARCH_EXAMPLES, THOROUGH_SEARCH_EXAMPLES
 from .devices import resolve_device, resolve_dtype
+from .results import CheckResult
 
 __all__ = [
     "THOROUGH_FACTOR",
@@ -42,7 +46,7 @@ def statements():
     return STATEMENTS
 
 
-def resolve_check(statement_id):
+def resolve_check(statement_id: str) -> Callable[..., CheckResult]:
     """The check function named by the registry entry ``statement_id``."""
     registry = statements()
     known = ", ".join(registry)
@@ -58,7 +62,7 @@ def resolve_check(statement_id):
     return check
 
 
-def run_check(statement_id, **options):
+def run_check(statement_id: str, **options: Any) -> CheckResult:
     """Run the check of one statement; ``options`` are the check's own (``device``, ``dtype``,
     ``examples``, ``seed``, ``search_examples``).
 
@@ -74,14 +78,14 @@ def _default_examples(check):
 
 def run_checks(
     *,
-    device="cpu",
-    dtype=torch.float64,
-    examples=None,
-    seed=0,
-    thorough=False,
-    ids=None,
-    on_result=None,
-):
+    device: str | torch.device = "cpu",
+    dtype: str | torch.dtype = torch.float64,
+    examples: int | None = None,
+    seed: int = 0,
+    thorough: bool = False,
+    ids: Iterable[str] | None = None,
+    on_result: Callable[[CheckResult], object] | None = None,
+) -> list[CheckResult]:
     """Run the checks of ``ids`` (default: every statement) and return their results.
 
     Parameters

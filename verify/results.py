@@ -8,12 +8,14 @@ Examples
 ...                      dtype="float64")
 >>> result.as_expected
 True
->>> sorted(result.to_json())
-['counterexample', 'examples', 'expected', 'id', 'resolved', 'tolerance', 'unresolved', 'verdict', 'worst_error']
+>>> sorted(result.to_json())  # doctest: +NORMALIZE_WHITESPACE
+['counterexample', 'examples', 'expected', 'id', 'resolved', 'tolerance', 'unresolved', 'verdict',
+'worst_error']
 """
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from ._errors import check_argument
 
@@ -82,17 +84,17 @@ class CheckResult:
         )
 
     @property
-    def as_expected(self):
+    def as_expected(self) -> bool:
         """True if the verdict equals the expectation."""
         return self.verdict == self.expected
 
     @property
-    def resolved(self):
+    def resolved(self) -> bool:
         """True if every sub-claim was tested (nothing hidden by round-off)."""
         return not self.unresolved
 
     @property
-    def summary(self):
+    def summary(self) -> str:
         """The verdict with its evidence: ``"holds"``, or ``"holds (2 sub-claims unresolved:
         ...)"`` when some sub-claims could not be tested."""
         if self.resolved:
@@ -103,7 +105,7 @@ class CheckResult:
             f"{'; '.join(self.unresolved)})"
         )
 
-    def describe(self):
+    def describe(self) -> str:
         """A few lines for people: the verdict against the expectation, the worst case, the
         counterexample and the findings.
 
@@ -124,7 +126,7 @@ class CheckResult:
         lines += [f"  {note}" for note in self.notes]
         return "\n".join(lines)
 
-    def to_json(self):
+    def to_json(self) -> dict[str, Any]:
         """The fields of the CLI's ``--json`` output (a stable contract)."""
         return {
             "id": self.id,

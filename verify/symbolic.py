@@ -31,14 +31,16 @@ Examples
 tensor([[-0.3333,  0.0000,  0.3333]], dtype=torch.float64)
 >>> SymbolicFunction(ClassMean(z_i**2) / 2)(student, teacher)
 tensor([[2.3333]], dtype=torch.float64)
->>> SymbolicFunction(z_i * sympy.Symbol("w"))
+>>> SymbolicFunction(z_i * sympy.Symbol("w"))  # doctest: +NORMALIZE_WHITESPACE
 Traceback (most recent call last):
 ...
-verify._errors.VerifyError: cannot evaluate symbol w: expected only z_i, v_i, N, T, epsilon, z_g, v_g, zh_i, vh_i, sigma_z, sigma_v (substitute parameters first)
+verify._errors.VerifyError: cannot evaluate symbol w: expected only z_i, v_i, N, T, epsilon, z_g,
+v_g, zh_i, vh_i, sigma_z, sigma_v (substitute parameters first)
 """
 
 import math
 from functools import lru_cache
+from typing import Any
 
 import mpmath
 import numpy
@@ -202,10 +204,7 @@ def _environment(student, teacher, temperature, classes, labels=None, *, torch_b
         environment[T] = temperature
         environment[epsilon] = 1 / temperature
     if torch_backend:
-        for symbol, logits, hat, std in (
-            (z_i, student, zh_i, sigma_z),
-            (v_i, teacher, vh_i, sigma_v),
-        ):
+        for logits, hat, std in ((student, zh_i, sigma_z), (teacher, vh_i, sigma_v)):
             centred = logits - logits.mean(-1, keepdim=True)
             deviation = centred.pow(2).mean(-1, keepdim=True).sqrt()
             environment[hat], environment[std] = centred / deviation, deviation
@@ -252,7 +251,7 @@ class SymbolicFunction:
     a per-class term and ``[B, 1]`` for a class constant; a constant term broadcasts.
     """
 
-    def __init__(self, expr):
+    def __init__(self, expr: Any) -> None:
         if isinstance(expr, str):
             from derive import parse
 
@@ -260,16 +259,21 @@ class SymbolicFunction:
         self.expr = sympy.sympify(expr)
         _validate(self.expr)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"SymbolicFunction({self.expr})"
 
     @property
-    def operations(self):
+    def operations(self) -> int:
         """Nodes of the expression tree: an upper bound on the roundings along any chain of
         its evaluation, besides the class sums inside means."""
         return sum(1 for _ in sympy.preorder_traversal(self.expr))
 
-    def magnitude(self, student, teacher, temperature=None):
+    def magnitude(
+        self,
+        student: torch.Tensor,
+        teacher: torch.Tensor,
+        temperature: float | torch.Tensor | None = None,
+    ) -> torch.Tensor:
         r"""The term with absolute coefficients evaluated at :math:`|z|, |v|`: a bound on every
         intermediate quantity of its evaluation, as rounding-error bounds need
         (:mod:`verify.tolerances`).
@@ -283,11 +287,16 @@ class SymbolicFunction:
         if not hasattr(self, "_absolute_function"):
             self._absolute_function = SymbolicFunction.__new__(SymbolicFunction)
             self._absolute_function.expr = _absolute(self.expr)
-        return self._absolute_function(
-            student.abs(), teacher.abs(), None if temperature is None else abs(temperature)
-        )
+        absolute: Any = None if temperature is None else abs(temperature)
+        return self._absolute_function(student.abs(), teacher.abs(), absolute)
 
-    def __call__(self, student, teacher, temperature=None, labels=None):
+    def __call__(
+        self,
+        student: torch.Tensor,
+        teacher: torch.Tensor,
+        temperature: float | torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         check_argument(
             student.shape == teacher.shape and student.ndim >= 1,
             "student and teacher logits must have the same shape [..., N], got {} and {}",

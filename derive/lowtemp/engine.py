@@ -28,10 +28,12 @@ Examples
 1
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache, reduce
 from math import gcd
+from typing import Any
 
 import sympy
 
@@ -59,17 +61,17 @@ class Transseries:
     student: tuple
     teacher: tuple
     unit: sympy.Rational
-    terms: dict
+    terms: dict[Any, Any]
     known: sympy.Rational
 
     @property
-    def exists(self):
+    def exists(self) -> bool:
         """No nonzero coefficient at a negative gap (the quantity does not blow up like
         :math:`e^{c/T}`)."""
         return all(gap >= 0 for gap in self.terms)
 
     @property
-    def polynomial_part(self):
+    def polynomial_part(self) -> Any:
         """:math:`P_0(T)`, the part without an exponential."""
         return self.terms.get(sympy.Integer(0), sympy.Integer(0))
 
@@ -80,12 +82,12 @@ class Transseries:
         return min(powers) if powers else None
 
     @property
-    def leading(self):
+    def leading(self) -> Any:
         r"""The coefficient of :math:`T^k` in :math:`P_0`, k the leading power (0 if none)."""
         powers = _powers(self.polynomial_part)
         return powers[min(powers)] if powers else sympy.Integer(0)
 
-    def coefficient(self, power):
+    def coefficient(self, power: int) -> Any:
         """The coefficient of :math:`T^{power}` in :math:`P_0`."""
         return _powers(self.polynomial_part).get(power, sympy.Integer(0))
 
@@ -95,7 +97,7 @@ class Transseries:
         gaps = [gap for gap in self.terms if gap > 0]
         return min(gaps) if gaps else None
 
-    def corrections(self, count=2):
+    def corrections(self, count: int = 2) -> list[tuple[Any, Any]]:
         """``[(gap, P_gap(T))]``, the first ``count`` exponential corrections."""
         return [(gap, P) for gap, P in self.terms.items() if gap > 0][:count]
 
@@ -160,15 +162,15 @@ def _unit(coefficients):
 
 
 def transseries(
-    objective,
-    quantity,
-    student,
-    teacher,
+    objective: str,
+    quantity: str,
+    student: Sequence[Any],
+    teacher: Sequence[Any],
     *,
-    parameters=None,
-    component=1,
-    cutoff=None,
-):
+    parameters: dict[str, Any] | None = None,
+    component: int = 1,
+    cutoff: Any = None,
+) -> Transseries:
     r"""The transseries of ``objective``'s ``quantity`` (``"loss"``; ``"gradient"``: its
     derivative in the student logit ``component``, 1-based; ``"temperature"``: its derivative
     in :math:`T`) at the rational logits

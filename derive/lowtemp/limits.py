@@ -26,6 +26,7 @@ False
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import sympy
 
@@ -79,7 +80,7 @@ class Limit:
     rate: str | None
     reason: str | None
 
-    def to_json(self):
+    def to_json(self) -> dict[str, Any]:
         return {
             "objective": self.objective,
             "quantity": self.quantity,
@@ -93,7 +94,7 @@ class Limit:
             "reason": self.reason,
         }
 
-    def to_text(self):
+    def to_text(self) -> str:
         end = "T -> 0" if self.temperature == "0" else "T -> infinity"
         head = f"{self.objective}, {self.quantity}, {end}: "
         if not self.exists:
@@ -618,7 +619,13 @@ def _outside(objective, values):
     return None
 
 
-def limit(objective, *, temperature="0", quantity="loss", parameters=None):
+def limit(
+    objective: str,
+    *,
+    temperature: str = "0",
+    quantity: str = "loss",
+    parameters: dict[str, Any] | None = None,
+) -> Limit:
     r"""The limit of ``objective``'s ``quantity`` at one end of the temperature axis.
 
     ``temperature="0"``: the max-plus limit (:data:`LOW_TEMPERATURE`); ``"inf"``: the
@@ -663,7 +670,8 @@ def limit(objective, *, temperature="0", quantity="loss", parameters=None):
         from ..expansion import expand
 
         term = expand(quantity, order=1, objective=objective, parameters=parameters).terms[0]
-        text, latex = term.readable, term.latex
+        text: Any = term.readable  # a dict of components for a labelled gradient
+        latex: Any = term.latex
         if isinstance(text, dict):
             text = "; ".join(f"[{k}] {t}" for k, t in text.items())
             latex = r",\quad ".join(f"[{k}]\\ {t}" for k, t in latex.items())

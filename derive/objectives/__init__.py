@@ -20,10 +20,11 @@ Examples
 'Knowledge distillation, T^2 KL(p || q)'
 >>> OBJECTIVES["jsd"].resolve({"beta": "3/10"})
 (('beta', 3/10),)
->>> OBJECTIVES["jsd"].resolve({"beta": "2"})
+>>> OBJECTIVES["jsd"].resolve({"beta": "2"})  # doctest: +NORMALIZE_WHITESPACE
 Traceback (most recent call last):
 ...
-derive._errors.DeriveError: parameter beta of objective jsd must be a rational in [0, 1] (e.g. 3/10) or a symbol name, got 2
+derive._errors.DeriveError: parameter beta of objective jsd must be a rational in [0, 1] (e.g. 3/10)
+or a symbol name, got 2
 """
 
 # The import order is the registration order, which the CLI and the docs list.

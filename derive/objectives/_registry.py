@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
+from typing import Any
 
 import sympy
 
@@ -59,18 +60,18 @@ class Parameter:
     choices: tuple = ()
     default: object = "symbolic"
     #: The name of its symbol in terms, if not ``name`` (``T_s`` for ``student_temperature``).
-    symbol_name: str = None
+    symbol_name: str | None = None
     positive: bool = False
     #: Values the parameter may not take (singular points of the definition).
     excluded: tuple = ()
 
     @property
-    def symbol(self):
+    def symbol(self) -> Any:
         """The sympy symbol standing for the parameter in definitions and terms."""
         return _symbol(self.symbol_name or self.name, self.positive)
 
     @property
-    def allowed(self):
+    def allowed(self) -> str:
         """What is allowed, in words: ``"a rational in [0, 1] or a symbol name"``."""
         if self.choices:
             return "one of " + ", ".join(self.choices)
@@ -92,7 +93,7 @@ class Parameter:
             )
         return f"a rational {interval} (e.g. 3/10) or a symbol name".replace("  ", " ")
 
-    def resolve(self, value, objective_name):
+    def resolve(self, value: Any, objective_name: str) -> Any:
         """The value as the definitions take it: a sympy Rational or Symbol, or a choice."""
         where = f"parameter {self.name} of objective {objective_name}"
         if self.choices:
@@ -162,7 +163,7 @@ class Parameter:
         )
         return value
 
-    def to_json(self):
+    def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "description": self.description,
@@ -235,23 +236,23 @@ class Objective:
     title: str
     definition: str
     family: str
-    build: Callable = field(repr=False)
+    build: Callable[..., Any] = field(repr=False)
     parameters: tuple = ()
     labelled: bool = False
     coordinates: str = "logits"
     reference: str = ""
-    limit: Callable = field(default=None, repr=False)
+    limit: Callable[..., Any] | None = field(default=None, repr=False)
     #: The most terms served within about a minute on 2 cores, parameters symbolic.
     max_order: int = MAX_ORDER
-    gradient_build: Callable = field(default=None, repr=False)
+    gradient_build: Callable[..., Any] | None = field(default=None, repr=False)
     limit_statement: str = ""
-    f_derivatives: Callable = field(default=None, repr=False)
+    f_derivatives: Callable[..., Any] | None = field(default=None, repr=False)
     diagnosis: str = ""
     #: Whether the loss sees the logits only through their differences (``loss(z + c 1)`` =
     #: ``loss(z)``): every softmax objective; not logits matching.
     shift_invariant: bool = True
 
-    def resolve(self, values=None):
+    def resolve(self, values: dict[str, Any] | None = None) -> tuple[tuple[str, Any], ...]:
         """Validated parameter values (defaults filled in), as a tuple of ``(name, value)``."""
         values = dict(values or {})
         known = {p.name for p in self.parameters}
@@ -280,10 +281,10 @@ class Objective:
             resolved.append((parameter.name, value))
         return tuple(resolved)
 
-    def variants(self):
+    def variants(self) -> list[dict[str, Any]]:
         """Parameter dicts that cover the objective: one per choice of each categorical
         parameter without a default (``[{}]`` when there is none)."""
-        variants = [{}]
+        variants: list[dict[str, Any]] = [{}]
         for parameter in self.parameters:
             if parameter.choices and parameter.default is None:
                 variants = [
@@ -291,29 +292,29 @@ class Objective:
                 ]
         return variants
 
-    def variant_name(self, values):
+    def variant_name(self, values: dict[str, Any]) -> str:
         """``"standardized-kl (std=unbiased)"``, or the bare name without values."""
         if not values:
             return self.name
         return f"{self.name} (" + ", ".join(f"{k}={v}" for k, v in values.items()) + ")"
 
-    def loss(self, **values):
+    def loss(self, **values: Any) -> Any:
         """The exact loss for these parameter values (defaults for the rest)."""
         return _loss(self.name, self.resolve(values))
 
-    def gradient(self, **values):
+    def gradient(self, **values: Any) -> Any:
         """The exact gradient w.r.t. the student logits, by component: ``{"i": ...}`` (a generic
         class), or for a labelled objective ``{"g": ..., "i": ...}`` (the label, and a generic
         other class)."""
         return _gradient(self.name, self.resolve(values))
 
-    def closed_form_limit(self, **values):
+    def closed_form_limit(self, **values: Any) -> Any:
         """The closed-form high-temperature limit, or ``None`` if the objective gives none."""
         if self.limit is None:
             return None
         return self.limit(**dict(self.resolve(values)))
 
-    def to_json(self):
+    def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "title": self.title,
@@ -327,7 +328,7 @@ class Objective:
 
 
 #: Every objective, by name (the key of the CLI, the JSON, the proofs and verify's twins).
-OBJECTIVES = {}
+OBJECTIVES: dict[str, Objective] = {}
 
 
 def objective(
@@ -434,8 +435,9 @@ def standardized_chain_rule(loss):
 
     .. math::
 
-        \frac{\partial L}{\partial z_i} = \frac{G_i - \langle G\rangle - \hat z_i\langle G\hat z\rangle}
-        {\sigma_z} + \frac{\partial L}{\partial\sigma_z}\frac{\hat z_i}{N},
+        \frac{\partial L}{\partial z_i}
+        = \frac{G_i - \langle G\rangle - \hat z_i\langle G\hat z\rangle}{\sigma_z}
+        + \frac{\partial L}{\partial\sigma_z}\frac{\hat z_i}{N},
         \qquad G_i = \frac{\partial L}{\partial \hat z_i}.
 
     The constraints :math:`\langle\hat z\rangle = 0`, :math:`\langle\hat z^2\rangle = 1` that the

@@ -35,8 +35,8 @@ __all__ = [
 
 
 def half_variance(difference):
-    r""":math:`\frac12\mathrm{Var}(x) = \frac12\langle (x - \langle x\rangle)^2\rangle` of a per-class
-    expression over the classes."""
+    r""":math:`\frac12\mathrm{Var}(x) = \frac12\langle (x - \langle x\rangle)^2\rangle` of a
+    per-class expression over the classes."""
     from ..notation import ClassMean
 
     return ClassMean((difference - ClassMean(difference)) ** 2) / 2
@@ -180,7 +180,8 @@ _UNIT = dict(low=0, high=1)
     ),
 )
 def jsd_loss(beta):
-    r""":math:`T^2\,\mathrm{JSD}_\beta(p, q) = T^2[\beta\,\mathrm{KL}(p\|m) + (1-\beta)\,\mathrm{KL}(q\|m)]`,
+    r""":math:`T^2\,\mathrm{JSD}_\beta(p, q)
+    = T^2[\beta\,\mathrm{KL}(p\|m) + (1-\beta)\,\mathrm{KL}(q\|m)]`,
     :math:`m = \beta p + (1 - \beta) q`: GKD's convention (Agarwal et al. 2024), where
     :math:`\beta` weights the *teacher* :math:`p`. :math:`\beta = 1/2` is Jensen–Shannon;
     :math:`\beta = 0` and :math:`\beta = 1` give :math:`m = q` and :math:`m = p`, and the

@@ -45,22 +45,26 @@ def logits_matching_loss():
 
 
 def logits_matching_gradient():
-    r""":math:`\partial L_{LM}/\partial z_i = \frac1N (z_i - v_i)`: the logits-matching part of :math:`G_0`."""
+    r""":math:`\partial L_{LM}/\partial z_i = \frac1N (z_i - v_i)`: the logits-matching part of
+    :math:`G_0`."""
     return (z_i - v_i) / N
 
 
 def regularizer_loss():
-    r"""The extra regularization of Chen et al.: :math:`-\frac12(\langle z\rangle - \langle v\rangle)^2`."""
+    r"""The extra regularization of Chen et al.:
+    :math:`-\frac12(\langle z\rangle - \langle v\rangle)^2`."""
     return -((ClassMean(z_i) - ClassMean(v_i)) ** 2) / 2
 
 
 def regularizer_gradient():
-    r"""Its gradient, :math:`-\frac1N(\langle z\rangle - \langle v\rangle)`: the regularizer part of :math:`G_0`."""
+    r"""Its gradient, :math:`-\frac1N(\langle z\rangle - \langle v\rangle)`: the regularizer part
+    of :math:`G_0`."""
     return -(ClassMean(z_i) - ClassMean(v_i)) / N
 
 
 def sigmoid_distillation_loss():
-    r"""Sigmoid/BCE distillation, :math:`T^2 \sum_i \mathrm{BCE}(\sigma(z_i/T), \sigma(v_i/T))`: not shift invariant."""
+    r"""Sigmoid/BCE distillation, :math:`T^2 \sum_i \mathrm{BCE}(\sigma(z_i/T), \sigma(v_i/T))`:
+    not shift invariant."""
     student, teacher = 1 / (1 + exp(-epsilon * z_i)), 1 / (1 + exp(-epsilon * v_i))
     per_class = -(teacher * log(student) + (1 - teacher) * log(1 - student))
     return N * ClassMean(per_class) / epsilon**2

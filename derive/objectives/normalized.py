@@ -28,7 +28,8 @@ __all__ = ["standardized_kl_loss", "dist_loss", "correlation", "unbiased_scale"]
 
 
 def correlation():
-    r""":math:`\rho(z, v) = \langle\hat z\hat v\rangle`, the Pearson correlation over the classes."""
+    r""":math:`\rho(z, v) = \langle\hat z\hat v\rangle`, the Pearson correlation over the
+    classes."""
     return ClassMean(zh_i * vh_i)
 
 
@@ -107,7 +108,8 @@ def dist_loss():
     softmaxes :math:`q = \mathrm{softmax}(z/T)`, :math:`p = \mathrm{softmax}(v/T)`, written in
     standardized logits (a softmax is shift invariant:
     :math:`\mathrm{softmax}(z/T) = \mathrm{softmax}(\sigma_z\hat z/T)`):
-    :math:`\rho = (\langle pq\rangle - N^{-2})/\sqrt{(\langle p^2\rangle - N^{-2})(\langle q^2\rangle - N^{-2})}`.
+    :math:`\rho = (\langle pq\rangle - N^{-2})
+    /\sqrt{(\langle p^2\rangle - N^{-2})(\langle q^2\rangle - N^{-2})}`.
     DIST's code multiplies it by :math:`T^2`; this definition does not."""
     student, teacher = softmax(zh_i, scale=sigma_z), softmax(vh_i, scale=sigma_v)
     uniform = Rational(1) / N**2

@@ -30,12 +30,14 @@ __all__ = [
 
 
 def softmax(logits, *, scale=1):
-    r""":math:`\mathrm{softmax}(s\,x/T)_i = e^{\epsilon s x_i} / (N \langle e^{\epsilon s x}\rangle)`."""
+    r""":math:`\mathrm{softmax}(s\,x/T)_i
+    = e^{\epsilon s x_i} / (N \langle e^{\epsilon s x}\rangle)`."""
     return exp(epsilon * scale * logits) / (N * ClassMean(exp(epsilon * scale * logits)))
 
 
 def log_softmax(logits, *, scale=1):
-    r""":math:`\log \mathrm{softmax}(s\,x/T)_i = \epsilon s x_i - \log\langle e^{\epsilon s x}\rangle - \log N`."""
+    r""":math:`\log \mathrm{softmax}(s\,x/T)_i
+    = \epsilon s x_i - \log\langle e^{\epsilon s x}\rangle - \log N`."""
     return epsilon * scale * logits - log(ClassMean(exp(epsilon * scale * logits))) - log(N)
 
 
@@ -60,7 +62,8 @@ def ratio(numerator_logits, denominator_logits):
 
 
 def labelled_normalizer(student):
-    r""":math:`\sum_j e^{\epsilon x_j} = e^{\epsilon x_g} + (N-1)\langle e^{\epsilon x}\rangle_{\neg g}`
+    r""":math:`\sum_j e^{\epsilon x_j}
+    = e^{\epsilon x_g} + (N-1)\langle e^{\epsilon x}\rangle_{\neg g}`
     for ``x = z`` (``student``) or ``v``."""
     logits = z_i if student else v_i
     return class_total(exp(epsilon * logits), labelled=True)

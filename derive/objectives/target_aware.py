@@ -77,8 +77,8 @@ def hard_label_cross_entropy():
     diagnosis="the hard-label cross-entropy is mixed in; its weight alpha is the loss's, not KD's",
 )
 def ce_mixture_loss(alpha):
-    r""":math:`\alpha\,\mathrm{CE}(y, \mathrm{softmax}(z)) + (1 - \alpha) T^2\,\mathrm{KL}(p\|q)`, the
-    hard label ``y`` being class ``g``. The cross-entropy is at temperature 1, so it is the
+    r""":math:`\alpha\,\mathrm{CE}(y, \mathrm{softmax}(z)) + (1 - \alpha) T^2\,\mathrm{KL}(p\|q)`,
+    the hard label ``y`` being class ``g``. The cross-entropy is at temperature 1, so it is the
     same at every order; KD brings the rest."""
     return alpha * hard_label_cross_entropy() + (1 - alpha) * kd_loss()
 
@@ -87,7 +87,8 @@ def ce_mixture_loss(alpha):
 
 
 def _other_normalizer(logits):
-    r""":math:`S_x = \langle e^{\epsilon x}\rangle_{\neg g}`: the other classes' exponential mean."""
+    r""":math:`S_x = \langle e^{\epsilon x}\rangle_{\neg g}`: the other classes' exponential
+    mean."""
     return OtherMean(exp(epsilon * logits))
 
 
@@ -214,5 +215,6 @@ def nckd_loss():
     ),
 )
 def dkd_loss(alpha, beta):
-    r""":math:`\alpha T^2\,\mathrm{TCKD} + \beta T^2\,\mathrm{NCKD}` (defaults 1 and 8, the paper's)."""
+    r""":math:`\alpha T^2\,\mathrm{TCKD} + \beta T^2\,\mathrm{NCKD}` (defaults 1 and 8, the
+    paper's)."""
     return (alpha * tckd() + beta * nckd()) / epsilon**2

@@ -26,6 +26,7 @@ Examples
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import sympy
 
@@ -66,23 +67,23 @@ class ProofResult:
 
     statement_id: str
     expected: str
-    residuals: dict
+    residuals: dict[str, Any]
     order: int
 
     @property
-    def verdict(self):
+    def verdict(self) -> str:
         return "holds" if all(r == 0 for r in self.residuals.values()) else "refuted"
 
     @property
-    def as_expected(self):
+    def as_expected(self) -> bool:
         return self.verdict == self.expected
 
     @property
-    def residual(self):
+    def residual(self) -> Any:
         """The first nonzero residual, or 0."""
         return next((r for r in self.residuals.values() if r != 0), sympy.Integer(0))
 
-    def __str__(self):
+    def __str__(self) -> str:
         lines = [
             f"{self.statement_id}: {self.verdict} (expected {self.expected}); "
             f"{len(self.residuals)} residual(s) checked"
@@ -103,14 +104,14 @@ class Statement:
     title: str
     statement: str
     expected: str
-    proof: Callable = field(repr=False)
+    proof: Callable[[int], dict[str, Any]] = field(repr=False)
 
     @property
-    def numeric_check(self):
+    def numeric_check(self) -> str:
         """Where its numeric check lives: ``verify.CHECKS[id]``."""
         return f"verify.CHECKS[{self.id!r}]"
 
-    def prove(self, *, order=4):
+    def prove(self, *, order: int = 4) -> ProofResult:
         """Run the symbolic proof (to ``order`` terms of the expansion where relevant), with a
         residual for the closed-form limit of every objective registered with
         ``limit_statement`` = this id (:func:`declared_limits`)."""
@@ -143,7 +144,7 @@ def declared_limits(statement_id, present=()):
 
 
 #: Every statement, by id, in the order they were registered.
-STATEMENTS = {}
+STATEMENTS: dict[str, Statement] = {}
 
 
 def statement(statement_id, title, latex, *, expected="holds"):
@@ -168,7 +169,7 @@ def statement(statement_id, title, latex, *, expected="holds"):
     return register
 
 
-def prove_all(*, order=4):
+def prove_all(*, order: int = 4) -> list[ProofResult]:
     """Prove every registered statement; a list of :class:`ProofResult` in registry order."""
     return [s.prove(order=order) for s in STATEMENTS.values()]
 

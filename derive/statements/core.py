@@ -247,7 +247,8 @@ def _momentum_decay_factor(order):
         ): sympy.expand(after_two - (1 - learning_rate * weight_decay) ** 2),
         label(
             f"at eta = 0.1, mu = 0.9, lambda = 0.1: {float(at_point):.4f} - {float(claimed):.4f}",
-            rf"\eta = 0.1,\ \mu = 0.9,\ \lambda = 0.1:\ {float(at_point):.4f} - {float(claimed):.4f}",
+            rf"\eta = 0.1,\ \mu = 0.9,\ \lambda = 0.1:\ "
+            rf"{float(at_point):.4f} - {float(claimed):.4f}",
         ): at_point - claimed,
     }
 
@@ -475,7 +476,8 @@ def _equal_mean_bias_decay(order):
 @statement(
     "infinite-temperature",
     "KD at infinite temperature is logits matching plus a regularizer",
-    r"L_{KD} = L_{LM}(z, v) - \tfrac12\left(\langle z\rangle - \langle v\rangle\right)^2 + O(T^{-1})",
+    r"L_{KD} = L_{LM}(z, v) - \tfrac12\left(\langle z\rangle - \langle v\rangle\right)^2"
+    r" + O(T^{-1})",
 )
 def _infinite_temperature(order):
     loss_pieces, gradient_pieces = leading_pieces("loss"), leading_pieces("gradient")
@@ -537,7 +539,8 @@ def _expansion(order):
         ): kd_loss().diff(z_i) - kd_gradient_closed_form(),
         label(
             "dL_KD/dz_i - d(cross-entropy form)/dz_i",
-            r"\partial L_{KD}/\partial z_i - \partial(-T^2\textstyle\sum_i p_i\log q_i)/\partial z_i",
+            r"\partial L_{KD}/\partial z_i"
+            r" - \partial(-T^2\textstyle\sum_i p_i\log q_i)/\partial z_i",
         ): kd_loss().diff(z_i) - kd_cross_entropy_loss().diff(z_i),
     }
     for objective in OBJECTIVES.values():

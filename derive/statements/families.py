@@ -35,9 +35,9 @@ def _centred(x):
 
 
 def first_correction(second, third):
-    r"""The :math:`T^{-1}` term of :math:`T^2 D_f`: :math:`\frac{f''(1)}{2}\langle\hat v\hat d^2\rangle
-    - \frac{f'''(1)}{6}\langle\hat d^3\rangle` (centred teacher logits :math:`\hat v`,
-    centred difference :math:`\hat d`)."""
+    r"""The :math:`T^{-1}` term of :math:`T^2 D_f`:
+    :math:`\frac{f''(1)}{2}\langle\hat v\hat d^2\rangle - \frac{f'''(1)}{6}\langle\hat d^3\rangle`
+    (centred teacher logits :math:`\hat v`, centred difference :math:`\hat d`)."""
     d, v = _centred(z_i - v_i), _centred(v_i)
     return second * ClassMean(v * d**2) / 2 - third * ClassMean(d**3) / 6
 
@@ -133,7 +133,7 @@ def _f_divergence_limit(order):
             residuals,
             order,
             f"f = {generator} vs {name}",
-            lambda quantity: _f_terms(quantity, order, substitution),
+            lambda quantity, substitution=substitution: _f_terms(quantity, order, substitution),
             lambda quantity, name=name: terms(quantity, order, name),
             rf"D_{{f = {latex}}}",
             rf"\text{{{name}}}",
@@ -165,7 +165,8 @@ def _first_order_part():
 @statement(
     "f-divergence-first-correction",
     "The T^-1 term of every f-divergence, in closed form; forward and reverse KL differ there",
-    r"L_1 = \frac{f''(1)}{2}\langle\hat v\,\hat d^2\rangle - \frac{f'''(1)}{6}\langle\hat d^3\rangle,"
+    r"L_1 = \frac{f''(1)}{2}\langle\hat v\,\hat d^2\rangle"
+    r" - \frac{f'''(1)}{6}\langle\hat d^3\rangle,"
     r"\ L_1^{KL(p\|q)} - L_1^{KL(q\|p)} = -\tfrac16\langle\hat d^3\rangle",
 )
 def _f_divergence_first_correction(order):
@@ -258,7 +259,8 @@ def _jsd_beta_free(order):
 @statement(
     "skew-limit",
     "Skew KL and skew reverse KL tend to (1 - alpha)^2 times half the variance",
-    r"T^2\,\mathrm{SKL}_\alpha,\ T^2\,\mathrm{SRKL}_\alpha \to (1-\alpha)^2\,\tfrac12\mathrm{Var}(z - v);"
+    r"T^2\,\mathrm{SKL}_\alpha,\ T^2\,\mathrm{SRKL}_\alpha"
+    r" \to (1-\alpha)^2\,\tfrac12\mathrm{Var}(z - v);"
     r"\ \alpha = 0 \text{ gives KL and reverse KL}",
 )
 def _skew_limit(order):
@@ -312,7 +314,8 @@ def _two_temperature_limit(order):
 @statement(
     "hot-teacher-label-smoothing",
     "A hot teacher is label smoothing with weight 1, then a covariance correction",
-    r"\mathrm{KL}(p\,\|\,q) = \mathrm{KL}(u\,\|\,q) - \frac{\mathrm{Cov}(v, z)}{T\,T_s} + O(T^{-2}),"
+    r"\mathrm{KL}(p\,\|\,q) = \mathrm{KL}(u\,\|\,q) - \frac{\mathrm{Cov}(v, z)}{T\,T_s}"
+    r" + O(T^{-2}),"
     r"\ \mathrm{KL}(u\,\|\,q) = \mathrm{CE}(u, q) - \log N",
 )
 def _hot_teacher(order):

@@ -2,8 +2,8 @@ r"""Target-aware and normalized objectives: Decoupled KD's identity and limits, 
 of logit standardization and DIST, which coincide.
 
 Notation: the label ``g``; :math:`\langle f\rangle_{\neg g}` the mean over the other classes;
-:math:`d = z - v`; :math:`\hat z` the standardized logits and :math:`\rho = \langle\hat z\hat v\rangle`
-the Pearson correlation of the logits.
+:math:`d = z - v`; :math:`\hat z` the standardized logits and
+:math:`\rho = \langle\hat z\hat v\rangle` the Pearson correlation of the logits.
 
 Examples
 ========
@@ -205,7 +205,8 @@ def _dist_limit(order):
 @statement(
     "standardized-equals-dist",
     "Standardized KD and DIST have the same high-temperature limit",
-    r"\lim_{T\to\infty} T^2\,\mathrm{KL}(\mathrm{softmax}(\hat v/T)\,\|\,\mathrm{softmax}(\hat z/T))"
+    r"\lim_{T\to\infty} T^2\,"
+    r"\mathrm{KL}(\mathrm{softmax}(\hat v/T)\,\|\,\mathrm{softmax}(\hat z/T))"
     r" = \lim_{T\to\infty} \left[1 - \rho(\mathrm{softmax}(z/T), \mathrm{softmax}(v/T))\right]",
 )
 def _standardized_equals_dist(order):

@@ -35,14 +35,15 @@ Examples
 
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import sympy
 
 from .._errors import DeriveError, check_order
 from ..expansion import Term
-from ..notation import N, T, canonical, epsilon, z_i
-from ..objectives import OBJECTIVES
+from ..notation import N, canonical, epsilon, z_i
 from ..polynomial import Polynomial
 from ..series import Algebra
 from ._symbols import B, has_stops, strip_stops
@@ -54,6 +55,9 @@ from .relations import (
     limit_relation,
     shift_invariant,
 )
+
+if TYPE_CHECKING:  # the call grammar is imported where it is used, at trace time
+    from ..calls import CallSpec
 
 __all__ = ["trace", "TraceResult", "Relation", "DEFAULT_ORDER", "MAX_TRACE_ORDER"]
 
@@ -88,7 +92,8 @@ class TraceResult:
     relation : :class:`~derive.tracing.relations.Relation` or None
         The exact relation to a registry objective, if one holds at every term computed.
     limit : dict or None
-        The gradient's leading term against KD's limit (:func:`~derive.tracing.relations.limit_relation`);
+        The gradient's leading term against KD's limit
+        (:func:`~derive.tracing.relations.limit_relation`);
         ``None`` without a gradient.
     shift_invariant : bool
         Whether the gradient sums to 0 over the classes at every term computed.
@@ -112,18 +117,18 @@ class TraceResult:
     function: str
     order: int
     terms: tuple
-    valuation: object
-    batch_weight: object
-    relation: object
-    limit: object
+    valuation: int | None
+    batch_weight: Any
+    relation: Relation | None
+    limit: dict[str, Any] | None
     shift_invariant: bool
     temperature_ignored: bool
     no_gradient: bool
     stopped: bool
     kd_terms: tuple = field(repr=False)
     operations: tuple = ()
-    per_example: object = field(default=None, repr=False)
-    gradient: object = field(default=None, repr=False)
+    per_example: Any = field(default=None, repr=False)
+    gradient: Any = field(default=None, repr=False)
     seconds: float = 0.0
     #: The call traced, in words (``--call``, recognised from the signature, or the default).
     call: str = _DEFAULT_CALL
@@ -236,7 +241,7 @@ class TraceResult:
             )
         return lines
 
-    def to_json(self):
+    def to_json(self) -> dict[str, Any]:
         """The ``derive expand`` JSON shape for the per-example loss, plus ``batch_weight``,
         ``relation`` and what was traced."""
         return {
@@ -260,7 +265,7 @@ class TraceResult:
             **({"call": self.call} if self.call != _DEFAULT_CALL else {}),
         }
 
-    def to_text(self):
+    def to_text(self) -> str:
         """The report ``python -m derive trace`` prints."""
         weight = (
             "1/B (a mean over the batch)"
@@ -313,7 +318,12 @@ def _unique(items):
 # -- the trace ----------------------------------------------------------------------------------
 
 
-def trace(fn, *, order=DEFAULT_ORDER, call=None):
+def trace(
+    fn: Callable[..., Any] | str,
+    *,
+    order: int = DEFAULT_ORDER,
+    call: "str | CallSpec | None" = None,
+) -> TraceResult:
     r"""Trace ``fn(student_logits, teacher_logits, T)`` and expand it in :math:`1/T`.
 
     Parameters

@@ -166,9 +166,10 @@ def load_target(target):
 
     >>> load_target("verify.gallery:kd_batchmean").__name__
     'kd_batchmean'
-    >>> load_target("verify.gallery")
+    >>> load_target("verify.gallery")  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    derive._errors.DeriveError: target must be MODULE:FUNCTION (e.g. verify.gallery:kd_batchmean), got 'verify.gallery'
+    derive._errors.DeriveError: target must be MODULE:FUNCTION (e.g. verify.gallery:kd_batchmean),
+    got 'verify.gallery'
     """
     return resolve_target(target)

@@ -1,4 +1,5 @@
-r"""Every registered objective as a candidate the audit can fit: derive's terms, evaluated numerically.
+r"""Every registered objective as a candidate the audit can fit: derive's terms, evaluated
+numerically.
 
 A :class:`Candidate` is one objective of :data:`derive.OBJECTIVES` with its categorical
 parameters fixed to one choice (``standardized-kl`` is two candidates, one per ``std``). Its

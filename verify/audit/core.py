@@ -1,4 +1,5 @@
-r"""The audit: run the loss, measure its gradient, identify it, and judge it against the declaration.
+r"""The audit: run the loss, measure its gradient, identify it, and judge it against the
+declaration.
 
 See :mod:`verify.audit` for what is measured; this module validates the arguments (every
 size has a maximum, :data:`LIMITS`, checked before any work) and runs the steps in order.
@@ -7,6 +8,8 @@ size has a maximum, :data:`LIMITS`, checked before any work) and runs the steps 
 import dataclasses
 import math
 import time
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -166,23 +169,23 @@ def check_options(
 
 
 def audit(
-    fn,
+    fn: Callable[..., Any] | str,
     *,
-    classes=DEFAULT_CLASSES,
-    batch_size=DEFAULT_BATCH_SIZE,
-    sequence_length=None,
-    mask=False,
-    dtype=torch.float64,
-    device="cpu",
-    seed=0,
-    expect=None,
-    weight=1.0,
-    timeout=DEFAULT_TIMEOUT,
-    progress=None,
-    symbolic=True,
-    call=None,
-    power=0.0,
-):
+    classes: int = DEFAULT_CLASSES,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    sequence_length: int | None = None,
+    mask: bool | str = False,
+    dtype: str | torch.dtype = torch.float64,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    expect: str | None = None,
+    weight: float = 1.0,
+    timeout: float = DEFAULT_TIMEOUT,
+    progress: Callable[[str], object] | None = None,
+    symbolic: bool = True,
+    call: Any = None,
+    power: float = 0.0,
+) -> AuditResult:
     r"""Audit a distillation loss ``fn(student_logits, teacher_logits, T) -> scalar tensor``.
 
     Parameters

@@ -51,10 +51,11 @@ def parse_expectation(text=None, weight=1.0):
     ('jsd', (('beta', 0.3),), 0.5)
     >>> parse_expectation("dkd").to_tuple()
     ('dkd', (('alpha', 1.0), ('beta', 8.0)), 1.0)
-    >>> parse_expectation("jsd:gamma=1")
+    >>> parse_expectation("jsd:gamma=1")  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    verify._errors.VerifyError: --expect jsd: objective jsd has parameters beta, got the parameter 'gamma'
+    verify._errors.VerifyError: --expect jsd: objective jsd has parameters beta, got the parameter
+    'gamma'
     """
     check_argument(
         text is None or isinstance(text, str),

@@ -1,4 +1,5 @@
-r"""Which registered objective the loss is: fitting every candidate to the gradient to order :math:`T^{-4}`.
+r"""Which registered objective the loss is: fitting every candidate to the gradient to order
+:math:`T^{-4}`.
 
 On the identification grid :math:`T_1 < \dots < T_J` the audit has the per-example gradient
 :math:`y(T_j) = g(T_j)\,T_j^{-a}/w_r` (row weights :math:`w_r`: :math:`1/B` for a batch, the

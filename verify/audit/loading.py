@@ -183,10 +183,11 @@ def load_target(target, *, timeout=None):
 
     >>> load_target("verify.gallery:kd_batchmean").__name__
     'kd_batchmean'
-    >>> load_target("verify.gallery")
+    >>> load_target("verify.gallery")  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    verify._errors.VerifyError: target must be MODULE:FUNCTION (e.g. verify.gallery:kd_batchmean), got 'verify.gallery'
+    verify._errors.VerifyError: target must be MODULE:FUNCTION (e.g. verify.gallery:kd_batchmean),
+    got 'verify.gallery'
     """
     check_target(target, error=VerifyError)
     module_name = target.partition(":")[0]

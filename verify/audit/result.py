@@ -11,8 +11,12 @@ Examples
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from .._errors import check_argument
+
+if TYPE_CHECKING:  # audit.symbolic imports this module
+    from .symbolic import SymbolicCheck
 
 __all__ = ["VERDICTS", "CAUSES", "AuditResult"]
 
@@ -130,7 +134,7 @@ class AuditResult:
     seed: int = 0
     printed_lines: int = 0
     notes: tuple = field(default=())
-    symbolic: object = None
+    symbolic: "SymbolicCheck | None" = None
     limit_established: bool | None = None
     #: The call made, in words, when it is not the default ``fn(student, teacher, T)``
     #: (``--call``, or recognised from the signature); ``""`` for the default.
@@ -147,11 +151,11 @@ class AuditResult:
         )
 
     @property
-    def consistent(self):
+    def consistent(self) -> bool:
         """True if the verdict is ``"consistent"``."""
         return self.verdict == "consistent"
 
-    def to_json(self):
+    def to_json(self) -> dict[str, Any]:
         """The fields of the CLI's ``--json`` output (a stable contract)."""
         name, parameters, weight = self.expected
         return {
@@ -184,7 +188,7 @@ class AuditResult:
             **({"power": self.power} if self.power else {}),
         }
 
-    def to_text(self):
+    def to_text(self) -> str:
         """A human-readable report, as the CLI prints it without ``--json``."""
         low, high = (self.temperatures[0], self.temperatures[-1]) if self.temperatures else (0, 0)
         exponent = _optional(self.temperature_exponent)
@@ -229,7 +233,7 @@ class AuditResult:
         return "\n".join(lines)
 
     @property
-    def identified(self):
+    def identified(self) -> str:
         """The identification in words: ``'reverse-kl, weight 1 (match error 2e-07)'``."""
         if self.objective == "unknown":
             return (

@@ -78,7 +78,10 @@ _MAXIMUM_PROBLEMS = 256
 _BATCH = 4
 
 
-def expansion_terms(order=max(ORDERS)):
+_MAX_ORDER = max(ORDERS)
+
+
+def expansion_terms(order=_MAX_ORDER):
     """``(gradient_terms, loss_terms)``: derive's first ``order`` terms, symbolic N."""
     import derive
 

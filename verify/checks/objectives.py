@@ -272,11 +272,10 @@ def _small_failure(found, context):
     from .temperature import too_slow
 
     case, student, teacher, label = found
-    as_tensor = lambda values: torch.tensor(
-        [values],
-        dtype=context.dtype,
-        device=context.device,
-    )
+
+    def as_tensor(values):
+        return torch.tensor([values], dtype=context.dtype, device=context.device)
+
     labels = torch.tensor([label], device=context.device)
     for (quantity, order), fit in _fits(
         case, as_tensor(student), as_tensor(teacher), labels, context.dtype

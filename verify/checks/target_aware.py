@@ -35,7 +35,8 @@ def _log_softmaxes(problem):
 
 
 def identity_errors(problem, *, weighted=True):
-    r"""``(errors, tolerances)`` per example: :math:`|\mathrm{KL} - \mathrm{TCKD} - w\,\mathrm{NCKD}|`,
+    r"""``(errors, tolerances)`` per example:
+    :math:`|\mathrm{KL} - \mathrm{TCKD} - w\,\mathrm{NCKD}|`,
     :math:`w = 1 - p_g` (or 1 when not ``weighted``), and the rounding bound of the three sums:
     their intermediates :math:`\sum_i p_i(|\log p_i| + |\log q_i|)` (for the parts, the same
     over two and :math:`N - 1` classes), times the roundings of a softmax chain."""

@@ -371,11 +371,10 @@ def run_infinite_temperature_check(statement_id, context, *, limit=infinite_temp
 def _small_gradient_case(case, context, limit):
     weight, bias, inputs, teacher = case
     networks = linear_networks(weight, bias, dtype=context.dtype, device=context.device)
-    as_tensor = lambda values: torch.tensor(
-        [[values]],
-        dtype=context.dtype,
-        device=context.device,
-    )
+
+    def as_tensor(values):
+        return torch.tensor([[values]], dtype=context.dtype, device=context.device)
+
     differences, roundoff = parameter_gradient_differences(
         networks, as_tensor(inputs), as_tensor(teacher), TEMPERATURES, limit=limit
     )

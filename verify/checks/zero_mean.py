@@ -41,8 +41,9 @@ _NETWORK_BATCH = 8
 
 
 def logit_gradient_sums(objective, problem):
-    r"""``(errors, tolerances)``, each of shape ``[...]``: :math:`|\sum_i \partial\ell/\partial z_i|`
-    per example, from one autograd call over the whole batch, and its tolerance."""
+    r"""``(errors, tolerances)``, each of shape ``[...]``:
+    :math:`|\sum_i \partial\ell/\partial z_i|` per example,
+    from one autograd call over the whole batch, and its tolerance."""
     student = problem.student.detach().requires_grad_(True)
     loss = objective(problem.with_student(student)).sum()
     (gradient,) = torch.autograd.grad(loss, student)

@@ -19,7 +19,7 @@ import logging
 import math
 import os
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -348,9 +348,9 @@ class KDMonitor:
         if self._writer is not None and hasattr(self._writer, "flush"):
             self._writer.flush()
 
-    def __enter__(self):
+    def __enter__(self) -> "KDMonitor":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> Literal[False]:
         self.close()
         return False
