@@ -371,6 +371,9 @@ def test_the_audit_report_shown_is_the_audits():
 
 #: Passages recomputed by another test (named): their numbers count as covered.
 RECOMPUTED_ELSEWHERE = {
+    ("docs/optimizers.md", "| optimizer or setup | exact arithmetic | statement |"): (
+        "tests/test_atlas_doc.py (torch.optim rows by default, timm rows with --run-slow)"
+    ),
     ("README.md", "`Adam(lr=0.1), kl at T=1, Linear(1->3) from W="): (
         "test_the_readme_check_json_and_counterexample_are_the_checks"
     ),
@@ -436,6 +439,42 @@ NOT_FROM_THE_CODE = {
     "a training run (examples/monitor_kd.py, 300 steps; its test checks the four causes)",
     ("docs/monitor.md", "stays within cosine 0.93 of"): "ditto",
     ("docs/monitor.md", "(T/(R/π) ≥ 1.37)"): "ditto",
+    ("docs/optimizers.md", "drift:     |1ᵀW| 1.01e-02, |1ᵀb| 6.48e-03"): "an example run's "
+    "output (the command's fields and verdicts are tested in tests/test_atlas.py)",
+    ("docs/optimizers.md", "`A = 3.4445⁵ ≈ 488`"): "Muon's Newton-Schulz coefficient, a constant "
+    "of torch.optim.Muon (verify.atlas.drift.NEWTON_SCHULZ_AMPLIFICATION)",
+    ("docs/optimizers.md", "a planted drift of 1.5"): "the negative control's input",
+    ("docs/optimizers.md", "`lr = 0.01`\nfor `timm`"): "the atlas's settings (input)",
+    ("docs/optimizers.md", "| timm, bias-free head, `lr = 0.01` |"): "measurements "
+    "(verify.atlas.precision; tests/test_atlas.py checks each verdict in both precisions)",
+    ("docs/optimizers.md", "| setup | exact arithmetic | statement | float64 drift |"): (
+        "measurements of the checks of python -m verify check, whose verdicts tests/"
+        "test_verify_checks.py asserts"
+    ),
+    ("docs/optimizers.md", "(cosine below `0.1/√d`)"): "timm's sgdp threshold (its code)",
+    ("docs/optimizers.md", "slope at 0, `a = 3.4445`"): "Muon's coefficient (a constant)",
+    ("docs/optimizers.md", "10⁻¹²: 3.4445, 3.4445,\n3.4445, 3.4445, 3.4445"): "measured by "
+    "verify.atlas.precision.newton_schulz_amplification (tests/test_atlas.py asserts it)",
+    ("docs/optimizers.md", "| `torch.optim.Muon(lr=0.02)`, bias-free head, 20 steps |"): (
+        "measurements (verify.atlas.precision; tests/test_atlas.py checks bfloat16 against "
+        "float64 and the re-centred update)"
+    ),
+    ("docs/optimizers.md", "`lr = 0.1`, `max|W| ≈ 0.41`"): "the run's input and its measured scale",
+    ("docs/optimizers.md", "| precision | after 1 step | after 10 | after 100 |"): "measurements "
+    "(verify.atlas.precision.sgd_precision_drift; tests/test_atlas.py checks them against the "
+    "tolerance model)",
+    ("docs/theory.md", "`a = 3.4445`, at every iteration"): "Muon's coefficient (a constant)",
+    ("docs/theory.md", "`3a = 10.3335`"): "three times Muon's coefficient (the proof's residual)",
+    ("docs/optimizers.md", "`3.4445⁵ ≈ 488` in all"): "Muon's coefficient (a constant)",
+    (
+        "docs/optimizers.md",
+        "(measured /\nmodel between 0.17 and 0.73)",
+    ): "ratios of the measurements in "
+    "the table above to the model (tests/test_atlas.py checks the model bounds them)",
+    ("docs/optimizers.md", "growth exponents 0.35–0.52"): "the table's exponents, restated",
+    ("docs/optimizers.md", "random walk\n(0.5)"): "the random walk's exponent (theory)",
+    ("docs/theory.md", "clipping to `[−0.1, 0.2]` gives\n`0.1` at `a = 1/2`"): "the refutation's "
+    "counterexample (its proof computes the residual 1/10)",
     ("README.md", "falls to 0 below T ≈ 0.3 (e^{−gap/T})"): "read off the regime plot of the "
     "shipped example (the regime test checks the temperature gradient's values)",
     ("docs/audit.md", "`fn(student, teacher, beta=0.5, temperature=T)`, or a constructor"): (
