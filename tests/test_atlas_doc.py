@@ -61,5 +61,10 @@ def test_a_drift_off_by_ten_percent_is_caught():
 def test_the_timm_rows_are_todays_measurements():
     rows = documented_rows()
     names = [name.split(" ", 1)[1] for name in rows if name.startswith("timm ")]
+    failures = []
     for row in timm_rows(names):
-        _agrees(rows[row["optimizer"]], row)
+        try:
+            _agrees(rows[row["optimizer"]], row)
+        except AssertionError as error:
+            failures.append(str(error)[:300])
+    assert not failures, failures

@@ -133,7 +133,7 @@ def _as_head(flat, rows, columns):
     "Updates linear in gradients and parameters with per-tensor scalar coefficients keep "
     "the head's class means",
     r"1^T G_k = 0,\ 1^T W_k = 0 \Rightarrow 1^T \Big(\sum_k \alpha_k G_k + \beta_k W_k\Big) = 0,"
-    r"\ \alpha_k, \beta_k \text{ any functions of norms and inner products}",
+    r"\ \alpha_k, \beta_k \text{ per-tensor scalars}",
 )
 def _atlas_linear(order):
     rows, columns = 3, 2
