@@ -235,10 +235,20 @@ class HeadWatch:
                 ).reshape(-1)
                 ratios = torch.where(floor > 0, drift / floor, drift * math.inf)
                 ratios = ratios.nan_to_num(nan=0.0, posinf=math.inf)
-                column = int(drift.argmax())
-                results.append(
-                    TensorDrift(
-                        name, float(drift[column]), float(floor[column]), float(ratios.max())
-                    )
-                )
+                column = drift.argmax()
+                values = torch.stack([drift[column], floor[column], ratios.max()]).tolist()
+                results.append(TensorDrift(name, *values))  # one conversion per parameter
         return results
+
+    def rebase(self):
+        """Take the head as it is now as the reference of the next :meth:`measure` (a copy and
+        its column means of absolute values: three passes over each parameter, in the buffers
+        of :meth:`measure`), so that a monitor observing every k-th step measures the drift
+        of one step, not of k."""
+        with torch.no_grad():
+            for name, parameter in self._parameters():
+                before, buffer, _ = self._previous[name]
+                current = parameter.detach()
+                before.copy_(current)
+                size = torch.abs(current, out=buffer).sum(0) / current.shape[0]
+                self._previous[name] = (before, buffer, size)
