@@ -145,6 +145,20 @@ def perceptron_update(student, teacher):
     )
 
 
+def _workspace_buffer(workspace, shape, like):
+    """A ``[*shape]`` tensor of ``like``'s dtype and device: the one kept in ``workspace`` (a
+    dict the caller keeps between steps) when it fits, else a new one, kept there. Large
+    temporaries freed and allocated again at every step cost the page faults of fresh memory,
+    several times the arithmetic on them."""
+    key = (tuple(shape), like.dtype, like.device)
+    if workspace is None:
+        return torch.empty(shape, dtype=like.dtype, device=like.device)
+    if workspace.get("key") != key:
+        workspace["key"] = key
+        workspace["buffer"] = torch.empty(shape, dtype=like.dtype, device=like.device)
+    return workspace["buffer"]
+
+
 def _top_indicator(logits, high, out):
     """``out`` = 1.0 where a row of ``logits`` reaches its maximum ``high``, else 0.0 (one pass,
     written in place)."""
@@ -160,13 +174,15 @@ def measure_batch(
     dtype: "torch.dtype | None" = None,
     features: int = 0,
     summand_sizes: tuple = (None, None),
+    workspace: "dict | None" = None,
 ) -> BatchMeasures:
     """Measure one batch; ``dtype`` is the type the logits were computed in (for the floors;
     default: the student logits' own), ``features`` the head's input width (see
     :func:`gap_floor`), ``summand_sizes`` optional bounds per example (the logits' shape
     without N) on the size of the summands of the student's and the teacher's logits (from
     :class:`~verify.monitor.head.HeadMagnitude`), used where larger than the logits. Returns a
-    :class:`BatchMeasures`.
+    :class:`BatchMeasures`. ``workspace``: a dict kept between calls, where the ``[5, M, N]``
+    work buffer is kept (:class:`~verify.monitor.KDMonitor` keeps one).
 
     About 20 elementwise operations on ``[M, N]`` arrays in the logits' own dtype (no indexed
     reduction: the argmax is an indicator of each row's maximum, ties included) and one
@@ -220,14 +236,15 @@ def measure_batch(
 
         # Three [M, N] gradients in one buffer, in the logits' dtype: KD's up to the factor T
         # (cosines do not see it), centred logits matching up to the factor 1/N, and the
-        # perceptron update e_a - e_b (ties: the mean over the tied classes).
-        buffer = torch.empty((3, examples, classes), dtype=z.dtype, device=z.device)
-        kd, centred, update = buffer.unbind(0)
-        torch.sub(
-            torch.softmax(z / temperature, dim=-1), torch.softmax(v / temperature, dim=-1), out=kd
-        )
+        # perceptron update e_a - e_b (ties: the mean over the tied classes); two scratch rows.
+        work = _workspace_buffer(workspace, (5, examples, classes), z)
+        buffer = work[:3]
+        kd, centred, update, scaled, top_teacher = work.unbind(0)
+        torch.softmax(torch.div(z, temperature, out=scaled), -1, out=kd)
+        torch.softmax(torch.div(v, temperature, out=scaled), -1, out=top_teacher)
+        kd.sub_(top_teacher)
         torch.sub(z, v, out=centred).sub_(gap.to(z.dtype)[:, None])
-        top_teacher = _top_indicator(v, high_v, torch.empty_like(z))
+        _top_indicator(v, high_v, top_teacher)
         _top_indicator(z, high_z, update)
         count_z, count_v = update.sum(-1), top_teacher.sum(-1)
         if bool(((count_z > 1) | (count_v > 1)).any()):

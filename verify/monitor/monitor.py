@@ -149,6 +149,7 @@ class KDMonitor:
         self._stream = open(path, "w", encoding="utf-8") if path is not None else None
         self._writer = self._tensorboard(tensorboard)
         self._teacher: HeadMagnitude | None = None
+        self._workspace: dict = {}  # measure_batch's work buffer, kept between steps
 
     @staticmethod
     def _tensorboard(tensorboard):
@@ -244,6 +245,7 @@ class KDMonitor:
                 dtype=dtype,
                 features=features,
                 summand_sizes=sizes,
+                workspace=self._workspace,
             )
             heads = [self._head_record(watch, measures.examples) for watch in self.heads]
         record: dict[str, Any] = {
