@@ -436,6 +436,9 @@ NOT_FROM_THE_CODE = {
     "a training run (examples/monitor_kd.py, 300 steps; its test checks the four causes)",
     ("docs/monitor.md", "stays within cosine 0.93 of"): "ditto",
     ("docs/monitor.md", "(T/(R/π) ≥ 1.37)"): "ditto",
+    ("docs/monitor.md", "| step (N = 1000, B = 256, float32) |"): "timings "
+    "(benchmarks/bench_monitor.py, measured)",
+    ("docs/monitor.md", "3.2 ms to 2.1 ms; the head's 7 passes over its N × F weight"): "ditto",
     ("README.md", "falls to 0 below T ≈ 0.3 (e^{−gap/T})"): "read off the regime plot of the "
     "shipped example (the regime test checks the temperature gradient's values)",
     ("docs/audit.md", "`fn(student, teacher, beta=0.5, temperature=T)`, or a constructor"): (
