@@ -216,6 +216,24 @@ def uniform_coefficient_bound(power: int, logit_range: float, *, quantity: str =
     return math.nextafter(shape * scale * (1 + 1e-12), math.inf)
 
 
+def _remainder_shape(t, order, quantity, points=400):
+    r"""``_minimize_over_circles`` of the remainder's majorant :math:`M(x)\,(t/x)^K/(1 - t/x)`
+    on ``(t, pi)``, with :func:`_uniform_majorant` and :func:`circle_factor` inlined: the same
+    floating-point operations in the same order (a test compares the two bit for bit), at a
+    fraction of the calls (the monitor evaluates it at every step)."""
+    best = math.inf
+    span = math.pi - t
+    for j in range(1, points):
+        x = t + span * j / points
+        c = math.exp(x) / math.cos(x / 2) if x < math.pi else math.inf
+        majorant = (c + c * c) / 2 if quantity == "loss" else c + c * c
+        ratio = t / x
+        value = majorant * ratio**order / (1 - ratio)
+        if value < best:
+            best = value
+    return best
+
+
 def uniform_remainder_bound(
     logit_range: float, temperature: float, order: int, *, quantity: str = "loss"
 ) -> float | None:
@@ -251,11 +269,7 @@ def uniform_remainder_bound(
     if t >= math.pi * (1 - 1e-12):
         return None
 
-    def bound(x):
-        ratio = t / x
-        return _uniform_majorant(x, quantity) * ratio**order / (1 - ratio)
-
-    shape = _minimize_over_circles(bound, t)
+    shape = _remainder_shape(t, order, quantity)
     scale = logit_range ** (2 if quantity == "loss" else 1)
     return math.nextafter(shape * scale * (1 + 1e-12), math.inf)
 

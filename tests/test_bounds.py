@@ -699,3 +699,24 @@ def test_constant_logits_and_equal_student_and_teacher():
     same = CertifiedExpansion([0.0, 1.0, 3.0], [5.0, 6.0, 8.0])
     assert same.remainder_bound(10.0, 1) < 1e-30
     assert same.threshold_temperature(1, 0.1) is None
+
+
+def test_the_inlined_remainder_minimum_is_the_generic_one_bit_for_bit():
+    # uniform_remainder_bound evaluates its grid with the majorant inlined (the monitor calls
+    # it at every step); it must be the generic _minimize_over_circles of the same function.
+    from derive import bounds
+
+    def generic(t, order, quantity, points=400):
+        def bound(x):
+            ratio = t / x
+            return bounds._uniform_majorant(x, quantity) * ratio**order / (1 - ratio)
+
+        return bounds._minimize_over_circles(bound, t, points=points)
+
+    grid = [1e-9, 1e-3, 0.1, 0.5, 1.0, 2.0, 3.0, 3.14] + [math.pi * k / 97 for k in range(1, 97)]
+    for t in grid:
+        for quantity in ("loss", "gradient"):
+            for order in (1, 2, 3):
+                assert bounds._remainder_shape(t, order, quantity) == generic(t, order, quantity)
+    # Negative control: another grid gives other values, which the comparison sees.
+    assert any(bounds._remainder_shape(t, 1, "loss") != generic(t, 1, "loss", 401) for t in grid)

@@ -326,6 +326,63 @@ def test_training_is_bit_identical_with_and_without_the_monitor(make, tmp_path):
     assert not torch.equal(nudged, params_b[0])
 
 
+# -- every=k: fewer steps observed, the same measurements on those ------------------------
+
+
+class _Both:
+    """Two monitors observing the same loop (their hooks only read)."""
+
+    def __init__(self, *monitors):
+        self.monitors = monitors
+        self.records = [[] for _ in monitors]
+
+    def observe(self, *args, **kwargs):
+        for monitor, records in zip(self.monitors, self.records):
+            records.append(monitor.observe(*args, **kwargs))
+
+
+def _without_warnings(record):
+    return {key: value for key, value in record.items() if key != "warnings"}
+
+
+def test_every_k_observes_every_kth_step_with_one_step_drifts(monkeypatch):
+    install_fake_atlas(monkeypatch)
+    teacher, student = setup()
+    optimizer = torch.optim.AdamW(student.parameters(), lr=1e-2)
+    every_step, every_third = KDMonitor(), KDMonitor(every=3)
+    for monitor in (every_step, every_third):
+        monitor.watch_head(student.head, optimizer, teacher_head=teacher.head)
+    both = _Both(every_step, every_third)
+    weights = []
+    original = optimizer.step
+
+    def step_and_keep(*args, **kwargs):
+        weights.append(student.head.weight.detach().clone())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(optimizer, "step", step_and_keep)
+    train(student, teacher, optimizer, steps=8, monitor=both)
+    all_records, third = both.records
+    assert [r is not None for r in third] == [s % 3 == 0 for s in range(8)]
+    for step in (0, 3, 6):
+        assert _without_warnings(third[step]) == _without_warnings(all_records[step])
+    # The drift recorded at step 6 is the move of one step (5 -> 6), not of three (3 -> 6).
+    drift = third[6]["heads"][0]["weight_mean_drift"]
+    one_step = float((weights[6] - weights[5]).sum(0).abs().max()) / 5
+    three_steps = float((weights[6] - weights[3]).sum(0).abs().max()) / 5
+    assert drift == pytest.approx(one_step, rel=1e-9)
+    assert abs(three_steps - one_step) > 1e-3 * one_step  # negative control: they differ
+    # Each cause still warns once, at an observed step.
+    assert [(w.step, w.cause) for w in every_third.warnings][0] == (3, "head-mean-drift")
+
+
+def test_every_counts_calls_when_no_step_is_given():
+    z, v = _logits(seed=10)
+    monitor = KDMonitor(every=2)
+    records = [monitor.observe(z, v, 4.0) for _ in range(5)]
+    assert [r["step"] if r else None for r in records] == [0, None, 2, None, 4]
+
+
 # -- outputs ---------------------------------------------------------------------------------
 
 
@@ -381,6 +438,8 @@ _Z = torch.zeros(2, 3)
         (lambda m: m.watch_head(torch.nn.ReLU()), "watch_head needs"),
         (lambda m: m.watch_head(torch.nn.Linear(2, 3), optimizer="sgd"), "optimizer must"),
         (lambda m: KDMonitor(features=-1), "features must"),
+        (lambda m: KDMonitor(every=0), "every must"),
+        (lambda m: KDMonitor(every=1.5), "every must"),
         (lambda m: KDMonitor(path=""), "path must"),
         (lambda m: KDMonitor(tensorboard=3), "tensorboard must"),
     ],

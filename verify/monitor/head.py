@@ -116,6 +116,9 @@ class HeadMagnitude:
         self.latest = None
         self._key = None
         self._weight_part = None
+        #: A tensor of the weight's shape the hook may write |W| into (the watch's work buffer):
+        #: no fresh memory of the weight's size at every forward.
+        self.scratch = None
         self._handle = head.register_forward_hook(self._record)
 
     def _record(self, module, inputs, output):
@@ -131,11 +134,24 @@ class HeadMagnitude:
             if bias is not None:
                 key += (bias.data_ptr(), bias._version)
             if self._key != key:
-                row_sum = weight.detach().abs().sum(1).amax()
+                scratch = self.scratch
+                if (
+                    scratch is not None
+                    and scratch.shape == weight.shape
+                    and scratch.dtype == weight.dtype
+                    and scratch.device == weight.device
+                ):
+                    absolute = torch.abs(weight.detach(), out=scratch)
+                else:
+                    absolute = weight.detach().abs()
+                row_sum = absolute.sum(1).amax()
                 largest_bias = bias.detach().abs().amax() if bias is not None else 0.0
                 self._weight_part, self._key = (row_sum, largest_bias), key
             row_sum, largest_bias = self._weight_part
-            size = inputs[0].detach().abs().amax(-1) * row_sum + largest_bias
+            features = inputs[0].detach()
+            # max |h| = max(max h, -min h): two reductions, no temporary of the input's size.
+            largest = torch.maximum(features.amax(-1), features.amin(-1).neg())
+            size = largest * row_sum + largest_bias
             self.latest = size.to(torch.float64)
 
     def magnitudes(self, shape):
@@ -178,6 +194,7 @@ class HeadWatch:
         #: The optimizer atlas' entry for ``optimizer`` (set by :meth:`KDMonitor.watch_head`).
         self.atlas: dict | None = None
         self._previous = self._snapshot()
+        self.magnitude.scratch = self._previous["weight"][1]
 
     @property
     def features(self):
@@ -235,10 +252,20 @@ class HeadWatch:
                 ).reshape(-1)
                 ratios = torch.where(floor > 0, drift / floor, drift * math.inf)
                 ratios = ratios.nan_to_num(nan=0.0, posinf=math.inf)
-                column = int(drift.argmax())
-                results.append(
-                    TensorDrift(
-                        name, float(drift[column]), float(floor[column]), float(ratios.max())
-                    )
-                )
+                column = drift.argmax()
+                values = torch.stack([drift[column], floor[column], ratios.max()]).tolist()
+                results.append(TensorDrift(name, *values))  # one conversion per parameter
         return results
+
+    def rebase(self):
+        """Take the head as it is now as the reference of the next :meth:`measure` (a copy and
+        its column means of absolute values: three passes over each parameter, in the buffers
+        of :meth:`measure`), so that a monitor observing every k-th step measures the drift
+        of one step, not of k."""
+        with torch.no_grad():
+            for name, parameter in self._parameters():
+                before, buffer, _ = self._previous[name]
+                current = parameter.detach()
+                before.copy_(current)
+                size = torch.abs(current, out=buffer).sum(0) / current.shape[0]
+                self._previous[name] = (before, buffer, size)

@@ -145,23 +145,24 @@ def perceptron_update(student, teacher):
     )
 
 
-def _perceptron_products(gradient, student, student_top, teacher, teacher_top):
-    """``(<gradient, e_a - e_b>, ||e_a - e_b||^2)`` summed over the rows, without forming the
-    update: a gather at the argmaxes (``*_top``: ``max`` of each row), and
-    :func:`perceptron_update` for the rows with ties."""
-    ties = ((student == student_top.values[:, None]).sum(-1) > 1) | (
-        (teacher == teacher_top.values[:, None]).sum(-1) > 1
-    )
-    a, b = student_top.indices[:, None], teacher_top.indices[:, None]
-    plain = ~ties
-    picked = (gradient.gather(1, a) - gradient.gather(1, b))[:, 0]
-    dot = float(picked[plain].sum())
-    square = 2.0 * float((a[plain] != b[plain]).sum())
-    if bool(ties.any()):
-        update = perceptron_update(student[ties], teacher[ties]).to(gradient.dtype)
-        dot += float((gradient[ties] * update).sum())
-        square += float(update.square().sum())
-    return dot, square
+def _workspace_buffer(workspace, shape, like):
+    """A ``[*shape]`` tensor of ``like``'s dtype and device: the one kept in ``workspace`` (a
+    dict the caller keeps between steps) when it fits, else a new one, kept there. Large
+    temporaries freed and allocated again at every step cost the page faults of fresh memory,
+    several times the arithmetic on them."""
+    key = (tuple(shape), like.dtype, like.device)
+    if workspace is None:
+        return torch.empty(shape, dtype=like.dtype, device=like.device)
+    if workspace.get("key") != key:
+        workspace["key"] = key
+        workspace["buffer"] = torch.empty(shape, dtype=like.dtype, device=like.device)
+    return workspace["buffer"]
+
+
+def _top_indicator(logits, high, out):
+    """``out`` = 1.0 where a row of ``logits`` reaches its maximum ``high``, else 0.0 (one pass,
+    written in place)."""
+    return torch.eq(logits, high[:, None], out=out)
 
 
 def measure_batch(
@@ -173,15 +174,19 @@ def measure_batch(
     dtype: "torch.dtype | None" = None,
     features: int = 0,
     summand_sizes: tuple = (None, None),
+    workspace: "dict | None" = None,
 ) -> BatchMeasures:
     """Measure one batch; ``dtype`` is the type the logits were computed in (for the floors;
     default: the student logits' own), ``features`` the head's input width (see
     :func:`gap_floor`), ``summand_sizes`` optional bounds per example (the logits' shape
     without N) on the size of the summands of the student's and the teacher's logits (from
     :class:`~verify.monitor.head.HeadMagnitude`), used where larger than the logits. Returns a
-    :class:`BatchMeasures`.
+    :class:`BatchMeasures`. ``workspace``: a dict kept between calls, where the ``[5, M, N]``
+    work buffer is kept (:class:`~verify.monitor.KDMonitor` keeps one).
 
-    About 20 elementwise passes over the logits, in their own dtype."""
+    About 20 elementwise operations on ``[M, N]`` arrays in the logits' own dtype (no indexed
+    reduction: the argmax is an indicator of each row's maximum, ties included) and one
+    conversion of all the scalars to Python floats."""
     from derive.bounds import uniform_remainder_bound
 
     check_argument(
@@ -199,10 +204,13 @@ def measure_batch(
             dtype = z.dtype
         examples, classes = z.shape
         # Class sums in the logits' dtype: their pairwise rounding is inside the floor's N.
+        # From here on the vectors of one value per example are float64: the difference of
+        # two float32 (or bfloat16) sums is exact there, so the measured gap carries only the
+        # roundings its floor counts. The [M, N] passes below stay in the logits' dtype (the
+        # cosines have no floor to meet).
         sum_z, sum_v = z.sum(-1).double(), v.sum(-1).double()
-        top_z, top_v = z.max(-1), v.max(-1)
+        high_z, high_v = z.amax(-1), v.amax(-1)
         low_z, low_v = z.amin(-1), v.amin(-1)
-        high_z, high_v = top_z.values, top_v.values
         check_argument(
             bool(torch.isfinite(sum_z + sum_v).all()),
             "logits must be finite (no NaN or inf)",
@@ -222,43 +230,88 @@ def measure_batch(
                 largest = torch.maximum(largest, size)
             sizes.append(largest)
         magnitude = sizes[0] + sizes[1]
-        floor = gap_floor(magnitude.double(), dtype=dtype, classes=classes, features=features)
+        floor = gap_floor(magnitude, dtype=dtype, classes=classes, features=features)
         floor_ratio = torch.where(floor > 0, absolute / floor, absolute * math.inf)
         floor_ratio = floor_ratio.nan_to_num(nan=0.0, posinf=math.inf)
 
-        worst = int(ranges.argmax())
-        logit_range = float(ranges[worst])
+        # Three [M, N] gradients in one buffer, in the logits' dtype: KD's up to the factor T
+        # (cosines do not see it), centred logits matching up to the factor 1/N, and the
+        # perceptron update e_a - e_b (ties: the mean over the tied classes); two scratch rows.
+        work = _workspace_buffer(workspace, (5, examples, classes), z)
+        buffer = work[:3]
+        kd, centred, update, scaled, top_teacher = work.unbind(0)
+        torch.softmax(torch.div(z, temperature, out=scaled), -1, out=kd)
+        torch.softmax(torch.div(v, temperature, out=scaled), -1, out=top_teacher)
+        kd.sub_(top_teacher)
+        torch.sub(z, v, out=centred).sub_(gap.to(z.dtype)[:, None])
+        _top_indicator(v, high_v, top_teacher)
+        _top_indicator(z, high_z, update)
+        count_z, count_v = update.sum(-1), top_teacher.sum(-1)
+        if bool(((count_z > 1) | (count_v > 1)).any()):
+            update.div_(count_z[:, None])
+            top_teacher.div_(count_v[:, None])
+        update.sub_(top_teacher)
+        flat = buffer.view(3, -1)
+        norms = torch.linalg.vector_norm(flat, dim=1)
+        products = torch.mv(flat[1:], flat[0])  # <centred, kd>, <update, kd>
+        worst = ranges.argmax()
+        leading = torch.linalg.vector_norm(centred[worst])
+        inside = (temperature * math.pi > ranges).double().mean()
+        # Every scalar of the record in one conversion (one device sync).
+        (
+            gap_median,
+            gap_max,
+            relative_median,
+            relative_max,
+            floor_ratio_max,
+            logit_range,
+            inside_radius,
+            kd_norm,
+            centred_norm,
+            update_norm,
+            dot_matching,
+            dot_perceptron,
+            leading,
+        ) = torch.cat(
+            [
+                torch.stack(
+                    [
+                        absolute.median(),
+                        absolute.max(),
+                        relative.median(),
+                        relative.max(),
+                        floor_ratio.max(),
+                        ranges[worst],
+                        inside,
+                    ]
+                ),
+                torch.cat([norms, products, leading[None]]).double(),
+            ]
+        ).tolist()
         radius = logit_range / math.pi
-        # KD's gradient up to the factor T (cosines do not see it) and centred logits matching
-        # up to the factor 1/N.
-        kd = torch.softmax(z / temperature, dim=-1) - torch.softmax(v / temperature, dim=-1)
-        centred = (z - v) - gap.to(z.dtype)[:, None]
-        kd_norm = float(torch.linalg.vector_norm(kd))
-        centred_norm = float(torch.linalg.vector_norm(centred))
-        dot = float(torch.dot(kd.reshape(-1), centred.reshape(-1)))
-        cosine_matching = dot / (kd_norm * centred_norm) if kd_norm * centred_norm > 0 else None
-        dot, square = _perceptron_products(kd, z, top_z, v, top_v)
+        cosine_matching = (
+            dot_matching / (kd_norm * centred_norm) if kd_norm * centred_norm > 0 else None
+        )
         cosine_perceptron = (
-            dot / (kd_norm * math.sqrt(square)) if kd_norm > 0 and square > 0 else None
+            dot_perceptron / (kd_norm * update_norm) if kd_norm * update_norm > 0 else None
         )
         bound = uniform_remainder_bound(logit_range, temperature, 1, quantity="gradient")
         relative_bound = None
         if bound is not None:
             bound = bound / math.sqrt(classes)  # the function bounds sqrt(N) times the norm
-            leading = float(torch.linalg.vector_norm(centred[worst]))
             leading /= classes
             relative_bound = bound / leading if leading > 0 else None
         return BatchMeasures(
             examples=examples,
             classes=classes,
-            gap_median=float(absolute.median()),
-            gap_max=float(absolute.max()),
-            gap_relative_median=float(relative.median()),
-            gap_relative_max=float(relative.max()),
-            gap_floor_ratio=float(floor_ratio.max()),
+            gap_median=gap_median,
+            gap_max=gap_max,
+            gap_relative_median=relative_median,
+            gap_relative_max=relative_max,
+            gap_floor_ratio=floor_ratio_max,
             radius_temperature=radius,
             temperature_over_radius=temperature / radius if radius > 0 else None,
-            inside_radius=float((temperature * math.pi > ranges).double().mean()),
+            inside_radius=inside_radius,
             remainder_bound=bound,
             remainder_bound_relative=relative_bound,
             cosine_logits_matching=cosine_matching,

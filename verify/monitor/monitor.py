@@ -103,7 +103,10 @@ class KDMonitor:
     ``path``: a JSON Lines file written one record per :meth:`observe` (docs/monitor.md);
     ``tensorboard``: a log directory or a ``SummaryWriter`` for scalars; ``features``: the
     head's input width for the logit-mean gap's round-off floor (default: the widest watched
-    head's, else 0); ``logger``: where warnings go (``logging``, name ``verify.monitor``).
+    head's, else 0); ``logger``: where warnings go (``logging``, name ``verify.monitor``);
+    ``every``: observe only the steps ``s`` with ``s % every == 0`` (default 1: every step);
+    :meth:`observe` returns ``None`` on the others, and a watched head's drift is still that
+    of the one step before each observed step.
 
     Every computation runs under ``torch.no_grad`` on detached copies: the training is the
     same, bit for bit, with and without the monitor.
@@ -116,6 +119,7 @@ class KDMonitor:
         tensorboard: object = None,
         features: "int | None" = None,
         logger: "logging.Logger | None" = None,
+        every: int = 1,
     ) -> None:
         check_argument(
             path is None or (isinstance(path, (str, os.PathLike)) and str(path) != ""),
@@ -128,16 +132,24 @@ class KDMonitor:
             "features must be an integer >= 0 or None, got {!r}",
             features,
         )
+        check_argument(
+            isinstance(every, int) and not isinstance(every, bool) and every >= 1,
+            "every must be an integer >= 1, got {!r}",
+            every,
+        )
         self.path = path
+        self.every = every
         self.features = features
         self.warnings: list[MonitorWarning] = []
         self.heads: list[HeadWatch] = []
         self._logger = logger or _LOGGER
         self._causes: set[str] = set()
         self._observed = 0
+        self._calls = 0
         self._stream = open(path, "w", encoding="utf-8") if path is not None else None
         self._writer = self._tensorboard(tensorboard)
         self._teacher: HeadMagnitude | None = None
+        self._workspace: dict = {}  # measure_batch's work buffer, kept between steps
 
     @staticmethod
     def _tensorboard(tensorboard):
@@ -193,15 +205,22 @@ class KDMonitor:
         *,
         step: "int | None" = None,
         mask: "torch.Tensor | None" = None,
-    ) -> dict:
+    ) -> "dict | None":
         """Measure one step and return its record (the JSON Lines record, a dict); warn once
-        per cause when the premise of logits matching breaks."""
+        per cause when the premise of logits matching breaks. With ``every`` > 1, a step that
+        is not observed returns ``None`` (``step`` counts the calls when not given)."""
         check_argument(
             step is None or (isinstance(step, int) and not isinstance(step, bool)),
             "step must be an integer or None, got {!r}",
             step,
         )
-        step = self._observed if step is None else step
+        step = self._calls if step is None else step
+        if step % self.every != 0:
+            if (step + 1) % self.every == 0:
+                for watch in self.heads:  # the next step is observed: its drift starts here
+                    watch.rebase()
+            self._calls += 1
+            return None
         temperature: Any = T
         if isinstance(T, torch.Tensor) and T.numel() == 1 and not T.requires_grad:
             temperature = float(T)  # a temperature kept as a tensor
@@ -226,6 +245,7 @@ class KDMonitor:
                 dtype=dtype,
                 features=features,
                 summand_sizes=sizes,
+                workspace=self._workspace,
             )
             heads = [self._head_record(watch, measures.examples) for watch in self.heads]
         record: dict[str, Any] = {
@@ -238,6 +258,7 @@ class KDMonitor:
         fresh = self._warn(step, float(temperature), measures, heads, first=self._observed == 0)
         record["warnings"] = [asdict(w) for w in fresh]
         self._observed += 1
+        self._calls += 1
         self._write(record)
         return record
 
