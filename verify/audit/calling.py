@@ -22,10 +22,10 @@ verify._errors.VerifyError: --call must be a call of fn, e.g. ... got 'fn(studen
 from derive import DeriveError
 from derive.calls import bind, resolve_call
 
-from .._errors import VerifyError
+from .._errors import VerifyError, check_argument
 from .loading import Signature, inspect_signature
 
-__all__ = ["call_plan", "described_call", "traced_function"]
+__all__ = ["call_plan", "check_mask_use", "described_call", "traced_function"]
 
 
 def call_plan(fn, call, *, mask=False, labels=False):
@@ -40,6 +40,16 @@ def call_plan(fn, call, *, mask=False, labels=False):
         return None, inspect_signature(fn)
     return spec, Signature(
         target="keyword" if spec.uses("target") else None, mask=spec.uses("mask")
+    )
+
+
+def check_mask_use(spec, sequence_length):
+    """A call that passes ``mask`` needs token sequences (``--shape B,L,N``)."""
+    check_argument(
+        spec is None or not spec.uses("mask") or sequence_length is not None,
+        "the call {} uses mask: audit token sequences (--shape B,L,N, with --mask or "
+        "--mask labels)",
+        None if spec is None else spec.text,
     )
 
 

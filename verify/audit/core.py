@@ -18,7 +18,7 @@ from derive._validate import check_flag, is_integer
 
 from .._errors import MAX_SEED, VerifyError, check_argument
 from ..devices import dtype_name, resolve_device, resolve_dtype
-from .calling import call_plan, described_call, traced_function
+from .calling import call_plan, check_mask_use, described_call, traced_function
 from .candidates import Candidate, Evaluated, raw_logits_candidates
 from .defects import correlation_norms, match_defects
 from .diagnoses import diagnose
@@ -279,12 +279,7 @@ def audit(
         spec, signature = _checked_call_text(call), None
     else:
         spec, signature = call_plan(fn, call, mask=mask, labels=labels_mask)
-    check_argument(
-        spec is None or not spec.uses("mask") or sequence_length is not None,
-        "the call {} uses mask: audit token sequences (--shape B,L,N, with --mask or "
-        "--mask labels)",
-        None if spec is None else spec.text,
-    )
+    check_mask_use(spec, sequence_length)
     expectation = dataclasses.replace(parse_expectation(expect, weight), power=float(power))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

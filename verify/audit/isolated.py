@@ -28,9 +28,9 @@ import torch
 from derive._isolation import run_isolated
 from derive._targets import check_target, resolve_target
 
-from .._errors import VerifyError, check_argument
+from .._errors import VerifyError
 from ..devices import resolve_device, resolve_dtype
-from .calling import call_plan, described_call, traced_function
+from .calling import call_plan, check_mask_use, described_call, traced_function
 from .loading import Sandbox, Signature, describe_function
 from .probing import Probe
 from .sequences import measure_pattern
@@ -139,12 +139,7 @@ def measure(
     started = time.monotonic()
     fn = resolve_target(target, error=VerifyError)
     spec, signature = call_plan(fn, call, mask=mask, labels=labels_mask)
-    check_argument(
-        spec is None or not spec.uses("mask") or sequence_length is not None,
-        "the call {} uses mask: audit token sequences (--shape B,L,N, with --mask or "
-        "--mask labels)",
-        None if spec is None else spec.text,
-    )
+    check_mask_use(spec, sequence_length)
     name = describe_function(fn)
     dtype, device = resolve_dtype(dtype), resolve_device(device)
     plan = plan_probes(
