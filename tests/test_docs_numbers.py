@@ -396,6 +396,13 @@ NOT_FROM_THE_CODE = {
     ("README.md", "§2.1; Chen et al., arXiv:2109.06458"): "citation",
     ("README.md", "torch==2.13.0"): "version pin",
     ("README.md", "any torch ≥ 2.1 works"): "version",
+    (
+        "README.md",
+        (
+            "Python 3.11 runs everything; `derive` alone (no torch) is also tested on Python 3.10 "
+            "and\n3.12"
+        ),
+    ): "Python versions",
     ("README.md", "--expect jsd:beta=0.5 --weight 0.5"): "command-line input",
     ("README.md", "(torch 2.13 CPU build, sympy 1.14)"): "the measuring machine's versions",
     ("README.md", "| cold process | seconds |"): "timings (benchmarks/, measured)",
