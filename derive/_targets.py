@@ -22,6 +22,7 @@ import re
 import sys
 
 from ._errors import DeriveError
+from ._torchvision import declare_missing_operators, torchvision_fails_to_import
 
 __all__ = ["resolve_target", "check_target"]
 
@@ -47,7 +48,16 @@ def resolve_target(target, *, error=DeriveError):
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
-        value = pkgutil.resolve_name(target)
+        try:
+            value = pkgutil.resolve_name(target)
+        except Exception:
+            if not torchvision_fails_to_import():
+                raise
+            # A torchvision built for another torch stopped the import: declare its
+            # operators (derive._torchvision) and try again (Python already dropped the
+            # modules whose import failed; the ones that loaded stay, as they must).
+            declare_missing_operators()
+            value = pkgutil.resolve_name(target)
     except (ImportError, AttributeError) as problem:
         found = _importable(module_name)
         if found is not True:

@@ -173,3 +173,44 @@ def test_the_cli_audits_a_library_loss_in_one_command():
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "call                  fn(" in done.stdout
+
+
+def test_the_cli_audits_trls_loss_in_one_command():
+    """TRL's module imports torchvision (through transformers); where the installed torchvision
+    was built for another torch, the loader declares its missing operators and imports again
+    (derive._torchvision), so the one command works either way."""
+    pytest.importorskip("trl")
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "verify",
+            "audit",
+            "trl.experimental.gkd.gkd_trainer:GKDTrainer.generalized_jsd_loss",
+            "--call",
+            "fn(student, teacher, beta=0.5, temperature=T)",
+            "--expect",
+            "js",
+            "--power",
+            "-2",
+            "--no-trace",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "identified as         js, weight 1, times T^-2" in done.stdout
+
+
+def test_only_torchvisions_operator_failure_is_tolerated():
+    from derive._torchvision import is_operator_failure
+
+    missing = RuntimeError("operator torchvision::nms does not exist")
+    wrapped = ModuleNotFoundError("Could not import module 'BaseImageProcessor'")
+    wrapped.__cause__ = missing
+    assert is_operator_failure(missing) and is_operator_failure(wrapped)
+    assert not is_operator_failure(RuntimeError("operator aten::nms does not exist"))
+    assert not is_operator_failure(ModuleNotFoundError("No module named 'trl'"))

@@ -20,27 +20,11 @@ True
 
 import importlib
 
+from derive._torchvision import declare_missing_operators, is_operator_failure
+
 from .._errors import VerifyError, check_argument
 
 __all__ = ["import_timm", "timm_optimizer_names", "build", "runs_here"]
-
-_SCHEMAS = {
-    "nms": "nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
-    "qnms": "qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
-}
-_LIBRARY = []  # the declared schemas live as long as the process (torch keeps a reference)
-
-
-def _declare_torchvision_schemas():
-    import torch
-
-    library = torch.library.Library("torchvision", "FRAGMENT")
-    for schema in _SCHEMAS.values():
-        try:
-            library.define(schema)
-        except RuntimeError:  # already declared (by torchvision itself or an earlier call)
-            pass
-    _LIBRARY.append(library)
 
 
 def import_timm():
@@ -50,15 +34,13 @@ def import_timm():
     except ModuleNotFoundError as error:
         raise VerifyError(f"timm is not installed ({error}); pip install timm") from None
     except RuntimeError as error:
-        if "torchvision::" not in str(error):
+        if not is_operator_failure(error):
             raise
     import sys
 
-    for name in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
-        del sys.modules[name]
     for name in [n for n in sys.modules if n == "timm" or n.startswith("timm.")]:
         del sys.modules[name]
-    _declare_torchvision_schemas()
+    declare_missing_operators()
     return importlib.import_module("timm.optim")
 
 
