@@ -19,6 +19,7 @@ import numpy
 import torch
 
 from ._errors import check_argument
+from ._plots import png_bytes
 from .convergence import measure_convergence
 from .losses import LOSSES, DistillationProblem
 from .networks import NetworkSpec, StackedNetworks
@@ -242,7 +243,6 @@ def write_figures(out, *, seed=0):
 
     The directory is checked before anything is computed, and each file is written whole or
     not at all, with normal permissions (:mod:`derive._files`)."""
-    import io
 
     import matplotlib
 
@@ -270,10 +270,7 @@ def write_figures(out, *, seed=0):
         figure = plt.figure(figsize=(10, 5))
         plot(values, figure.gca())
         figure.tight_layout()
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=130)
-        plt.close(figure)
-        paths.append(write_atomically(os.path.join(out, name), buffer.getvalue()))
+        paths.append(write_atomically(os.path.join(out, name), png_bytes(figure, dpi=130)))
     return paths
 
 

@@ -48,6 +48,7 @@ from derive._json import dumps as _json_dumps
 from derive._validate import check_integer
 
 from ._errors import MAX_SEED, VerifyError, check_argument
+from ._plots import save_png
 
 __all__ = [
     "DEFAULT_TEMPERATURES",
@@ -606,25 +607,15 @@ def run(arguments):
     finally:
         progress.close()
     if arguments.plot is not None:
-        import io
-
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        from derive._files import write_atomically
-
         figure, axes = plt.subplots(figsize=(6.4, 4.2))
         plot_regime(report, axes)
         figure.tight_layout()
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=130)
-        plt.close(figure)
-        try:
-            write_atomically(arguments.plot, buffer.getvalue(), option="--plot")
-        except DeriveError as error:
-            raise VerifyError(str(error)) from None
+        save_png(figure, arguments.plot, dpi=130)
     if arguments.json:
         print(_json_dumps(report.to_json(), indent=1))
     else:

@@ -24,7 +24,10 @@ import math
 import os
 from dataclasses import asdict, dataclass, field
 
+from derive._json import dumps as _json_dumps
+
 from .._errors import VerifyError, check_argument
+from .._plots import save_png
 from .monitor import SCHEMA_VERSION
 
 __all__ = ["RunSummary", "read_log", "summarise", "summary_text", "plot_run"]
@@ -247,27 +250,17 @@ def run(arguments):
     records = read_log(arguments.log)
     summary = summarise(records)
     if arguments.plot is not None:
-        import io
-
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        from derive._files import write_atomically
-
         figure, axes = plt.subplots(2, 2, figsize=(9.6, 6.4))
         plot_run(records, axes)
         figure.tight_layout()
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=110)
-        plt.close(figure)
-        try:
-            write_atomically(arguments.plot, buffer.getvalue(), option="--plot")
-        except DeriveError as error:
-            raise VerifyError(str(error)) from None
+        save_png(figure, arguments.plot, dpi=110)
     if arguments.json:
-        print(json.dumps(summary.to_json(), indent=1, allow_nan=False))
+        print(_json_dumps(summary.to_json(), indent=1))
     else:
         print(summary_text(summary, name=str(arguments.log)))
         if arguments.plot is not None:
