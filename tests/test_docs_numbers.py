@@ -396,6 +396,7 @@ NOT_FROM_THE_CODE = {
     ("README.md", "§2.1; Chen et al., arXiv:2109.06458"): "citation",
     ("README.md", "torch==2.13.0"): "version pin",
     ("README.md", "any torch ≥ 2.1 works"): "version",
+    ("README.md", "(with the `torchvision` built for torch 2.13)"): "version",
     (
         "README.md",
         (
