@@ -220,6 +220,7 @@ RECOMPUTED = {
         "its ⟨d̂³⟩ coefficient is (1 + β)/6\nagainst KD's 1/6, after the common factor β(1 − β)",
     ): lambda: _jsd_first_correction() == _JSD_SENTENCE,
     ("docs/mutation-testing.md", "a slope tolerance of 0.1"): lambda: _slope_tolerance() == 0.1,
+    ("docs/mutation-testing.md", "(`SLOPE_TOLERANCE = 0.1`"): lambda: _slope_tolerance() == 0.1,
     ("docs/audit.md", "scale 3.5 = 14\nreal tokens / 4 sequences"): lambda: 14 / 4 == 3.5,
 }
 
@@ -441,6 +442,10 @@ NOT_FROM_THE_CODE = {
     "descriptions (code literals)",
     ("docs/mutation-testing.md", "`169: 0.0 -> 1.0`"): "mutant description",
     ("docs/mutation-testing.md", "an exponent exactly 0.1 from"): "a mutant's effect, described",
+    ("docs/mutation-testing.md", "mutmut 3 (3.8.1 was tried)"): "mutmut's version",
+    ("docs/mutation-testing.md", "| on `derive/statements/_common.py` | mutmut 3.8.1 |"): (
+        "one run of each tool on 2 CPU cores (counts and times measured), and mutmut's version"
+    ),
     ("docs/mutation-testing.md", "exactly 0.1 from a half-integer)"): "ditto",
     ("docs/monitor.md", "moved by 4.0e-03 in step 1 (weight; round-off floor 2.6e-06)"): (
         "a warning's format, with the numbers of the example run below"

@@ -1,10 +1,11 @@
 r"""A small AST-based mutation tester: mutate one module, run the tests that reach the mutated
 line, count the mutants they kill.
 
-Why not mutmut: mutmut 3 mutates only inside functions (not module-level constants such as the
-tolerances of ``verify/tolerances.py``), leaves decorated functions alone (every
-``lru_cache``-d function here), needs a clean run of the whole suite first, and runs every mutant
-in a fork of a process whose caches are already warm. This runner instead
+Why not mutmut alone: mutmut 3 leaves module-level code unmutated (the tolerances of
+``verify/tolerances.py`` are module constants) and skips decorated functions (the
+``lru_cache``-d ``_symbolic_terms`` of the expansion, the statements registered by decorators);
+docs/mutation-testing.md says where it does the same job (``derive/statements/_common.py``,
+configured in pyproject.toml's ``[tool.mutmut]``) and compares the two there. This runner
 
 * imports the heavy third-party packages once (torch, sympy, hypothesis, pytest) and forks a
   fresh child per mutant, which imports the project from scratch with the mutated module served
@@ -30,6 +31,8 @@ Usage (from the repository root; results go to ``.mutation/``, which git ignores
     python tools/mutate.py report derive/series.py           # score and surviving mutants
     python tools/mutate.py show derive/series.py 17          # the diff of mutant 17
     python tools/mutate.py equivalents                        # every listed equivalent still exists
+    python tools/mutate.py record derive/series.py           # its scores into mutation_scores.json
+    python tools/mutate.py scores --write README.md docs/mutation-testing.md  # the tables from them
 
 Mutants run one at a time, each in its own forked child.
 """
