@@ -276,3 +276,10 @@ def test_a_table_without_its_closing_marker_or_of_an_unknown_name_is_refused():
         mutation_scores.render("<!-- mutation-scores: scores -->\n", {}, {})
     with pytest.raises(ValueError, match="unknown table 'nope'"):
         mutation_scores.render("<!-- mutation-scores: nope -->\n", {}, {})
+
+
+def test_the_score_module_examples_hold():
+    import doctest
+
+    result = doctest.testmod(mutation_scores)
+    assert result.attempted == 3 and result.failed == 0
