@@ -1,10 +1,13 @@
 """tools/mutate.py itself, on a toy module whose mutants are known: which mutants it makes, what
 each mutant does, content keys that survive reformatting and edits elsewhere (and go stale when
-their code changes), and a whole run that kills every mutant but the two equivalent ones."""
+their code changes), a whole run that kills every mutant but the two equivalent ones, and the
+scores recorded from it; and the documented score tables, which must be exactly what
+``mutate.py scores`` writes from the committed summary."""
 
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 _STORAGE = os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY")
 import mutate  # noqa: E402
+import mutation_scores  # noqa: E402
 
 # mutate.py points hypothesis at .mutation/ for its children: not this test process.
 if _STORAGE is None:
@@ -163,7 +167,7 @@ def _mutate(root, *arguments):
     )
 
 
-def test_a_run_kills_every_mutant_but_the_equivalent_ones(tmp_path):
+def test_a_run_kills_every_mutant_but_the_equivalent_ones(tmp_path, monkeypatch, capsys):
     pytest.importorskip("coverage", reason="tools/mutate.py measures coverage with it")
     _write_toy_project(tmp_path)
     run = _mutate(tmp_path, "run", "toypkg/toy.py")
@@ -184,3 +188,98 @@ def test_a_run_kills_every_mutant_but_the_equivalent_ones(tmp_path):
         assert f"{key} (survived)" in report.stdout
     assert "stale equivalent entry (no such mutant now): clamp | x > LIMIT + 1" in report.stdout
     assert _mutate(tmp_path, "equivalents").returncode == 1
+
+    # The scores recorded from the run, and the table written from them (in this process).
+    _write_toy_project(tmp_path)
+    monkeypatch.setattr(mutate, "ROOT", str(tmp_path))
+    monkeypatch.setattr(mutate, "OUT", str(tmp_path / ".mutation"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(mutate, "TARGETS", str(tmp_path / "tools" / "mutation_targets.toml"))
+    mutate.main(["record", "toypkg/toy.py"])
+    (entry,) = json.loads((tmp_path / "tools" / "mutation_scores.json").read_text()).values()
+    assert {k: entry[k] for k in ("mutants", "ran", "killed", "no_tests", "equivalent")} == {
+        "mutants": 10,
+        "ran": 10,
+        "killed": 8,
+        "no_tests": 0,
+        "equivalent": 2,
+    }
+    assert entry["selection"] == ["tests/test_toy.py"] and entry["sample"] is None
+    (tmp_path / "SCORES.md").write_text(_TOY_DOCUMENT)
+    assert mutate.main(["scores", "--check", "SCORES.md"]) == 1
+    assert mutate.main(["scores", "--write", "SCORES.md"]) == 0
+    row = "| `toypkg/toy.py` | all 10 | not measured | 8 / 10 (80.0 %) | 8 / 8 (100 %) | "
+    assert row + entry["measured"] + " |" in (tmp_path / "SCORES.md").read_text()
+    assert mutate.main(["scores", "--check", "SCORES.md"]) == 0
+    # A changed module is named: its scores ran on another source.
+    (tmp_path / "toypkg" / "toy.py").write_text(TOY.replace("LIMIT = 3", "LIMIT = 4"))
+    capsys.readouterr()
+    mutate.main(["scores"])
+    assert "toypkg/toy.py has changed since its scores were run" in capsys.readouterr().err
+
+
+_TOY_DOCUMENT = """# Scores
+
+<!-- mutation-scores: scores -->
+<!-- /mutation-scores: scores -->
+"""
+
+
+# -- the recorded scores and the documented tables ----------------------------------------------
+
+#: The documents whose marked tables ``mutate.py scores --write`` writes.
+DOCUMENTED = ["README.md", "docs/mutation-testing.md"]
+
+
+def _rendered(name):
+    text = (ROOT / name).read_text()
+    summary = mutation_scores.load(ROOT / mutation_scores.SUMMARY)
+    return text, mutation_scores.render(text, summary, mutate.load_targets())
+
+
+@pytest.mark.parametrize("name", DOCUMENTED)
+def test_the_documented_tables_are_what_scores_writes(name):
+    text, rendered = _rendered(name)
+    assert "<!-- mutation-scores: " in text
+    assert rendered == text, f"run: python tools/mutate.py scores --write {name}"
+
+
+def test_every_table_is_documented_and_a_hand_edited_number_is_caught():
+    documented = "".join((ROOT / name).read_text() for name in DOCUMENTED)
+    for table in mutation_scores.TABLES:
+        assert f"<!-- mutation-scores: {table} -->" in documented
+        assert f"<!-- /mutation-scores: {table} -->" in documented
+    text, _ = _rendered("docs/mutation-testing.md")
+    summary = mutation_scores.load(ROOT / mutation_scores.SUMMARY)
+    targets = mutate.load_targets()
+    entry = summary["verify/tolerances.py"]
+    row = f"| `verify/tolerances.py` | all {entry['mutants']} |"
+    assert row in text
+    edited = text.replace(row, f"| `verify/tolerances.py` | all {entry['mutants'] + 1} |")
+    rendered = mutation_scores.render(edited, summary, targets)
+    assert rendered != edited and rendered == text
+
+
+def test_the_summary_covers_the_modules_it_documents():
+    summary = mutation_scores.load(ROOT / mutation_scores.SUMMARY)
+    targets = mutate.load_targets()
+    for module, entry in summary.items():
+        assert module in targets and (ROOT / module).exists(), module
+        assert 0 <= entry["killed"] <= entry["ran"] - entry["equivalent"] <= entry["mutants"]
+        assert entry["equivalent"] <= len(targets[module].get("equivalent", []))
+        assert (entry["ran"] < entry["mutants"]) == (entry["sample"] is not None), module
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", entry["measured"]), module
+
+
+def test_a_table_without_its_closing_marker_or_of_an_unknown_name_is_refused():
+    with pytest.raises(ValueError, match="no closing marker"):
+        mutation_scores.render("<!-- mutation-scores: scores -->\n", {}, {})
+    with pytest.raises(ValueError, match="unknown table 'nope'"):
+        mutation_scores.render("<!-- mutation-scores: nope -->\n", {}, {})
+
+
+def test_the_score_module_examples_hold():
+    import doctest
+
+    result = doctest.testmod(mutation_scores)
+    assert result.attempted == 3 and result.failed == 0

@@ -1,14 +1,17 @@
 """Every statement is a test: its symbolic proof must come out as the registry expects,
-and a planted violation must make the proof fail."""
+and a planted violation must make the proof fail; refutations have their exact values, and the
+statements' shared helpers (derive/statements/_common.py) are checked against the registry and
+hand-derived terms."""
 
 import pytest
 import sympy
 
 import derive
 from derive import STATEMENTS, ClassMean, N, v_i, z_i
-from derive.notation import f_derivative
-from derive.objectives import half_variance
+from derive.notation import OtherMean, f_derivative, w_i, z_g
+from derive.objectives import OBJECTIVES, half_variance
 from derive.statements import core, families, target_aware
+from derive.statements._common import gradient_sum, leading, objective_names, terms
 
 CORE_IDS = [
     "zero-mean-gradient",
@@ -97,6 +100,18 @@ def test_adaptive_refutations_give_the_exact_mean_change():
     # One Adam step at z = 0, v = (1, 0, 0), T = 1: signs of g are (-, +, +), so the mean row
     # weight moves by -eta * (1/3) * (-1 + 1 + 1) = -eta/3.
     assert STATEMENTS["mean-preservation/adam"].prove().residual == -core.learning_rate / 3
+
+
+def test_the_rmsprop_refutation_is_ten_adam_steps():
+    # RMSprop's first step is g / sqrt((1 - 0.99) g**2) = 10 g/|g|: ten times Adam's g/|g|.
+    adam = STATEMENTS["mean-preservation/adam"].prove().residual
+    rmsprop = STATEMENTS["mean-preservation/rmsprop"].prove().residual
+    assert sympy.simplify(rmsprop - 10 * adam) == 0 and adam != 0
+
+
+def test_the_nonzero_row_mean_refutation_is_the_mean_row_weight_times_h():
+    (residual,) = STATEMENTS["equal-mean/nonzero-row-mean"].prove().residuals.values()
+    assert sympy.expand(residual - ClassMean(w_i) * core.hidden) == 0
 
 
 def test_momentum_counterexample_has_its_numbers():
@@ -194,6 +209,21 @@ def test_mean_preservation_proof_catches_a_first_step_without_the_buffer_start(m
         return real(weight_mean, buffer_mean, nesterov=nesterov, first=True)
 
     monkeypatch.setattr(core, "scalar_recursion", planted)
+    assert STATEMENTS["mean-preservation"].prove().verdict == "refuted"
+
+
+def test_mean_preservation_proof_catches_a_wrong_first_step_alone(monkeypatch):
+    real_step = core._sgd_step
+
+    def wrong_first_step(*, nesterov, first):
+        # Only the first step is rescaled per class (by 1 + v_i): a wrong buffer start.
+        weight, buffer = real_step(nesterov=nesterov, first=first)
+        if not first:
+            return weight, buffer
+        step = derive.notation.w_i - weight
+        return derive.notation.w_i - step * (1 + v_i), buffer
+
+    monkeypatch.setattr(core, "_sgd_step", wrong_first_step)
     assert STATEMENTS["mean-preservation"].prove().verdict == "refuted"
 
 
@@ -314,3 +344,30 @@ def test_expansion_checks_a_closed_form_gradient_against_the_loss(monkeypatch, n
     finally:
         for cache in (registry._gradient, expansion._symbolic_terms):
             cache.cache_clear()
+
+
+# -- the statements' shared helpers (derive/statements/_common.py) -----------------------------
+
+
+def test_objective_names_are_the_registry_in_order():
+    names = objective_names()
+    assert isinstance(names, list) and names == list(OBJECTIVES)
+    assert names[0] == "kl" and len(set(names)) == len(names)
+
+
+def test_leading_is_the_first_term():
+    assert sympy.expand(leading("gradient") - terms("gradient", 2)[0]) == 0
+    # KD's leading gradient term: (z_i - v_i - <z> + <v>)/N.
+    expected = (z_i - v_i - ClassMean(z_i) + ClassMean(v_i)) / N
+    assert sympy.expand(leading("gradient") - expected) == 0
+
+
+def test_gradient_sums_over_every_class():
+    assert sympy.expand(gradient_sum(z_i - ClassMean(z_i))) == 0
+    # With a label: G_g + (N - 1) <G>_{not g} when the other classes are averaged ...
+    assert gradient_sum({"g": z_g, "i": OtherMean(z_i) - z_i}) == z_g + (N - 1) * OtherMean(
+        OtherMean(z_i) - z_i
+    )
+    # ... else G_g + N <G> - G at i = g.
+    total = gradient_sum({"g": 2 * z_g, "i": z_i})
+    assert sympy.expand(total - (2 * z_g + N * ClassMean(z_i) - z_g)) == 0

@@ -1,10 +1,11 @@
 r"""A small AST-based mutation tester: mutate one module, run the tests that reach the mutated
 line, count the mutants they kill.
 
-Why not mutmut: mutmut 3 mutates only inside functions (not module-level constants such as the
-tolerances of ``verify/tolerances.py``), leaves decorated functions alone (every
-``lru_cache``-d function here), needs a clean run of the whole suite first, and runs every mutant
-in a fork of a process whose caches are already warm. This runner instead
+Why not mutmut alone: mutmut 3 leaves module-level code unmutated (the tolerances of
+``verify/tolerances.py`` are module constants) and skips decorated functions (the
+``lru_cache``-d ``_symbolic_terms`` of the expansion, the statements registered by decorators);
+docs/mutation-testing.md says where it does the same job (``derive/statements/_common.py``,
+configured in pyproject.toml's ``[tool.mutmut]``) and compares the two there. This runner
 
 * imports the heavy third-party packages once (torch, sympy, hypothesis, pytest) and forks a
   fresh child per mutant, which imports the project from scratch with the mutated module served
@@ -30,6 +31,8 @@ Usage (from the repository root; results go to ``.mutation/``, which git ignores
     python tools/mutate.py report derive/series.py           # score and surviving mutants
     python tools/mutate.py show derive/series.py 17          # the diff of mutant 17
     python tools/mutate.py equivalents                        # every listed equivalent still exists
+    python tools/mutate.py record derive/series.py           # its scores into mutation_scores.json
+    python tools/mutate.py scores --write README.md docs/mutation-testing.md  # the tables from them
 
 Mutants run one at a time, each in its own forked child.
 """
@@ -46,6 +49,7 @@ import signal
 import sys
 import time
 
+import mutation_scores
 import pytest
 
 # The project mutated: this repository, or (for the runner's own tests) the directory in
@@ -872,9 +876,14 @@ def run(args):
 
     all_mutants = mutants(source)
     previous = {}
+    # The sample a run drew (kept by later runs of the same state that draw none).
+    sample = {"sample": args.sample, "seed": args.seed} if args.sample else None
     if os.path.exists(state_file) and not args.fresh:
-        for m in json.load(open(state_file))["mutants"]:
+        earlier = json.load(open(state_file))
+        for m in earlier["mutants"]:
             previous[(m["line"], m["end_line"], m["description"], m["node"])] = m
+        if sample is None and earlier.get("sample"):
+            sample = {"sample": earlier["sample"], "seed": earlier.get("seed")}
     lines = _parse_lines(args.lines)
     chosen = None
     if args.sample:
@@ -973,9 +982,11 @@ def run(args):
                 flush=True,
             )
         if count % 10 == 0:
-            _save(state_file, path, results, coverage_file, selection, slow)
-    _save(state_file, path, results, coverage_file, selection, slow)
+            _save(state_file, path, results, coverage_file, selection, slow, sample)
+    _save(state_file, path, results, coverage_file, selection, slow, sample)
     _print_score(path, results)
+    if args.record:
+        record(argparse.Namespace(module=path, state=state_file))
 
 
 def _killer(log, status):
@@ -989,13 +1000,14 @@ def _killer(log, status):
     return f"exit {status}"
 
 
-def _save(state_file, path, results, coverage_file, selection, slow):
+def _save(state_file, path, results, coverage_file, selection, slow, sample=None):
     with open(state_file + ".tmp", "w") as handle:
         json.dump(
             {
                 "module": path,
                 "selection": selection,
                 "slow": slow,
+                **(sample or {}),
                 "coverage": coverage_file,
                 "mutants": [{k: v for k, v in m.items()} for m in results],
             },
@@ -1077,6 +1089,55 @@ def equivalents(args):
     return 1 if any(stale.values()) else 0
 
 
+def record(args):
+    """Write a module's scores, from its state file, into tools/mutation_scores.json."""
+    state = json.load(open(args.state or _state_path(args.module)))
+    source = open(os.path.join(ROOT, args.module)).read()
+    equivalent = load_targets().get(args.module, {}).get("equivalent", [])
+    path = os.path.join(ROOT, mutation_scores.SUMMARY)
+    summary = mutation_scores.load(path) if os.path.exists(path) else {}
+    summary[args.module] = mutation_scores.entry_from_state(
+        state, source, equivalent, summary.get(args.module)
+    )
+    mutation_scores.dump(summary, path)
+    entry = summary[args.module]
+    print(
+        f"recorded {args.module} in {mutation_scores.SUMMARY}: {entry['killed']} of "
+        f"{entry['ran']} killed, {entry['equivalent']} equivalent"
+    )
+
+
+def scores(args):
+    """Print the tables written from tools/mutation_scores.json, or rewrite (or check) the marked
+    tables of the given files."""
+    summary = mutation_scores.load(os.path.join(ROOT, mutation_scores.SUMMARY))
+    targets = load_targets()
+    sources = {}
+    for module in summary:
+        if os.path.exists(os.path.join(ROOT, module)):
+            sources[module] = open(os.path.join(ROOT, module)).read()
+    for module in mutation_scores.stale(summary, sources):
+        print(f"note: {module} has changed since its scores were run", file=sys.stderr)
+    if not args.files:
+        for name, table in mutation_scores.TABLES.items():
+            print(f"<!-- mutation-scores: {name} -->\n{table(summary, targets)}")
+        return 0
+    differ = []
+    for name in args.files:
+        path = os.path.join(ROOT, name)
+        text = open(path).read()
+        new = mutation_scores.render(text, summary, targets)
+        if new != text:
+            differ.append(name)
+            if args.write:
+                with open(path, "w") as handle:
+                    handle.write(new)
+    verb = "rewrote" if args.write else "differ from the recorded scores"
+    for name in differ:
+        print(f"{name}: {verb}")
+    return 1 if differ and not args.write else 0
+
+
 def show(args):
     source = open(os.path.join(ROOT, args.module)).read()
     for m in mutants(source):
@@ -1101,7 +1162,18 @@ def main(argv=None):
     p.add_argument("--remeasure", action="store_true", help="measure coverage again")
     p.add_argument("--only-survivors", action="store_true", help="rerun only earlier survivors")
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--record", action="store_true", help="then record the scores (see record)")
     p.set_defaults(func=run)
+    p = sub.add_parser("record", help=f"write a module's scores into {mutation_scores.SUMMARY}")
+    p.add_argument("module")
+    p.add_argument("--state")
+    p.set_defaults(func=record)
+    p = sub.add_parser("scores", help=f"the tables written from {mutation_scores.SUMMARY}")
+    p.add_argument("files", nargs="*", help="rewrite (--write) or check their marked tables")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true")
+    mode.add_argument("--check", action="store_true")
+    p.set_defaults(func=scores)
     p = sub.add_parser("report")
     p.add_argument("module")
     p.add_argument("--state")

@@ -1,8 +1,9 @@
 """The audit's fitting code (verify/audit/fitting.py) on planted gradients whose answers are
 known exactly: pure power laws, planted residuals orthogonal to the fitted columns (so the fit is
 unchanged and the residual is the planted one), and near-threshold violations just above and just
-below each tolerance. Written to kill the mutants that the audit's end-to-end tests leave alive
-(docs/mutation-testing.md)."""
+below each tolerance. tests/test_audit_units.py checks the cap on the extrapolation's tolerance on
+a wobbling series; the audit's end-to-end tests (tests/test_audit.py) run these fits on real
+losses."""
 
 import math
 
