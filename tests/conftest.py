@@ -51,8 +51,27 @@ def pytest_addoption(parser):
     )
 
 
+#: The files whose tests prove every statement (directly, through the CLI or through the LaTeX
+XX
+#: command) they share one worker and prove each statement once, not once per worker.
+PROVING_EVERY_STATEMENT = (
+    "derive/report.py",
+    "tests/test_derive_cli.py",
+    "tests/test_latex.py",
+    "tests/test_statements.py",
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     import torch
+
+    if getattr(config.option, "loadgroup", False):
+        # One group per file, as --dist loadfile would make, but the proving files together.
+        for item in items:
+            path = item.nodeid.split("::")[0]
+            group = "proofs" if path in PROVING_EVERY_STATEMENT else path
+            item.add_marker(pytest.mark.xdist_group(group))
 
     skip_gpu = pytest.mark.skip(reason="needs CUDA (torch.cuda.is_available() is False)")
     skip_slow = pytest.mark.skip(reason="slow: run with --run-slow")
