@@ -52,8 +52,9 @@ def pytest_addoption(parser):
 
 
 #: The files whose tests prove every statement (directly, through the CLI or through the LaTeX
-XX
-#: command) they share one worker and prove each statement once, not once per worker.
+#: report). derive caches the expansions and limits behind the proofs in its process, so with
+#: ``--dist loadgroup`` (the README's command) they share one worker and compute those once,
+#: not once per worker.
 PROVING_EVERY_STATEMENT = (
     "derive/report.py",
     "tests/test_derive_cli.py",
