@@ -408,7 +408,6 @@ NOT_FROM_THE_CODE = {
     ("README.md", "(torch 2.13 CPU build, sympy 1.14)"): "the measuring machine's versions",
     ("README.md", "| cold process | seconds |"): "timings (benchmarks/, measured)",
     ("README.md", "3.1·10⁵ vs 1.4·10³ vectors/s"): "benchmark throughput (measured)",
-    ("README.md", "takes 6.1 minutes (368 s wall)"): "test-suite timing (measured)",
     ("README.md", "140 / 146 (95.9 %)"): "mutation score (tools/mutate.py run, measured)",
     ("docs/theory.md", "arXiv:1503.02531, §2.1"): "citation",
     ("docs/theory.md", "arXiv:2109.06458"): "citation",
