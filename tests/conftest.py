@@ -11,6 +11,7 @@ with ``--run-slow``. Both markers are declared in ``pyproject.toml``.
 """
 
 import os
+import pickle
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -34,7 +35,11 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Under pytest-xdist each worker is one process per core: one torch thread each, so that
-    # the workers do not oversubscribe the cores between them.
+    # the workers do not oversubscribe the cores between them. The processes the tests start
+    # (the CLIs, the notebooks' kernels) inherit the environment and so one thread too: with
+    # a pool per core in each, their threads spin waiting for cores the other workers hold.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["MKL_NUM_THREADS"] = "1"
     import torch
 
     torch.set_num_threads(1)
@@ -46,8 +51,28 @@ def pytest_addoption(parser):
     )
 
 
+#: The files whose tests prove every statement (directly, through the CLI or through the LaTeX
+#: report). derive caches the expansions and limits behind the proofs in its process, so with
+#: ``--dist loadgroup`` (the README's command) they share one worker and compute those once,
+#: not once per worker.
+PROVING_EVERY_STATEMENT = (
+    "derive/report.py",
+    "tests/test_derive_cli.py",
+    "tests/test_latex.py",
+    "tests/test_statements.py",
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     import torch
+
+    if getattr(config.option, "loadgroup", False):
+        # One group per file, as --dist loadfile would make, but the proving files together.
+        for item in items:
+            path = item.nodeid.split("::")[0]
+            group = "proofs" if path in PROVING_EVERY_STATEMENT else path
+            item.add_marker(pytest.mark.xdist_group(group))
 
     skip_gpu = pytest.mark.skip(reason="needs CUDA (torch.cuda.is_available() is False)")
     skip_slow = pytest.mark.skip(reason="slow: run with --run-slow")
@@ -58,10 +83,41 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_slow)
 
 
+def once_per_run(tmp_path_factory, name, compute):
+    """``compute()`` once for the whole test run, however many pytest-xdist workers need it.
+
+    A session fixture is built once per worker; this shares the first worker's value with the
+    others through a pickle in the run's common temporary directory, written under a file
+    lock (the pattern pytest-xdist documents), so that they wait for it rather than compute it
+    again. Without xdist, or without ``fcntl`` (not on POSIX), it simply computes.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        return compute()
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return compute()
+    shared = tmp_path_factory.getbasetemp().parent
+    stored = shared / f"{name}.pickle"
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stored.exists():
+            return pickle.loads(stored.read_bytes())
+        value = compute()
+        partial = shared / f"{name}.pickle.partial"
+        partial.write_bytes(pickle.dumps(value))
+        partial.replace(stored)
+        return value
+
+
 @pytest.fixture(scope="session")
-def check_results():
+def check_results(tmp_path_factory):
     """Every numeric check once, float64 on the CPU, with reduced sizes (the CLI's defaults are
-    larger): shared by the tests of the results and of the CLI's JSON."""
+    larger): shared by the tests of the results and of the CLI's JSON, built once per run."""
     from verify.registry import run_checks
 
-    return tuple(run_checks(device="cpu", examples=8, seed=1))
+    return once_per_run(
+        tmp_path_factory,
+        "check_results",
+        lambda: tuple(run_checks(device="cpu", examples=8, seed=1)),
+    )

@@ -420,7 +420,6 @@ NOT_FROM_THE_CODE = {
     ("README.md", "(torch 2.13 CPU build, sympy 1.14)"): "the measuring machine's versions",
     ("README.md", "| cold process | seconds |"): "timings (benchmarks/, measured)",
     ("README.md", "3.1·10⁵ vs 1.4·10³ vectors/s"): "benchmark throughput (measured)",
-    ("README.md", "takes 6.1 minutes (368 s wall)"): "test-suite timing (measured)",
     ("docs/theory.md", "arXiv:1503.02531, §2.1"): "citation",
     ("docs/theory.md", "arXiv:2109.06458"): "citation",
     ("docs/certified-bounds.md", "torch==2.13.0"): "version pin",

@@ -12,10 +12,9 @@ def test_every_public_name_is_importable():
 
 
 def test_importing_derive_does_not_import_torch():
-    code = (
-        "import sys, derive; derive.expand('gradient', order=2); derive.prove_all(order=1); "
-        "print('torch' in sys.modules)"
-    )
+    # Every proof's path, with torch blocked and any attempt to import it recorded, is checked
+    # by test_packaging.test_derive_runs_without_the_verify_extra (one run of them all).
+    code = "import sys, derive; derive.expand('gradient', order=2); print('torch' in sys.modules)"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == "False"
 

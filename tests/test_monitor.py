@@ -317,6 +317,8 @@ def test_training_is_bit_identical_with_and_without_the_monitor(make, tmp_path):
                 student.head, optimizer, teacher_head=teacher.head
             )
         losses = train(student, teacher, optimizer, steps=8, monitor=monitor)
+        if monitor is not None:
+            monitor.close()
         runs.append((losses, [p.detach().clone() for p in student.parameters()]))
     (losses_a, params_a), (losses_b, params_b) = runs
     assert all(torch.equal(a, b) for a, b in zip(losses_a, losses_b))

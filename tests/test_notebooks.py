@@ -54,7 +54,17 @@ def check_formulas(notebook):
     return len(formulas)
 
 
-@pytest.mark.parametrize("script", NOTEBOOKS, ids=lambda p: p.stem)
+#: The notebooks whose runs take a minute or more of CPU (training runs, the whole optimizer
+#: atlas): run with --run-slow. What they compute is checked by the default suite elsewhere
+#: (the registry's checks, the figures and the atlas tests); the other six execute by default.
+SLOW = {"03_zero_mean_and_equal_mean", "08_optimizer_atlas"}
+
+
+@pytest.mark.parametrize(
+    "script",
+    [pytest.param(p, marks=pytest.mark.slow) if p.stem in SLOW else p for p in NOTEBOOKS],
+    ids=lambda p: p.stem,
+)
 def test_notebook_executes_and_shows_the_engines_formulas(script, tmp_path):
     notebook = jupytext.read(script)
     client = nbclient.NotebookClient(

@@ -101,14 +101,19 @@ def test_the_extras_split_verify_from_derive():
 _BLOCKER = """
 import importlib.abc, sys
 class Blocked(importlib.abc.MetaPathFinder):
+    attempts = []
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in {blocked!r}:
+            Blocked.attempts.append(name)
             raise ModuleNotFoundError(f"No module named {{name!r}} (blocked)")
 sys.meta_path.insert(0, Blocked())
 """
 
 
 def test_derive_runs_without_the_verify_extra():
+    # Every proof runs here, so this is also where derive is shown not to import torch (nor
+    # hypothesis, matplotlib) on any path short of tracing: not even an attempt that it
+    # catches. test_meta checks the same of import and expand with torch installed.
     code = _BLOCKER.format(blocked=VERIFY_ONLY) + (
         "import derive\n"
         "from derive.bounds import CertifiedExpansion\n"
@@ -116,6 +121,7 @@ def test_derive_runs_without_the_verify_extra():
         "assert derive.expand('gradient', order=2).terms\n"
         "assert CertifiedExpansion([0.0, 1.0], [0.0, 0.0]).remainder_bound(8.0, order=2) > 0\n"
         "assert main(['prove', '--order', '1']) == 0\n"
+        "assert Blocked.attempts == [], Blocked.attempts\n"
         "try:\n"
         "    derive.trace('verify.gallery:kd_mean_reduction')\n"
         "except derive.DeriveError as error:\n"
@@ -139,6 +145,14 @@ def test_the_blocker_blocks():
         [sys.executable, "-c", code], cwd=ROOT, env=ENVIRONMENT, capture_output=True, text=True
     )
     assert run.returncode != 0 and "(blocked)" in run.stderr
+    # ... and records even an import that is caught.
+    code = _BLOCKER.format(blocked=VERIFY_ONLY) + (
+        "try:\n    import torch\nexcept ImportError:\n    pass\nprint(Blocked.attempts)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=ENVIRONMENT, capture_output=True, text=True
+    )
+    assert run.returncode == 0 and run.stdout.strip() == "['torch']", run.stderr
 
 
 @pytest.fixture(scope="module")

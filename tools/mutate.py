@@ -120,6 +120,13 @@ _SYMBOLS = {
 }
 
 
+def _read(path, errors=None):
+    """The text of a file, closed after reading (an open file left to the collector is a
+    ResourceWarning, an error under the suite's filterwarnings)."""
+    with open(path, errors=errors) as handle:
+        return handle.read()
+
+
 def _is_string(node):
     return isinstance(node, ast.JoinedStr) or (
         isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes))
@@ -598,7 +605,7 @@ def _project_modules():
 
 def _imports(name, path, modules):
     """Project modules that module ``name`` imports (anywhere in it, function bodies too)."""
-    tree = ast.parse(open(path).read())
+    tree = ast.parse(_read(path))
     package = name if os.path.basename(path) == "__init__.py" else name.rpartition(".")[0]
     found = set()
     for node in ast.walk(tree):
@@ -816,7 +823,7 @@ def run(args):
     os.makedirs(OUT, exist_ok=True)
     path = args.module
     absolute = os.path.abspath(path)
-    source = open(absolute).read()
+    source = _read(absolute)
     targets = load_targets()
     entry = targets.get(path, {})
     selection = args.tests or entry.get("tests", [])
@@ -851,7 +858,7 @@ def run(args):
         print(f"  done in {seconds:.0f} s (exit {status})", flush=True)
         if not os.path.exists(coverage_file):
             sys.exit(f"coverage run failed, see {log}")
-    coverage = json.load(open(coverage_file))
+    coverage = json.loads(_read(coverage_file))
     failing = [t for t, o in coverage["outcomes"].items() if o == "failed"]
     if failing:
         print("tests failing on the clean module (left out):\n  " + "\n  ".join(failing))
@@ -879,7 +886,7 @@ def run(args):
     # The sample a run drew (kept by later runs of the same state that draw none).
     sample = {"sample": args.sample, "seed": args.seed} if args.sample else None
     if os.path.exists(state_file) and not args.fresh:
-        earlier = json.load(open(state_file))
+        earlier = json.loads(_read(state_file))
         for m in earlier["mutants"]:
             previous[(m["line"], m["end_line"], m["description"], m["node"])] = m
         if sample is None and earlier.get("sample"):
@@ -991,7 +998,7 @@ def run(args):
 
 def _killer(log, status):
     try:
-        text = open(log, errors="replace").read()
+        text = _read(log, errors="replace")
     except OSError:
         return f"exit {status}"
     for line in text.splitlines():
@@ -1033,9 +1040,9 @@ def _print_score(path, results, equivalent=()):
 
 
 def report(args):
-    state = json.load(open(args.state or _state_path(args.module)))
+    state = json.loads(_read(args.state or _state_path(args.module)))
     results = state["mutants"]
-    source = open(os.path.join(ROOT, args.module)).read()
+    source = _read(os.path.join(ROOT, args.module))
     equivalent = set(load_targets().get(args.module, {}).get("equivalent", []))
     current = mutants(source)
     for m in results:  # results of a run before mutants had keys: the ids name them
@@ -1091,8 +1098,8 @@ def equivalents(args):
 
 def record(args):
     """Write a module's scores, from its state file, into tools/mutation_scores.json."""
-    state = json.load(open(args.state or _state_path(args.module)))
-    source = open(os.path.join(ROOT, args.module)).read()
+    state = json.loads(_read(args.state or _state_path(args.module)))
+    source = _read(os.path.join(ROOT, args.module))
     equivalent = load_targets().get(args.module, {}).get("equivalent", [])
     path = os.path.join(ROOT, mutation_scores.SUMMARY)
     summary = mutation_scores.load(path) if os.path.exists(path) else {}
@@ -1115,7 +1122,7 @@ def scores(args):
     sources = {}
     for module in summary:
         if os.path.exists(os.path.join(ROOT, module)):
-            sources[module] = open(os.path.join(ROOT, module)).read()
+            sources[module] = _read(os.path.join(ROOT, module))
     for module in mutation_scores.stale(summary, sources):
         print(f"note: {module} has changed since its scores were run", file=sys.stderr)
     if not args.files:
@@ -1125,7 +1132,7 @@ def scores(args):
     differ = []
     for name in args.files:
         path = os.path.join(ROOT, name)
-        text = open(path).read()
+        text = _read(path)
         new = mutation_scores.render(text, summary, targets)
         if new != text:
             differ.append(name)
@@ -1139,7 +1146,7 @@ def scores(args):
 
 
 def show(args):
-    source = open(os.path.join(ROOT, args.module)).read()
+    source = _read(os.path.join(ROOT, args.module))
     for m in mutants(source):
         if m["id"] in args.ids:
             print(diff(source, m, args.module))

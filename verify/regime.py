@@ -85,8 +85,9 @@ def load_logits(path, *, option="--logits"):
     :class:`~verify.VerifyError` naming ``option`` and the file."""
     from derive._logits import read_logits
 
+    # A copy: the reader's array may be read-only, which a tensor cannot safely share.
     return torch.from_numpy(
-        read_logits(path, option=option, max_values=MAX_VALUES, error=VerifyError)
+        read_logits(path, option=option, max_values=MAX_VALUES, error=VerifyError).copy()
     )
 
 
