@@ -31,12 +31,11 @@ import torch
 from derive import DeriveError
 from derive._json import dumps as _json_dumps
 
-from . import audit, regime
+from . import audit, regime, registry
 from ._errors import MAX_EXAMPLES, MAX_SEED, VerifyError
 from .atlas import command as optimizer_command
 from .devices import DEVICES, DTYPES, dtype_name, resolve_device, resolve_dtype
 from .monitor import report as monitor_report
-from .registry import run_checks, statements
 
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
@@ -191,13 +190,13 @@ def _progress(total):
 def _run_check(arguments):
     device = resolve_device(arguments.device)
     dtype = resolve_dtype(arguments.dtype)
-    results = run_checks(
+    results = registry.run_checks(
         device=device,
         dtype=dtype,
         examples=arguments.examples,
         seed=arguments.seed,
         thorough=arguments.thorough,
-        on_result=_progress(len(statements())),
+        on_result=_progress(len(registry.statements())),
     )
     if arguments.json:
         print(
