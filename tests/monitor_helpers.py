@@ -1,8 +1,5 @@
 """Shared pieces of the monitor tests: a fake optimizer atlas and a tiny distillation setup."""
 
-import sys
-import types
-
 import torch
 
 #: What verify.atlas.recognise answers for the optimizers the tests use (the real atlas'
@@ -19,20 +16,18 @@ FAKE_ATLAS = {
 
 
 def install_fake_atlas(monkeypatch):
-    """Put a ``verify.atlas`` with a ``recognise`` answering from :data:`FAKE_ATLAS` in
-    sys.modules, so the monitor's lazy import finds it."""
-    module = types.ModuleType("verify.atlas")
-    module.recognise = lambda optimizer: FAKE_ATLAS.get(type(optimizer).__name__)
-    monkeypatch.setitem(sys.modules, "verify.atlas", module)
-    import verify
+    """Make the monitor's :func:`verify.atlas.recognise` answer from :data:`FAKE_ATLAS`."""
 
-    monkeypatch.setattr(verify, "atlas", module, raising=False)
-    return module
+    def recognise(optimizer):
+        return FAKE_ATLAS.get(type(optimizer).__name__)
+
+    monkeypatch.setattr("verify.monitor.monitor.recognise", recognise)
+    return recognise
 
 
 def block_atlas(monkeypatch):
-    """Make ``import verify.atlas`` fail, as on a checkout without the atlas."""
-    monkeypatch.setitem(sys.modules, "verify.atlas", None)
+    """Make the monitor's atlas recognise no optimizer (its entry is ``None``)."""
+    monkeypatch.setattr("verify.monitor.monitor.recognise", lambda optimizer: None)
 
 
 class Student(torch.nn.Module):

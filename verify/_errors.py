@@ -1,5 +1,7 @@
 """The one error type of :mod:`verify`, raised through one helper."""
 
+from derive import _validate
+
 __all__ = ["VerifyError", "check_argument", "MAX_EXAMPLES", "MAX_SEED"]
 
 #: The most examples per check (``--examples``): a check sized by networks trains that many.
@@ -32,14 +34,10 @@ def check_argument(condition: object, message: str, *args: object) -> None:
 def check_positive_integer(value, *, name):
     """Validate an integer >= 1 (bools are refused) and return it: the one validator,
     :func:`derive._validate.check_integer`."""
-    from derive._validate import check_integer
-
-    return check_integer(value, name=name, minimum=1, error=VerifyError)
+    return _validate.check_integer(value, name=name, minimum=1, error=VerifyError)
 
 
 def check_integer(value, *, name):
     """Validate an integer (bools are refused) and return it (see
     :func:`derive._validate.check_integer`)."""
-    from derive._validate import check_integer as check
-
-    return check(value, name=name, error=VerifyError)
+    return _validate.check_integer(value, name=name, error=VerifyError)

@@ -14,6 +14,7 @@ __all__ = ["png_bytes", "save_png"]
 
 def png_bytes(figure, *, dpi):
     """The figure as PNG bytes; the figure is closed."""
+    # lazy: matplotlib is needed only for plots, and importing verify must not import it
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()

@@ -22,13 +22,20 @@ Examples
 """
 
 import argparse
+import os
 import re
 import sys
 
+import torch
+
+from derive import DeriveError
 from derive._json import dumps as _json_dumps
 
+from . import audit, regime, registry
 from ._errors import MAX_EXAMPLES, MAX_SEED, VerifyError
+from .atlas import command as optimizer_command
 from .devices import DEVICES, DTYPES, dtype_name, resolve_device, resolve_dtype
+from .monitor import report as monitor_report
 
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
@@ -181,17 +188,15 @@ def _progress(total):
 
 
 def _run_check(arguments):
-    from .registry import run_checks, statements
-
     device = resolve_device(arguments.device)
     dtype = resolve_dtype(arguments.dtype)
-    results = run_checks(
+    results = registry.run_checks(
         device=device,
         dtype=dtype,
         examples=arguments.examples,
         seed=arguments.seed,
         thorough=arguments.thorough,
-        on_result=_progress(len(statements())),
+        on_result=_progress(len(registry.statements())),
     )
     if arguments.json:
         print(
@@ -211,14 +216,10 @@ def _run_check(arguments):
 
 
 def _add_audit_arguments(parser):
-    from . import audit
-
     audit.add_arguments(parser)
 
 
 def _run_audit(arguments):
-    from . import audit
-
     return audit.run(arguments)
 
 
@@ -233,6 +234,7 @@ def _add_figures_arguments(parser):
 
 
 def _run_figures(arguments):
+    # lazy: hypothesis draws constants of loaded modules; loaded early it changes verify check
     from .figures import write_figures
 
     for path in write_figures(arguments.out, seed=arguments.seed):
@@ -241,39 +243,27 @@ def _run_figures(arguments):
 
 
 def _add_regime_arguments(parser):
-    from . import regime
-
     regime.add_arguments(parser)
 
 
 def _run_regime(arguments):
-    from . import regime
-
     return regime.run(arguments)
 
 
 def _add_monitor_report_arguments(parser):
-    from .monitor import report
-
-    report.add_arguments(parser)
+    monitor_report.add_arguments(parser)
 
 
 def _run_monitor_report(arguments):
-    from .monitor import report
-
-    return report.run(arguments)
+    return monitor_report.run(arguments)
 
 
 def _add_optimizer_arguments(parser):
-    from .atlas import command
-
-    command.add_arguments(parser)
+    optimizer_command.add_arguments(parser)
 
 
 def _run_optimizer(arguments):
-    from .atlas import command
-
-    return command.run(arguments)
+    return optimizer_command.run(arguments)
 
 
 #: Subcommands: name -> (help, add_arguments(parser), run(arguments) -> exit code).
@@ -329,19 +319,9 @@ def build_parser():
     return parser
 
 
-def _derive_error():
-    from derive import DeriveError
-
-    return DeriveError
-
-
 def _threads_for_this_machine():
     """torch's pool sized to the CPUs this process may use: torch counts the machine's cores,
     which in a container can be many more than it is allowed to run on."""
-    import os
-
-    import torch
-
     try:
         available = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -360,7 +340,7 @@ def main(argv=None):
     _threads_for_this_machine()
     try:
         return arguments.run(arguments)
-    except (VerifyError, _derive_error()) as error:
+    except (VerifyError, DeriveError) as error:
         print(
             f"{_PROG} {arguments.command}: error: {' '.join(str(error).split())}", file=sys.stderr
         )
@@ -371,8 +351,6 @@ def main(argv=None):
     except BrokenPipeError:
         # Output to a closed pipe (| head): end quietly; point stdout at devnull for the
         # interpreter's final flush.
-        import os
-
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0

@@ -18,12 +18,17 @@ import os
 import numpy
 import torch
 
+from derive._files import check_output_directory, check_output_path, write_atomically
+
 from ._errors import check_argument
 from ._plots import png_bytes
-from .convergence import measure_convergence
-from .losses import LOSSES, DistillationProblem
+from .checks.expansion import expansion_terms, remainders
+from .checks.objectives import objective_terms
+from .convergence import loglog_slope, measure_convergence
+from .losses import LOSSES, TWINS, DistillationProblem, _nckd, _tckd
 from .networks import NetworkSpec, StackedNetworks
 from .optimizers import OptimizerSpec
+from .symbolic import SymbolicFunction
 
 __all__ = [
     "mean_gap_trajectories",
@@ -137,8 +142,6 @@ def remainder_curves(*, classes=5, seed=0, orders=(1, 2, 3, 4)):
     "convergence": Convergence}}``: the remainder's norm over one logit vector, the round-off
     measured against a 40-digit mpmath reference, and the fitted slope with the dtype's floor.
     """
-    from .checks.expansion import expansion_terms, remainders
-
     generator = torch.Generator().manual_seed(seed)
     student = torch.randn(1, classes, generator=generator, dtype=torch.float64)
     teacher = torch.randn(1, classes, generator=generator, dtype=torch.float64)
@@ -161,6 +164,7 @@ def remainder_curves(*, classes=5, seed=0, orders=(1, 2, 3, 4)):
 
 def plot_mean_gaps(curves, ax=None):
     """Draw :func:`mean_gap_trajectories` on ``ax`` (log scale: round-off level is visible)."""
+    # lazy: matplotlib is needed only for plots, and importing verify must not import it
     import matplotlib.pyplot as plt
 
     ax = ax or plt.figure(figsize=(7, 4.5)).gca()
@@ -194,6 +198,7 @@ def plot_mean_gaps(curves, ax=None):
 
 def plot_remainders(curves, ax=None):
     """Draw :func:`remainder_curves`: one line per K and dtype, slopes annotated, floor marked."""
+    # lazy: matplotlib is needed only for plots, and importing verify must not import it
     import matplotlib.pyplot as plt
 
     ax = ax or plt.figure(figsize=(7, 5)).gca()
@@ -244,12 +249,12 @@ def write_figures(out, *, seed=0):
     The directory is checked before anything is computed, and each file is written whole or
     not at all, with normal permissions (:mod:`derive._files`)."""
 
+    # lazy: matplotlib is needed only for plots, and importing verify must not import it
     import matplotlib
 
     matplotlib.use("Agg")
+    # lazy: pyplot after matplotlib.use("Agg") above; plots only, verify must not import it
     import matplotlib.pyplot as plt
-
-    from derive._files import check_output_directory, check_output_path, write_atomically
 
     check_output_directory(out)
     check_argument(
@@ -285,8 +290,6 @@ def _draw_logits(classes, seed, *, scale=2.0):
 
 
 def _twin_values(entry, student, teacher, temperatures, labels):
-    from .losses import TWINS
-
     twin = TWINS[entry[0]].with_parameters(**entry[1]) if entry[1] else TWINS[entry[0]]
     column = torch.tensor(temperatures, dtype=torch.float64)
     count = len(temperatures)
@@ -297,10 +300,6 @@ def _twin_values(entry, student, teacher, temperatures, labels):
 
 def _derived_values(entry, student, teacher, labels, order):
     """derive's first ``order`` loss terms, evaluated at the logits."""
-    from .checks.objectives import objective_terms
-    from .losses import TWINS
-    from .symbolic import SymbolicFunction
-
     twin = TWINS[entry[0]]
     parameters = dict(twin.parameters)
     parameters.update(entry[1])
@@ -327,6 +326,7 @@ def objective_curves(entries, *, classes=6, seed=0, temperatures=None):
 def plot_objective_curves(curves, ax=None, *, weights=None):
     """Each objective's loss (solid) and derive's :math:`L_0 + L_1/T` (dashed) against ``T``;
     with ``weights``, each divided by its weight (e.g. :math:`f''(1)`)."""
+    # lazy: matplotlib is needed only for plots, and importing verify must not import it
     import matplotlib.pyplot as plt
 
     ax = ax or plt.figure(figsize=(7, 4.5)).gca()
@@ -361,8 +361,6 @@ def difference_curve(first, second, *, classes=6, seed=0, temperatures=None):
         _twin_values(first, student, teacher, temperatures, labels)
         - _twin_values(second, student, teacher, temperatures, labels)
     )
-    from .convergence import loglog_slope
-
     upper = temperatures >= temperatures[-1] / 10
     return {
         "temperatures": temperatures,
@@ -374,8 +372,6 @@ def difference_curve(first, second, *, classes=6, seed=0, temperatures=None):
 def dkd_split(*, classes=(2, 3, 5, 10), seed=0, temperature=4.0):
     """KL, TCKD and (1 - p_g) NCKD (without T^2) at one temperature, for drawn logits of each
     number of classes; the label is class 1."""
-    from .losses import _nckd, _tckd
-
     rows = []
     for count in classes:
         student, teacher = _draw_logits(count, seed + count)

@@ -630,8 +630,6 @@ def _definition(name):
     """The objective a twin stands for: whether it needs the label (``labelled``) and whether
     it is defined only for logits that are not all equal (``coordinates="standardized"``)
     are read from its registration, not from a list kept here."""
-    from derive import OBJECTIVES
-
     return OBJECTIVES[name]
 
 

@@ -38,17 +38,27 @@ Examples
 True
 """
 
+import argparse
 import math
+import numbers
+import re
 from dataclasses import dataclass, field
 
 import numpy
 import torch
 
+import derive
+from derive import DeriveError
+from derive._files import check_output_path
 from derive._json import dumps as _json_dumps
+from derive._logits import read_logits
+from derive._progress import TerminalProgress
 from derive._validate import check_integer
 
 from ._errors import MAX_SEED, VerifyError, check_argument
 from ._plots import save_png
+from .losses import kd_loss
+from .symbolic import gradient_values
 
 __all__ = [
     "DEFAULT_TEMPERATURES",
@@ -83,8 +93,6 @@ def load_logits(path, *, option="--logits"):
     one reader :func:`derive._logits.read_logits` (regular files only; header, dtype and size
     checked before the data is read; dense real tensors only); any problem is a one-line
     :class:`~verify.VerifyError` naming ``option`` and the file."""
-    from derive._logits import read_logits
-
     # A copy: the reader's array may be read-only, which a tensor cannot safely share.
     return torch.from_numpy(
         read_logits(path, option=option, max_values=MAX_VALUES, error=VerifyError).copy()
@@ -154,6 +162,7 @@ class RegimeReport:
     def crossover_temperature(self):
         """Where KD's gradient is as close (cosine, medians) to the perceptron update as to
         logits matching (:func:`verify.regime_axis.crossover_temperature`)."""
+        # lazy: hypothesis draws constants of loaded modules; loaded early it changes verify check
         from .regime_axis import crossover_temperature
 
         return crossover_temperature(
@@ -179,10 +188,6 @@ class RegimeReport:
 
 def _limit_and_correction(student, teacher):
     """derive's G_0 and G_1 evaluated on the batch, ``[B, N]`` each."""
-    import derive
-
-    from .symbolic import gradient_values
-
     terms = derive.expand("gradient", order=2).terms
     return (
         gradient_values(terms[0].expr, student, teacher),
@@ -192,8 +197,6 @@ def _limit_and_correction(student, teacher):
 
 def _kd_gradient(student, teacher, temperature):
     """Autograd's gradient of T^2 KL(softmax(v/T) || softmax(z/T)) per example, ``[B, N]``."""
-    from .losses import kd_loss
-
     leaf = student.detach().clone().requires_grad_(True)
     loss = kd_loss(leaf, teacher, temperature=temperature)
     (gradient,) = torch.autograd.grad(loss.sum(), leaf)
@@ -235,7 +238,11 @@ def regime_report(
 
     At most :data:`MAX_TEMPERATURES` temperatures.
     """
-    from derive.bounds import CertifiedExpansion
+    # lazy: hypothesis draws constants of loaded modules; loaded early it changes verify check
+    from derive.bounds import MAX_BOUND_CLASSES, CertifiedExpansion
+
+    # lazy: hypothesis draws constants of loaded modules; loaded early it changes verify check
+    from .regime_axis import axis_measures
 
     for name, tensor in (("teacher", teacher), ("student", student)):
         check_argument(
@@ -289,8 +296,6 @@ def regime_report(
     limit, correction = _limit_and_correction(student, teacher)
     limit_norm = limit.norm(dim=-1)
     check_integer(certified_examples, name="certified_examples", minimum=0, error=VerifyError)
-    from derive.bounds import MAX_BOUND_CLASSES
-
     check_argument(
         certified_examples == 0 or teacher.shape[1] <= MAX_BOUND_CLASSES,
         "certified bounds take at most {} classes (their cost grows with N), got {}; "
@@ -328,8 +333,6 @@ def regime_report(
         defined = [c for c in certified if not math.isnan(c)]
         inside = sum(temperature > r for r in radius_temperatures)
         finite_distances = [d for d in distances.tolist() if not math.isnan(d)]
-        from .regime_axis import axis_measures
-
         axis = axis_measures(student, teacher, temperature, limit)
         rows.append(
             RegimeRow(
@@ -361,6 +364,7 @@ def regime_report(
 
 
 def _perceptron_examples(student, teacher):
+    # lazy: hypothesis draws constants of loaded modules; loaded early it changes verify check
     from .regime_axis import perceptron_updates
 
     return int((perceptron_updates(student, teacher).abs().sum(-1) > 0).sum())
@@ -416,7 +420,11 @@ def report_text(report):
 def plot_regime(report, axes=None):
     """Distance against T (log-log): median and worst, the certified bounds, and the radius
     temperatures (median and largest) as vertical lines. Returns the axes."""
+    # lazy: matplotlib is needed only for plots, and importing verify must not import it
     import matplotlib.pyplot as plt
+
+    # lazy: hypothesis draws constants of loaded modules; loaded early it changes verify check
+    from .regime_axis import mark_regimes
 
     if axes is None:
         _, axes = plt.subplots(figsize=(6.4, 4.2))
@@ -467,8 +475,6 @@ def plot_regime(report, axes=None):
     axes.set_xlabel("temperature T")
     axes.set_ylabel("||grad L_KD - G_0|| / ||G_0||")
     axes.set_title("distance from the logits-matching regime")
-    from .regime_axis import mark_regimes
-
     mark_regimes(
         axes,
         temperatures,
@@ -485,8 +491,6 @@ def plot_regime(report, axes=None):
 
 def _checked_temperatures(temperatures):
     """``temperatures`` as a list of floats: 1..MAX_TEMPERATURES finite numbers > 0."""
-    import numbers
-
     try:
         listed = None if isinstance(temperatures, (str, bytes)) else list(temperatures)
     except TypeError:
@@ -516,8 +520,6 @@ def _checked_temperatures(temperatures):
 
 
 def _temperatures(text):
-    import argparse
-
     values = []
     for part in text.split(","):
         try:
@@ -538,9 +540,6 @@ def _temperatures(text):
 
 
 def _seed(text):
-    import argparse
-    import re
-
     value = int(text) if re.fullmatch(r"[0-9]{1,10}", text.strip()) else None
     if value is None or value > MAX_SEED:
         raise argparse.ArgumentTypeError(f"must be an integer in 0..{MAX_SEED}, got {text!r}")
@@ -572,11 +571,7 @@ def add_arguments(parser):
 
 def run(arguments):
     """Run ``python -m verify regime``; returns the exit code (errors raise VerifyError)."""
-    from derive import DeriveError
-
     if arguments.plot is not None:
-        from derive._files import check_output_path
-
         try:
             check_output_path(arguments.plot, option="--plot", suffix=".png")
         except DeriveError as error:
@@ -593,8 +588,6 @@ def run(arguments):
             tuple(student.shape),
         )
         source = arguments.student
-    from derive._progress import TerminalProgress
-
     progress = TerminalProgress("python -m verify regime", what="certified bound")
     try:
         report = regime_report(
@@ -608,9 +601,11 @@ def run(arguments):
     finally:
         progress.close()
     if arguments.plot is not None:
+        # lazy: matplotlib is needed only for plots, and importing verify must not import it
         import matplotlib
 
         matplotlib.use("Agg")
+        # lazy: pyplot after matplotlib.use("Agg") above; plots only, verify must not import it
         import matplotlib.pyplot as plt
 
         figure, axes = plt.subplots(figsize=(6.4, 4.2))

@@ -28,6 +28,8 @@ import math
 
 import torch
 
+from .losses import kd_loss
+
 __all__ = ["perceptron_updates", "axis_measures", "crossover_temperature", "mark_regimes"]
 
 
@@ -49,8 +51,6 @@ def _cosines(first, second):
 def axis_measures(student, teacher, temperature, logits_matching=None):
     r"""``{"perceptron_cosine", "logits_matching_cosine", "temperature_gradient"}``: lists over
     the batch (``nan`` where a cosine is undefined: the argmaxes agree, or a zero gradient)."""
-    from .losses import kd_loss
-
     leaf = student.detach().clone().requires_grad_(True)
     # One leaf temperature per example, so that autograd gives each example's dL/dT.
     heat = torch.full(

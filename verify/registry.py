@@ -20,7 +20,10 @@ from typing import Any
 
 import torch
 
+from derive import STATEMENTS
+
 from ._errors import MAX_EXAMPLES, MAX_SEED, check_argument, check_positive_integer
+from .checks import CHECKS
 from .checks._common import SEARCH_EXAMPLES, THOROUGH_SEARCH_EXAMPLES
 from .devices import resolve_device, resolve_dtype
 from .results import CheckResult
@@ -41,8 +44,6 @@ THOROUGH_FACTOR = 16
 
 def statements():
     """The registry :data:`derive.STATEMENTS` (id -> statement), in its order."""
-    from derive import STATEMENTS
-
     return STATEMENTS
 
 
@@ -55,8 +56,6 @@ def resolve_check(statement_id: str) -> Callable[..., CheckResult]:
     check_argument(
         statement_id in registry, "unknown statement id {!r}; known: {}", statement_id, known
     )
-    from .checks import CHECKS
-
     check = CHECKS.get(statement_id)
     check_argument(callable(check), "statement {!r} has no numeric check registered", statement_id)
     return check

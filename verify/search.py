@@ -25,7 +25,7 @@ import contextlib
 import random
 import tempfile
 
-from hypothesis import HealthCheck, Phase, find, given, settings
+from hypothesis import HealthCheck, Phase, configuration, find, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import NoSuchExample, Unsatisfiable
 
@@ -40,8 +40,6 @@ def _hypothesis_sandbox():
     :mod:`verify` runs hypothesis as a library, with no example database, so for the duration
     of one call its caches go to a private temporary directory, removed after, and the home
     directory the user had (or had not) chosen is restored. Nothing is configured at import."""
-    from hypothesis import configuration
-
     previous = getattr(configuration, "__hypothesis_home_directory", None)
     with tempfile.TemporaryDirectory(prefix="verify-hypothesis-") as directory:
         configuration.set_hypothesis_home_dir(directory)

@@ -53,6 +53,7 @@ from derive import (
     OtherMean,
     T,
     epsilon,
+    parse,
     sigma_v,
     sigma_z,
     v_g,
@@ -253,8 +254,6 @@ class SymbolicFunction:
 
     def __init__(self, expr: Any) -> None:
         if isinstance(expr, str):
-            from derive import parse
-
             expr = parse(expr)
         self.expr = sympy.sympify(expr)
         _validate(self.expr)

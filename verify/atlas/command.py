@@ -21,6 +21,7 @@ only on the dict it sends back, validated here, and what the factory prints is c
 mixed into the report.
 """
 
+import argparse
 import inspect
 import math
 
@@ -140,8 +141,6 @@ def add_arguments(parser):
 
 
 def _bounded(minimum, maximum):
-    import argparse
-
     def parse(text):
         if not text.strip().lstrip("+").isdigit() or not minimum <= int(text) <= maximum:
             raise argparse.ArgumentTypeError(

@@ -41,6 +41,7 @@ Examples
 'breaks'
 """
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -236,8 +237,6 @@ def _requires_closure(optimizer):
     """Whether ``step`` must get the closure (L-BFGS, a joint optimizer): its first parameter
     has no default. Others get a plain ``step()`` after the backward pass, as in a training
     loop (a user's optimizer need not handle closures)."""
-    import inspect
-
     if isinstance(optimizer, torch.optim.LBFGS):
         return True
     try:

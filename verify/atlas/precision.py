@@ -22,10 +22,12 @@ Examples
 """
 
 import contextlib
+import math
 
 import torch
 
 from .drift import ReferenceModel, _loss
+from .timm_optimizers import import_timm
 
 __all__ = [
     "newton_schulz_in",
@@ -63,6 +65,7 @@ def _newton_schulz(dtype, *, centre=False):
 def newton_schulz_in(dtype, *, centre=False):
     """Within the block, ``torch.optim.Muon`` iterates Newton–Schulz in ``dtype`` (and, with
     ``centre``, subtracts the class mean of the orthogonalised update of each matrix)."""
+    # lazy: torch.optim._muon exists only in torch releases with Muon; verify allows torch>=2.1
     from torch.optim import _muon
 
     shipped = _muon._zeropower_via_newtonschulz
@@ -77,9 +80,8 @@ def newton_schulz_in(dtype, *, centre=False):
 def timm_newton_schulz_in(dtype):
     """Within the block, ``timm``'s Muon family iterates Newton–Schulz in ``dtype`` (it
     ships with bfloat16)."""
-    from .timm_optimizers import import_timm
-
     import_timm()
+    # lazy: timm is the optional atlas extra, imported only when its Muon is asked for
     import timm.optim.muon as muon
 
     shipped = muon.zeropower_via_newtonschulz
@@ -172,6 +174,4 @@ def sgd_precision_drift(precision, *, steps=(1, 10, 100), learning_rate=0.1, cla
 
 def growth_exponent(drift, first=1, last=100):
     """The log-log slope of the drift between steps ``first`` and ``last``."""
-    import math
-
     return math.log(drift[last] / drift[first]) / math.log(last / first)

@@ -14,6 +14,7 @@ import torch
 from .catalogue import TORCH_OPTIMIZERS, predict_timm
 from .drift import measure_drift
 from .precision import newton_schulz_in
+from .timm_optimizers import build, runs_here
 
 __all__ = ["torch_rows", "timm_rows", "TORCH_SETTINGS"]
 
@@ -76,8 +77,6 @@ def torch_rows(*, names=None, networks=1):
 def timm_rows(names, *, networks=1):
     """One row per named timm optimizer that builds on this machine (``lr=1e-2``); the others
     get ``verdict`` ``None`` and ``unavailable``: why not."""
-    from .timm_optimizers import build, runs_here
-
     rows = []
     for name in names:
         why = runs_here(name)

@@ -19,6 +19,9 @@ True
 """
 
 import importlib
+import sys
+
+import torch
 
 from derive._torchvision import declare_missing_operators, is_operator_failure
 
@@ -36,8 +39,6 @@ def import_timm():
     except RuntimeError as error:
         if not is_operator_failure(error):
             raise
-    import sys
-
     for name in [n for n in sys.modules if n == "timm" or n.startswith("timm.")]:
         del sys.modules[name]
     declare_missing_operators()
@@ -60,8 +61,6 @@ def build(name, parameters, **options):
 
 def runs_here(name):
     """``None`` if the named optimizer can be built on this machine's CPU, else why not."""
-    import torch
-
     try:
         build(name, [torch.nn.Parameter(torch.zeros(2, 2))], lr=1e-2)
     except Exception as error:  # any failure to build means "not here"

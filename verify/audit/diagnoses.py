@@ -15,6 +15,9 @@ speak: the power of :math:`T`, whether the limit is established, its scale and d
 
 import math
 
+from derive import OBJECTIVES
+
+from .identification import Match
 from .result import _number, _significant, describe
 
 __all__ = ["diagnose"]
@@ -146,8 +149,6 @@ def _free(match):
 
 
 def _shift_invariant(match):
-    from derive import OBJECTIVES
-
     return OBJECTIVES[match.objective].shift_invariant
 
 
@@ -287,14 +288,10 @@ def _other(add, f, best):
 def _instead_of_kd(match):
     """The code change that makes the identified objective KD: its registration's
     ``diagnosis`` (its title where it declares none)."""
-    from derive import OBJECTIVES
-
     return OBJECTIVES[match.objective].diagnosis or best_title(match)
 
 
 def best_title(match):
-    from derive import OBJECTIVES
-
     return OBJECTIVES[match.objective].title
 
 
@@ -383,8 +380,6 @@ def _leading_order(add, f):
     direction_ok = cosine is not None and cosine >= 1.0 - tolerance
     opposite = cosine is not None and cosine <= -1.0 + tolerance
     if direction_ok and abs(scale / expected_weight - 1.0) > tolerance:
-        from .identification import Match
-
         _weight(
             add,
             dict(

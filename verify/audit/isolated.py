@@ -2,7 +2,7 @@ r"""The audit of a ``"MODULE:FUNCTION"`` target, with the loss in its own proces
 
 ``verify audit`` (and ``audit("MODULE:FUNCTION")``) imports and calls the loss only in one child
 process (:func:`derive._isolation.run_isolated`), for the whole audit: the child imports the
-module, calls the loss at every temperature the audit needs (:func:`~.core.plan_probes`, the
+module, calls the loss at every temperature the audit needs (:func:`~.analysis.plan_probes`, the
 same plan in both processes) and traces it (:func:`~.symbolic.trace_plainly`); it sends back
 the gradients as float64 bytes and the trace as plain data. This process checks every gradient
 (shape, size, finiteness) and runs the whole analysis itself on them, with its own copy of the
@@ -14,7 +14,8 @@ child otherwise (``os._exit``, a signal, the deadline, memory) is one
 Examples
 ========
 
->>> result = audit_target("verify.gallery:kd_batchmean", expect="kl")
+>>> from verify.audit import audit
+>>> result = audit("verify.gallery:kd_batchmean", expect="kl")
 >>> result.verdict, result.function
 ('consistent', 'verify.gallery:kd_batchmean')
 """
@@ -30,23 +31,14 @@ from derive._targets import check_target, resolve_target
 
 from .._errors import VerifyError
 from ..devices import resolve_device, resolve_dtype
+from .analysis import analyse, plan_probes
 from .calling import call_plan, check_mask_use, described_call, traced_function
 from .loading import Sandbox, Signature, describe_function
 from .probing import Probe
 from .sequences import measure_pattern
 from .symbolic import TRACE_ORDER, not_traced, symbolic_check, trace_plainly
 
-__all__ = ["audit_target"]
-
-
-def audit_target(target, *, progress=None, symbolic=True, **options):
-    """:func:`~.core.audit` of the loss named by ``target``, run in its own process.
-
-    ``options`` are :func:`~.core.audit`'s keyword arguments (checked by it); the deadline
-    ``timeout`` covers the child and the analysis."""
-    from .core import audit
-
-    return audit(target, progress=progress, symbolic=symbolic, **options)
+__all__ = ["run_audit"]
 
 
 def run_audit(
@@ -54,8 +46,6 @@ def run_audit(
 ):
     """The audit's result for a checked ``target`` (called by :func:`~.core.audit`); ``call``
     is the text of a call expression (checked already), resolved in the child with the loss."""
-    from .core import _audit
-
     check_target(target, error=VerifyError)
     started = time.monotonic()
     if progress is not None:
@@ -78,7 +68,7 @@ def run_audit(
         raise VerifyError(
             f"the audit of {target} did not finish within its timeout of {timeout:g} s"
         )
-    result = _audit(
+    result = analyse(
         None,
         expectation,
         timeout=remaining,
@@ -133,8 +123,6 @@ def measure(
     its signature is recognised), trace it; plain data out.
 
     The deadline is the parent's; the timeout of the contained calls here is only a bound."""
-    from .core import plan_probes
-
     torch.set_num_threads(1)
     started = time.monotonic()
     fn = resolve_target(target, error=VerifyError)

@@ -35,14 +35,14 @@ from . import low_temperature  # noqa: F401
 from . import atlas  # noqa: F401
 
 # isort: on
+from derive import STATEMENTS
+
 from ._common import REGISTERED, numeric_check
 
 __all__ = ["CHECKS", "numeric_check"]
 
 
 def _in_registry_order():
-    from derive import STATEMENTS
-
     ordered = {
         statement_id: REGISTERED[statement_id]
         for statement_id in STATEMENTS

@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 import torch
 
+from derive import STATEMENTS
+
 from .._errors import MAX_SEED, check_argument, check_integer, check_positive_integer
 from ..devices import dtype_name, resolve_device, resolve_dtype
 from ..results import CheckResult
@@ -105,8 +107,6 @@ def group_sizes(examples, minimum_groups):
 
 def expectation(statement_id):
     """The registry's expectation for ``statement_id`` (:data:`derive.STATEMENTS`)."""
-    from derive import STATEMENTS
-
     check_argument(
         statement_id in STATEMENTS,
         "unknown statement id {!r}; known: {}",

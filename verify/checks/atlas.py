@@ -16,6 +16,7 @@ from ..atlas import catalogue
 from ..atlas.drift import NEWTON_SCHULZ_AMPLIFICATION, JointOptimizer, measure_drift
 from ..atlas.heads import LoraModel, TiedModel, WeightNormModel
 from ..atlas.precision import newton_schulz_amplification, newton_schulz_in
+from ..atlas.timm_optimizers import build, runs_here, timm_optimizer_names
 from ._common import THOROUGH_SEARCH_EXAMPLES, CheckContext, numeric_check, result_from
 
 __all__ = ["run_atlas_cases", "CASES", "RowNormalisedSGD", "AsymmetricClipSGD", "LeftCholesky"]
@@ -126,8 +127,6 @@ def _options(options):
 
 
 def _timm(name, lr=1e-2):
-    from ..atlas.timm_optimizers import build
-
     return (f"timm {name}", lambda p: build(name, p, lr=lr), {})
 
 
@@ -214,8 +213,6 @@ def _coordinatewise_torch():
 
 def _thorough_timm(statement_id):
     """Every CPU-runnable timm optimizer the atlas predicts for ``statement_id``."""
-    from ..atlas.timm_optimizers import runs_here, timm_optimizer_names
-
     names = [
         n
         for n in timm_optimizer_names()

@@ -34,6 +34,8 @@ import numpy
 import torch
 from hypothesis import strategies as st
 
+import derive
+
 from ..convergence import leading_order, measure_convergence
 from ..losses import kd_loss
 from ..search import draw_examples, find_counterexample
@@ -83,8 +85,6 @@ _MAX_ORDER = max(ORDERS)
 
 def expansion_terms(order=_MAX_ORDER):
     """``(gradient_terms, loss_terms)``: derive's first ``order`` terms, symbolic N."""
-    import derive
-
     gradient = [term.expr for term in derive.expand("gradient", order=order).terms]
     loss = [term.expr for term in derive.expand("loss", order=order).terms]
     return gradient, loss
@@ -194,8 +194,6 @@ def _function(term):
 
 @lru_cache(maxsize=None)
 def _derivative(term):
-    import derive
-
     return SymbolicFunction(term.diff(derive.z_i))
 
 

@@ -15,6 +15,7 @@ planted wrong limit, must fail.
 """
 
 import math
+from fractions import Fraction
 
 import torch
 
@@ -198,8 +199,6 @@ def _value(name, quantity, parameters=None):
 
 
 def eval_fraction(text):
-    from fractions import Fraction
-
     return Fraction(str(text))
 
 

@@ -32,9 +32,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+import sympy
 import torch
 from hypothesis import assume
 from hypothesis import strategies as st
+
+import derive
+from derive import OBJECTIVES
 
 from ..convergence import leading_order, measure_convergence
 from ..losses import TWINS
@@ -44,6 +48,7 @@ from ..symbolic import SymbolicFunction, gradient_values
 from ..tolerances import SLOPE_TOLERANCE
 from ._common import CheckContext, Counterexample, conclude, numeric_check, vector
 from .expansion import temperature_grid
+from .temperature import too_slow
 
 __all__ = ["Case", "CASES", "objective_terms", "twin_remainders", "run_objective_check"]
 
@@ -60,10 +65,6 @@ _ASYMMETRIC = {"hot-teacher", "ce-mixture", "dkd-tckd", "dkd-nckd", "dkd"}
 def objective_terms(name, quantity, order, parameters=(), substitution=()):
     """derive's first ``order`` terms of ``quantity`` of objective ``name`` at ``parameters``
     (``((key, "3/10"), ...)``), symbols in ``substitution`` replaced by their values."""
-    import sympy
-
-    import derive
-
     values = {
         derive.f_derivative(int(key[1:])): sympy.Rational(str(value)) for key, value in substitution
     }
@@ -205,8 +206,6 @@ def _verdict(fits_per_example, dtype):
     faster decay means the next term vanishes at those logits, which the statement allows,
     e.g. even orders of a two-class softmax); in float64 the gradient's lowest order resolved
     in every example."""
-    from .temperature import too_slow
-
     errors, tolerances, violated = [], [], False
     for case, fits in fits_per_example:
         lowest = ("gradient", min(case.orders))
@@ -269,8 +268,6 @@ def _small_cases(draw, cases):
 def _small_failure(found, context):
     """``(description, error, tolerance)`` of the first fit of a small case that decays slower
     than its order, or ``None``."""
-    from .temperature import too_slow
-
     case, student, teacher, label = found
 
     def as_tensor(values):
@@ -356,8 +353,6 @@ def run_objective_check(statement_id, cases, context):
 def _f_members():
     """The f-divergence family of the registry, the generic member (whose f is a symbol)
     last: every member is measured by the family's checks."""
-    from derive import OBJECTIVES
-
     members = [name for name, o in OBJECTIVES.items() if o.family == "f-divergence"]
     return sorted(members, key=lambda name: name == "f-divergence")
 
@@ -443,8 +438,6 @@ class _Cases(Mapping):
     ``limit_statement`` and is not listed."""
 
     def __getitem__(self, statement_id):
-        from derive import OBJECTIVES
-
         cases = list(_LISTED[statement_id])
         if statement_id in _FAMILY_ORDERS:
             orders = _FAMILY_ORDERS[statement_id]

@@ -48,6 +48,8 @@ import mpmath
 import torch
 from hypothesis import strategies as st
 
+import derive
+
 from ..losses import kd_loss
 from ..search import find_counterexample
 from ..strategies import logit_vectors
@@ -121,8 +123,6 @@ def half_plane_margins(student, teacher, radius, *, dtype=torch.float64):
 
 @lru_cache(maxsize=None)
 def _terms(quantity, order):
-    import derive
-
     return tuple(term.expr for term in derive.expand(quantity, order=order).terms)
 
 
@@ -186,6 +186,7 @@ def certified_remainders(
     exceeds the certified bound (0 when it does not), with the rounding tolerance. A
     temperature the claim puts inside the radius but where derive certifies nothing counts as
     an infinite excess."""
+    # lazy: hypothesis draws constants of loaded modules; loaded early it changes verify check
     from derive.bounds import CertifiedExpansion
 
     expansion = CertifiedExpansion(student, teacher)
@@ -386,6 +387,7 @@ def _tight_failures(logit_range, offsets, radius_of, context, *, coefficients=Tr
             )
         )
     if coefficients:
+        # lazy: hypothesis draws constants of loaded modules; loaded early it changes verify check
         from derive.bounds import CertifiedExpansion
 
         balls = CertifiedExpansion(student, teacher).coefficients("loss", TIGHT_COEFFICIENTS)

@@ -15,7 +15,7 @@ Each sweeps batches of drawn problems, then a hypothesis search over small expli
 import torch
 from hypothesis import strategies as st
 
-from ..losses import TWINS, DistillationProblem, _nckd, _tckd
+from ..losses import TWINS, DistillationProblem, _nckd, _tckd, probed_magnitudes
 from ..search import draw_examples, find_counterexample
 from ..strategies import distillation_problems, logit_vectors, temperatures
 from ..tolerances import class_sum_tolerance, rounding_bound, softmax_gradient_operations
@@ -73,7 +73,6 @@ def scale_sums(entry, problem):
     r"""``(errors, tolerances)``: :math:`|\sum_i z_i\,\partial L/\partial z_i|` of a twin, and
     :math:`\max_i|z_i|` times the class-sum rounding bound of its gradient (measured
     magnitudes, :func:`verify.losses.probed_magnitudes`)."""
-    from ..losses import probed_magnitudes
 
     def loss(student):
         return entry(student, problem.teacher, problem.temperature, problem.labels)

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import torch
 
 from .._errors import check_argument
+from ..atlas import recognise
 from .head import HeadMagnitude, HeadWatch
 from .measures import measure_batch
 
@@ -49,12 +50,8 @@ class MonitorWarning:
 def atlas_verdict(optimizer: "torch.optim.Optimizer | None") -> "dict | None":
     """The optimizer atlas' entry for ``optimizer`` (``verify.atlas.recognise``): a dict with
     ``name``, ``verdict`` (``"preserves"`` or ``"breaks"``), ``statement`` and ``fix``, or
-    ``None`` when the optimizer is not recognised or the atlas is not installed."""
+    ``None`` when the optimizer is not recognised."""
     if optimizer is None:
-        return None
-    try:
-        from verify.atlas import recognise
-    except ImportError:
         return None
     return recognise(optimizer)
 
@@ -161,6 +158,7 @@ class KDMonitor:
             tensorboard,
         )
         try:
+            # lazy: tensorboard is in the optional monitor extra, needed only for a log directory
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             check_argument(False, "tensorboard={!r} needs the tensorboard package", tensorboard)

@@ -24,6 +24,8 @@ import math
 import os
 from dataclasses import asdict, dataclass, field
 
+from derive import DeriveError
+from derive._files import check_output_path
 from derive._json import dumps as _json_dumps
 
 from .._errors import VerifyError, check_argument
@@ -176,6 +178,7 @@ def summary_text(summary: RunSummary, *, name: str = "run") -> str:
 def plot_run(records, axes=None, *, label=None):
     """Four panels against the step: gap/spread, head drift/floor, the two cosines and
     T/(R/pi); the steps of the warnings as vertical lines. Returns the axes."""
+    # lazy: matplotlib is needed only for plots, and importing verify must not import it
     import matplotlib.pyplot as plt
 
     if axes is None:
@@ -238,11 +241,7 @@ def add_arguments(parser):
 def run(arguments):
     """Run ``python -m verify monitor-report``; returns the exit code (errors raise
     VerifyError)."""
-    from derive import DeriveError
-
     if arguments.plot is not None:
-        from derive._files import check_output_path
-
         try:
             check_output_path(arguments.plot, option="--plot", suffix=".png")
         except DeriveError as error:
@@ -250,9 +249,11 @@ def run(arguments):
     records = read_log(arguments.log)
     summary = summarise(records)
     if arguments.plot is not None:
+        # lazy: matplotlib is needed only for plots, and importing verify must not import it
         import matplotlib
 
         matplotlib.use("Agg")
+        # lazy: pyplot after matplotlib.use("Agg") above; plots only, verify must not import it
         import matplotlib.pyplot as plt
 
         figure, axes = plt.subplots(2, 2, figsize=(9.6, 6.4))
