@@ -31,7 +31,36 @@ from hypothesis.errors import NoSuchExample, Unsatisfiable
 
 from ._errors import check_positive_integer
 
+try:  # hypothesis >= 6.131 mixes constants read from loaded local modules into its draws
+    from hypothesis.internal.conjecture import providers as _providers
+except ImportError:  # pragma: no cover - an older hypothesis draws from the seed alone
+    _providers = None
+
 __all__ = ["draw_examples", "find_counterexample"]
+
+
+@contextlib.contextmanager
+def _without_local_constants():
+    """Hypothesis (since 6.131) sometimes draws a constant it found in the source of a *local*
+    module, one loaded from outside site-packages, instead of a random value. Which modules
+    count depends on how the project was installed (an editable install is local, a wheel is
+    not) and on what happens to be imported (a test file, a user's loss): the same seed would
+    then give different examples. For the duration of one search the local constants are
+    none, so a seed alone decides the draws; hypothesis's built-in constants stay."""
+    get = getattr(_providers, "_get_local_constants", None)
+    constants = getattr(_providers, "Constants", None)
+    cache = getattr(getattr(_providers, "CONSTANTS_CACHE", None), "cache", None)
+    if get is None or constants is None or cache is None:
+        yield
+        return
+    empty = constants()
+    cache.clear()  # its entries hold the local constants filtered per choice type
+    _providers._get_local_constants = lambda: empty
+    try:
+        yield
+    finally:
+        _providers._get_local_constants = get
+        cache.clear()
 
 
 @contextlib.contextmanager
@@ -39,9 +68,13 @@ def _hypothesis_sandbox():
     """Hypothesis keeps caches in ``./.hypothesis`` by default: the user's working directory.
     :mod:`verify` runs hypothesis as a library, with no example database, so for the duration
     of one call its caches go to a private temporary directory, removed after, and the home
-    directory the user had (or had not) chosen is restored. Nothing is configured at import."""
+    directory the user had (or had not) chosen is restored. Nothing is configured at import.
+    The draws depend on the seed only (:func:`_without_local_constants`)."""
     previous = getattr(configuration, "__hypothesis_home_directory", None)
-    with tempfile.TemporaryDirectory(prefix="verify-hypothesis-") as directory:
+    with (
+        tempfile.TemporaryDirectory(prefix="verify-hypothesis-") as directory,
+        _without_local_constants(),
+    ):
         configuration.set_hypothesis_home_dir(directory)
         try:
             yield
