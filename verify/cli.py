@@ -35,6 +35,7 @@ from . import audit, regime, registry
 from ._errors import MAX_EXAMPLES, MAX_SEED, VerifyError
 from .atlas import command as optimizer_command
 from .devices import DEVICES, DTYPES, dtype_name, resolve_device, resolve_dtype
+from .figures import write_figures
 from .monitor import report as monitor_report
 
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
@@ -234,9 +235,6 @@ def _add_figures_arguments(parser):
 
 
 def _run_figures(arguments):
-    # lazy: hypothesis draws constants of loaded modules; loaded early it changes verify check
-    from .figures import write_figures
-
     for path in write_figures(arguments.out, seed=arguments.seed):
         print(f"wrote {path}")
     return 0

@@ -54,10 +54,12 @@ from derive._json import dumps as _json_dumps
 from derive._logits import read_logits
 from derive._progress import TerminalProgress
 from derive._validate import check_integer
+from derive.bounds import MAX_BOUND_CLASSES, CertifiedExpansion
 
 from ._errors import MAX_SEED, VerifyError, check_argument
 from ._plots import save_png
 from .losses import kd_loss
+from .regime_axis import axis_measures, crossover_temperature, mark_regimes, perceptron_updates
 from .symbolic import gradient_values
 
 __all__ = [
@@ -162,9 +164,6 @@ class RegimeReport:
     def crossover_temperature(self):
         """Where KD's gradient is as close (cosine, medians) to the perceptron update as to
         logits matching (:func:`verify.regime_axis.crossover_temperature`)."""
-        # lazy: hypothesis draws constants of loaded modules; loaded early it changes verify check
-        from .regime_axis import crossover_temperature
-
         return crossover_temperature(
             [row.temperature for row in self.rows],
             [row.perceptron_cosine for row in self.rows],
@@ -238,12 +237,6 @@ def regime_report(
 
     At most :data:`MAX_TEMPERATURES` temperatures.
     """
-    # lazy: hypothesis draws constants of loaded modules; loaded early it changes verify check
-    from derive.bounds import MAX_BOUND_CLASSES, CertifiedExpansion
-
-    # lazy: hypothesis draws constants of loaded modules; loaded early it changes verify check
-    from .regime_axis import axis_measures
-
     for name, tensor in (("teacher", teacher), ("student", student)):
         check_argument(
             not isinstance(tensor, torch.Tensor)
@@ -364,9 +357,6 @@ def regime_report(
 
 
 def _perceptron_examples(student, teacher):
-    # lazy: hypothesis draws constants of loaded modules; loaded early it changes verify check
-    from .regime_axis import perceptron_updates
-
     return int((perceptron_updates(student, teacher).abs().sum(-1) > 0).sum())
 
 
@@ -422,9 +412,6 @@ def plot_regime(report, axes=None):
     temperatures (median and largest) as vertical lines. Returns the axes."""
     # lazy: matplotlib is needed only for plots, and importing verify must not import it
     import matplotlib.pyplot as plt
-
-    # lazy: hypothesis draws constants of loaded modules; loaded early it changes verify check
-    from .regime_axis import mark_regimes
 
     if axes is None:
         _, axes = plt.subplots(figsize=(6.4, 4.2))

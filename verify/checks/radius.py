@@ -49,6 +49,7 @@ import torch
 from hypothesis import strategies as st
 
 import derive
+from derive.bounds import CertifiedExpansion
 
 from ..losses import kd_loss
 from ..search import find_counterexample
@@ -186,9 +187,6 @@ def certified_remainders(
     exceeds the certified bound (0 when it does not), with the rounding tolerance. A
     temperature the claim puts inside the radius but where derive certifies nothing counts as
     an infinite excess."""
-    # lazy: hypothesis draws constants of loaded modules; loaded early it changes verify check
-    from derive.bounds import CertifiedExpansion
-
     expansion = CertifiedExpansion(student, teacher)
     results = []
     radius_temperature = 1 / radius if math.isfinite(radius) else 0.0
@@ -387,9 +385,6 @@ def _tight_failures(logit_range, offsets, radius_of, context, *, coefficients=Tr
             )
         )
     if coefficients:
-        # lazy: hypothesis draws constants of loaded modules; loaded early it changes verify check
-        from derive.bounds import CertifiedExpansion
-
         balls = CertifiedExpansion(student, teacher).coefficients("loss", TIGHT_COEFFICIENTS)
         with mpmath.workdps(40):
             for k, ball in enumerate(balls):

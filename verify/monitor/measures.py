@@ -39,6 +39,8 @@ from dataclasses import dataclass
 
 import torch
 
+from derive.bounds import uniform_remainder_bound
+
 from .._errors import check_argument
 from ..tolerances import rounding_bound
 
@@ -187,9 +189,6 @@ def measure_batch(
     About 20 elementwise operations on ``[M, N]`` arrays in the logits' own dtype (no indexed
     reduction: the argmax is an indicator of each row's maximum, ties included) and one
     conversion of all the scalars to Python floats."""
-    # lazy: hypothesis draws constants of loaded modules; loaded early it changes verify check
-    from derive.bounds import uniform_remainder_bound
-
     check_argument(
         isinstance(temperature, (int, float))
         and not isinstance(temperature, bool)
