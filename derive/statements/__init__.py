@@ -31,7 +31,7 @@ from typing import Any
 import sympy
 
 from .._errors import check_argument, check_order
-from ..notation import canonical
+from ..normal_form import canonical
 
 __all__ = [
     "Label",

@@ -43,7 +43,8 @@ import sympy
 
 from .._errors import DeriveError, check_order
 from ..expansion import Term
-from ..notation import N, canonical, epsilon, z_i
+from ..normal_form import canonical
+from ..notation import N, epsilon, z_i
 from ..polynomial import Polynomial
 from ..series import Algebra
 from ._symbols import B, has_stops, strip_stops

@@ -32,7 +32,8 @@ from functools import lru_cache
 import sympy
 
 from .._errors import DeriveError, check_argument
-from ..notation import PER_CLASS, N, T, canonical, epsilon, z_i
+from ..normal_form import canonical
+from ..notation import PER_CLASS, N, T, epsilon, z_i
 from ..objectives import OBJECTIVES
 from ..packing import slot_mask
 from ..series import Algebra, series_of
