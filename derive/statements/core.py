@@ -46,8 +46,8 @@ from ..objectives import (
     log_softmax,
     sigmoid_distillation_loss,
 )
-from . import label, statement
 from ._common import gradient_sum, leading, term_gradient, terms
+from ._registry import label, statement
 
 __all__ = ["learning_rate", "momentum", "dampening", "weight_decay", "hidden", "teacher_hidden"]
 

@@ -25,7 +25,7 @@ from ..normal_form import canonical
 from ..notation import epsilon
 from ..objectives import OBJECTIVES
 from ..series import power_series
-from . import label, statement
+from ._registry import label, statement
 
 __all__ = ["CASES", "PROOF_PARAMETERS"]
 
