@@ -6,7 +6,8 @@ is ``"holds"`` iff every residual is 0, and a failed proof shows its residuals. 
 check is registered under the same id in :data:`verify.CHECKS` (resolved there: :mod:`derive`
 never imports torch).
 
-Statements register where their proofs are defined, with :func:`statement`:
+Statements register where their proofs are defined, with :func:`statement`
+(:mod:`~derive.statements._registry`, which holds the registry):
 :mod:`~derive.statements.core` (KD at high temperature), :mod:`~derive.statements.families`
 (f-divergences and temperatures), :mod:`~derive.statements.target_aware` (DKD, standardized
 KD, DIST) and :mod:`~derive.statements.radius` (convergence of the series).
