@@ -10,6 +10,9 @@ caller gives the vocabulary of parameters, so this module needs nothing above th
 Examples
 ========
 
+>>> from sympy import Symbol
+>>> read("mean(z_i**2*v_i)/N - beta*z_i", parameter={"beta": Symbol("beta")}.get)
+-beta*z_i + mean(v_i*z_i**2)/N
 >>> read("mean(z_i**2*v_i)/N - beta*z_i", parameter={}.get)
 Traceback (most recent call last):
 ...
@@ -42,10 +45,11 @@ from .notation import (
 
 __all__ = ["read", "PARSE_MAX_LENGTH", "PARSE_MAX_BITS"]
 
-#: Longest text :func:`parse` reads.
+#: Longest text :func:`derive.parse` reads.
 PARSE_MAX_LENGTH = 100_000
-#: Largest number (in bits of its numerator or denominator) a power in :func:`parse` computes;
-#: a power of a symbol stays symbolic, exact at any size (the engine bounds its exponents).
+#: Largest number (in bits of its numerator or denominator) a power in :func:`derive.parse`
+#: computes; a power of a symbol stays symbolic, exact at any size (the engine bounds its
+#: exponents).
 PARSE_MAX_BITS = 100_000
 
 _FUNCTIONS = {

@@ -38,12 +38,12 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sympy
 
 from .._errors import DeriveError, check_order
-from ..calls import bind, resolve_call
+from ..calls import CallSpec, bind, resolve_call
 from ..expansion import Term, expand
 from ..normal_form import canonical
 from ..notation import N, epsilon, z_i
@@ -58,9 +58,6 @@ from .relations import (
     limit_relation,
     shift_invariant,
 )
-
-if TYPE_CHECKING:  # the call grammar is imported where it is used, at trace time
-    from ..calls import CallSpec
 
 __all__ = ["trace", "TraceResult", "Relation", "DEFAULT_ORDER", "MAX_TRACE_ORDER"]
 
@@ -325,7 +322,7 @@ def trace(
     fn: Callable[..., Any] | str,
     *,
     order: int = DEFAULT_ORDER,
-    call: "str | CallSpec | None" = None,
+    call: str | CallSpec | None = None,
 ) -> TraceResult:
     r"""Trace ``fn(student_logits, teacher_logits, T)`` and expand it in :math:`1/T`.
 
