@@ -24,20 +24,19 @@ from .expansion import QUANTITIES, Expansion, Term, expand, leading_pieces
 from .latex import expression_latex, term_latex
 from .latex_parse import parse_latex
 from .lowtemp import limit, transseries
+from .normal_form import canonical
 from .notation import (
     COMPONENTS,
     ClassMean,
     N,
     OtherMean,
     T,
-    canonical,
     class_sum,
     concrete,
     epsilon,
     f_derivative,
     logit_symbols,
     moment,
-    parse,
     sigma_v,
     sigma_z,
     v_g,
@@ -48,6 +47,7 @@ from .notation import (
     zh_i,
 )
 from .objectives import FAMILIES, OBJECTIVES, Objective, Parameter
+from .parsing import parse
 from .report import report_document, write_report
 from .series import power_series
 from .statements import STATEMENTS, ProofResult, Statement, prove_all

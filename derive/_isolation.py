@@ -72,6 +72,11 @@ import threading
 import time
 from dataclasses import dataclass
 
+try:
+    import resource
+except ImportError:  # Unix only: elsewhere the highest descriptor is guessed (4096)
+    resource = None
+
 from ._errors import DeriveError
 
 __all__ = ["run_isolated", "IsolatedRun", "MAX_PRINTED_BYTES", "MAX_RESULT_BYTES"]
@@ -309,12 +314,12 @@ _KINDS = ("value", "error", "raised")
 
 
 def _highest_descriptor():
+    if resource is None:
+        return 4096
     try:
-        import resource
-
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
         return min(soft, 65536) if soft > 0 else 4096
-    except (ImportError, ValueError, OSError):
+    except (ValueError, OSError):
         return 4096
 
 

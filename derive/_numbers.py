@@ -8,7 +8,8 @@ the Python API.
 * :func:`parse_positive`: a finite number > 0 (at most ``upper``) as a float, from text or a
   Python number (``10**400`` is refused, never an ``OverflowError``).
 * :func:`check_symbol_name`: a parameter kept symbolic must be a name that ``derive.parse``
-  reads back as that same symbol, and not one of the logits (``z1``, ``v_i``), a sympy constant
+  reads back as that same symbol, one of the objectives' parameters (given by the caller, the
+  objectives' registry), and not one of the logits (``z1``, ``v_i``), a sympy constant
   (``pi``, ``I``, ``E``, ``nan``, ``oo``) or a symbol of the notation.
 * :func:`parse_assignments`: ``k=v`` items, a key given twice refused.
 
@@ -21,7 +22,7 @@ Fraction(3, 10)
 Traceback (most recent call last):
 ...
 derive._errors.DeriveError: beta must be a number, got '1/0' (division by zero)
->>> check_symbol_name("pi", what="beta")  # doctest: +ELLIPSIS
+>>> check_symbol_name("pi", what="beta", parameters={})  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
 derive._errors.DeriveError: beta: 'pi' is a sympy constant, not a name for a parameter ...
@@ -36,6 +37,7 @@ import re
 from fractions import Fraction
 
 from ._errors import DeriveError
+from ._reader import read
 
 __all__ = [
     "parse_rational",
@@ -103,12 +105,11 @@ def _float(value):
         return math.inf if value > 0 else -math.inf
 
 
-def check_symbol_name(text, *, what, error=DeriveError):
+def check_symbol_name(text, *, what, parameters, error=DeriveError):
     """Refuse a name for a symbolic parameter that collides with the logits, a sympy constant or
-    the notation, or that ``derive.parse`` cannot read back as that symbol."""
-    from .notation import parse
-    from .objectives import parameter_symbols
-
+    the notation, that is not a key of ``parameters`` (the objectives' parameter symbols by
+    name, :func:`derive.objectives.parameter_symbols`), or that ``derive.parse`` (which reads
+    with those parameters) cannot read back as that symbol."""
     if text in CONSTANTS:
         raise error(
             f"{what}: {text!r} is a sympy constant, not a name for a parameter (give a number, "
@@ -120,13 +121,13 @@ def check_symbol_name(text, *, what, error=DeriveError):
             f"(give a number, or the parameter's own name)"
         )
     try:
-        readable = parse(text)
+        readable = read(text, parameters.get)
     except DeriveError:
         readable = None
     if (
         getattr(readable, "name", None) != text
         or not getattr(readable, "is_Symbol", False)
-        or text not in parameter_symbols()
+        or text not in parameters
     ):
         raise error(
             f"{what}: {text!r} is not a name derive.parse reads back as a parameter (use an "

@@ -9,6 +9,7 @@ completes. It is called only after an import failed with that error (and torch i
 imported); with a matching ``torchvision`` nothing is touched.
 """
 
+import importlib
 import sys
 
 __all__ = ["is_operator_failure", "torchvision_fails_to_import", "declare_missing_operators"]
@@ -35,8 +36,6 @@ def torchvision_fails_to_import():
     """Whether importing torchvision fails with the missing-operator error (torch imported)."""
     if "torch" not in sys.modules:
         return False
-    import importlib
-
     try:
         importlib.import_module("torchvision")
     except Exception as error:  # anything else is not ours to handle
@@ -46,6 +45,7 @@ def torchvision_fails_to_import():
 
 def declare_missing_operators():
     """Declare torchvision's operator schemas and forget its half-imported modules."""
+    # lazy: torch is the optional [verify] extra; derive never imports it at module level
     import torch
 
     library = torch.library.Library("torchvision", "FRAGMENT")

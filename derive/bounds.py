@@ -15,7 +15,7 @@ remainder after ``K`` terms, for every :math:`\epsilon' \le \epsilon < \rho`:
         + M(\rho)\,\frac{(\epsilon/\rho)^{K+m}}{1 - \epsilon/\rho}.
 
 :class:`CertifiedExpansion` computes every quantity on the right with ball arithmetic
-(python-flint's ``arb``/``acb``, imported on first use): the coefficients :math:`L_k` (and the
+(python-flint's ``arb``/``acb``): the coefficients :math:`L_k` (and the
 norms :math:`\|G_k\|_2`) by power-series arithmetic on the class sums, and :math:`M(\rho)` by
 covering the circle :math:`|w| = \rho` with complex balls on which the function is enclosed,
 refined where the enclosure is too wide to decide the maximum; it takes the smallest bound
@@ -59,7 +59,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+import flint
+
 from ._errors import MAX_ORDER, DeriveError, check_argument, check_choice, check_order
+from ._logits import read_logits
 
 __all__ = [
     "CertifiedExpansion",
@@ -101,12 +104,6 @@ MAX_BOUND_CLASSES = 4096
 #: The most examples one call bounds (each costs about 0.2 s with 10 classes on 2 CPU cores).
 MAX_BOUND_EXAMPLES = 4096
 QUANTITIES = ("loss", "gradient")
-
-
-def _flint():
-    import flint
-
-    return flint
 
 
 def _up(value):
@@ -322,7 +319,6 @@ class CertifiedExpansion:
             MAX_BOUND_CLASSES,
             len(z),
         )
-        flint = _flint()
         self.classes = len(z)
         self._student, self._teacher = z, v
         exact_z, exact_v = [Fraction(x) for x in z], [Fraction(x) for x in v]
@@ -342,21 +338,18 @@ class CertifiedExpansion:
     @property
     def radius_temperature(self) -> float:
         r""":math:`R/\pi` (nearest float): the series converges for every larger temperature."""
-        flint = _flint()
         with flint.ctx.workprec(_PRECISION):
             return float(self._range / flint.arb.pi())
 
     def converges(self, temperature: float) -> bool:
         r"""Whether :math:`T > R/\pi`, decided rigorously (``False`` when it cannot be decided)."""
         temperature = _validated_temperature(temperature)
-        flint = _flint()
         with flint.ctx.workprec(_PRECISION):
             return bool(flint.arb(temperature) * flint.arb.pi() - self._range > 0)
 
     # -- coefficients ----------------------------------------------------------------------
     def _sums(self, length):
         """Series of the class sums and of the teacher-weighted sum of v - z, to ``length``."""
-        flint = _flint()
         arb_series = flint.arb_series
         key = ("sums", length)
         if key not in self._series:
@@ -388,7 +381,6 @@ class CertifiedExpansion:
         key = (quantity, count)
         if key in self._series:
             return self._series[key]
-        flint = _flint()
         length = max(count + 2, _SUM_DEGREE + 1)
         cap = flint.ctx.cap
         try:
@@ -411,7 +403,6 @@ class CertifiedExpansion:
         return result
 
     def _gradient_norms(self, count, z_exponentials, v_exponentials, sum_z, sum_v):
-        flint = _flint()
         arb = flint.arb
         length = count + 1
         flint.ctx.cap = length
@@ -441,7 +432,6 @@ class CertifiedExpansion:
         check_choice(quantity, QUANTITIES, name="quantity")
         key = (quantity, float(rho))
         if key not in self._circles:
-            flint = _flint()
             with flint.ctx.workprec(_CIRCLE_PRECISION):
                 rho_ball = flint.arb(float(rho))
                 check_argument(
@@ -459,7 +449,6 @@ class CertifiedExpansion:
 
     def _majorant(self, quantity, rho):
         """The majorant on the circle: C from the range, the spread of d from the data."""
-        flint = _flint()
         arb = flint.arb
         count = self.classes
         if all(d.is_zero() for d in self._spread):
@@ -477,7 +466,7 @@ class CertifiedExpansion:
     def _circle_factor(self, rho):
         r"""An arb upper bound on :math:`\max_{|w| = \rho} e^{|Re w| R}/\cos(|Im w| R/2)`,
         by covering the quarter circle with balls of angles."""
-        arb = _flint().arb
+        arb = flint.arb
         pieces = 64
         best = arb(0)
         half_pi = arb.pi() / 2
@@ -492,7 +481,6 @@ class CertifiedExpansion:
         """The middle point of the arc ``[start, stop]`` (angles) of the circle ``|w| = rho``,
         a complex ball containing the arc, the arc's largest distance from its middle, and its
         half-width in angle."""
-        flint = _flint()
         arb, acb = flint.arb, flint.acb
         middle = arb((start + stop) / 2)
         distance = _up(rho * arb(stop - start) / 2)
@@ -502,14 +490,13 @@ class CertifiedExpansion:
 
     def _radius_bound(self):
         """The largest centred logit (at most R/2)."""
-        return _flint().arb(max(_up(abs(x)) for x in self._z + self._v))
+        return flint.arb(max(_up(abs(x)) for x in self._z + self._v))
 
     def _sum_polynomials(self, degree):
         """The moment polynomials (degree < ``degree``) of the class sums, their derivatives,
         and the radius and mass of each sum, which bound the rest of their series."""
         key = ("polynomials", degree)
         if key not in self._series:
-            flint = _flint()
             cap = flint.ctx.cap
             try:
                 flint.ctx.cap = _SUM_DEGREE + 1
@@ -538,7 +525,6 @@ class CertifiedExpansion:
         :math:`w`: the moment polynomial plus a ball for the rest of the series,
         :math:`\sum_{k \ge n} m\,x^k/k! \le m\,x^n e^x/n!` with :math:`x = r|w|` (derivative:
         :math:`m\,r\,x^{n-1}e^x/(n-1)!`)."""
-        flint = _flint()
         arb, acb = flint.arb, flint.acb
         polynomials, derivatives, masses = self._sum_polynomials(self._degree)
         modulus = arb(_up(abs(ball)))
@@ -557,7 +543,6 @@ class CertifiedExpansion:
         r"""Jets :math:`[S(w), S'(w), S''(w)/2, \dots]` (``length`` <= 3 terms, as
         ``flint.acb_series``) on a complex ball of the three class sums of :meth:`_sums_on`; the
         rest of the series of :math:`S^{(j)}` is at most :math:`m\,r^j x^{n-j}e^x/(n-j)!`."""
-        flint = _flint()
         arb, acb = flint.arb, flint.acb
         polynomials, first, masses = self._sum_polynomials(self._degree)
         second = self._series[("second derivatives", self._degree)]
@@ -586,7 +571,6 @@ class CertifiedExpansion:
         point):
         :math:`L = (wA - \log S_v + \log S_z)/w^2`, :math:`A = W/S_v`, by power-series
         arithmetic on the jets of the class sums."""
-        flint = _flint()
         cap = flint.ctx.cap
         try:
             flint.ctx.cap = length
@@ -608,7 +592,6 @@ class CertifiedExpansion:
         gradient's norm on the circle cost :math:`O(n^2)` instead of :math:`O(N)` per point."""
         key = ("moments", degree)
         if key not in self._series:
-            flint = _flint()
             arb = flint.arb
             matrices = []
             for values in (self._z, self._v):
@@ -643,7 +626,6 @@ class CertifiedExpansion:
         :math:`\|V_z a - V_v b\|^2 = a^H V_z^T V_z a - 2\,\mathrm{Re}\,a^H V_z^T V_v b + b^H
         V_v^T V_v b` (:meth:`_moments`). The truncation enters through the triangle
         inequality: :math:`\sqrt N` times the largest error of one class."""
-        flint = _flint()
         arb, acb = flint.arb, flint.acb
         degree = self._degree
         gram_zz, gram_zv, gram_vv, radii = self._moments(degree)
@@ -702,7 +684,7 @@ class CertifiedExpansion:
         value at the arc's middle (a point of the circle, so also a lower bound of the
         maximum) and the mean value form :math:`|f(w)| \le |f(c)| + |w - c|\,
         \sup_{\mathrm{ball}}|f'|`, the derivative enclosed on a ball containing the arc."""
-        arb = _flint().arb
+        arb = flint.arb
         if quantity == "loss":
             values = [abs(self._loss_jet(centre, 1)[0]) for centre, *_ in arcs]
             slopes = [abs(self._loss_jet(ball, 2)[1]) for _, ball, *_ in arcs]
@@ -779,7 +761,6 @@ class CertifiedExpansion:
             return 0.0
         if not self.converges(temperature):
             return None
-        flint = _flint()
         arb = flint.arb
         with flint.ctx.workprec(_PRECISION):
             epsilon = arb(_up(1 / arb(temperature)))
@@ -883,7 +864,6 @@ def _sum_degree(x):
 
 def _ball(value):
     """An arb enclosing the rational ``value`` (exact when it fits the working precision)."""
-    flint = _flint()
     return flint.arb(flint.fmpq(value.numerator, value.denominator))
 
 
@@ -897,7 +877,7 @@ def _interval(lower, upper):
     """An arb from a lower to an upper bound (given as arbs), clipped at 0 from below."""
     top = _up(upper)
     bottom = min(max(0.0, _down(lower)) if lower.is_finite() else 0.0, top)
-    return _flint().arb((bottom + top) / 2, (top - bottom) / 2 * (1 + 2**-40))
+    return flint.arb((bottom + top) / 2, (top - bottom) / 2 * (1 + 2**-40))
 
 
 def _root(square):
@@ -905,7 +885,7 @@ def _root(square):
     if square > 0:
         return square.sqrt()
     top = math.nextafter(math.sqrt(max(0.0, _up(square))), math.inf)
-    return _flint().arb(top / 2, top / 2)
+    return flint.arb(top / 2, top / 2)
 
 
 def _series_sum(series):
@@ -1014,6 +994,4 @@ def load_logits(path, *, option):
     then) as a list of float64 rows, through the one reader :func:`derive._logits.read_logits`
     (regular files only, header, dtype and size checked before the data is read); any problem
     is a one-line :class:`~derive.DeriveError` naming ``option``."""
-    from ._logits import read_logits
-
     return read_logits(path, option=option, max_values=MAX_BOUND_VALUES).tolist()

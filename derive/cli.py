@@ -10,11 +10,19 @@ import os
 import re
 import sys
 
-from ._errors import MAX_CLASSES, MAX_PROOF_ORDER, DeriveError
+from ._errors import MAX_CLASSES, MAX_ORDER, MAX_PROOF_ORDER, DeriveError
 from ._json import dumps as _json_dumps
+from ._progress import TerminalProgress
+from .bounds import certified_bounds, check_bound_size, load_logits
+from .calls import parse_call
 from .expansion import QUANTITIES, expand, leading_pieces
+from .lowtemp import limit
+from .notation import readable
 from .objectives import FAMILIES, OBJECTIVES
+from .report import check_output_path, write_report
 from .statements import STATEMENTS
+from .tracing import DEFAULT_ORDER, MAX_TRACE_ORDER  # torch-free until a trace runs
+from .tracing.isolated import trace_in_child_process
 
 __all__ = ["main", "SUBCOMMANDS"]
 
@@ -87,8 +95,6 @@ def _add_report(parser):
 
 
 def _add_trace(parser):
-    from .tracing import DEFAULT_ORDER, MAX_TRACE_ORDER  # torch-free; tracing imports it
-
     parser.add_argument(
         "target",
         metavar="MODULE:FUNCTION",
@@ -127,9 +133,6 @@ def _seconds(text):
 
 
 def _run_trace(args):
-    from .calls import parse_call
-    from .tracing.isolated import trace_in_child_process
-
     if args.call is not None:
         parse_call(args.call)  # refused here, before anything is imported
     report = trace_in_child_process(
@@ -182,8 +185,6 @@ def _expand_text(expansion):
             lines.append(f"    {text}")
     if expansion.objective == "kl":
         lines.append(f"named pieces of {name}_0 (T -> infinity), in the notation above:")
-        from .notation import readable
-
         for piece, expr in leading_pieces(expansion.quantity).items():
             lines.append(f"    {piece}: {readable(expr)}")
     return "\n".join(lines)
@@ -279,8 +280,6 @@ def _run_prove(args):
 
 
 def _run_report(args):
-    from .report import check_output_path, write_report
-
     check_output_path(args.out)
     path = write_report(args.out, order=args.order)
     return f"wrote {path}", 0
@@ -300,8 +299,6 @@ def _positive_number(what):
 
 
 def _add_bound(parser):
-    from ._errors import MAX_ORDER
-
     parser.add_argument(
         "--teacher", required=True, metavar="FILE.npy", help="teacher logits, a .npy array [B, N]"
     )
@@ -318,9 +315,6 @@ def _add_bound(parser):
 
 
 def _run_bound(args):
-    from ._progress import TerminalProgress
-    from .bounds import certified_bounds, check_bound_size, load_logits
-
     teacher = load_logits(args.teacher, option="--teacher")
     student = load_logits(args.student, option="--student")
     if (len(student), len(student[0])) != (len(teacher), len(teacher[0])):
@@ -382,8 +376,6 @@ def _add_limit(parser):
 
 
 def _run_limit(args):
-    from .lowtemp import limit
-
     result = limit(
         args.objective,
         temperature=args.temperature,

@@ -23,56 +23,10 @@ Examples
 
 from typing import Any
 
-import sympy
-from sympy.printing.latex import LatexPrinter
-
-from .notation import SYMBOL_LATEX
-from .polynomial import Polynomial, generator_rank, join_terms
+from .ordering import ReaderLatexPrinter, expression_latex
+from .polynomial import Polynomial, join_terms
 
 __all__ = ["ReaderLatexPrinter", "term_latex", "term_latex_parts", "join_terms", "expression_latex"]
-
-
-def _term_rank(term):
-    """Sort key of one term of a sum: its highest-ranked generator (a per-class symbol, the
-    label, a mean, a parameter), then sympy's own order; numbers last."""
-    ranks = [generator_rank(atom) for atom in _generators(term)]
-    return (0, min(ranks)) if ranks else (1,)
-
-
-def _generators(term):
-    from .notation import _Mean
-
-    found = []
-
-    def walk(node):
-        if isinstance(node, _Mean) or node.is_Symbol:
-            found.append(node)
-            return
-        for arg in node.args:
-            walk(arg)
-
-    walk(term)
-    return found
-
-
-class ReaderLatexPrinter(LatexPrinter):
-    """sympy's LaTeX printer with sums in the pinned generator order (``z_i - v_i``) and the
-    notation's symbol names (``\\hat{z}_{i}``, ``\\sigma_{z}``)."""
-
-    def __init__(self, settings=None):
-        settings = dict(settings or {})
-        settings.setdefault("symbol_names", SYMBOL_LATEX)
-        super().__init__(settings)
-
-    def _as_ordered_terms(self, expr, order=None):
-        terms = list(sympy.Add.make_args(expr))
-        default = {term: k for k, term in enumerate(super()._as_ordered_terms(expr, order=order))}
-        return sorted(terms, key=lambda term: (_term_rank(term), default.get(term, 0)))
-
-
-def expression_latex(expr: Any) -> str:
-    """LaTeX of any expression of the notation, sums in the pinned order."""
-    return ReaderLatexPrinter().doprint(sympy.sympify(expr))
 
 
 def term_latex_parts(expr):

@@ -35,17 +35,24 @@ from .notation import (
     N,
     OtherMean,
     T,
+    dampening,
     epsilon,
     f_derivative,
+    hidden,
+    learning_rate,
+    momentum,
     sigma_v,
     sigma_z,
+    teacher_hidden,
     v_g,
     v_i,
     vh_i,
+    weight_decay,
     z_g,
     z_i,
     zh_i,
 )
+from .objectives import parameter_symbols
 
 __all__ = ["parse_latex"]
 
@@ -68,12 +75,6 @@ _GREEK = {
     "xi",
     "nu",
 }
-
-
-def _parameter_symbols():
-    from .objectives import parameter_symbols
-
-    return parameter_symbols()
 
 
 class _Parser:
@@ -313,20 +314,11 @@ class _Parser:
         match = re.fullmatch(r"f_([0-9]+)", name)
         if match:
             return f_derivative(int(match.group(1)))
-        parameters = _parameter_symbols()
+        parameters = parameter_symbols()
         candidate = name.replace("_", "") if name not in parameters else name
         for key in (name, candidate, name.replace("_{", "_").replace("}", "")):
             if key in parameters:
                 return parameters[key]
-        from .statements.core import (
-            dampening,
-            hidden,
-            learning_rate,
-            momentum,
-            teacher_hidden,
-            weight_decay,
-        )
-
         proof_symbols = {
             s.name: s
             for s in (learning_rate, momentum, dampening, weight_decay, hidden, teacher_hidden)

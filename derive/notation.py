@@ -25,9 +25,9 @@ apart and average over the other :math:`N - 1` classes with :class:`OtherMean`,
 :math:`\langle \hat z\rangle = 0` and :math:`\langle \hat z^2\rangle = 1`.
 
 Expanded terms are polynomials in these symbols, ``1/N`` and class moments. Their text form,
-``mean(z_i**a*v_i**b)``, parses back with :func:`parse`, which accepts this notation and
-nothing else. With a concrete number of classes, :func:`concrete` writes everything in the
-explicit symbols ``z1..zN, v1..vN`` (the label is class 1).
+``mean(z_i**a*v_i**b)``, parses back with :func:`derive.parse` (:mod:`derive.parsing`), which
+accepts this notation and nothing else. With a concrete number of classes, :func:`concrete`
+writes everything in the explicit symbols ``z1..zN, v1..vN`` (the label is class 1).
 
 Examples
 ========
@@ -43,14 +43,14 @@ v1*z1/2 + v2*z2/2
 (1, 0)
 """
 
-import ast
 from functools import lru_cache
 from typing import Any
 
 import sympy
 from sympy import Add, Function, Mul, Symbol
+from sympy.printing.pretty.stringpict import prettyForm
 
-from ._errors import DeriveError, check_argument, check_classes
+from ._errors import check_argument, check_classes
 
 __all__ = [
     "T",
@@ -64,6 +64,12 @@ __all__ = [
     "u_i",
     "c_i",
     "m_i",
+    "learning_rate",
+    "momentum",
+    "dampening",
+    "weight_decay",
+    "hidden",
+    "teacher_hidden",
     "z_g",
     "v_g",
     "zh_i",
@@ -78,7 +84,6 @@ __all__ = [
     "AmariAlpha",
     "f_derivative",
     "moment",
-    "canonical",
     "is_class_constant",
     "class_sum",
     "class_total",
@@ -87,9 +92,6 @@ __all__ = [
     "concrete_text",
     "logit_symbols",
     "readable",
-    "parse",
-    "PARSE_MAX_LENGTH",
-    "PARSE_MAX_BITS",
 ]
 
 #: Temperature.
@@ -112,6 +114,10 @@ w_i, b_i = Symbol("w_i", real=True), Symbol("b_i", real=True)
 u_i, c_i = Symbol("u_i", real=True), Symbol("c_i", real=True)
 #: An optimizer's per-class state (a momentum buffer).
 m_i = Symbol("m_i", real=True)
+#: Hyper-parameters of the optimizers, as symbols (the statements on training steps use them).
+learning_rate, momentum, dampening, weight_decay = sympy.symbols("eta mu tau lambda", positive=True)
+#: Hidden features feeding the student and teacher output layers.
+hidden, teacher_hidden = sympy.symbols("h h_t", real=True)
 #: Student and teacher logits of the label ``g`` (the target class): class constants.
 z_g, v_g = Symbol("z_g", real=True), Symbol("v_g", real=True)
 #: Standardized logits of class ``i``: :math:`(z_i - \langle z\rangle)/\sigma_z`, likewise ``v``.
@@ -229,8 +235,6 @@ class _Mean(Function):
         return "%s(%s)" % (self._text_name, printer._print(self.args[0]))
 
     def _pretty(self, printer):
-        from sympy.printing.pretty.stringpict import prettyForm
-
         inner = printer._print(_bare_tree(self.args[0], "pretty"))
         form = prettyForm(*inner.left("⟨"))
         form = prettyForm(*form.right("⟩" + self._pretty_suffix))
@@ -385,8 +389,6 @@ class _InertMean(Function):
         return body if exp is None else "%s^{%s}" % (body, exp)
 
     def _pretty(self, printer):
-        from sympy.printing.pretty.stringpict import prettyForm
-
         inner = printer._print(self.args[0])
         form = prettyForm(*inner.left("⟨"))
         return prettyForm(*form.right("⟩" + ("₋g" if self.args[1] else "")))
@@ -436,34 +438,6 @@ def _bare_latex(arg, printer):
 def moment(student_power: int, teacher_power: int) -> Any:
     r"""The class moment :math:`\langle z^a v^b\rangle` (``1`` when both powers are 0)."""
     return ClassMean(z_i**student_power * v_i**teacher_power)
-
-
-def canonical(expr: Any) -> Any:
-    """A normal form for residuals: means linearised, their arguments in one normal form,
-    logarithms of products split, then cancelled. Equal expressions give equal results;
-    a residual that is zero comes out as exactly ``0``."""
-
-    def normal_mean(node):
-        return node.func(sympy.factor(sympy.cancel(sympy.expand(node.args[0]))))
-
-    expr = sympy.sympify(expr)
-    if _engine_says_zero(expr):
-        return sympy.Integer(0)
-    expr = sympy.expand(expr)
-    expr = expr.replace(lambda node: isinstance(node, _Mean), normal_mean)
-    expr = sympy.expand_log(sympy.expand(expr), force=True)
-    return sympy.cancel(sympy.expand(expr))
-
-
-def _engine_says_zero(expr):
-    """True if the expansion engine's normal form of ``expr`` is 0: a fast, sound test (its
-    generators are treated as independent, so it can miss a zero, never invent one)."""
-    from .series import Algebra
-
-    try:
-        return not Algebra().element(expr)
-    except (DeriveError, RecursionError):
-        return False
 
 
 def class_sum(expr: Any) -> Any:
@@ -632,176 +606,3 @@ def readable(expr):
     '-z_i*⟨v⟩ + ⟨z**2*v⟩/N'
     """
     return _ReadablePrinter({"order": "lex"}).doprint(expr)
-
-
-# -- parsing: exactly the notation, never eval ---------------------------------------------------
-
-#: Longest text :func:`parse` reads.
-PARSE_MAX_LENGTH = 100_000
-#: Largest number (in bits of its numerator or denominator) a power in :func:`parse` computes;
-#: a power of a symbol stays symbolic, exact at any size (the engine bounds its exponents).
-PARSE_MAX_BITS = 100_000
-
-_FUNCTIONS = {
-    "mean": ClassMean,
-    "mean_other": OtherMean,
-    "exp": sympy.exp,
-    "log": sympy.log,
-    "sqrt": sympy.sqrt,
-    "fd": FDerivative,
-    "fd_alpha": AmariAlpha,
-}
-_CONSTANTS = {"E": sympy.E}
-_NAME_PATTERN = None
-
-
-def _known_names():
-    names = {
-        "N": N,
-        "T": T,
-        "epsilon": epsilon,
-        "z_g": z_g,
-        "v_g": v_g,
-        "sigma_z": sigma_z,
-        "sigma_v": sigma_v,
-    }
-    names.update({symbol.name: symbol for symbol in PER_CLASS})
-    return names
-
-
-def _parameter_symbol(name):
-    """Parameters of the objectives (``beta``, ``alpha``, ...) and ``f1, f2, ...``."""
-    import re
-
-    if re.fullmatch(r"f[1-9][0-9]{0,2}", name):
-        return f_derivative(int(name[1:]))
-    from .objectives import parameter_symbols
-
-    return parameter_symbols().get(name)
-
-
-def parse(text: str) -> Any:
-    """Parse a term printed in this notation (``mean(z_i**2*v_i)/N`` and the like).
-
-    Only this notation is accepted: its symbols (``z_i, v_i, N, T, epsilon, z_g, ...``, the
-    objectives' parameters and ``f1, f2, ...``), integers, ``+ - * / **``, parentheses and the
-    functions ``mean, mean_other, exp, log, sqrt, fd, fd_alpha``. Nothing is evaluated as Python:
-    the text is read with :mod:`ast` and each node is translated. Anything else raises
-    :class:`~derive.DeriveError`.
-
-    >>> parse("mean(z_i**2*v_i)/N - z_i*mean(v_i)")
-    -z_i*mean(v_i) + mean(v_i*z_i**2)/N
-    >>> parse("__import__('os').system('true')")  # doctest: +NORMALIZE_WHITESPACE
-    Traceback (most recent call last):
-    ...
-    derive._errors.DeriveError: parse: unknown function "__import__('os').system" at column 1;
-    allowed: mean, mean_other, exp, log, sqrt, fd, fd_alpha
-    """
-    check_argument(isinstance(text, str), "parse needs a string, got {}", type(text).__name__)
-    check_argument(text.strip() != "", "parse needs a nonempty string")
-    check_argument(
-        len(text) <= PARSE_MAX_LENGTH,
-        "parse reads at most {} characters, got {}",
-        PARSE_MAX_LENGTH,
-        len(text),
-    )
-    try:
-        tree = ast.parse(text.strip(), mode="eval")
-    except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
-        raise DeriveError(
-            f"parse: not an expression in the notation ({type(error).__name__})"
-        ) from None
-    try:
-        return _translate(tree.body, _known_names())
-    except RecursionError:
-        raise DeriveError("parse: expression nested too deeply") from None
-
-
-def _where(node):
-    return f"at column {getattr(node, 'col_offset', 0) + 1}"
-
-
-_BINARY = {
-    ast.Add: lambda a, b: a + b,
-    ast.Sub: lambda a, b: a - b,
-    ast.Mult: lambda a, b: a * b,
-    ast.Div: lambda a, b: a / b,
-}
-
-
-def _translate(node, names):
-    if isinstance(node, ast.BinOp):
-        left, right = _translate(node.left, names), _translate(node.right, names)
-        if isinstance(node.op, ast.Pow):
-            check_argument(
-                right.is_Rational and abs(right) <= 10_000,
-                "parse: exponents must be rational numbers of size <= 10000, got {} {}",
-                right,
-                _where(node),
-            )
-            if left.is_Rational and left != 0:
-                size = max(abs(left.p), left.q).bit_length() * abs(right)
-                check_argument(
-                    size <= PARSE_MAX_BITS,
-                    "parse: a power of a number may have at most {} bits (PARSE_MAX_BITS), "
-                    "got about {} {}",
-                    PARSE_MAX_BITS,
-                    int(size),
-                    _where(node),
-                )
-            return left**right
-        operation = _BINARY.get(type(node.op))
-        check_argument(
-            operation is not None,
-            "parse: operator {} is not allowed {}; allowed: + - * / **",
-            type(node.op).__name__,
-            _where(node),
-        )
-        return operation(left, right)
-    if isinstance(node, ast.UnaryOp):
-        check_argument(
-            isinstance(node.op, (ast.UAdd, ast.USub)),
-            "parse: operator {} is not allowed {}",
-            type(node.op).__name__,
-            _where(node),
-        )
-        value = _translate(node.operand, names)
-        return -value if isinstance(node.op, ast.USub) else value
-    if isinstance(node, ast.Constant):
-        check_argument(
-            isinstance(node.value, int)
-            and not isinstance(node.value, bool)
-            and len(str(node.value)) <= 1000,
-            "parse: only integer literals are allowed (write 1/2, not 0.5), got {!r} {}",
-            node.value,
-            _where(node),
-        )
-        return sympy.Integer(node.value)
-    if isinstance(node, ast.Name):
-        symbol = names.get(node.id) or _CONSTANTS.get(node.id) or _parameter_symbol(node.id)
-        check_argument(symbol is not None, "parse: unknown name {!r} {}", node.id, _where(node))
-        return symbol
-    if isinstance(node, ast.Call):
-        name = node.func.id if isinstance(node.func, ast.Name) else None
-        check_argument(
-            name in _FUNCTIONS,
-            "parse: unknown function {!r} {}; allowed: {}",
-            name or ast.unparse(node.func)[:40],
-            _where(node),
-            ", ".join(_FUNCTIONS),
-        )
-        check_argument(
-            not node.keywords, "parse: keyword arguments are not allowed {}", _where(node)
-        )
-        arguments = [_translate(arg, names) for arg in node.args]
-        expected = {"fd": 2, "fd_alpha": 3}.get(name, 1)
-        check_argument(
-            len(arguments) == expected,
-            "parse: {} takes {} argument(s), got {} {}",
-            name,
-            expected,
-            len(arguments),
-            _where(node),
-        )
-        return _FUNCTIONS[name](*arguments)
-    raise DeriveError(f"parse: {type(node).__name__} is not part of the notation {_where(node)}")

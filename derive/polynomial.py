@@ -30,48 +30,25 @@ import sympy
 from sympy import QQ
 
 from .notation import (
-    BARE_SYMBOLS,
-    PER_CLASS,
+    ClassMean,
     N,
     OtherMean,
     _Mean,
+    concrete,
+    readable,
     sigma_v,
     sigma_z,
-    v_g,
+    v_i,
     vh_i,
-    z_g,
+    z_i,
     zh_i,
 )
+from .ordering import expression_latex, generator_rank
 from .packing import exponent as packed_exponent
 from .packing import slots as packed_slots
 from .series import Algebra
 
 __all__ = ["Polynomial", "generator_rank"]
-
-_LABEL = (z_g, v_g)
-
-
-def generator_rank(expr):
-    """Sort key of a generator in the pinned order (see the module docstring)."""
-    if expr.is_Symbol and expr.name in BARE_SYMBOLS and expr not in PER_CLASS:
-        expr = BARE_SYMBOLS[expr.name]  # a per-class symbol printed inside a mean
-    if expr in PER_CLASS:
-        return (0, PER_CLASS.index(expr))
-    if expr in _LABEL:
-        return (1, _LABEL.index(expr))
-    if isinstance(expr, _Mean):
-        powers = expr.args[0].as_powers_dict()
-        degrees = [int(powers.get(symbol, 0)) for symbol in PER_CLASS]
-        simple = expr.args[0] == sympy.Mul(*[s**d for s, d in zip(PER_CLASS, degrees)])
-        return (
-            2,
-            0 if simple else 1,
-            isinstance(expr, OtherMean),
-            -sum(degrees),
-            [-d for d in degrees],
-            sympy.default_sort_key(expr),
-        )
-    return (3, sympy.default_sort_key(expr))
 
 
 class Polynomial:
@@ -143,8 +120,6 @@ class Polynomial:
         if key not in cache:
             base, _ = _base(self.algebra.expressions[slot])
             if style == "latex":
-                from .latex import expression_latex
-
                 cache[key] = _latex_base(base, expression_latex)
             else:
                 text = _readable(base) if style == "readable" else str(base)
@@ -200,8 +175,6 @@ class Polynomial:
     def latex_parts(self):
         r"""``(prefix, [signed terms])``: ``prefix`` is ``'\frac{1}{N}'`` when a common
         :math:`1/N` was pulled out; each term starts with ``'+ '`` or ``'- '``."""
-        from .latex import expression_latex
-
         if not self.plain:
             text = expression_latex(self.expr)
             return "", (
@@ -228,8 +201,6 @@ class Polynomial:
     def _concrete_printed(self, slot, classes, component, style):
         """``(number or None, printed or None)`` of generator ``slot`` written for ``classes``
         classes (``z_i`` as class ``component``): a number folds into the coefficient."""
-        from .notation import concrete
-
         cache = self.__dict__.setdefault("_concrete_cache", {})
         per_class = self.algebra.is_per_class(slot)
         key = (slot, classes, component if per_class else None, style)
@@ -243,8 +214,6 @@ class Polynomial:
                 if value.is_Number:
                     cache[key] = (value, None)
                 elif style == "latex":
-                    from .latex import expression_latex
-
                     cache[key] = (None, _parenthesized_latex(value, expression_latex))
                 else:
                     cache[key] = (None, _parenthesized_text(value))
@@ -270,8 +239,6 @@ class Polynomial:
         """Text in ``z1..zN, v1..vN`` (``sympy.sympify`` reads it), ``z_i, v_i`` being those of
         ``component`` and the label class 1."""
         if not self.plain or self.expr.has(zh_i, vh_i, sigma_z, sigma_v):
-            from .notation import concrete
-
             return str(concrete(self.expr, classes=classes, component=component))
         parts = [
             _text_term(c, factors) for c, factors in self._concrete_rows(classes, component, "text")
@@ -280,11 +247,7 @@ class Polynomial:
 
     def concrete_latex(self, *, classes, component=1):
         """LaTeX in ``z_1..z_N, v_1..v_N``, in the symbolic term's order."""
-        from .latex import expression_latex
-
         if not self.plain or self.expr.has(zh_i, vh_i, sigma_z, sigma_v):
-            from .notation import concrete
-
             return expression_latex(concrete(self.expr, classes=classes, component=component))
         parts = [
             _latex_term(c, factors)
@@ -296,8 +259,6 @@ class Polynomial:
 def _explicit_moment(mean, classes, style):
     r"""A moment :math:`\langle z^a v^b\rangle` (or over the other classes) written out as its
     explicit sum, fast; ``None`` for anything else."""
-    from .notation import ClassMean, v_i, z_i
-
     if not isinstance(mean, (ClassMean, OtherMean)):
         return None
     powers = mean.args[0].as_powers_dict()
@@ -342,8 +303,6 @@ def join_terms(parts):
 
 
 def _readable(expr):
-    from .notation import readable
-
     return readable(expr)
 
 

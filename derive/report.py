@@ -23,7 +23,9 @@ from ._files import check_output_path, write_atomically
 from .expansion import expand, leading_pieces
 from .latex import expression_latex, join_terms, term_latex_parts
 from .objectives import FAMILIES, OBJECTIVES
+from .ordering import term_rank
 from .statements import STATEMENTS
+from .statements.families import f_divergence_coefficients
 
 __all__ = ["report_document", "write_report", "check_output_path"]
 
@@ -153,10 +155,8 @@ def _signed_pieces(first, second):
 
 def _leads_with_minus(expr):
     """Whether the first term, in the pinned order, of the expanded ``expr`` is negative."""
-    from .latex import _term_rank
-
     terms = sympy.Add.make_args(sympy.expand(expr))
-    first = min(terms, key=_term_rank)
+    first = min(terms, key=term_rank)
     return first.could_extract_minus_sign()
 
 
@@ -184,8 +184,6 @@ def _terms_section(order):
 
 
 def _families_section():
-    from .statements.families import f_divergence_coefficients
-
     out = [
         r"\section{Objective families: their limits at high temperature}",
         r"Each objective at its default parameters (symbols where it has none). The "

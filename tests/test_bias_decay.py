@@ -7,7 +7,8 @@ import sympy
 import torch
 from sympy import Rational
 
-from derive.notation import ClassMean, b_i, canonical, m_i
+from derive.normal_form import canonical
+from derive.notation import ClassMean, b_i, m_i
 from derive.statements import STATEMENTS, core
 from verify.checks._common import CheckContext
 from verify.checks.bias_decay import (

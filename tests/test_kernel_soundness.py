@@ -19,8 +19,10 @@ from hypothesis import strategies as st
 
 import derive
 from derive import DeriveError, N, T, epsilon, parse
-from derive.notation import PARSE_MAX_BITS, ClassMean, canonical, v_g, v_i, z_g, z_i
+from derive.normal_form import canonical
+from derive.notation import ClassMean, v_g, v_i, z_g, z_i
 from derive.packing import MAX_EXPONENT, exponent, exponents, pack, slot_mask, slots
+from derive.parsing import PARSE_MAX_BITS
 from derive.polynomial import Polynomial
 from derive.series import MAX_PRECISION, Algebra, power_series
 from derive.tracing.relations import Relation, _coefficient_mask, _grouped
@@ -244,4 +246,4 @@ def test_the_readme_states_the_engine_limits():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert f"at most {MAX_EXPONENT} (`derive.packing.MAX_EXPONENT`" in readme
     assert f"at most {MAX_PRECISION} terms of one\nseries (`derive.series.MAX_PRECISION`)" in readme
-    assert f"at most {PARSE_MAX_BITS}\nbits (`derive.notation.PARSE_MAX_BITS`)" in readme
+    assert f"at most {PARSE_MAX_BITS}\nbits (`derive.parsing.PARSE_MAX_BITS`)" in readme

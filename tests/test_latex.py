@@ -25,7 +25,8 @@ from derive import (
     write_report,
     z_i,
 )
-from derive.notation import canonical, readable
+from derive.normal_form import canonical
+from derive.notation import readable
 
 MEAN = r"\left\langle {} \right\rangle"
 Z, V, Z2, ZV, V2 = (MEAN.format(x) for x in ("z", "v", "z^{2}", "z v", "v^{2}"))

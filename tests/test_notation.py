@@ -7,7 +7,8 @@ import pytest
 import sympy
 
 from derive import ClassMean, N, concrete, epsilon, logit_symbols, moment, parse, v_i, z_i
-from derive.notation import canonical, class_sum, is_class_constant
+from derive.normal_form import canonical
+from derive.notation import class_sum, is_class_constant
 
 
 def test_means_are_linear_and_pull_out_class_constants():

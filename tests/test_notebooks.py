@@ -11,7 +11,7 @@ nbclient = pytest.importorskip("nbclient", reason="the [test] extra installs nbc
 
 import derive  # noqa: E402
 from derive.display import MIME_TYPE  # noqa: E402
-from derive.notation import canonical  # noqa: E402
+from derive.normal_form import canonical  # noqa: E402
 
 NOTEBOOKS = sorted((pathlib.Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9]*.py"))
 

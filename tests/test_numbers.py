@@ -16,6 +16,7 @@ from derive._json import dumps
 from derive._numbers import check_symbol_name, parse_positive, parse_rational
 from derive.bounds import certified_bounds
 from derive.latex_parse import MAX_LATEX_DEPTH, parse_latex
+from derive.objectives import parameter_symbols
 from verify import VerifyError
 from verify.audit import LIMITS, audit, parse_expectation
 from verify.audit import run as run_audit
@@ -136,7 +137,11 @@ BAD_CALLS = [
     (lambda: regime_report(torch.zeros(2, 3, dtype=torch.complex64)), VerifyError, "dense real"),
     (lambda: parse_rational("1" * 101, what="x"), DeriveError, "must be a number"),
     (lambda: parse_positive(True, what="w"), DeriveError, "w must be a number > 0"),
-    (lambda: check_symbol_name("N", what="beta"), DeriveError, "not a name derive.parse"),
+    (
+        lambda: check_symbol_name("N", what="beta", parameters=parameter_symbols()),
+        DeriveError,
+        "not a name derive.parse",
+    ),
 ]
 
 

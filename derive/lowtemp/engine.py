@@ -38,7 +38,7 @@ from typing import Any
 import sympy
 
 from .._errors import DeriveError, check_argument
-from ..notation import concrete, epsilon, logit_symbols, sigma_v, sigma_z, vh_i, zh_i
+from ..notation import ClassMean, N, concrete, epsilon, logit_symbols, sigma_v, sigma_z, vh_i, zh_i
 from ..objectives import OBJECTIVES
 from .useries import expand_in_u, is_zero
 
@@ -127,8 +127,6 @@ def _concrete_definition(objective, quantity, classes, component, values):
     loss = definition.loss(**dict(values))
     student, teacher = logit_symbols(classes)
     if definition.coordinates == "standardized":
-        from ..notation import ClassMean
-
         columns = list(zip(student, teacher))
 
         def rewrite(node):
@@ -138,8 +136,6 @@ def _concrete_definition(objective, quantity, classes, component, values):
             if not node.args:
                 return node
             return node.func(*[rewrite(a) for a in node.args])
-
-        from ..notation import N
 
         expr = rewrite(loss).xreplace({N: classes, sigma_z: 1, sigma_v: 1})
     else:

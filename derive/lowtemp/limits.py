@@ -31,6 +31,7 @@ from typing import Any
 import sympy
 
 from .._errors import check_argument
+from ..expansion import expand
 from ..objectives import OBJECTIVES
 from .tropical import argmax_set, divergence, margin, mean_over, perceptron_loss, uniform_on
 
@@ -667,8 +668,6 @@ def limit(
     parameters = {**chosen, **(parameters or {})}
     values = dict(definition.resolve(parameters))
     if temperature == "inf":
-        from ..expansion import expand
-
         term = expand(quantity, order=1, objective=objective, parameters=parameters).terms[0]
         text: Any = term.readable  # a dict of components for a labelled gradient
         latex: Any = term.latex

@@ -18,6 +18,7 @@ Examples
 
 import sympy
 
+from .engine import _powers as _polynomial_powers
 from .engine import transseries
 from .limits import LOW_TEMPERATURE
 from .tropical import argmax_set
@@ -68,6 +69,4 @@ def closed_form_residuals(objective, quantity, student, teacher, parameters=None
 
 
 def _powers(series):
-    from .engine import _powers as powers
-
-    return powers(series.polynomial_part)
+    return _polynomial_powers(series.polynomial_part)

@@ -107,7 +107,7 @@ class Parameter:
             return value
         if isinstance(value, sympy.Symbol):
             if value != self.symbol:
-                check_symbol_name(value.name, what=where)
+                check_symbol_name(value.name, what=where, parameters=parameter_symbols())
             return value
         if isinstance(value, str):
             text = value.strip()
@@ -121,7 +121,7 @@ class Parameter:
                 )
                 if text in (self.name, self.symbol.name):
                     return self.symbol  # its own symbol, whatever its name reads as
-                check_symbol_name(text, what=where)
+                check_symbol_name(text, what=where, parameters=parameter_symbols())
                 return _symbol(text, self.positive)
             check_argument(
                 re.fullmatch(r"[+-]?[0-9]{1,30}(/[0-9]{1,30})?", text) is not None,

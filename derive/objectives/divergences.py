@@ -17,7 +17,7 @@ Examples
 
 from sympy import Rational, log
 
-from ..notation import AmariAlpha, FDerivative, epsilon, v_i, z_i
+from ..notation import AmariAlpha, ClassMean, FDerivative, epsilon, v_i, z_i
 from ._registry import Parameter, objective
 from .softmax import log_softmax, ratio, softmax, softmax_expectation
 
@@ -37,8 +37,6 @@ __all__ = [
 def half_variance(difference):
     r""":math:`\frac12\mathrm{Var}(x) = \frac12\langle (x - \langle x\rangle)^2\rangle` of a
     per-class expression over the classes."""
-    from ..notation import ClassMean
-
     return ClassMean((difference - ClassMean(difference)) ** 2) / 2
 
 

@@ -35,7 +35,7 @@ Examples
 import sympy
 from sympy import Function, Matrix, Rational, Symbol, eye, ones, sqrt, symbols
 
-from . import label, statement
+from ._registry import label, statement
 
 __all__ = [
     "zero_sum_matrix",

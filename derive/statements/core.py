@@ -14,21 +14,27 @@ import sympy
 from sympy import Rational, Symbol
 
 from ..expansion import leading_pieces
+from ..normal_form import canonical
 from ..notation import (
     ClassMean,
     N,
     b_i,
     c_i,
-    canonical,
     class_sum,
     concrete,
+    dampening,
     epsilon,
+    hidden,
+    learning_rate,
     logit_symbols,
     m_i,
+    momentum,
     t_i,
+    teacher_hidden,
     u_i,
     v_i,
     w_i,
+    weight_decay,
     z_g,
     z_i,
 )
@@ -40,15 +46,10 @@ from ..objectives import (
     log_softmax,
     sigmoid_distillation_loss,
 )
-from . import label, statement
 from ._common import gradient_sum, leading, term_gradient, terms
+from ._registry import label, statement
 
 __all__ = ["learning_rate", "momentum", "dampening", "weight_decay", "hidden", "teacher_hidden"]
-
-#: Hyper-parameters of the optimizers, as symbols.
-learning_rate, momentum, dampening, weight_decay = sympy.symbols("eta mu tau lambda", positive=True)
-#: Hidden features feeding the student and teacher output layers.
-hidden, teacher_hidden = sympy.symbols("h h_t", real=True)
 
 
 # -- [zero-mean-gradient] ----------------------------------------------------------------------

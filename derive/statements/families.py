@@ -15,11 +15,14 @@ Examples
 import sympy
 from sympy import Rational
 
+from .._errors import check_argument
+from ..normal_form import canonical
 from ..notation import AmariAlpha, ClassMean, N, f_derivative, v_i, z_i
 from ..objectives import OBJECTIVES, half_variance
+from ..objectives.softmax import ratio, softmax_expectation
 from ..objectives.temperature import student_log_softmax
-from . import label, statement
 from ._common import leading, terms
+from ._registry import label, statement
 
 __all__ = ["first_correction", "KL_GENERATOR", "REVERSE_KL_GENERATOR"]
 
@@ -50,9 +53,6 @@ def f_divergence_coefficients(objective, **parameters):
     >>> f_divergence_coefficients("jsd")
     (-beta**2 + beta, beta**3 - beta)
     """
-    from .._errors import check_argument
-    from ..notation import canonical
-
     loss = terms("loss", 2, objective, **parameters)
     second, third = sympy.symbols("second third")
     residual = sympy.expand(canonical(loss[1] - first_correction(second, third)))
@@ -157,8 +157,6 @@ def _f_divergence_limit(order):
 def _first_order_part():
     r"""The exact :math:`\sum_i q_i (p_i/q_i - 1)` written with class means: 0 after
     simplification."""
-    from ..objectives.softmax import ratio, softmax_expectation
-
     return softmax_expectation(z_i, ratio(v_i, z_i) - 1)
 
 

@@ -21,10 +21,11 @@ from ..expansion import expand
 from ..lowtemp import closed_form_residuals, transseries
 from ..lowtemp.limits import LOW_TEMPERATURE
 from ..lowtemp.tropical import argmax_set, margin, perceptron_loss
-from ..notation import canonical, epsilon
+from ..normal_form import canonical
+from ..notation import epsilon
 from ..objectives import OBJECTIVES
 from ..series import power_series
-from . import label, statement
+from ._registry import label, statement
 
 __all__ = ["CASES", "PROOF_PARAMETERS"]
 

@@ -26,7 +26,7 @@ from ..notation import ClassMean, concrete, epsilon, v_i, z_i
 from ..objectives import kd_loss
 from ..objectives.softmax import softmax, softmax_expectation
 from ..series import power_series
-from . import label, statement
+from ._registry import label, statement
 
 __all__ = ["interpolated_log_sum", "two_class_coefficient"]
 

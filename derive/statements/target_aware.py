@@ -20,8 +20,8 @@ from ..objectives import OBJECTIVES
 from ..objectives.normalized import correlation, unbiased_scale
 from ..objectives.target_aware import label_probability, labelled_kl, nckd, tckd
 from ..series import power_series
-from . import label, statement
 from ._common import gradient_sum, leading, term_gradient, terms
+from ._registry import label, statement
 
 __all__ = []
 

@@ -33,17 +33,20 @@ Examples
 [0, 0]
 """
 
+import inspect
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sympy
 
 from .._errors import DeriveError, check_order
-from ..expansion import Term
-from ..notation import N, canonical, epsilon, z_i
+from ..calls import CallSpec, bind, resolve_call
+from ..expansion import Term, expand
+from ..normal_form import canonical
+from ..notation import N, epsilon, z_i
 from ..polynomial import Polynomial
 from ..series import Algebra
 from ._symbols import B, has_stops, strip_stops
@@ -55,9 +58,6 @@ from .relations import (
     limit_relation,
     shift_invariant,
 )
-
-if TYPE_CHECKING:  # the call grammar is imported where it is used, at trace time
-    from ..calls import CallSpec
 
 __all__ = ["trace", "TraceResult", "Relation", "DEFAULT_ORDER", "MAX_TRACE_ORDER"]
 
@@ -322,7 +322,7 @@ def trace(
     fn: Callable[..., Any] | str,
     *,
     order: int = DEFAULT_ORDER,
-    call: "str | CallSpec | None" = None,
+    call: str | CallSpec | None = None,
 ) -> TraceResult:
     r"""Trace ``fn(student_logits, teacher_logits, T)`` and expand it in :math:`1/T`.
 
@@ -356,13 +356,14 @@ def trace(
         cannot expand.
     """
     _check_torch_installed()
+    # lazy: capture imports torch, the optional [verify] extra
     from .capture import capture, describe, load_target
+
+    # lazy: translate imports torch, the optional [verify] extra
     from .translate import translate
 
     started = time.perf_counter()
     check_order(order, maximum=MAX_TRACE_ORDER, why=" for a trace")
-    from ..calls import bind, resolve_call
-
     spec = None if call is None else resolve_call(None, call)  # checked before any import
     if isinstance(fn, str):
         fn = load_target(fn)
@@ -425,8 +426,6 @@ def trace(
 
 def _check_signature(fn, name):
     """Refuse, in one line, a function that cannot be called as ``fn(student, teacher, T)``."""
-    import inspect
-
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError):
@@ -458,22 +457,25 @@ def _check_torch_installed():
     """Tracing captures PyTorch code: without torch (``pip install kd-theorems`` without the
     ``[verify]`` extra) it is one line naming the extra, not an ImportError."""
     try:
+        # lazy: torch is the optional [verify] extra; this asks whether it is installed
         import torch  # noqa: F401
     except ImportError:
         raise DeriveError("tracing needs torch: pip install 'kd-theorems[verify]'") from None
 
 
 def _kd_terms(order):
-    from ..expansion import expand
-
     return expand("loss", order=order).terms
 
 
 def _check_against_function(fn, name, per_example, gradient):
     """Refuse a translation that disagrees with the function (see :mod:`.numeric`)."""
+    # lazy: torch is the optional [verify] extra; derive never imports it at module level
     import torch
 
+    # lazy: capture imports torch, the optional [verify] extra
     from .capture import one_line
+
+    # lazy: numeric imports torch, the optional [verify] extra
     from .numeric import self_check
 
     def caller(tensor_temperature):

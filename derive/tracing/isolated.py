@@ -23,6 +23,8 @@ from .._errors import DeriveError
 from .._isolation import run_isolated
 from .._json import dumps as _json_dumps
 from .._targets import check_target
+from ..calls import parse_call
+from . import trace
 
 __all__ = ["trace_in_child_process", "TracedReport", "DEFAULT_TRACE_TIMEOUT"]
 
@@ -44,9 +46,6 @@ class TracedReport:
 def render(target, *, order, format, call=None):
     """In the child: trace ``target`` (called as the expression ``call``, if given) and render
     the report (plain text out)."""
-    from ..calls import parse_call
-    from . import trace
-
     result = trace(target, order=order, call=None if call is None else parse_call(call))
     if format == "json":
         return _json_dumps(result.to_json(), indent=1)
@@ -64,8 +63,6 @@ def trace_in_child_process(
     call expression (:func:`derive.calls.parse_call`), checked before the child starts."""
     check_target(target)
     if call is not None:
-        from ..calls import parse_call
-
         parse_call(call)
     if format not in FORMATS:
         raise DeriveError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")

@@ -32,7 +32,8 @@ from functools import lru_cache
 import sympy
 
 from .._errors import DeriveError, check_argument
-from ..notation import PER_CLASS, N, T, canonical, epsilon, z_i
+from ..normal_form import canonical
+from ..notation import PER_CLASS, ClassMean, N, T, epsilon, sigma_v, sigma_z, v_g, v_i, z_g, z_i
 from ..objectives import OBJECTIVES
 from ..packing import slot_mask
 from ..series import Algebra, series_of
@@ -283,8 +284,6 @@ def _reference(name, variant, quantity, order):
     component), its numeric parameters not in ``variant`` left symbolic; ``None`` if it holds
     symbols that are neither the notation's nor its parameters' (the generic f-divergence's
     ``f2, f3, ...``, which would match every f-divergence), or is zero."""
-    from ..notation import sigma_v, sigma_z, v_g, z_g
-
     definition = OBJECTIVES[name]
     values = dict(variant)
     expr = definition.loss(**values) if quantity == "loss" else definition.gradient(**values)["i"]
@@ -517,8 +516,6 @@ def limit_relation(gradient):
     """
     if gradient is None or gradient.zero:
         return None
-    from ..notation import ClassMean, v_i
-
     algebra = gradient.algebra
     leading = gradient.polynomials[:1]
     found = {"exponent": -gradient.valuation}
@@ -537,8 +534,6 @@ def shift_invariant(gradient):
     power of :math:`1/T` computed (trivially for no gradient)."""
     if gradient is None or gradient.zero:
         return True
-    from ..notation import ClassMean
-
     algebra = gradient.algebra
     return all(
         not algebra.mean(p) or canonical(ClassMean(algebra.to_expr(p))) == 0

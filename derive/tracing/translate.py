@@ -44,6 +44,7 @@ import torch
 import torch.fx
 import torch.nn.functional as F
 from sympy import exp, log
+from torch.nn import _reduction as _legacy_reduction
 
 from .._errors import DeriveError
 from ..notation import ClassMean, N, epsilon, is_class_constant, v_i, z_i
@@ -473,9 +474,7 @@ def _softmax(log_form):
 def _reduction_name(size_average, reduce, reduction):
     size_average, reduce = _plain(size_average), _plain(reduce)
     if size_average is not None or reduce is not None:
-        from torch.nn import _reduction
-
-        return _reduction.legacy_get_string(size_average, reduce, emit_warning=False)
+        return _legacy_reduction.legacy_get_string(size_average, reduce, emit_warning=False)
     return _plain(reduction)
 
 
