@@ -54,15 +54,17 @@ def check_formulas(notebook):
     return len(formulas)
 
 
-#: The notebooks whose runs take a minute or more of CPU (training runs, the whole optimizer
-#: atlas): run with --run-slow. What they compute is checked by the default suite elsewhere
-#: (the registry's checks, the figures and the atlas tests); the other six execute by default.
-SLOW = {"03_zero_mean_and_equal_mean", "08_optimizer_atlas"}
+#: The notebook that executes in the default suite: the first, the quickest (a kernel, the
+#: expansions, formulas shown through derive.formula). Every other one starts its own kernel
+#: (a torch import) and takes 6 to 70 s of CPU, so they execute with --run-slow (.ci/run runs
+#: them). What they compute is checked by the default suite elsewhere: the proofs and the
+#: registry's checks, the figures (tests/test_figures.py), the regime axis and the atlas tests.
+DEFAULT = {"01_hinton_high_temperature"}
 
 
 @pytest.mark.parametrize(
     "script",
-    [pytest.param(p, marks=pytest.mark.slow) if p.stem in SLOW else p for p in NOTEBOOKS],
+    [p if p.stem in DEFAULT else pytest.param(p, marks=pytest.mark.slow) for p in NOTEBOOKS],
     ids=lambda p: p.stem,
 )
 def test_notebook_executes_and_shows_the_engines_formulas(script, tmp_path):

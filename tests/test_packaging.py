@@ -111,16 +111,25 @@ sys.meta_path.insert(0, Blocked())
 
 
 def test_derive_runs_without_the_verify_extra():
-    # Every proof runs here, so this is also where derive is shown not to import torch (nor
-    # hypothesis, matplotlib) on any path short of tracing: not even an attempt that it
-    # catches. test_meta checks the same of import and expand with torch installed.
+    # derive runs where torch, hypothesis and matplotlib cannot be imported, and does not even
+    # attempt an import that it would catch. Statically, import-linter's contracts (every
+    # import statement of derive, function-level ones included; tests/test_layers.py) forbid
+    # them short of tracing; here, at run time, a proof from each statement module, a limit,
+    # a bound and the CLI. test_meta checks import and expand with torch installed.
     code = _BLOCKER.format(blocked=VERIFY_ONLY) + (
         "import derive\n"
         "from derive.bounds import CertifiedExpansion\n"
         "from derive.cli import main\n"
+        "from derive.statements import STATEMENTS\n"
         "assert derive.expand('gradient', order=2).terms\n"
         "assert CertifiedExpansion([0.0, 1.0], [0.0, 0.0]).remainder_bound(8.0, order=2) > 0\n"
-        "assert main(['prove', '--order', '1']) == 0\n"
+        "modules = {}\n"
+        "for s in STATEMENTS.values():\n"
+        "    modules.setdefault(s.proof.__module__, s)\n"
+        "assert len(modules) >= 6, sorted(modules)\n"
+        "assert all(s.prove(order=1).as_expected for s in modules.values())\n"
+        "assert derive.limit('kl', temperature='0')\n"
+        "assert main(['expand', '--quantity', 'loss', '--order', '1']) == 0\n"
         "assert Blocked.attempts == [], Blocked.attempts\n"
         "try:\n"
         "    derive.trace('verify.gallery:kd_mean_reduction')\n"

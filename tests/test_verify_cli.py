@@ -130,7 +130,23 @@ def test_json_output_follows_the_contract(quick, capsys, monkeypatch, check_resu
         assert isinstance(result["examples"], int) and result["examples"] >= 1
 
 
-def test_table_output_lists_every_statement(quick, capsys):
+def _float32_sample():
+    """A few statements for the default run of the float32 table: the expansion (its float32
+    floor), the zero-mean lemma, and the first two expected refutations (counterexamples)."""
+    every = registry.statements()
+    refuted = [i for i, s in every.items() if s.expected == "refuted"][:2]
+    return {i: every[i] for i in ["expansion", "zero-mean-gradient", *refuted]}
+
+
+@pytest.mark.parametrize(
+    "whole", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["sample", "whole"]
+)
+def test_table_output_lists_every_statement(quick, capsys, monkeypatch, whole):
+    # The whole registry in float32 is a sweep of its own (every check once more, about 25 s
+    # of CPU): with --run-slow. By default, a sample of it, with the floor and the refutations.
+    if not whole:
+        sample = _float32_sample()
+        monkeypatch.setattr(registry, "statements", lambda: sample)
     code, captured = quick(["check", "--examples", "2", "--dtype", "float32"], capsys)
     assert code == 0
     lines = captured.out.splitlines()
@@ -150,7 +166,8 @@ def test_table_output_lists_every_statement(quick, capsys):
         for line in lines
         if line.split() and line.split()[0] in derive.STATEMENTS
     }
-    assert list(rows) == list(derive.STATEMENTS)
+    assert list(rows) == list(registry.statements())
+    assert len(rows) == (len(derive.STATEMENTS) if whole else 4)
     assert all(row[1] == row[2].rstrip("*") and row[-1] == "cpu" for row in rows.values())
     assert "Counterexamples (hypothesis-shrunk):" in captured.out
     assert "float32 floor" in captured.out
