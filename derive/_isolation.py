@@ -323,6 +323,17 @@ def _highest_descriptor():
         return 4096
 
 
+def _one_torch_thread():
+    """A forked child inherits torch's thread pool as the parent left it, without its threads:
+    once the parent has run an operation on more than one thread, the child's first parallel
+    operation waits for threads that do not exist, for ever. One thread in the child (the
+    work is small) never enters the pool. A spawned child imports torch afresh; so does one
+    whose parent never imported it (sys.modules is looked at, nothing is imported)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "set_num_threads"):
+        torch.set_num_threads(1)
+
+
 def _child(sender, output_path, function, args, kwargs, error):
     """The child: own session, fds 1 and 2 to the private file, stdin from /dev/null; run
     ``function``; send one message; leave with ``os._exit`` (no atexit handler runs)."""
@@ -350,6 +361,7 @@ def _child(sender, output_path, function, args, kwargs, error):
     os.closerange(keep + 1, _highest_descriptor())
     if faulthandler.is_enabled():  # its file may have been one of them: our fd 2 now
         faulthandler.enable(file=sys.stderr)
+    _one_torch_thread()
     try:
         message = ("value", function(*args, **kwargs))
     except error as problem:

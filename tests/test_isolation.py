@@ -260,3 +260,54 @@ def test_a_spawned_child_keeps_the_contract(monkeypatch):
     assert run.value == {"a": (1, 2)} and run.printed_lines == 2
     with pytest.raises(DeriveError, match=r"exit code 3"):
         run_isolated(os._exit, 3, timeout=120)
+
+
+_THREADED_PARENT = """
+import sys, torch
+import derive._isolation as isolation
+from derive._errors import DeriveError
+from derive._isolation import run_isolated
+from verify.gallery import kd_batchmean
+
+def backward(n):
+    student = torch.randn(n, n, dtype=torch.float64, requires_grad=True)
+    kd_batchmean(student @ student.T, torch.randn(n, n, dtype=torch.float64), 4.0).backward()
+    return float(student.grad.abs().sum()) > 0
+
+if sys.argv[1] == "unguarded":
+    isolation._one_torch_thread = lambda: None
+torch.set_num_threads(2)
+print("parent", backward(512))  # the parent's pool now has its threads
+try:
+    print("child", run_isolated(backward, 512, timeout=float(sys.argv[2])).value)
+except DeriveError as problem:
+    print("child", problem)
+"""
+
+
+def _threaded_parent(mode, timeout):
+    return subprocess.run(
+        [sys.executable, "-c", _THREADED_PARENT, mode, str(timeout)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env=dict(os.environ, OMP_NUM_THREADS="2"),
+    )
+
+
+def test_a_child_forked_after_torch_ran_on_threads_does_not_hang():
+    """A parent whose torch pool has run on two threads (a notebook, a training script) forks
+    the child: the child's torch work finishes, on one thread."""
+    run = _threaded_parent("guarded", 60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == ["parent True", "child True"]
+
+
+def test_control_without_one_thread_the_forked_child_hangs():
+    """The control: with the child's thread count left as the parent's, the same child waits
+    for pool threads that a fork does not copy, until its timeout."""
+    run = _threaded_parent("unguarded", 4)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[0] == "parent True"
+    assert "did not finish within its timeout of 4 s" in run.stdout.splitlines()[1]
