@@ -1,6 +1,7 @@
 """The ``python -m derive`` contract: formats, JSON shape, objectives and parameters, and bad
 input (one line on stderr, exit 2, no traceback, nothing written)."""
 
+import functools
 import json
 import os
 import stat
@@ -11,6 +12,7 @@ import pytest
 import sympy
 
 import derive
+import derive.report
 from derive.cli import main
 
 
@@ -286,7 +288,16 @@ def test_report_into_an_unwritable_directory_is_refused_before_computing(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_failed_write_leaves_no_file(tmp_path, capsys, monkeypatch):
+#: The report's LaTeX once per order for the tests below, which are about how it is written.
+_REPORT_DOCUMENT = functools.lru_cache(maxsize=None)(derive.report.report_document)
+
+
+@pytest.fixture
+def report_once(monkeypatch):
+    monkeypatch.setattr(derive.report, "report_document", _REPORT_DOCUMENT)
+
+
+def test_a_failed_write_leaves_no_file(tmp_path, capsys, monkeypatch, report_once):
     def refuse(source, target):
         raise OSError(28, "No space left on device")
 
@@ -296,7 +307,7 @@ def test_a_failed_write_leaves_no_file(tmp_path, capsys, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_report_is_written_with_normal_permissions(tmp_path, capsys):
+def test_report_is_written_with_normal_permissions(tmp_path, capsys, report_once):
     old = os.umask(0o022)
     try:
         code, out, _ = _run(capsys, "report", "--order", "1", "--out", str(tmp_path / "r.tex"))
