@@ -122,8 +122,8 @@ def measure(
     """In the child: import the loss, call it where the plan says (as ``call`` says, or as
     its signature is recognised), trace it; plain data out.
 
-    The deadline is the parent's; the timeout of the contained calls here is only a bound."""
-    torch.set_num_threads(1)
+    The deadline is the parent's; the timeout of the contained calls here is only a bound.
+    torch runs on one thread here, as in every child of run_isolated."""
     started = time.monotonic()
     fn = resolve_target(target, error=VerifyError)
     spec, signature = call_plan(fn, call, mask=mask, labels=labels_mask)
