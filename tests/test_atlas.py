@@ -4,10 +4,9 @@ floor pinned by planted violations, the precision findings, ``verify optimizer``
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 
+import forkrun
 import pytest
 import torch
 
@@ -227,8 +226,8 @@ def test_worker_judges_recipes_it_has_never_seen(user_module):
 
 def _cli(*arguments, cwd):
     environment = dict(os.environ, PYTHONPATH=os.pathsep.join([os.getcwd(), str(cwd)]))
-    return subprocess.run(
-        [sys.executable, "-m", "verify", "optimizer", *arguments],
+    return forkrun.run(
+        ["-m", "verify", "optimizer", *arguments],
         capture_output=True,
         text=True,
         env=environment,

@@ -10,10 +10,10 @@ import argparse
 import io
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
+import forkrun
 import pytest
 import torch
 
@@ -258,8 +258,8 @@ def _process(*argv, cwd=ROOT):
         "OMP_NUM_THREADS": "1",
         "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
     }
-    return subprocess.run(
-        [sys.executable, "-m", "verify", "audit", *argv],
+    return forkrun.run(
+        ["-m", "verify", "audit", *argv],
         capture_output=True,
         text=True,
         cwd=cwd,

@@ -2,9 +2,8 @@
 signatures; the audit and the trace call what the user has; logits matching is identified."""
 
 import os
-import subprocess
-import sys
 
+import forkrun
 import pytest
 import torch
 import torch.nn.functional as F
@@ -44,9 +43,7 @@ def test_a_call_outside_the_whitelist_is_one_line(text):
 
 def _cli(*arguments):
     env = dict(os.environ, PYTHONPATH=os.getcwd())
-    return subprocess.run(
-        [sys.executable, "-m", *arguments], capture_output=True, text=True, env=env, timeout=120
-    )
+    return forkrun.run(["-m", *arguments], capture_output=True, text=True, env=env, timeout=120)
 
 
 @pytest.mark.parametrize("tool", ["verify audit", "derive trace"])

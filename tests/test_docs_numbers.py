@@ -14,9 +14,8 @@ import math
 import os
 import re
 import shlex
-import subprocess
-import sys
 
+import forkrun
 import pytest
 import sympy
 from quoted import ROOT, agrees, document, parse_quoted, table_row
@@ -273,8 +272,8 @@ def shown_outputs(tmp_path_factory):
         if "--plot" in words:
             words[words.index("--plot") + 1] = str(tmp_path_factory.mktemp("plot") / "r.png")
         environment = dict(os.environ, PYTHONPATH=str(ROOT))
-        run = subprocess.run(
-            [sys.executable, *words],
+        run = forkrun.run(
+            words,
             cwd=ROOT,
             env=environment,
             capture_output=True,
@@ -357,8 +356,8 @@ def test_the_audit_report_shown_is_the_audits():
     # docs/audit.md shows two lines of the report of verify.gallery:kd_mean_reduction.
     page = document("docs/audit.md")
     shown = re.search(r"```text\n(  identified as .*?)```", page, re.S).group(1).splitlines()
-    run = subprocess.run(
-        [sys.executable, "-m", "verify", "audit", "verify.gallery:kd_mean_reduction"],
+    run = forkrun.run(
+        ["-m", "verify", "audit", "verify.gallery:kd_mean_reduction"],
         cwd=ROOT,
         env=dict(os.environ, PYTHONPATH=str(ROOT)),
         capture_output=True,

@@ -17,9 +17,9 @@ Each identification is checked against the mathematics of the library's code:
 """
 
 import os
-import subprocess
 import sys
 
+import forkrun
 import pytest
 import torch
 
@@ -153,9 +153,8 @@ def test_traces_of_library_losses():
 
 def test_the_cli_audits_a_library_loss_in_one_command():
     env = dict(os.environ, PYTHONPATH=os.getcwd())
-    done = subprocess.run(
+    done = forkrun.run(
         [
-            sys.executable,
             "-m",
             "verify",
             "audit",
@@ -181,9 +180,8 @@ def test_the_cli_audits_trls_loss_in_one_command():
     (derive._torchvision), so the one command works either way."""
     pytest.importorskip("trl")
     env = dict(os.environ, PYTHONPATH=os.getcwd())
-    done = subprocess.run(
+    done = forkrun.run(
         [
-            sys.executable,
             "-m",
             "verify",
             "audit",

@@ -9,11 +9,10 @@ nothing on stdout. Both commands accept the same good files (``.npy`` and ``.pt`
 
 import json
 import os
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
+import forkrun
 import numpy
 import pytest
 import torch
@@ -169,9 +168,7 @@ def test_a_fifo_never_blocks_a_real_process(tmp_path):
         + ["--temperature", "8", "--order", "1"],
         ["-m", "verify", "regime", "--logits", str(fifo)],
     ):
-        process = subprocess.run(
-            [sys.executable, *argv], capture_output=True, text=True, env=environment, timeout=120
-        )
+        process = forkrun.run([*argv], capture_output=True, text=True, env=environment, timeout=120)
         assert process.returncode == 2 and process.stdout == ""
         assert "is a FIFO (named pipe), not a regular file" in process.stderr
 

@@ -5,9 +5,8 @@ import json
 import math
 import os
 import random
-import subprocess
-import sys
 
+import forkrun
 import mpmath
 import pytest
 import sympy
@@ -170,8 +169,8 @@ def test_closed_form_residuals_catch_a_planted_error():
 
 def _cli(*arguments):
     env = dict(os.environ, PYTHONPATH=os.getcwd())
-    return subprocess.run(
-        [sys.executable, "-m", "derive", "limit", *arguments],
+    return forkrun.run(
+        ["-m", "derive", "limit", *arguments],
         capture_output=True,
         text=True,
         env=env,

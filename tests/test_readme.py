@@ -13,10 +13,9 @@
 import os
 import re
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
+import forkrun
 import pytest
 import sympy
 
@@ -67,8 +66,8 @@ def test_shown_output_is_what_the_command_prints(block, tmp_path):
     for name, body in _module_files().items():
         (tmp_path / name).write_text(body)
     environment = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]))
-    run = subprocess.run(
-        [sys.executable, *shlex.split(command[2:])[1:]],
+    run = forkrun.run(
+        [*shlex.split(command[2:])[1:]],
         cwd=tmp_path,
         env=environment,
         capture_output=True,

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import forkrun
 import pytest
 import torch
 
@@ -61,9 +62,7 @@ def test_bad_arguments_exit_2_with_one_line(capsys, argv, message):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present")
 @pytest.mark.parametrize("argv", [["check", "--device", "cuda"], ["check", "--dtype", "float16"]])
 def test_bad_input_in_a_real_process_has_no_traceback(argv):
-    completed = subprocess.run(
-        [sys.executable, "-m", "verify", *argv], capture_output=True, text=True, timeout=120
-    )
+    completed = forkrun.run(["-m", "verify", *argv], capture_output=True, text=True, timeout=120)
     assert completed.returncode == 2
     assert completed.stdout == ""
     assert len(completed.stderr.splitlines()) == 1, completed.stderr
