@@ -162,7 +162,7 @@ def _amari(p, q, alpha):
 
 def _at(expr, classes, student, teacher):
     zs, vs = logit_symbols(classes)
-    return expr.subs(dict(zip(zs, student))).subs(dict(zip(vs, teacher)))
+    return expr.xreplace({**dict(zip(zs, student)), **dict(zip(vs, teacher))})
 
 
 def test_every_objective_has_a_reference_here():
