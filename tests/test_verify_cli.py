@@ -197,17 +197,14 @@ def test_an_unexpected_verdict_exits_1(quick, capsys, monkeypatch):
 
 
 @pytest.mark.slow
-def test_default_run_passes_is_deterministic_and_fits_in_two_minutes():
-    import time
-
+def test_the_default_run_passes_and_is_the_same_in_two_processes():
+    # No bound on its time here: a shared machine makes any such bound flaky (speed is
+    # measured in benchmarks, as ratios within one run).
     outputs = []
     for _ in range(2):
-        start = time.perf_counter()
         completed = subprocess.run(
             [sys.executable, "-m", "verify", "check"], capture_output=True, text=True, timeout=600
         )
-        elapsed = time.perf_counter() - start
         assert completed.returncode == 0, completed.stdout + completed.stderr
-        assert elapsed < 120, elapsed
         outputs.append(completed.stdout)
     assert outputs[0] == outputs[1]
