@@ -63,16 +63,47 @@ PROVING_EVERY_STATEMENT = (
 )
 
 
+#: The files whose tests share conftest's ``check_results`` (every numeric check): one worker
+#: computes it, and no other waits for it.
+CHECKING_EVERY_STATEMENT = ("tests/test_verify_checks.py", "tests/test_verify_cli.py")
+
+#: The longest groups (about 30 to 70 s each on one core), handed out first: a worker that
+#: drew one at the end of the run would leave the others idle until it finished.
+LONGEST_FIRST = (
+    "proofs",
+    "checks",
+    "tests/test_objectives.py",
+    "tests/test_isolation.py",
+    "tests/test_audit.py",
+    "tests/test_expansion.py",
+)
+
+
+def pytest_configure(config):
+    # pytest-xdist hands out groups in the order of the collection only without its own
+    # reordering (by number of tests, which says little about time here).
+    if getattr(config.option, "dist", None) == "loadgroup":
+        config.option.loadscopereorder = False
+
+
+def _group(item):
+    path = item.nodeid.split("::")[0]
+    if path in PROVING_EVERY_STATEMENT:
+        return "proofs"
+    return "checks" if path in CHECKING_EVERY_STATEMENT else path
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     import torch
 
     if getattr(config.option, "loadgroup", False):
-        # One group per file, as --dist loadfile would make, but the proving files together.
+        # One group per file, as --dist loadfile would make, but the proving files together and
+        # the files of the numeric checks together; the longest groups first.
         for item in items:
-            path = item.nodeid.split("::")[0]
-            group = "proofs" if path in PROVING_EVERY_STATEMENT else path
-            item.add_marker(pytest.mark.xdist_group(group))
+            item.add_marker(pytest.mark.xdist_group(_group(item)))
+        rank = {group: position for position, group in enumerate(LONGEST_FIRST)}
+        items.sort(key=lambda item: rank.get(_group(item), len(rank)))
 
     skip_gpu = pytest.mark.skip(reason="needs CUDA (torch.cuda.is_available() is False)")
     skip_slow = pytest.mark.skip(reason="slow: run with --run-slow")
