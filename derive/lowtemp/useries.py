@@ -26,6 +26,7 @@ Examples
 
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import lru_cache
 
 import sympy
 
@@ -37,8 +38,21 @@ __all__ = ["USeries", "expand_in_u", "is_zero"]
 
 def is_zero(coefficient):
     """Exact zero test of a coefficient (a sympy expression in :math:`\\epsilon` and constants):
-    logarithms of numbers are split into primes first, so ``log(6) - log(2) - log(3)`` is 0."""
-    value = sympy.expand(sympy.expand_log(sympy.sympify(coefficient), force=True))
+    logarithms of numbers are split into primes first, so ``log(6) - log(2) - log(3)`` is 0.
+
+    The series arithmetic asks about the same few coefficients many times over; the answer is
+    remembered per expression (sympy's structural equality: the same tree, not merely an equal
+    value), so a repeated question costs a lookup and the test itself is unchanged."""
+    return _is_zero(_sympified(coefficient))
+
+
+def _sympified(value):
+    return value if isinstance(value, sympy.Basic) else sympy.sympify(value)
+
+
+@lru_cache(maxsize=1 << 14)
+def _is_zero(coefficient):
+    value = _expanded(sympy.expand_log(coefficient, force=True))[0]
     if value == 0:
         return True
     # A nonzero value at one point proves the coefficient nonzero (cheap, and the common case);
@@ -47,6 +61,18 @@ def is_zero(coefficient):
     if sample.is_number and sample.is_comparable and abs(sample) > sympy.Float("1e-20"):
         return False
     return bool(sympy.simplify(value) == 0)
+
+
+@lru_cache(maxsize=1 << 14)
+def _expanded(coefficient):
+    """``(sympy.expand(coefficient), whether that is not 0)``, remembered: the arithmetic
+    re-expands the coefficients it carries over unchanged at every step."""
+    value = sympy.expand(coefficient)
+    return value, value != 0
+
+
+def _power(term):
+    return term[0]
 
 
 def _rational(value):
@@ -67,19 +93,16 @@ class USeries:
     cutoff: Fraction = Fraction(8)
 
     def _clean(self):
-        limit = self.known if self.known is not None else None
-        terms = {}
-        for power, coefficient in self.terms.items():
-            if limit is not None and power >= limit:
-                continue
-            if power >= self.cutoff:
-                continue
-            coefficient = sympy.expand(coefficient)
-            if coefficient != 0:
-                terms[power] = coefficient
-        self.terms = dict(sorted(terms.items()))
         if self.known is None or self.known > self.cutoff:
             self.known = self.cutoff
+        terms = {}
+        for power, coefficient in sorted(self.terms.items(), key=_power):
+            if power >= self.known:
+                break
+            coefficient, nonzero = _expanded(_sympified(coefficient))
+            if nonzero:
+                terms[power] = coefficient
+        self.terms = terms
         return self
 
     def _new(self, terms, known):
@@ -88,9 +111,9 @@ class USeries:
     def valuation(self):
         """``(power, coefficient)`` of the lowest nonzero term (exact zero test), or
         ``None`` when every known term vanishes."""
-        for power in sorted(self.terms):
-            if not is_zero(self.terms[power]):
-                return power, self.terms[power]
+        for power, coefficient in sorted(self.terms.items(), key=_power):
+            if not is_zero(coefficient):
+                return power, coefficient
         return None
 
     def __add__(self, other):
@@ -108,8 +131,9 @@ class USeries:
         terms = {}
         for p, a in self.terms.items():
             for q, b in other.terms.items():
-                if p + q < known:
-                    terms[p + q] = terms.get(p + q, 0) + a * b
+                power = p + q
+                if power < known:
+                    terms[power] = terms.get(power, 0) + a * b
         return self._new(terms, known)
 
     def _lowest(self):
@@ -176,54 +200,61 @@ def expand_in_u(expr, u, *, unit, cutoff):
     Generic f-divergence generators (``fd``) have no expansion: their behaviour at 0 and
     infinity is left undefined; Amari's generator is written out first.
     """
-    cutoff = Fraction(cutoff)
+    found = _walk(sympy.sympify(expr), u, sympy.sympify(unit), Fraction(cutoff))
+    # The expansions of subexpressions are shared between calls: hand out a copy.
+    return USeries(dict(found.terms), found.known, found.cutoff)
 
-    def constant(value):
-        return USeries({Fraction(0): value}, None, cutoff)._clean()
 
-    def walk(node):
-        if not node.has(u):
-            return constant(node)
-        if node == u:
-            return USeries({Fraction(1): sympy.Integer(1)}, None, cutoff)._clean()
-        if isinstance(node, sympy.Add):
-            total = constant(0)
-            for arg in node.args:
-                total = total + walk(arg)
-            return total
-        if isinstance(node, sympy.Mul):
-            product = constant(1)
-            for arg in node.args:
-                product = product * walk(arg)
-            return product
-        if isinstance(node, sympy.Pow):
-            check_argument(not node.exp.has(u), "a power with u in the exponent: {}", node)
-            if node.base == u:
-                return USeries({_rational(node.exp): sympy.Integer(1)}, None, cutoff)._clean()
-            return walk(node.base).power(node.exp)
-        if isinstance(node, sympy.log):
-            return walk(node.args[0]).log(unit)
-        if isinstance(node, sympy.exp):
-            return walk(node.args[0]).exp()
-        if isinstance(node, sympy.Abs):
-            inner = walk(node.args[0])
-            found = inner.valuation()
-            check_argument(found is not None, "|x| of a series with no nonzero known term")
-            sign = sympy.sign(sympy.sympify(found[1]))
-            check_argument(
-                sign in (1, -1), "|x| of a series whose leading sign is unknown: {}", found[1]
-            )
-            return inner.scale(sign)
-        if isinstance(node, AmariAlpha):
-            order, argument, alpha = node.args
-            variable = sympy.Dummy("t", positive=True)
-            derivative = sympy.diff(AmariAlpha.formula(variable, alpha), variable, int(order))
-            return walk(derivative.subs(variable, argument))
-        if isinstance(node, FDerivative):
-            raise DeriveError(
-                "the generic f-divergence leaves f undefined, and its low-temperature "
-                "behaviour depends on f at 0 and at infinity"
-            )
-        raise DeriveError(f"no expansion in u for {type(node).__name__}: {node}")
+def _constant(value, cutoff):
+    return USeries({Fraction(0): value}, None, cutoff)._clean()
 
-    return walk(sympy.sympify(expr))
+
+@lru_cache(maxsize=1 << 12)
+def _walk(node, u, unit, cutoff):
+    """The expansion of one node of the tree. An objective repeats its subexpressions (the
+    softmax's normalizer in every probability, the same terms in the loss and in each gradient
+    component), so each is expanded once; no operation changes a series it is given, so sharing
+    the results is safe."""
+    if not node.has(u):
+        return _constant(node, cutoff)
+    if node == u:
+        return USeries({Fraction(1): sympy.Integer(1)}, None, cutoff)._clean()
+    if isinstance(node, sympy.Add):
+        total = _constant(0, cutoff)
+        for arg in node.args:
+            total = total + _walk(arg, u, unit, cutoff)
+        return total
+    if isinstance(node, sympy.Mul):
+        product = _constant(1, cutoff)
+        for arg in node.args:
+            product = product * _walk(arg, u, unit, cutoff)
+        return product
+    if isinstance(node, sympy.Pow):
+        check_argument(not node.exp.has(u), "a power with u in the exponent: {}", node)
+        if node.base == u:
+            return USeries({_rational(node.exp): sympy.Integer(1)}, None, cutoff)._clean()
+        return _walk(node.base, u, unit, cutoff).power(node.exp)
+    if isinstance(node, sympy.log):
+        return _walk(node.args[0], u, unit, cutoff).log(unit)
+    if isinstance(node, sympy.exp):
+        return _walk(node.args[0], u, unit, cutoff).exp()
+    if isinstance(node, sympy.Abs):
+        inner = _walk(node.args[0], u, unit, cutoff)
+        found = inner.valuation()
+        check_argument(found is not None, "|x| of a series with no nonzero known term")
+        sign = sympy.sign(sympy.sympify(found[1]))
+        check_argument(
+            sign in (1, -1), "|x| of a series whose leading sign is unknown: {}", found[1]
+        )
+        return inner.scale(sign)
+    if isinstance(node, AmariAlpha):
+        order, argument, alpha = node.args
+        variable = sympy.Dummy("t", positive=True)
+        derivative = sympy.diff(AmariAlpha.formula(variable, alpha), variable, int(order))
+        return _walk(derivative.subs(variable, argument), u, unit, cutoff)
+    if isinstance(node, FDerivative):
+        raise DeriveError(
+            "the generic f-divergence leaves f undefined, and its low-temperature "
+            "behaviour depends on f at 0 and at infinity"
+        )
+    raise DeriveError(f"no expansion in u for {type(node).__name__}: {node}")
