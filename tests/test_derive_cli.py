@@ -1,13 +1,13 @@
 """The ``python -m derive`` contract: formats, JSON shape, objectives and parameters, and bad
 input (one line on stderr, exit 2, no traceback, nothing written)."""
 
-import functools
 import json
 import os
 import stat
 import subprocess
 import sys
 
+import proofs_once
 import pytest
 import sympy
 
@@ -143,10 +143,14 @@ def test_objectives_lists_every_objective_with_its_parameters(capsys):
     assert all({"name", "title", "family", "definition", "parameters"} <= set(o) for o in listed)
 
 
-def test_prove_json_is_all_as_expected(capsys):
-    code, out, _ = _run(capsys, "prove", "--order", "2", "--json")
-    results = json.loads(out)["results"]
-    assert code == 0 and all(r["verdict"] == r["expected"] for r in results)
+def test_prove_json_is_all_as_expected(capsys, monkeypatch):
+    # The proofs themselves are tests/test_statements.py's (the same memo); here, the JSON.
+    proofs_once.patch(monkeypatch)
+    code, out, _ = _run(capsys, "prove", "--json")
+    document = json.loads(out)
+    results = document["results"]
+    assert code == 0 and document["order"] == proofs_once.ORDER
+    assert all(r["verdict"] == r["expected"] for r in results)
     assert [r["id"] for r in results] == list(derive.STATEMENTS)
 
 
@@ -270,7 +274,7 @@ def test_report_does_not_replace_a_symlink(tmp_path, capsys):
     target = tmp_path / "real.tex"
     target.write_text("keep")
     (tmp_path / "link.tex").symlink_to(target)
-    code, _, err = _run(capsys, "report", "--order", "1", "--out", str(tmp_path / "link.tex"))
+    code, _, err = _run(capsys, "report", "--out", str(tmp_path / "link.tex"))
     assert code == 2 and "symbolic link" in err and target.read_text() == "keep"
 
 
@@ -289,12 +293,11 @@ def test_report_into_an_unwritable_directory_is_refused_before_computing(
 
 
 #: The report's LaTeX once per order for the tests below, which are about how it is written.
-_REPORT_DOCUMENT = functools.lru_cache(maxsize=None)(derive.report.report_document)
-
-
 @pytest.fixture
 def report_once(monkeypatch):
-    monkeypatch.setattr(derive.report, "report_document", _REPORT_DOCUMENT)
+    """The report's document once per process (tests/proofs_once.py): these tests are about
+    how it is written."""
+    proofs_once.patch(monkeypatch)
 
 
 def test_a_failed_write_leaves_no_file(tmp_path, capsys, monkeypatch, report_once):
@@ -302,7 +305,7 @@ def test_a_failed_write_leaves_no_file(tmp_path, capsys, monkeypatch, report_onc
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", refuse)
-    code, _, err = _run(capsys, "report", "--order", "1", "--out", str(tmp_path / "r.tex"))
+    code, _, err = _run(capsys, "report", "--out", str(tmp_path / "r.tex"))
     assert code == 2 and "cannot write --out" in err and "No space left" in err
     assert list(tmp_path.iterdir()) == []
 
@@ -310,7 +313,7 @@ def test_a_failed_write_leaves_no_file(tmp_path, capsys, monkeypatch, report_onc
 def test_report_is_written_with_normal_permissions(tmp_path, capsys, report_once):
     old = os.umask(0o022)
     try:
-        code, out, _ = _run(capsys, "report", "--order", "1", "--out", str(tmp_path / "r.tex"))
+        code, out, _ = _run(capsys, "report", "--out", str(tmp_path / "r.tex"))
     finally:
         os.umask(old)
     assert code == 0 and out.startswith("wrote ")

@@ -5,6 +5,7 @@ expression; the pinned order is golden; the report compiles and reads correctly.
 import shutil
 import subprocess
 
+import proofs_once
 import pytest
 import sympy
 from hypothesis import given
@@ -157,8 +158,9 @@ def test_random_nested_expressions_round_trip(expr):
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")
-def test_report_compiles_and_reads_correctly(tmp_path):
-    tex = write_report(str(tmp_path / "report.tex"), order=3)
+def test_report_compiles_and_reads_correctly(tmp_path, monkeypatch):
+    proofs_once.patch(monkeypatch)  # the report at the CLI's default order, once per process
+    tex = write_report(str(tmp_path / "report.tex"), order=proofs_once.ORDER)
     run = subprocess.run(
         ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "report.tex"],
         cwd=tmp_path,
