@@ -32,7 +32,8 @@ def _at(expr, classes, student, teacher):
     return sympy.expand(expr.xreplace({**dict(zip(zs, student)), **dict(zip(vs, teacher))}))
 
 
-@pytest.mark.parametrize("classes", [2, 3, 4])
+# sympy's series at 4 classes takes a third of this file's time: with --run-slow (.ci/run).
+@pytest.mark.parametrize("classes", [2, 3, pytest.param(4, marks=pytest.mark.slow)])
 def test_gradient_terms_match_a_direct_sympy_series(classes):
     order = 4
     student, teacher = _logits(classes, seed=classes)
