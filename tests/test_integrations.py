@@ -34,17 +34,19 @@ IO = '({".": {"output": student}}, {".": {"output": teacher}}'
 KD = 'fn(".", "output", ".", "output", temperature=T, alpha=0.5)'
 
 
-def _gkd():
+@pytest.fixture
+def gkd(monkeypatch):
     """TRL's generalized JSD. Its module imports transformers, which imports torchvision when
     one is installed; a torchvision built for another torch fails to import, so it is hidden
-    from transformers when it cannot be imported (the loss does not use it)."""
-    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    from transformers when it cannot be imported (the loss does not use it), for this test
+    only: the other tests of the process (timm's optimizers) see torchvision as it is."""
+    monkeypatch.setenv("TRL_EXPERIMENTAL_SILENCE", "1")
     try:
         import torchvision  # noqa: F401
     except Exception:
         for name in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
-            del sys.modules[name]
-        sys.modules["torchvision"] = None
+            monkeypatch.delitem(sys.modules, name)
+        monkeypatch.setitem(sys.modules, "torchvision", None)
     module = pytest.importorskip("trl.experimental.gkd.gkd_trainer")
     return module.GKDTrainer.generalized_jsd_loss
 
@@ -65,19 +67,19 @@ SEQUENCES = dict(sequence_length=4, batch_size=4, mask="labels")
     [("0.0", "kl"), ("0.5", "js"), ("1.0", "reverse-kl")],
 )
 @pytest.mark.parametrize("labels", [False, True])
-def test_trl_generalized_jsd(beta, objective, labels):
+def test_trl_generalized_jsd(beta, objective, labels, gkd):
     call = (
         f"fn(student, teacher, labels=mask, beta={beta}, temperature=T)"
         if labels
         else f"fn(student, teacher, beta={beta}, temperature=T)"
     )
-    result = audit(_gkd(), call=call, symbolic=False, **(SEQUENCES if labels else {}))
+    result = audit(gkd, call=call, symbolic=False, **(SEQUENCES if labels else {}))
     assert _identified(result) == (objective, {}, 1.0, -2.0), result.to_text()
     assert result.call == call + " (--call)"
     if labels:
         assert result.normalization == "token-mean"
     declared = audit(
-        _gkd(),
+        gkd,
         call=call,
         expect=objective,
         power=-2,
@@ -87,8 +89,8 @@ def test_trl_generalized_jsd(beta, objective, labels):
     assert declared.verdict == "consistent", declared.diagnoses
 
 
-def test_trl_recognised_signature_with_labels():
-    result = audit(_gkd(), symbolic=False, **SEQUENCES)
+def test_trl_recognised_signature_with_labels(gkd):
+    result = audit(gkd, symbolic=False, **SEQUENCES)
     assert (
         result.call
         == "fn(student, teacher, temperature=T, labels=mask) (recognised from the signature)"

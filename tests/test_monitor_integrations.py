@@ -12,18 +12,19 @@ from monitor_helpers import equal_mean_, install_fake_atlas, kd_loss
 from verify.monitor import KDMonitor
 
 
-def _import_without_a_broken_torchvision(name):
+def _import_without_a_broken_torchvision(name, monkeypatch):
     """Import ``name``; if torchvision is installed but cannot load (a build that does not
     match the installed torch raises RuntimeError on import, and lightning's and transformers'
-    optional imports trip over it), hide torchvision first: neither trainer needs it here."""
+    optional imports trip over it), hide torchvision first: neither trainer needs it here.
+    Hidden for this test only: the other tests of the process see torchvision as it is."""
     try:
         import torchvision  # noqa: F401
     except ImportError:
         pass
     except Exception:
         for key in [k for k in sys.modules if k == "torchvision" or k.startswith("torchvision.")]:
-            del sys.modules[key]
-        sys.modules["torchvision"] = None
+            monkeypatch.delitem(sys.modules, key)
+        monkeypatch.setitem(sys.modules, "torchvision", None)
         version, distribution = importlib.metadata.version, importlib.metadata.distribution
 
         def hidden(function):
@@ -34,8 +35,8 @@ def _import_without_a_broken_torchvision(name):
 
             return lookup
 
-        importlib.metadata.version = hidden(version)
-        importlib.metadata.distribution = hidden(distribution)
+        monkeypatch.setattr(importlib.metadata, "version", hidden(version))
+        monkeypatch.setattr(importlib.metadata, "distribution", hidden(distribution))
     return pytest.importorskip(name)
 
 
@@ -43,7 +44,7 @@ def _import_without_a_broken_torchvision(name):
 
 
 def test_lightning_callback_observes_every_step(tmp_path, monkeypatch):
-    pl = _import_without_a_broken_torchvision("lightning.pytorch")
+    pl = _import_without_a_broken_torchvision("lightning.pytorch", monkeypatch)
     from verify.monitor.lightning_callback import KDMonitorCallback
 
     install_fake_atlas(monkeypatch)
@@ -104,7 +105,7 @@ def test_lightning_callback_observes_every_step(tmp_path, monkeypatch):
 
 
 def test_hugging_face_callback_observes_every_step(tmp_path, monkeypatch):
-    transformers = _import_without_a_broken_torchvision("transformers")
+    transformers = _import_without_a_broken_torchvision("transformers", monkeypatch)
     from verify.monitor.hf_callback import KDMonitorTrainerCallback
 
     install_fake_atlas(monkeypatch)
