@@ -79,31 +79,45 @@ LONGEST_FIRST = (
 )
 
 
-def pytest_configure(config):
-    # pytest-xdist hands out groups in the order of the collection only without its own
-    # reordering (by number of tests, which says little about time here).
-    if getattr(config.option, "dist", None) == "loadgroup":
-        config.option.loadscopereorder = False
-
-
-def _group(item):
-    path = item.nodeid.split("::")[0]
+def _group(nodeid):
+    """The group of a test: its file, except the proving files and the checking files."""
+    path = nodeid.split("::")[0].split("@")[0]
     if path in PROVING_EVERY_STATEMENT:
         return "proofs"
     return "checks" if path in CHECKING_EVERY_STATEMENT else path
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_configure(config):
+    # Groups are handed out in the order of the collection (see below), not reordered by
+    # their number of tests (which says little about their time here).
+    if getattr(config.option, "dist", None) == "loadgroup":
+        config.option.loadscopereorder = False
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadgroup`` (the README's command) by :func:`_group`, here rather than with
+    ``xdist_group`` marks: pytest-xdist 3.8 puts a mark's group into the node id, which
+    pytest 9.2's node ids no longer take, so the marks silently group nothing there."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByGroup(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            return _group(nodeid)
+
+    return ByGroup(config, log)
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     import torch
 
     if getattr(config.option, "loadgroup", False):
-        # One group per file, as --dist loadfile would make, but the proving files together and
-        # the files of the numeric checks together; the longest groups first.
-        for item in items:
-            item.add_marker(pytest.mark.xdist_group(_group(item)))
+        # In a pytest-xdist worker of --dist loadgroup: the longest groups first.
         rank = {group: position for position, group in enumerate(LONGEST_FIRST)}
-        items.sort(key=lambda item: rank.get(_group(item), len(rank)))
+        items.sort(key=lambda item: rank.get(_group(item.nodeid), len(rank)))
 
     skip_gpu = pytest.mark.skip(reason="needs CUDA (torch.cuda.is_available() is False)")
     skip_slow = pytest.mark.skip(reason="slow: run with --run-slow")

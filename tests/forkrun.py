@@ -122,13 +122,17 @@ def _start():
     global _server
     if _server is not None and _server.poll() is None:
         return _server
-    environment = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    # The packages preloaded are the checkout's, installed or not (as the tests' own
+    # subprocesses get them through PYTHONPATH).
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])])
+    environment = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=path)
     _server = subprocess.Popen(
         [sys.executable, os.path.abspath(__file__), json.dumps(PRELOADED)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         env=environment,
-        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        cwd=root,
     )
     return _server
 
