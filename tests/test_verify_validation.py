@@ -13,6 +13,7 @@ from verify.convergence import measure_convergence
 from verify.devices import resolve_device, resolve_dtype
 from verify.networks import NetworkSpec, StackedNetworks
 from verify.optimizers import OptimizerSpec
+from verify.registry import run_checks
 from verify.results import CheckResult
 from verify.search import draw_examples, find_counterexample
 from verify.symbolic import SymbolicFunction
@@ -129,6 +130,10 @@ BAD_CALLS = [
     (
         lambda: draw_examples(strategies.class_counts(), 0, seed=0),
         "count must be an integer >= 1, got 0",
+    ),
+    (
+        lambda: run_checks(ids=["zero-mean-gradient"], search_examples=0),
+        "search_examples must be an integer >= 1, got 0",
     ),
     (
         lambda: find_counterexample(strategies.class_counts(), bool, seed=0, max_examples=0),

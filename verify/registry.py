@@ -84,6 +84,7 @@ def run_checks(
     thorough: bool = False,
     ids: Iterable[str] | None = None,
     on_result: Callable[[CheckResult], object] | None = None,
+    search_examples: int | None = None,
 ) -> list[CheckResult]:
     """Run the checks of ``ids`` (default: every statement) and return their results.
 
@@ -97,6 +98,10 @@ def run_checks(
         More examples, and a ten times longer counterexample search (sized for a GPU).
     on_result : callable, optional
         Called with each result as soon as it is ready.
+    search_examples : int, optional
+        Examples tried by each counterexample search before shrinking; by default
+        :data:`~verify.checks._common.SEARCH_EXAMPLES` (:data:`THOROUGH_SEARCH_EXAMPLES` with
+        ``thorough``).
     """
     device, dtype = resolve_device(device), resolve_dtype(dtype)
     if examples is not None:
@@ -110,6 +115,9 @@ def run_checks(
         MAX_SEED,
         seed,
     )
+    if search_examples is None:
+        search_examples = THOROUGH_SEARCH_EXAMPLES if thorough else SEARCH_EXAMPLES
+    check_positive_integer(search_examples, name="search_examples")
     ids = list(statements()) if ids is None else list(ids)
     checks = [resolve_check(statement_id) for statement_id in ids]
     results = []
@@ -120,7 +128,7 @@ def run_checks(
             dtype=dtype,
             examples=count,
             seed=seed,
-            search_examples=THOROUGH_SEARCH_EXAMPLES if thorough else SEARCH_EXAMPLES,
+            search_examples=search_examples,
         )
         results.append(result)
         if on_result is not None:
