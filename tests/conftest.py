@@ -10,8 +10,10 @@ Hypothesis profiles (choose with the environment variable ``HYPOTHESIS_PROFILE``
 with ``--run-slow``. Both markers are declared in ``pyproject.toml``.
 """
 
+import atexit
 import os
 import pickle
+import sys
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -43,6 +45,19 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     import torch
 
     torch.set_num_threads(1)
+
+    # A worker's results are with the controller once its session ends; tearing down its heap
+    # (every sympy expression and torch object the tests made) only makes the controller wait
+    # for it, seconds at the end of every run. Exit handlers run last-registered first: those
+    # the tests' own imports register still run; only those registered before this file was
+    # imported (logging's flush, multiprocessing's, for a worker that has sent its results)
+    # are skipped, with the heap's teardown.
+    def _exit_without_teardown():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+    atexit.register(_exit_without_teardown)
 
 
 def pytest_addoption(parser):
