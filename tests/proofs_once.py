@@ -18,6 +18,8 @@ from derive import STATEMENTS
 #: The order of ``python -m derive prove`` and ``report`` by default.
 ORDER = 4
 
+_REPORT_DOCUMENT = derive.report.report_document  # before patch() replaces it
+
 
 def proof(statement_id, order=ORDER):
     """``STATEMENTS[statement_id].prove(order=order)``, once."""
@@ -56,9 +58,6 @@ def report_document(*, order=ORDER):
 def _report_document(order):
     with mock.patch.object(derive.report, "STATEMENTS", statements()):
         return _REPORT_DOCUMENT(order=order)
-
-
-_REPORT_DOCUMENT = derive.report.report_document
 
 
 def patch(monkeypatch):

@@ -52,7 +52,7 @@ def _sympified(value):
 
 @lru_cache(maxsize=1 << 14)
 def _is_zero(coefficient):
-    value = _expanded(sympy.expand_log(coefficient, force=True))[0]
+    value = _expanded(sympy.expand_log(coefficient, force=True))
     if value == 0:
         return True
     # A nonzero value at one point proves the coefficient nonzero (cheap, and the common case);
@@ -65,10 +65,9 @@ def _is_zero(coefficient):
 
 @lru_cache(maxsize=1 << 14)
 def _expanded(coefficient):
-    """``(sympy.expand(coefficient), whether that is not 0)``, remembered: the arithmetic
-    re-expands the coefficients it carries over unchanged at every step."""
-    value = sympy.expand(coefficient)
-    return value, value != 0
+    """``sympy.expand(coefficient)``, remembered: the arithmetic re-expands the coefficients
+    it carries over unchanged at every step."""
+    return sympy.expand(coefficient)
 
 
 def _power(term):
@@ -99,8 +98,8 @@ class USeries:
         for power, coefficient in sorted(self.terms.items(), key=_power):
             if power >= self.known:
                 break
-            coefficient, nonzero = _expanded(_sympified(coefficient))
-            if nonzero:
+            coefficient = _expanded(_sympified(coefficient))
+            if coefficient != 0:
                 terms[power] = coefficient
         self.terms = terms
         return self
